@@ -1,0 +1,166 @@
+//! What each subcommand does, from parsed arguments to an [`Outcome`]; `main` only maps the
+//! outcome to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, RunArgs, SelectArgs};
+use crate::report;
+use crate::runner::{self, RunSettings, environment};
+use crate::scenario::{self, Scenario};
+
+/// How a command ended; each maps to one documented exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything as expected (exit 0).
+    Success,
+    /// Some scenario leaked unexpectedly, passed while expected to leak, or errored (exit 1).
+    ScenariosFailed,
+    /// Invalid invocation or scenario files; nothing was run (exit 2).
+    InvalidInput,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::ScenariosFailed => 1,
+            Outcome::InvalidInput => 2,
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    if cli.version {
+        print_version();
+        return Ok(Outcome::Success);
+    }
+    match cli.command {
+        Some(Command::Run(args)) => run_command(args),
+        Some(Command::List(args)) => list_command(args),
+        Some(Command::Worker) => Ok(if crate::worker::main() == 0 {
+            Outcome::Success
+        } else {
+            Outcome::InvalidInput
+        }),
+        None => {
+            eprintln!(
+                "leakcheck: no command given; try `leakcheck run scenarios/` or `leakcheck --help`"
+            );
+            Ok(Outcome::InvalidInput)
+        }
+    }
+}
+
+/// Loads, validates and filters scenarios, printing every problem found.
+fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
+    let scenarios = match scenario::load_paths(&args.paths) {
+        Ok(scenarios) => scenarios,
+        Err(errors) => {
+            for err in &errors {
+                eprintln!("error: {err}");
+            }
+            let files: std::collections::BTreeSet<&PathBuf> =
+                errors.iter().map(|e| &e.file).collect();
+            eprintln!(
+                "leakcheck: {} problem(s) in {} file(s); nothing was run",
+                errors.len(),
+                files.len()
+            );
+            return None;
+        }
+    };
+    let selected: Vec<Scenario> = match &args.filter {
+        Some(text) => scenarios
+            .into_iter()
+            .filter(|s| s.name.contains(text.as_str()))
+            .collect(),
+        None => scenarios,
+    };
+    if selected.is_empty() {
+        eprintln!(
+            "leakcheck: no scenario matches `-k {}`",
+            args.filter.as_deref().unwrap_or("")
+        );
+        return None;
+    }
+    Some(selected)
+}
+
+fn run_command(args: RunArgs) -> Result<Outcome> {
+    let Some(scenarios) = select(&args.select) else {
+        return Ok(Outcome::InvalidInput);
+    };
+    let environment = match environment::resolve(args.python.as_deref()) {
+        Ok(env) => env,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(Outcome::InvalidInput);
+        }
+    };
+    let settings = RunSettings {
+        confidence: args.confidence,
+        fail_on_inconclusive: args.fail_on_inconclusive,
+        environment,
+    };
+    let mut display = report::terminal::ProgressDisplay::new(args.quiet);
+    let results = runner::run_scenarios(&scenarios, &settings, &mut display);
+    let written = report::write_all(&results, &args.report_dir)?;
+    let mut stdout = std::io::stdout().lock();
+    report::terminal::print_summary(&results, &mut stdout, args.quiet)?;
+    if !args.quiet {
+        for path in written {
+            writeln!(stdout, "wrote {}", path.display())?;
+        }
+    }
+    Ok(if results.summary.failed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::ScenariosFailed
+    })
+}
+
+fn list_command(args: SelectArgs) -> Result<Outcome> {
+    let Some(scenarios) = select(&args) else {
+        return Ok(Outcome::InvalidInput);
+    };
+    let mut out = std::io::stdout().lock();
+    for s in &scenarios {
+        let expect = match s.expect {
+            scenario::Expect::Leak => "  [expect: leak]",
+            scenario::Expect::Pass => "",
+        };
+        writeln!(out, "{}  {}:{}{}", s.name, s.file.display(), s.line, expect)?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// Prints leakcheck's version and the CPython actually loaded into this process (not just the
+/// one it was built against), so a user can see which interpreter their scenarios will run in.
+fn print_version() {
+    use pyo3::prelude::*;
+    Python::initialize();
+    let runtime = Python::attach(|py| {
+        py.import("sys")
+            .and_then(|sys| sys.getattr("version"))
+            .and_then(|v| v.extract::<String>())
+            .unwrap_or_else(|_| "unknown".to_string())
+    });
+    let library = std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .and_then(|maps| {
+            maps.lines()
+                .filter_map(|line| line.split_whitespace().nth(5))
+                .find(|path| path.contains("libpython"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "statically linked".to_string());
+    println!("leakcheck {}", env!("CARGO_PKG_VERSION"));
+    println!("embedded CPython {}", runtime.replace('\n', " "));
+    println!("libpython: {library}");
+    println!("built against: {}", env!("LEAKCHECK_BUILD_PYTHON"));
+}

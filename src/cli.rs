@@ -1,0 +1,85 @@
+//! Command-line definitions (clap derive) and nothing else: what a user can type.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Find memory leaks in Python code: run scenarios many times, fit memory growth per iteration,
+/// and fail CI when it keeps growing.
+#[derive(Debug, Parser)]
+#[command(name = "leakcheck", disable_version_flag = true, max_term_width = 100)]
+pub struct Cli {
+    /// Print the version of leakcheck and of the embedded CPython, then exit.
+    #[arg(short = 'V', long = "version", global = false)]
+    pub version: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios and report a verdict for each (the exit code is the CI gate).
+    Run(RunArgs),
+    /// List the scenarios that `run` would run, with their file and line.
+    List(SelectArgs),
+    /// Internal: run one scenario inside an embedded interpreter (started by `run`).
+    #[command(name = "__worker", hide = true)]
+    Worker,
+}
+
+/// Which scenarios to consider.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Scenario files or folders (searched recursively for *.yaml and *.yml).
+    #[arg(default_value = "scenarios")]
+    pub paths: Vec<PathBuf>,
+
+    /// Only scenarios whose name contains this text.
+    #[arg(short = 'k', long = "filter", value_name = "TEXT")]
+    pub filter: Option<String>,
+}
+
+/// Options of `leakcheck run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Which scenarios.
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Folder for results.json (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub report_dir: PathBuf,
+
+    /// Two-sided confidence level of the growth intervals, between 0.5 and 0.9999.
+    #[arg(long, value_name = "LEVEL", default_value_t = 0.99, value_parser = parse_confidence)]
+    pub confidence: f64,
+
+    /// Treat `inconclusive` verdicts as failures (exit code 1).
+    #[arg(long)]
+    pub fail_on_inconclusive: bool,
+
+    /// Python interpreter or virtual-environment folder whose packages the scenarios import
+    /// (default: the active VIRTUAL_ENV, else the embedded interpreter's own).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Print only failures and the final line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_confidence(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.5..=0.9999).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is outside 0.5 to 0.9999 (e.g. 0.95 or 0.99)"
+        ))
+    }
+}

@@ -1,0 +1,20 @@
+//! leakcheck: a test harness that finds memory leaks in Python code.
+//!
+//! The pipeline reads top to bottom: [`scenario`] files are loaded and validated, the
+//! [`runner`] starts one [`worker`] process per scenario which embeds CPython and streams
+//! samples over the [`protocol`], [`stats`] fits growth per iteration, [`verdict`] turns fits
+//! into pass/leak/inconclusive/error, [`results`] is the versioned record of a run, and
+//! [`report`] writes the terminal summary and files. [`app`] wires the subcommands together.
+
+pub mod app;
+pub mod cli;
+pub mod metric;
+pub mod protocol;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod stats;
+pub mod units;
+pub mod verdict;
+pub mod worker;

@@ -1,0 +1,84 @@
+//! The quantities leakcheck samples between iterations.
+//!
+//! One enum names them everywhere (scenario `gate`/`tolerance` keys, the worker's samples, fits,
+//! reports), so a metric's spelling, unit and default tolerance live in exactly one place.
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::Unit;
+
+/// A sampled memory or resource figure of the worker process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Bytes currently traced by `tracemalloc` (exact, Python allocations only).
+    Tracemalloc,
+    /// Resident set size of the worker process (includes native allocations, page-granular).
+    Rss,
+    /// Objects tracked by the cyclic garbage collector (`len(gc.get_objects())`).
+    GcObjects,
+    /// Live blocks of Python's small-object allocator (`sys.getallocatedblocks()`).
+    AllocBlocks,
+    /// Open file descriptors of the worker process.
+    Fds,
+}
+
+impl Metric {
+    /// Every metric, in the order reports show them.
+    pub const ALL: [Metric; 5] = [
+        Metric::Tracemalloc,
+        Metric::Rss,
+        Metric::GcObjects,
+        Metric::AllocBlocks,
+        Metric::Fds,
+    ];
+
+    /// The name used in scenario files and `results.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Tracemalloc => "tracemalloc",
+            Metric::Rss => "rss",
+            Metric::GcObjects => "gc_objects",
+            Metric::AllocBlocks => "alloc_blocks",
+            Metric::Fds => "fds",
+        }
+    }
+
+    /// Looks a metric up by its scenario-file name.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether values are bytes or counts.
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::Tracemalloc | Metric::Rss => Unit::Bytes,
+            Metric::GcObjects | Metric::AllocBlocks | Metric::Fds => Unit::Count,
+        }
+    }
+
+    /// Growth per iteration tolerated when a scenario does not set `tolerance`.
+    ///
+    /// Chosen so that one leaked small object per iteration (an `int` appended to a list is
+    /// about 36 B and one block) is well above the line, while the jitter of pymalloc freelists
+    /// and lazily created interpreter caches after warmup stays below it. RSS moves in 4 KiB pages
+    /// and allocator arenas, so its allowance is larger; it is not gated by default.
+    pub fn default_tolerance(self) -> f64 {
+        match self {
+            Metric::Tracemalloc => 8.0,
+            Metric::Rss => 1024.0,
+            Metric::GcObjects => 0.1,
+            Metric::AllocBlocks => 0.1,
+            Metric::Fds => 0.05,
+        }
+    }
+
+    /// Metrics that decide the verdict when a scenario does not set `gate`.
+    pub const DEFAULT_GATE: [Metric; 3] = [Metric::Tracemalloc, Metric::AllocBlocks, Metric::Fds];
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

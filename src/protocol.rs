@@ -1,0 +1,150 @@
+//! Messages between the runner (parent) and a worker (child), in one place.
+//!
+//! The runner writes one [`WorkerRequest`] as JSON to the worker's stdin. The worker answers with
+//! [`WorkerMessage`]s, one JSON object per line, on a dedicated pipe (file descriptor
+//! [`CHANNEL_FD`]) rather than stdout: whatever the scenario prints, from Python or from C, lands
+//! on stdout/stderr, which the runner captures separately, and can never corrupt the samples.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::Metric;
+use crate::scenario::Scenario;
+
+/// The file descriptor the worker writes its messages to.
+pub const CHANNEL_FD: i32 = 3;
+
+/// Everything a worker needs to run one scenario.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkerRequest {
+    /// The scenario, with defaults already applied.
+    pub scenario: Scenario,
+    /// The Python environment whose packages the scenario imports, if not the embedded one's.
+    pub environment: Option<PythonEnvironment>,
+}
+
+/// A Python environment (a venv or another installation of the same minor version) whose
+/// site-packages replace the embedded interpreter's own.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PythonEnvironment {
+    /// The environment's interpreter; becomes `sys.executable` so subprocesses use it.
+    pub executable: PathBuf,
+    /// `sys.prefix` of the environment, for display.
+    pub prefix: PathBuf,
+    /// Its `X.Y.Z` version.
+    pub version: String,
+    /// Its site-packages folders, in its own order; `.pth` files in them are honoured.
+    pub site_packages: Vec<PathBuf>,
+}
+
+/// Which part of a scenario the worker is in, so errors and progress can say where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Interpreter start-up, `sys.path` set-up and the `call:` import.
+    Prepare,
+    /// The scenario's `setup` code.
+    Setup,
+    /// Iterations that run before measuring and are not fitted.
+    Warmup,
+    /// Measured iterations.
+    Measure,
+    /// The scenario's `teardown` code.
+    Teardown,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Prepare => "prepare",
+            Phase::Setup => "setup",
+            Phase::Warmup => "warmup",
+            Phase::Measure => "run",
+            Phase::Teardown => "teardown",
+        })
+    }
+}
+
+/// One measurement of every metric, taken after a full `gc.collect()`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Iterations completed when the sample was taken (0 = right after setup).
+    pub iteration: u64,
+    /// Values in the order of [`Metric::ALL`].
+    pub values: [f64; Metric::ALL.len()],
+}
+
+impl Sample {
+    /// The value of one metric.
+    pub fn get(&self, metric: Metric) -> f64 {
+        let index = Metric::ALL
+            .iter()
+            .position(|m| *m == metric)
+            .expect("Metric::ALL lists every metric");
+        self.values[index]
+    }
+}
+
+/// A message from the worker to the runner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerMessage {
+    /// The interpreter is up; what it is.
+    Started {
+        /// `sys.version` of the embedded interpreter.
+        python_version: String,
+        /// Worker process id, for diagnostics.
+        pid: u32,
+    },
+    /// The worker moved on to a new phase.
+    Phase {
+        /// The phase now running.
+        phase: Phase,
+    },
+    /// A measurement.
+    Sample {
+        /// The sample.
+        sample: Sample,
+        /// Whether it was taken during warmup (shown, not fitted).
+        warmup: bool,
+    },
+    /// Iterations completed so far, sent at most a few times a second.
+    Progress {
+        /// Iterations completed, warmup included.
+        iteration: u64,
+    },
+    /// Scenario code raised; the worker stops after sending this.
+    Failed {
+        /// Where it happened.
+        phase: Phase,
+        /// The iteration that raised, when in warmup or run.
+        iteration: Option<u64>,
+        /// The exception type and message, e.g. `ZeroDivisionError: division by zero`.
+        message: String,
+        /// The formatted Python traceback.
+        traceback: String,
+    },
+    /// Teardown finished; the scenario ran to the end.
+    Finished {
+        /// Seconds spent per phase, for the time split in reports.
+        timings: Timings,
+    },
+}
+
+/// Where a worker's time went, in seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Interpreter start-up and preparation.
+    pub prepare: f64,
+    /// The `setup` code.
+    pub setup: f64,
+    /// Warmup iterations, sampling included.
+    pub warmup: f64,
+    /// Measured iterations, sampling excluded.
+    pub iterations: f64,
+    /// Taking samples (collections and metric reads).
+    pub sampling: f64,
+    /// The `teardown` code.
+    pub teardown: f64,
+}

@@ -1,0 +1,137 @@
+"""The Python half of a leakcheck worker.
+
+The Rust worker loads this file as the module ``_leakcheck_harness`` inside the embedded
+interpreter and calls a few entry points: ``prepare`` once, ``run_setup``, ``run_chunk`` for a
+block of iterations between two samples, ``sample``, ``run_teardown`` and ``describe`` for an
+exception. The per-iteration loop lives in ``run_chunk`` so that crossing from Rust into Python
+happens once per sample, not once per iteration.
+
+Everything here is created before ``tracemalloc`` starts, and nothing here keeps state that grows
+with the iteration count, so the harness's own memory never shows up as growth.
+"""
+
+import builtins
+import gc
+import importlib
+import linecache
+import site
+import sys
+import tracemalloc
+import traceback
+
+_HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
+
+# The scenario's namespace and its compiled code, set by ``prepare``.
+_ns = None
+_setup = None
+_run = None
+_call = None
+_teardown = None
+# The iteration that raised, so the runner can say which one failed.
+failed_iteration = None
+
+
+def _compile(source, filename):
+    """Compile scenario code under a readable pseudo-filename and register its source with
+    linecache, so tracebacks show the scenario's own lines."""
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    return compile(source, filename, "exec")
+
+
+def _resolve_call(target):
+    """Import ``package.module:attr.path`` and return the callable it names."""
+    module_name, _, attr_path = target.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"call target {target!r} is not callable (it is {type(obj).__name__})")
+    return obj
+
+
+def prepare(spec):
+    """Set up ``sys.path``, compile the scenario and start tracemalloc.
+
+    ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None),
+    python_path (list), site_packages (list or None: replace our own site-packages with these),
+    executable (the Python that subprocesses should use), frames (tracemalloc depth).
+    """
+    global _ns, _setup, _run, _call, _teardown
+    if spec["site_packages"] is not None:
+        own = set(site.getsitepackages())
+        own.add(site.getusersitepackages())
+        sys.path[:] = [p for p in sys.path if p not in own]
+        for folder in spec["site_packages"]:
+            site.addsitedir(folder)
+    sys.path[0:0] = spec["python_path"]
+    sys.executable = spec["executable"]
+    sys.argv = [spec["file"]]
+
+    label = f"{spec['file']} [{spec['name']}]"
+    _setup = _compile(spec["setup"], f"<{label} setup>") if spec["setup"] else None
+    _run = _compile(spec["run"], f"<{label} run>") if spec["run"] else None
+    _teardown = _compile(spec["teardown"], f"<{label} teardown>") if spec["teardown"] else None
+    _ns = {"__name__": "__scenario__", "__builtins__": builtins, "i": 0}
+
+    gc.collect()
+    tracemalloc.start(spec["frames"])
+    if spec["call"]:
+        _call = _resolve_call(spec["call"])
+
+
+def run_setup():
+    """Run the scenario's ``setup`` code once in its namespace."""
+    if _setup is not None:
+        exec(_setup, _ns)
+
+
+def run_chunk(start, stop):
+    """Run iterations ``start`` to ``stop - 1``: the hottest loop of the product."""
+    global failed_iteration
+    i = start
+    try:
+        if _run is not None:
+            ns = _ns
+            code = _run
+            for i in range(start, stop):
+                ns["i"] = i
+                exec(code, ns)
+        else:
+            func = _call
+            for i in range(start, stop):
+                func()
+    except BaseException:
+        failed_iteration = i
+        raise
+
+
+def run_teardown():
+    """Run the scenario's ``teardown`` code once."""
+    if _teardown is not None:
+        exec(_teardown, _ns)
+
+
+def sample():
+    """Collect garbage, then read the Python-level metrics.
+
+    Returns ``(traced_bytes, gc_objects, allocated_blocks)``. Blocks are read before the object
+    list is built so that list never counts; the few objects alive during a sample are the same
+    every time and cancel out in a slope.
+    """
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0]
+    blocks = sys.getallocatedblocks()
+    objects = len(gc.get_objects())
+    return (traced, objects, blocks)
+
+
+def describe(exc):
+    """Return ``(message, traceback_text)`` for an exception raised by scenario code, without
+    the harness's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _HARNESS_FILE:
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return (message, text)

@@ -1,0 +1,57 @@
+//! Everything a run produces for people and machines, one file per format.
+//!
+//! File formats implement [`Exporter`]: adding a format means adding a file here and one line in
+//! [`exporters`]. The terminal display is a consumer of runner events plus a final summary, in
+//! [`terminal`]. Nothing in this module runs scenarios or spawns processes.
+
+pub mod json;
+pub mod terminal;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::results::RunResults;
+
+/// Writes one report format from finished results.
+pub trait Exporter {
+    /// File name inside the report folder, e.g. `results.json`.
+    fn file_name(&self) -> &'static str;
+    /// Serializes the results.
+    fn render(&self, results: &RunResults) -> Result<Vec<u8>>;
+}
+
+/// Every file format written into the report folder.
+pub fn exporters() -> Vec<Box<dyn Exporter>> {
+    vec![Box::new(json::JsonExporter)]
+}
+
+/// Writes every format into `dir`, each atomically (temporary file, then rename), so a reader
+/// never sees a half-written report and an interrupted write leaves the previous one intact.
+pub fn write_all(results: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create report folder `{}`", dir.display()))?;
+    exporters()
+        .iter()
+        .map(|exporter| {
+            let bytes = exporter.render(results)?;
+            let path = dir.join(exporter.file_name());
+            write_atomically(&path, &bytes)?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Replaces `path` with `bytes` in one rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write into report folder `{}`", dir.display()))?;
+    file.write_all(bytes)
+        .and_then(|_| file.as_file().sync_all())
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    file.persist(path)
+        .with_context(|| format!("cannot replace `{}`", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The terminal: live progress while scenarios run, then a summary table and the details of
+//! every scenario that needs attention.
+//!
+//! Progress goes to stderr through indicatif (hidden automatically when stderr is not a
+//! terminal); the summary goes to stdout. Colour is used only when the stream is a terminal.
+
+use std::io::Write;
+use std::time::Duration;
+
+use console::{Style, style};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::metric::Metric;
+use crate::protocol::Phase;
+use crate::results::{MetricResult, RunResults, ScenarioResult};
+use crate::runner::{Event, EventSink};
+use crate::scenario::Expect;
+use crate::units::format_quantity;
+use crate::verdict::Verdict;
+
+/// Shows which scenario runs and how far it got.
+pub struct ProgressDisplay {
+    bar: Option<ProgressBar>,
+    total: usize,
+    quiet: bool,
+}
+
+impl ProgressDisplay {
+    /// A display on stderr; `quiet` hides progress and per-scenario lines.
+    pub fn new(quiet: bool) -> ProgressDisplay {
+        ProgressDisplay {
+            bar: None,
+            total: 0,
+            quiet,
+        }
+    }
+}
+
+impl EventSink for ProgressDisplay {
+    fn event(&mut self, event: &Event<'_>) {
+        if self.quiet {
+            return;
+        }
+        match event {
+            Event::RunStarted { total } => self.total = *total,
+            Event::ScenarioStarted { index, scenario } => {
+                let bar = ProgressBar::with_draw_target(
+                    Some(scenario.warmup + scenario.iterations),
+                    ProgressDrawTarget::stderr(),
+                );
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:.bold} {wide_msg} [{bar:30.cyan/blue}] {pos}/{len} it {elapsed}",
+                    )
+                    .expect("valid progress template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("[{}/{}]", index + 1, self.total));
+                bar.set_message(format!("{} (starting)", scenario.name));
+                bar.enable_steady_tick(Duration::from_millis(200));
+                self.bar = Some(bar);
+            }
+            Event::PhaseChanged { phase, .. } => {
+                if let Some(bar) = &self.bar {
+                    let name = bar.message();
+                    let base = name.split(" (").next().unwrap_or("").to_string();
+                    let label = match phase {
+                        Phase::Measure => "measuring".to_string(),
+                        other => other.to_string(),
+                    };
+                    bar.set_message(format!("{base} ({label})"));
+                }
+            }
+            Event::Progress { done, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(*done);
+                }
+            }
+            Event::ScenarioFinished { index, result } => {
+                let line = format!(
+                    "{} {} {} {}",
+                    style(format!("[{}/{}]", index + 1, self.total)).bold(),
+                    verdict_label(result),
+                    result.name,
+                    style(format!("({:.1} s)", result.duration_secs)).dim(),
+                );
+                match self.bar.take() {
+                    Some(bar) => {
+                        bar.finish_and_clear();
+                        let _ = writeln!(std::io::stderr(), "{line}");
+                    }
+                    None => {
+                        let _ = writeln!(std::io::stderr(), "{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `PASS`, `LEAK`, `LEAK (expected)`, … coloured with a colour-blind-safe palette
+/// (blue for as-expected, orange/red for failures).
+fn verdict_label(result: &ScenarioResult) -> String {
+    let text = match (result.verdict, result.expected) {
+        (Verdict::Leak, Expect::Leak) => "LEAK (expected)".to_string(),
+        (Verdict::Pass, Expect::Leak) => "PASS (expected leak!)".to_string(),
+        (verdict, _) => verdict.name().to_ascii_uppercase(),
+    };
+    let colour = match (result.ok, result.verdict) {
+        (true, Verdict::Inconclusive) => Style::new().yellow(),
+        (true, _) => Style::new().blue().bold(),
+        (false, Verdict::Error) => Style::new().magenta().bold(),
+        (false, _) => Style::new().red().bold(),
+    };
+    colour.apply_to(text).to_string()
+}
+
+/// Writes the summary table and the details of every leak, error and unexpected outcome.
+pub fn print_summary(
+    results: &RunResults,
+    out: &mut dyn Write,
+    quiet: bool,
+) -> std::io::Result<()> {
+    if !quiet {
+        print_table(results, out)?;
+    }
+    for scenario in &results.scenarios {
+        if scenario.ok && scenario.verdict == Verdict::Pass {
+            continue;
+        }
+        if quiet && scenario.ok {
+            continue;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{} {}  {}",
+            verdict_label(scenario),
+            style(&scenario.name).bold(),
+            style(format!("{}:{}", scenario.file.display(), scenario.line)).dim()
+        )?;
+        writeln!(out, "  {}", scenario.reason)?;
+        if scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak {
+            writeln!(
+                out,
+                "  marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
+            )?;
+        }
+        if let Some(traceback) = &scenario.traceback {
+            for line in traceback.lines() {
+                writeln!(out, "  {line}")?;
+            }
+        }
+        if scenario.verdict == Verdict::Error {
+            for (label, text) in [("stdout", &scenario.stdout), ("stderr", &scenario.stderr)] {
+                let lines: Vec<&str> = text.lines().collect();
+                if lines.is_empty() {
+                    continue;
+                }
+                writeln!(out, "  {label} (last lines):")?;
+                for line in &lines[lines.len().saturating_sub(15)..] {
+                    writeln!(out, "    {line}")?;
+                }
+            }
+        }
+    }
+    let s = &results.summary;
+    writeln!(out)?;
+    let headline = format!(
+        "{} scenarios: {} pass, {} leak, {} inconclusive, {} error; {} not as expected ({:.1} s)",
+        s.total, s.pass, s.leak, s.inconclusive, s.error, s.failed, results.duration_secs
+    );
+    if s.failed == 0 {
+        writeln!(out, "{}", style(headline).blue().bold())
+    } else {
+        writeln!(out, "{}", style(headline).red().bold())
+    }
+}
+
+fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut header = vec!["scenario".to_string(), "verdict".to_string()];
+    header.extend(Metric::ALL.iter().map(|m| format!("{m}/iter")));
+    header.push("iters".to_string());
+    header.push("time".to_string());
+
+    let rows: Vec<Vec<String>> = results
+        .scenarios
+        .iter()
+        .map(|s| {
+            let mut row = vec![s.name.clone(), verdict_label(s)];
+            row.extend(Metric::ALL.iter().map(|m| match s.metrics.get(m) {
+                Some(result) => growth_cell(result),
+                None => "-".to_string(),
+            }));
+            row.push(s.iterations_done.to_string());
+            row.push(format!("{:.1}s", s.duration_secs));
+            row
+        })
+        .collect();
+
+    let widths: Vec<usize> = (0..header.len())
+        .map(|col| {
+            rows.iter()
+                .map(|r| console::measure_text_width(&r[col]))
+                .chain(std::iter::once(header[col].len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let render = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(col, (cell, width))| {
+                if col < 2 {
+                    console::pad_str(cell, *width, console::Alignment::Left, None).into_owned()
+                } else {
+                    console::pad_str(cell, *width, console::Alignment::Right, None).into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", style(render(&header)).bold())?;
+    for row in &rows {
+        writeln!(out, "{}", render(row))?;
+    }
+    writeln!(
+        out,
+        "{}",
+        style(format!(
+            "growth per iteration ± half-width of the {} % confidence interval; * = gated metric",
+            results.confidence * 100.0
+        ))
+        .dim()
+    )
+}
+
+/// `36 B ±0.4*`: slope, half-width of the interval, and a star for gated metrics.
+fn growth_cell(result: &MetricResult) -> String {
+    match (result.slope, result.ci_low, result.ci_high) {
+        (Some(slope), Some(low), Some(high)) => format!(
+            "{} ±{}{}",
+            format_quantity(slope, result.unit),
+            format_quantity((high - low) / 2.0, result.unit),
+            if result.gated { "*" } else { "" }
+        ),
+        _ => "-".to_string(),
+    }
+}

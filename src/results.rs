@@ -1,0 +1,176 @@
+//! The machine-readable result of a run: the versioned schema of `results.json`.
+//!
+//! Reports (terminal, JSON, and later HTML and JUnit) all render from [`RunResults`]; it is also
+//! what `leakcheck report` will read back. Changing a field is a deliberate act: bump
+//! [`SCHEMA_VERSION`] when a change is not purely additive.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::Metric;
+use crate::protocol::Timings;
+use crate::scenario::Expect;
+use crate::units::Unit;
+use crate::verdict::{Call, Verdict};
+
+/// Version of the `results.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run found, in scenario order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Layout version, see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The tool that produced the file.
+    pub tool: ToolInfo,
+    /// The interpreter the scenarios ran in.
+    pub python: PythonInfo,
+    /// When the run started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Wall time of the whole run in seconds.
+    pub duration_secs: f64,
+    /// Two-sided confidence level of every interval in this file.
+    pub confidence: f64,
+    /// Whether the run was cut short (Ctrl-C); results then cover finished scenarios only.
+    pub interrupted: bool,
+    /// Counts by verdict.
+    pub summary: Summary,
+    /// One entry per scenario, in the order they were discovered.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// Name and version of leakcheck.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// Always `leakcheck`.
+    pub name: String,
+    /// Cargo package version.
+    pub version: String,
+}
+
+/// The Python that ran the scenarios.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PythonInfo {
+    /// `sys.version` of the embedded interpreter, as a worker reported it.
+    pub version: Option<String>,
+    /// The Python whose packages the scenarios imported (`--python`, `VIRTUAL_ENV`, or the one
+    /// leakcheck was built against).
+    pub executable: PathBuf,
+    /// `sys.prefix` of that environment when it is not the embedded interpreter's own.
+    pub environment: Option<PathBuf>,
+}
+
+/// Number of scenarios by verdict, and how many were not as expected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// All scenarios run.
+    pub total: usize,
+    /// Verdict `pass`.
+    pub pass: usize,
+    /// Verdict `leak`.
+    pub leak: usize,
+    /// Verdict `inconclusive`.
+    pub inconclusive: usize,
+    /// Verdict `error`.
+    pub error: usize,
+    /// Scenarios whose outcome was not as expected: these fail the CI gate.
+    pub failed: usize,
+}
+
+impl Summary {
+    /// Counts verdicts and failures.
+    pub fn of(scenarios: &[ScenarioResult]) -> Summary {
+        let mut summary = Summary {
+            total: scenarios.len(),
+            ..Summary::default()
+        };
+        for s in scenarios {
+            match s.verdict {
+                Verdict::Pass => summary.pass += 1,
+                Verdict::Leak => summary.leak += 1,
+                Verdict::Inconclusive => summary.inconclusive += 1,
+                Verdict::Error => summary.error += 1,
+            }
+            if !s.ok {
+                summary.failed += 1;
+            }
+        }
+        summary
+    }
+}
+
+/// The outcome of one scenario.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Unique scenario name.
+    pub name: String,
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Line of the scenario in its file.
+    pub line: usize,
+    /// The scenario's `description`.
+    pub description: Option<String>,
+    /// The scenario's `tags`.
+    pub tags: Vec<String>,
+    /// pass, leak, inconclusive or error.
+    pub verdict: Verdict,
+    /// What the scenario declared with `expect`.
+    pub expected: Expect,
+    /// Whether the verdict is as expected; `false` fails the run.
+    pub ok: bool,
+    /// For `error`: what went wrong, in one line. `null` otherwise.
+    pub error: Option<String>,
+    /// The rule that produced the verdict, in words.
+    pub reason: String,
+    /// Python traceback for exceptions.
+    pub traceback: Option<String>,
+    /// Measured iterations configured.
+    pub iterations: u64,
+    /// Warmup iterations configured.
+    pub warmup: u64,
+    /// Iterations between samples.
+    pub sample_every: u64,
+    /// Iterations actually completed (warmup included); less than configured on error.
+    pub iterations_done: u64,
+    /// Wall time of the worker, start to exit.
+    pub duration_secs: f64,
+    /// Metrics that decide the verdict.
+    pub gate: Vec<Metric>,
+    /// Per-metric fits and raw samples.
+    pub metrics: BTreeMap<Metric, MetricResult>,
+    /// Where the worker's time went, when it finished.
+    pub timings: Option<Timings>,
+    /// Tail of what the scenario wrote to stdout.
+    pub stdout: String,
+    /// Tail of what the scenario wrote to stderr.
+    pub stderr: String,
+}
+
+/// One metric's growth per iteration and the samples it was fitted on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricResult {
+    /// Bytes or count.
+    pub unit: Unit,
+    /// Least-squares growth per iteration; `null` when it could not be fitted.
+    pub slope: Option<f64>,
+    /// Lower end of the slope's confidence interval.
+    pub ci_low: Option<f64>,
+    /// Upper end of the slope's confidence interval.
+    pub ci_high: Option<f64>,
+    /// Standard error of the slope.
+    pub stderr: Option<f64>,
+    /// The fitted line's value at iteration 0, for drawing it.
+    pub intercept: Option<f64>,
+    /// Allowed growth per iteration.
+    pub tolerance: f64,
+    /// Whether the metric takes part in the verdict.
+    pub gated: bool,
+    /// How the interval compares with the tolerance.
+    pub call: Call,
+    /// Measured samples, `[iteration, value]`.
+    pub samples: Vec<(u64, f64)>,
+    /// Samples taken during warmup (and right after setup), not fitted.
+    pub warmup_samples: Vec<(u64, f64)>,
+}

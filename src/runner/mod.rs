@@ -1,0 +1,220 @@
+//! The parent side: run each scenario in its own worker process and turn what the workers
+//! report into [`ScenarioResult`]s, emitting [`Event`]s for reporters along the way.
+//!
+//! The runner decides nothing about presentation: the terminal progress display and the report
+//! files are consumers of the events and of the final [`RunResults`].
+
+pub mod environment;
+mod supervise;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::metric::Metric;
+use crate::protocol::{Phase, PythonEnvironment, Sample, WorkerRequest};
+use crate::results::{
+    MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
+};
+use crate::scenario::Scenario;
+use crate::verdict::{self, Verdict};
+pub use supervise::WorkerFailure;
+use supervise::{Progress, WorkerRun, run_worker};
+
+/// Settings of a run that the runner needs (the rest of the configuration is for reporters).
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// Two-sided confidence level of the slope intervals.
+    pub confidence: f64,
+    /// Whether `inconclusive` fails the gate.
+    pub fail_on_inconclusive: bool,
+    /// The environment whose packages scenarios import, if not the embedded one's.
+    pub environment: Option<PythonEnvironment>,
+}
+
+/// What happens during a run, for reporters to show.
+pub enum Event<'a> {
+    /// The run is about to start `total` scenarios.
+    RunStarted {
+        /// Number of scenarios.
+        total: usize,
+    },
+    /// A scenario's worker is starting.
+    ScenarioStarted {
+        /// Position in the run, from 0.
+        index: usize,
+        /// The scenario.
+        scenario: &'a Scenario,
+    },
+    /// The worker entered a phase.
+    PhaseChanged {
+        /// Position in the run.
+        index: usize,
+        /// The new phase.
+        phase: Phase,
+    },
+    /// Iterations completed (warmup included) of `warmup + iterations`.
+    Progress {
+        /// Position in the run.
+        index: usize,
+        /// Iterations completed.
+        done: u64,
+    },
+    /// A scenario has its verdict.
+    ScenarioFinished {
+        /// Position in the run.
+        index: usize,
+        /// Its result.
+        result: &'a ScenarioResult,
+    },
+}
+
+/// Receives [`Event`]s; the terminal display is one, a test recorder could be another.
+pub trait EventSink {
+    /// Handles one event.
+    fn event(&mut self, event: &Event<'_>);
+}
+
+/// Runs every scenario in order, one worker each, and collects the results.
+pub fn run_scenarios(
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+    sink: &mut dyn EventSink,
+) -> RunResults {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    sink.event(&Event::RunStarted {
+        total: scenarios.len(),
+    });
+    let mut results = Vec::with_capacity(scenarios.len());
+    let mut python_version = None;
+    for (index, scenario) in scenarios.iter().enumerate() {
+        sink.event(&Event::ScenarioStarted { index, scenario });
+        let request = WorkerRequest {
+            scenario: scenario.clone(),
+            environment: settings.environment.clone(),
+        };
+        let timeout = Duration::from_secs_f64(scenario.timeout_secs);
+        let run = run_worker(&request, timeout, |progress| match progress {
+            Progress::Phase(phase) => sink.event(&Event::PhaseChanged { index, phase }),
+            Progress::Iteration(done) => sink.event(&Event::Progress { index, done }),
+        });
+        if python_version.is_none() {
+            python_version = run.python_version.clone();
+        }
+        let result = judge(scenario, run, settings);
+        sink.event(&Event::ScenarioFinished {
+            index,
+            result: &result,
+        });
+        results.push(result);
+    }
+
+    let python = PythonInfo {
+        version: python_version,
+        executable: settings
+            .environment
+            .as_ref()
+            .map(|env| env.executable.clone())
+            .unwrap_or_else(|| env!("LEAKCHECK_BUILD_PYTHON").into()),
+        environment: settings.environment.as_ref().map(|env| env.prefix.clone()),
+    };
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        tool: ToolInfo {
+            name: "leakcheck".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+        python,
+        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+        duration_secs: clock.elapsed().as_secs_f64(),
+        confidence: settings.confidence,
+        interrupted: false,
+        summary: Summary::of(&results),
+        scenarios: results,
+    }
+}
+
+/// Turns one worker's report into a scenario result: fits, verdict, expectation.
+fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
+    let measured: Vec<Sample> = run
+        .samples
+        .iter()
+        .filter(|(_, warmup)| !warmup)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let decision = verdict::decide(
+        &measured,
+        &scenario.gate,
+        &scenario.tolerance,
+        settings.confidence,
+    );
+    let (verdict, reason, error, traceback) = match &run.failure {
+        None => (decision.verdict, decision.reason.clone(), None, None),
+        Some(failure) => {
+            let traceback = match failure {
+                WorkerFailure::Exception { traceback, .. } => Some(traceback.clone()),
+                _ => None,
+            };
+            (
+                Verdict::Error,
+                failure.summary(),
+                Some(failure.summary()),
+                traceback,
+            )
+        }
+    };
+
+    let mut metrics = BTreeMap::new();
+    for judgement in &decision.metrics {
+        let metric = judgement.metric;
+        let series = |want_warmup: bool| -> Vec<(u64, f64)> {
+            run.samples
+                .iter()
+                .filter(|(_, warmup)| *warmup == want_warmup)
+                .map(|(s, _)| (s.iteration, s.get(metric)))
+                .collect()
+        };
+        let fit = judgement.fit;
+        metrics.insert(
+            metric,
+            MetricResult {
+                unit: metric.unit(),
+                slope: fit.map(|f| f.slope),
+                ci_low: fit.map(|f| f.ci_low),
+                ci_high: fit.map(|f| f.ci_high),
+                stderr: fit.map(|f| f.stderr),
+                intercept: fit.map(|f| f.intercept),
+                tolerance: judgement.tolerance,
+                gated: judgement.gated,
+                call: judgement.call,
+                samples: series(false),
+                warmup_samples: series(true),
+            },
+        );
+    }
+    debug_assert_eq!(metrics.len(), Metric::ALL.len());
+
+    ScenarioResult {
+        name: scenario.name.clone(),
+        file: scenario.file.clone(),
+        line: scenario.line,
+        description: scenario.description.clone(),
+        tags: scenario.tags.clone(),
+        verdict,
+        expected: scenario.expect,
+        ok: verdict::is_ok(verdict, scenario.expect, settings.fail_on_inconclusive),
+        error,
+        reason,
+        traceback,
+        iterations: scenario.iterations,
+        warmup: scenario.warmup,
+        sample_every: scenario.sample_every,
+        iterations_done: run.iterations_done,
+        duration_secs: run.duration.as_secs_f64(),
+        gate: scenario.gate.clone(),
+        metrics,
+        timings: run.timings,
+        stdout: run.stdout,
+        stderr: run.stderr,
+    }
+}

@@ -1,0 +1,909 @@
+//! From the text of one scenario file to validated [`Scenario`]s, or to every problem in it.
+//!
+//! The file is parsed once into a positioned tree ([`super::yaml`]), then read key by key: each
+//! value is checked on its own as soon as it is read (so a type error points at the value), the
+//! `defaults:` mapping is merged in, and the few rules that involve several keys are checked last.
+//! Problems are collected rather than returned at the first one, so a user fixes a file in one
+//! pass.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::metric::Metric;
+use crate::units::parse_quantity;
+
+use super::error::ScenarioError;
+use super::yaml::{self, Document, Node, Pos, Value};
+use super::{Body, Expect, Scenario};
+
+/// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
+pub(crate) const SCENARIO_KEYS: [&str; 15] = [
+    "name",
+    "description",
+    "setup",
+    "run",
+    "call",
+    "teardown",
+    "iterations",
+    "warmup",
+    "sample_every",
+    "python_path",
+    "timeout",
+    "gate",
+    "tolerance",
+    "expect",
+    "tags",
+];
+
+/// Keys of the top level of a file that lists several scenarios.
+const TOP_LEVEL_KEYS: [&str; 2] = ["scenarios", "defaults"];
+
+/// Measured iterations when a scenario does not say.
+const DEFAULT_ITERATIONS: u64 = 200;
+/// Unmeasured iterations before sampling starts, when a scenario does not say.
+const DEFAULT_WARMUP: u64 = 20;
+/// Seconds a scenario may run before the runner stops it, when it does not say.
+const DEFAULT_TIMEOUT_SECS: f64 = 300.0;
+/// Fewest measured iterations, and fewest samples, from which a trend can be fitted.
+const MIN_SAMPLES: u64 = 3;
+
+/// A scenario's name and where it is written, kept even when the scenario has other errors so
+/// duplicate names are still reported.
+#[derive(Clone, Debug)]
+pub(crate) struct NameSite {
+    /// The scenario's name.
+    pub name: String,
+    /// The file it is defined in.
+    pub file: PathBuf,
+    /// Where the name's value is written.
+    pub pos: Pos,
+}
+
+/// Everything learned from one file: the valid scenarios, all names, and all problems.
+#[derive(Debug, Default)]
+pub(crate) struct FileOutcome {
+    /// Scenarios that passed every check, in file order.
+    pub scenarios: Vec<Scenario>,
+    /// Every well-formed `name`, including those of scenarios with other errors.
+    pub names: Vec<NameSite>,
+    /// Every problem found, sorted by position.
+    pub errors: Vec<ScenarioError>,
+}
+
+/// Reads and validates one scenario file; never stops at the first problem within the file
+/// (except a YAML syntax error, after which nothing else can be trusted).
+pub(crate) fn load(file: &Path) -> FileOutcome {
+    match read_text(file) {
+        Ok(source) => load_source(file, &source),
+        Err(error) => FileOutcome {
+            errors: vec![error],
+            ..FileOutcome::default()
+        },
+    }
+}
+
+/// Reads a file as UTF-8 text, pointing at the first invalid byte if it is not.
+fn read_text(file: &Path) -> Result<String, ScenarioError> {
+    let bytes = fs::read(file)
+        .map_err(|err| ScenarioError::in_file(file, format!("cannot read file: {err}")))?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        // The prefix is valid UTF-8 by definition, so this cannot fail; stay total anyway.
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+        let pos = Pos {
+            line: valid.matches('\n').count() + 1,
+            column: valid[line_start..].chars().count() + 1,
+        };
+        ScenarioError::at(
+            file,
+            pos,
+            None,
+            "file is not valid UTF-8 text: save it as UTF-8 (this is the first invalid byte)",
+        )
+    })?;
+    // Some Windows editors start UTF-8 files with a byte-order mark, which libyaml (as used by
+    // serde_yaml_ng) then reads as the start of a second document.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// Validates the text of a scenario file; `file` is used for messages and `python_path`.
+pub(crate) fn load_source(file: &Path, source: &str) -> FileOutcome {
+    let mut checker = Checker {
+        file,
+        dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
+        outcome: FileOutcome::default(),
+    };
+    checker.document(source);
+    let mut outcome = checker.outcome;
+    outcome.errors.sort_by_key(|e| (e.line, e.column));
+    outcome
+}
+
+/// A value as written in the file, with positions for errors found after merging.
+#[derive(Clone, Debug)]
+struct Given<T> {
+    value: T,
+    /// Where the key is written.
+    at: Pos,
+    /// Where the value is written.
+    value_at: Pos,
+}
+
+/// The keys one mapping (a scenario or `defaults`) sets, each already checked on its own.
+#[derive(Clone, Debug, Default)]
+struct Settings {
+    name: Option<Given<String>>,
+    description: Option<Given<String>>,
+    setup: Option<Given<String>>,
+    body: Option<Given<Body>>,
+    teardown: Option<Given<String>>,
+    iterations: Option<Given<u64>>,
+    warmup: Option<Given<u64>>,
+    sample_every: Option<Given<u64>>,
+    python_path: Option<Given<Vec<PathBuf>>>,
+    timeout: Option<Given<f64>>,
+    gate: Option<Given<Vec<Metric>>>,
+    tolerance: Option<Given<BTreeMap<Metric, f64>>>,
+    expect: Option<Given<Expect>>,
+    tags: Option<Given<Vec<String>>>,
+    /// Keys that were present but invalid (already reported): they must not also be reported
+    /// as missing, nor checked against other keys.
+    failed: Vec<&'static str>,
+}
+
+impl Settings {
+    /// Fills every key this mapping leaves unset from `defaults`.
+    ///
+    /// `run` and `call` count as one key: a scenario that sets either ignores both defaults.
+    fn or(self, defaults: &Settings) -> Settings {
+        let mut failed = self.failed.clone();
+        failed.extend(defaults.failed.iter().filter(|key| !self.sets(key)));
+        Settings {
+            name: self.name,
+            description: self.description.or_else(|| defaults.description.clone()),
+            setup: self.setup.or_else(|| defaults.setup.clone()),
+            body: self.body.or_else(|| defaults.body.clone()),
+            teardown: self.teardown.or_else(|| defaults.teardown.clone()),
+            iterations: self.iterations.or_else(|| defaults.iterations.clone()),
+            warmup: self.warmup.or_else(|| defaults.warmup.clone()),
+            sample_every: self.sample_every.or_else(|| defaults.sample_every.clone()),
+            python_path: self.python_path.or_else(|| defaults.python_path.clone()),
+            timeout: self.timeout.or_else(|| defaults.timeout.clone()),
+            gate: self.gate.or_else(|| defaults.gate.clone()),
+            tolerance: self.tolerance.or_else(|| defaults.tolerance.clone()),
+            expect: self.expect.or_else(|| defaults.expect.clone()),
+            tags: self.tags.or_else(|| defaults.tags.clone()),
+            failed,
+        }
+    }
+
+    /// Whether this mapping gives `key` (validly or not), which hides the default's value.
+    fn sets(&self, key: &str) -> bool {
+        let given = match key {
+            "name" => self.name.is_some(),
+            "description" => self.description.is_some(),
+            "setup" => self.setup.is_some(),
+            "run" | "call" => {
+                self.body.is_some() || self.has_failed("run") || self.has_failed("call")
+            }
+            "teardown" => self.teardown.is_some(),
+            "iterations" => self.iterations.is_some(),
+            "warmup" => self.warmup.is_some(),
+            "sample_every" => self.sample_every.is_some(),
+            "python_path" => self.python_path.is_some(),
+            "timeout" => self.timeout.is_some(),
+            "gate" => self.gate.is_some(),
+            "tolerance" => self.tolerance.is_some(),
+            "expect" => self.expect.is_some(),
+            "tags" => self.tags.is_some(),
+            _ => false,
+        };
+        given || self.has_failed(key)
+    }
+
+    fn has_failed(&self, key: &str) -> bool {
+        self.failed.contains(&key)
+    }
+}
+
+/// Which kind of mapping [`Checker::settings`] reads; they differ in what they allow and hint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The whole file is one scenario: a typo of `scenarios` deserves a hint.
+    Single,
+    /// An entry of the `scenarios:` list.
+    Listed,
+    /// The `defaults:` mapping, where `name` makes no sense.
+    Defaults,
+}
+
+/// Who a message is about: `scenario `x``, `scenario #2`, `the scenario` or `` `defaults` ``.
+struct Label(String);
+
+impl Label {
+    /// Where a key sits, for "key `k` in scenario `x`: ...".
+    fn place(&self) -> String {
+        format!("in {}", self.0)
+    }
+}
+
+/// A value that failed its own check: where, which key path (when deeper than the key itself),
+/// and what is wrong with it.
+struct Invalid {
+    pos: Pos,
+    key: Option<String>,
+    text: String,
+}
+
+impl Invalid {
+    fn new(pos: Pos, text: impl Into<String>) -> Self {
+        Invalid {
+            pos,
+            key: None,
+            text: text.into(),
+        }
+    }
+
+    /// "expected {what}, found {the value}", with a hint when a scalar only needs quotes.
+    fn expected(node: &Node, what: &str) -> Self {
+        let mut text = format!("expected {what}, found {}", node.value.describe());
+        if what.contains("string")
+            && matches!(node.value, Value::Bool(_) | Value::Int(_) | Value::Float(_))
+        {
+            text.push_str(" (put it in quotes to use it as text)");
+        }
+        Invalid::new(node.pos, text)
+    }
+}
+
+/// A key of a mapping that passed the key checks.
+struct Entry<'n> {
+    key: &'static str,
+    key_pos: Pos,
+    value: &'n Node,
+}
+
+/// Walks one file's tree, collecting scenarios and errors.
+struct Checker<'f> {
+    file: &'f Path,
+    /// The scenario file's directory, which relative `python_path` entries start from.
+    dir: PathBuf,
+    outcome: FileOutcome,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, pos: Pos, key: Option<&str>, message: impl Into<String>) {
+        self.outcome
+            .errors
+            .push(ScenarioError::at(self.file, pos, key, message));
+    }
+
+    fn document(&mut self, source: &str) {
+        let node = match yaml::parse(source) {
+            Ok(Document::Node(node)) => node,
+            Ok(Document::Empty) => {
+                let error = ScenarioError::in_file(
+                    self.file,
+                    "file is empty: expected a scenario or `scenarios:` list",
+                );
+                self.outcome.errors.push(error);
+                return;
+            }
+            Err(syntax) => {
+                let error = match syntax.pos {
+                    Some(pos) => ScenarioError::at(self.file, pos, None, syntax.message),
+                    None => ScenarioError::in_file(self.file, syntax.message),
+                };
+                self.outcome.errors.push(error);
+                return;
+            }
+        };
+        match &node.value {
+            Value::Map(entries) if has_key(entries, "scenarios") => self.several(entries),
+            Value::Map(entries) => {
+                if let Some((key, _)) = entries.iter().find(|(k, _)| is_key(k, "defaults")) {
+                    self.error(
+                        key.pos,
+                        Some("defaults"),
+                        "`defaults` only makes sense next to a `scenarios:` list",
+                    );
+                }
+                let label = peek_name(entries).map_or_else(
+                    || Label("the scenario".into()),
+                    |n| Label(format!("scenario `{n}`")),
+                );
+                // `defaults` was reported above; reading it as a scenario key would repeat that.
+                let own: Vec<(Node, Node)> = entries
+                    .iter()
+                    .filter(|(k, _)| !is_key(k, "defaults"))
+                    .cloned()
+                    .collect();
+                let settings = self.settings(&own, &label, Kind::Single);
+                self.finish(settings, node.pos, &label);
+            }
+            Value::Seq(_) => self.error(
+                node.pos,
+                None,
+                "expected a scenario or a `scenarios:` list at the top level, found a list \
+                 (put the list under `scenarios:`)",
+            ),
+            other => self.error(
+                node.pos,
+                None,
+                format!(
+                    "expected a scenario or a `scenarios:` list at the top level, found {}",
+                    other.describe()
+                ),
+            ),
+        }
+    }
+
+    /// The `scenarios:` form: an optional `defaults:` mapping and a list of scenarios.
+    fn several(&mut self, top: &[(Node, Node)]) {
+        let entries = self.entries(top, &TOP_LEVEL_KEYS, "at the top level", |key| {
+            SCENARIO_KEYS
+                .contains(&key)
+                .then(|| "(settings shared by all scenarios go under `defaults:`)".to_string())
+        });
+        let mut defaults = Settings::default();
+        if let Some(entry) = entries.iter().find(|e| e.key == "defaults") {
+            match &entry.value.value {
+                Value::Map(map) => {
+                    defaults = self.settings(map, &Label("`defaults`".into()), Kind::Defaults);
+                }
+                _ => {
+                    let invalid = Invalid::expected(entry.value, "a mapping of scenario keys");
+                    self.error(
+                        invalid.pos,
+                        Some("defaults"),
+                        format!("key `defaults`: {}", invalid.text),
+                    );
+                }
+            }
+        }
+        let Some(entry) = entries.iter().find(|e| e.key == "scenarios") else {
+            return;
+        };
+        let items = match &entry.value.value {
+            Value::Seq(items) if items.is_empty() => {
+                self.error(
+                    entry.key_pos,
+                    Some("scenarios"),
+                    "`scenarios` is empty: add at least one scenario",
+                );
+                return;
+            }
+            Value::Seq(items) => items,
+            _ => {
+                let invalid = Invalid::expected(entry.value, "a list of scenarios");
+                self.error(
+                    invalid.pos,
+                    Some("scenarios"),
+                    format!("key `scenarios`: {}", invalid.text),
+                );
+                return;
+            }
+        };
+        for (index, item) in items.iter().enumerate() {
+            let Value::Map(map) = &item.value else {
+                let invalid = Invalid::expected(item, "a mapping of scenario keys");
+                let message = format!("entry #{} of `scenarios`: {}", index + 1, invalid.text);
+                self.error(invalid.pos, Some("scenarios"), message);
+                continue;
+            };
+            let label = peek_name(map).map_or_else(
+                || Label(format!("scenario #{}", index + 1)),
+                |n| Label(format!("scenario `{n}`")),
+            );
+            let settings = self.settings(map, &label, Kind::Listed).or(&defaults);
+            self.finish(settings, item.pos, &label);
+        }
+    }
+
+    /// Checks the keys of a mapping: text, known, and each given once.
+    ///
+    /// Unknown keys get the closest known key as a suggestion, else `hint(key)`, else the list
+    /// of known keys.
+    fn entries<'n>(
+        &mut self,
+        map: &'n [(Node, Node)],
+        known: &[&'static str],
+        place: &str,
+        hint: impl Fn(&str) -> Option<String>,
+    ) -> Vec<Entry<'n>> {
+        let mut entries: Vec<Entry<'n>> = Vec::new();
+        for (key, value) in map {
+            let Value::Str(name) = &key.value else {
+                let message = format!("keys must be text, found {} {place}", key.value.describe());
+                self.error(key.pos, None, message);
+                continue;
+            };
+            let Some(known_key) = known.iter().find(|k| **k == name) else {
+                let advice = match closest(name, known.iter().copied()) {
+                    _ if name == "<<" => "(YAML merge keys are not supported: put shared \
+                                          settings under `defaults:`)"
+                        .to_string(),
+                    Some(close) => format!("(did you mean `{close}`?)"),
+                    None => hint(name)
+                        .unwrap_or_else(|| format!("(expected one of: {})", known.join(", "))),
+                };
+                self.error(
+                    key.pos,
+                    Some(name),
+                    format!("unknown key `{name}` {place} {advice}"),
+                );
+                continue;
+            };
+            if let Some(first) = entries.iter().find(|e| e.key == *known_key) {
+                let message = format!(
+                    "key `{name}` appears twice {place} (first at line {}): keep one",
+                    first.key_pos.line
+                );
+                self.error(key.pos, Some(name), message);
+                continue;
+            }
+            entries.push(Entry {
+                key: known_key,
+                key_pos: key.pos,
+                value,
+            });
+        }
+        entries
+    }
+
+    /// Reads the keys of a scenario (or of `defaults`), checking each value on its own.
+    fn settings(&mut self, map: &[(Node, Node)], label: &Label, kind: Kind) -> Settings {
+        let place = label.place();
+        let entries = self.entries(map, &SCENARIO_KEYS, &place, |key| {
+            let close = closest(key, TOP_LEVEL_KEYS).filter(|_| kind == Kind::Single)?;
+            Some(format!("(did you mean `{close}`?)"))
+        });
+        let mut s = Settings::default();
+        let mut body_key: Option<&'static str> = None;
+        for entry in &entries {
+            let failed = &mut s.failed;
+            match entry.key {
+                "name" if kind == Kind::Defaults => {
+                    self.error(
+                        entry.key_pos,
+                        Some("name"),
+                        "key `name` is not allowed in `defaults`: each scenario needs its own name",
+                    );
+                }
+                "name" => s.name = self.field(entry, &place, failed, parse_name),
+                "description" => s.description = self.field(entry, &place, failed, parse_text),
+                "setup" => s.setup = self.field(entry, &place, failed, parse_text),
+                "teardown" => s.teardown = self.field(entry, &place, failed, parse_text),
+                "run" | "call" if body_key.is_some() => {
+                    let message = format!("{} sets both `run` and `call`: keep one", label.0);
+                    self.error(entry.key_pos, Some(entry.key), message);
+                    failed.push(entry.key);
+                }
+                "run" => {
+                    body_key = Some("run");
+                    s.body = self.field(entry, &place, failed, parse_run);
+                }
+                "call" => {
+                    body_key = Some("call");
+                    s.body = self.field(entry, &place, failed, parse_call);
+                }
+                "iterations" => {
+                    s.iterations =
+                        self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
+                }
+                "warmup" => s.warmup = self.field(entry, &place, failed, |n| parse_count(n, 0)),
+                "sample_every" => {
+                    s.sample_every = self.field(entry, &place, failed, |n| parse_count(n, 1));
+                }
+                "python_path" => {
+                    let dir = self.dir.clone();
+                    s.python_path = self.field(entry, &place, failed, |n| parse_paths(n, &dir));
+                }
+                "timeout" => s.timeout = self.field(entry, &place, failed, parse_seconds),
+                "gate" => s.gate = self.field(entry, &place, failed, parse_gate),
+                "tolerance" => s.tolerance = self.field(entry, &place, failed, parse_tolerance),
+                "expect" => s.expect = self.field(entry, &place, failed, parse_expect),
+                "tags" => s.tags = self.field(entry, &place, failed, parse_tags),
+                other => unreachable!("key `{other}` is in SCENARIO_KEYS but has no reader"),
+            }
+        }
+        s
+    }
+
+    /// Checks one value with `parse`; on failure reports it and remembers the key as failed.
+    fn field<T>(
+        &mut self,
+        entry: &Entry<'_>,
+        place: &str,
+        failed: &mut Vec<&'static str>,
+        parse: impl FnOnce(&Node) -> Result<T, Invalid>,
+    ) -> Option<Given<T>> {
+        match parse(entry.value) {
+            Ok(value) => Some(Given {
+                value,
+                at: entry.key_pos,
+                value_at: entry.value.pos,
+            }),
+            Err(invalid) => {
+                let key = invalid.key.as_deref().unwrap_or(entry.key);
+                let message = format!("key `{key}` {place}: {}", invalid.text);
+                self.error(invalid.pos, Some(key), message);
+                failed.push(entry.key);
+                None
+            }
+        }
+    }
+
+    /// Applies the rules that involve several keys and the built-in defaults, and keeps the
+    /// scenario if everything holds.
+    fn finish(&mut self, s: Settings, start: Pos, label: &Label) {
+        let mut valid = true;
+        if let Some(name) = &s.name {
+            self.outcome.names.push(NameSite {
+                name: name.value.clone(),
+                file: self.file.to_path_buf(),
+                pos: name.value_at,
+            });
+        } else if !s.has_failed("name") {
+            let message = format!(
+                "{} has no `name`: every scenario needs a unique name",
+                label.0
+            );
+            self.error(start, Some("name"), message);
+        }
+        if s.body.is_none() && !s.has_failed("run") && !s.has_failed("call") {
+            self.error(
+                start,
+                None,
+                format!("{} has neither `run` nor `call`", label.0),
+            );
+            valid = false;
+        }
+        let iterations = s
+            .iterations
+            .as_ref()
+            .map_or(DEFAULT_ITERATIONS, |g| g.value);
+        let sample_every = match &s.sample_every {
+            Some(given)
+                if !s.has_failed("iterations") && iterations / given.value < MIN_SAMPLES =>
+            {
+                let message = format!(
+                    "key `sample_every` {}: sampling {iterations} iterations every {} gives {} \
+                     samples, and at least {MIN_SAMPLES} are needed (lower `sample_every` or \
+                     raise `iterations`)",
+                    label.place(),
+                    given.value,
+                    iterations / given.value,
+                );
+                self.error(given.at, Some("sample_every"), message);
+                valid = false;
+                given.value
+            }
+            Some(given) => given.value,
+            None => (iterations / 100).max(1),
+        };
+        if !valid || !s.failed.is_empty() {
+            return;
+        }
+        let (Some(name), Some(body)) = (s.name, s.body) else {
+            return;
+        };
+        let mut tolerance: BTreeMap<Metric, f64> = Metric::ALL
+            .into_iter()
+            .map(|m| (m, m.default_tolerance()))
+            .collect();
+        tolerance.extend(s.tolerance.map(|g| g.value).unwrap_or_default());
+        self.outcome.scenarios.push(Scenario {
+            name: name.value,
+            description: s.description.map(|g| g.value),
+            file: self.file.to_path_buf(),
+            line: start.line,
+            setup: s.setup.map(|g| g.value),
+            body: body.value,
+            teardown: s.teardown.map(|g| g.value),
+            iterations,
+            warmup: s.warmup.map_or(DEFAULT_WARMUP, |g| g.value),
+            sample_every,
+            python_path: s.python_path.map(|g| g.value).unwrap_or_default(),
+            timeout_secs: s.timeout.map_or(DEFAULT_TIMEOUT_SECS, |g| g.value),
+            gate: s
+                .gate
+                .map_or_else(|| Metric::DEFAULT_GATE.to_vec(), |g| g.value),
+            tolerance,
+            expect: s.expect.map_or(Expect::Pass, |g| g.value),
+            tags: s.tags.map(|g| g.value).unwrap_or_default(),
+        });
+    }
+}
+
+/// Reports a name that appears more than once among `names`, at each later occurrence.
+pub(crate) fn duplicate_names(names: &[NameSite]) -> Vec<ScenarioError> {
+    let mut first: BTreeMap<&str, &NameSite> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for site in names {
+        match first.get(site.name.as_str()) {
+            Some(earlier) => errors.push(ScenarioError::at(
+                &site.file,
+                site.pos,
+                Some("name"),
+                format!(
+                    "duplicate scenario name `{}` (first defined at {}:{})",
+                    site.name,
+                    earlier.file.display(),
+                    earlier.pos.line
+                ),
+            )),
+            None => {
+                first.insert(&site.name, site);
+            }
+        }
+    }
+    errors
+}
+
+fn is_key(node: &Node, name: &str) -> bool {
+    matches!(&node.value, Value::Str(s) if s == name)
+}
+
+fn has_key(entries: &[(Node, Node)], name: &str) -> bool {
+    entries.iter().any(|(k, _)| is_key(k, name))
+}
+
+/// The scenario's name if it is plainly given, to name the scenario in messages about its
+/// other keys.
+fn peek_name(entries: &[(Node, Node)]) -> Option<&str> {
+    entries
+        .iter()
+        .find(|(k, _)| is_key(k, "name"))
+        .and_then(|(_, v)| match &v.value {
+            Value::Str(name) if !name.trim().is_empty() && !name.contains(['\n', '\r']) => {
+                Some(name.as_str())
+            }
+            _ => None,
+        })
+}
+
+/// The candidate closest to a misspelt `word`, if it is close enough to be a plausible typo.
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(&word, candidate), candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+fn parse_text(node: &Node) -> Result<String, Invalid> {
+    match &node.value {
+        Value::Str(text) => Ok(text.clone()),
+        _ => Err(Invalid::expected(node, "a string")),
+    }
+}
+
+fn parse_name(node: &Node) -> Result<String, Invalid> {
+    let name = parse_text(node)?;
+    if name.trim().is_empty() {
+        return Err(Invalid::new(node.pos, "must not be empty"));
+    }
+    if name.contains(['\n', '\r']) {
+        return Err(Invalid::new(node.pos, "must be a single line"));
+    }
+    Ok(name)
+}
+
+fn parse_run(node: &Node) -> Result<Body, Invalid> {
+    let code = parse_text(node)?;
+    if code.trim().is_empty() {
+        return Err(Invalid::new(
+            node.pos,
+            "is empty: give the Python code to run each iteration",
+        ));
+    }
+    Ok(Body::Run(code))
+}
+
+/// `call` names a function as `dotted.module:dotted.attr`, the entry-point notation.
+fn parse_call(node: &Node) -> Result<Body, Invalid> {
+    let target = parse_text(node)?.trim().to_string();
+    let dotted = |part: &str| !part.is_empty() && part.split('.').all(is_identifier);
+    match target.split_once(':') {
+        Some((module, attr)) if dotted(module) && dotted(attr) => Ok(Body::Call(target)),
+        _ => Err(Invalid::new(
+            node.pos,
+            format!("`{target}` should look like `package.module:function`"),
+        )),
+    }
+}
+
+/// A Python identifier (ASCII or Unicode letters, digits and `_`, not starting with a digit).
+fn is_identifier(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// A non-negative integer of at least `min`; whole floats such as `1e3` are accepted.
+fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
+    let value = match node.value {
+        Value::Int(i) => u64::try_from(i).ok(),
+        Value::Float(f) if f.fract() == 0.0 && (0.0..=9.007_199_254_740_992e15).contains(&f) => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    let Some(value) = value else {
+        return Err(Invalid::expected(node, "a non-negative integer"));
+    };
+    if value < min {
+        return Err(Invalid::new(
+            node.pos,
+            format!("must be at least {min}, found {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_seconds(node: &Node) -> Result<f64, Invalid> {
+    let seconds = match node.value {
+        Value::Int(i) => i as f64,
+        Value::Float(f) => f,
+        _ => return Err(Invalid::expected(node, "a number of seconds")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(Invalid::new(
+            node.pos,
+            format!(
+                "must be a finite number of seconds above 0, found {}",
+                node.value.describe()
+            ),
+        ));
+    }
+    Ok(seconds)
+}
+
+/// A list of strings; a single string stands for a list of one.
+fn parse_strings<'n>(node: &'n Node, what: &str) -> Result<Vec<(&'n Node, &'n str)>, Invalid> {
+    let items: Vec<&Node> = match &node.value {
+        Value::Str(_) => vec![node],
+        Value::Seq(items) => items.iter().collect(),
+        _ => return Err(Invalid::expected(node, &format!("a list of {what}"))),
+    };
+    items
+        .into_iter()
+        .map(|item| match &item.value {
+            Value::Str(text) if !text.trim().is_empty() => Ok((item, text.as_str())),
+            Value::Str(_) => Err(Invalid::new(item.pos, "entries must not be empty")),
+            _ => Err(Invalid::expected(item, &format!("a list of {what}"))),
+        })
+        .collect()
+}
+
+/// `python_path` entries, resolved against the scenario file's directory and made absolute
+/// (without resolving symlinks, so paths read as the user wrote them).
+fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
+    parse_strings(node, "directories")?
+        .into_iter()
+        .map(|(item, text)| {
+            std::path::absolute(dir.join(text))
+                .map_err(|err| Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}")))
+        })
+        .collect()
+}
+
+fn parse_tags(node: &Node) -> Result<Vec<String>, Invalid> {
+    Ok(parse_strings(node, "strings")?
+        .into_iter()
+        .map(|(_, t)| t.to_string())
+        .collect())
+}
+
+/// A metric by name, suggesting the closest one for a typo.
+fn parse_metric(node: &Node, name: &str) -> Result<Metric, Invalid> {
+    Metric::from_name(name).ok_or_else(|| {
+        let advice = match closest(name, Metric::ALL.map(Metric::name)) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => {
+                let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
+                format!("expected one of: {}", names.join(", "))
+            }
+        };
+        Invalid::new(node.pos, format!("unknown metric `{name}` ({advice})"))
+    })
+}
+
+/// The metrics that decide the verdict; repeats are dropped, order is kept.
+fn parse_gate(node: &Node) -> Result<Vec<Metric>, Invalid> {
+    if matches!(&node.value, Value::Seq(items) if items.is_empty()) {
+        return Err(Invalid::new(
+            node.pos,
+            "is empty: list at least one metric, e.g. `[tracemalloc]`",
+        ));
+    }
+    let mut gate = Vec::new();
+    for (item, name) in parse_strings(node, "metric names")? {
+        let metric = parse_metric(item, name)?;
+        if !gate.contains(&metric) {
+            gate.push(metric);
+        }
+    }
+    Ok(gate)
+}
+
+/// Allowed growth per iteration by metric: a number, or a quantity with a unit for byte metrics.
+fn parse_tolerance(node: &Node) -> Result<BTreeMap<Metric, f64>, Invalid> {
+    let Value::Map(entries) = &node.value else {
+        return Err(Invalid::expected(
+            node,
+            "a mapping of metric name to allowed growth per iteration",
+        ));
+    };
+    let mut tolerance = BTreeMap::new();
+    for (key, value) in entries {
+        let Value::Str(name) = &key.value else {
+            return Err(Invalid::expected(key, "a metric name"));
+        };
+        let metric = parse_metric(key, name)?;
+        let sub_key = format!("tolerance.{name}");
+        let at_value = |text: String| Invalid {
+            pos: value.pos,
+            key: Some(sub_key.clone()),
+            text,
+        };
+        if tolerance.contains_key(&metric) {
+            return Err(Invalid {
+                pos: key.pos,
+                key: Some(sub_key.clone()),
+                text: "appears twice: keep one".to_string(),
+            });
+        }
+        let allowed = match &value.value {
+            Value::Int(i) => *i as f64,
+            Value::Float(f) => *f,
+            Value::Str(text) => parse_quantity(text, metric.unit()).map_err(at_value)?,
+            _ => {
+                let example = match metric.unit() {
+                    crate::units::Unit::Bytes => "a number of bytes or a quantity such as \"64 B\"",
+                    crate::units::Unit::Count => "a number",
+                };
+                return Err(at_value(format!(
+                    "expected {example}, found {}",
+                    value.value.describe()
+                )));
+            }
+        };
+        if !allowed.is_finite() || allowed < 0.0 {
+            return Err(at_value(format!(
+                "must be zero or more, found {}",
+                value.value.describe()
+            )));
+        }
+        tolerance.insert(metric, allowed);
+    }
+    Ok(tolerance)
+}
+
+fn parse_expect(node: &Node) -> Result<Expect, Invalid> {
+    match &node.value {
+        Value::Str(text) if text == "pass" => Ok(Expect::Pass),
+        Value::Str(text) if text == "leak" => Ok(Expect::Leak),
+        Value::Str(text) => {
+            let advice = closest(text, ["pass", "leak"])
+                .map(|close| format!(" (did you mean `{close}`?)"))
+                .unwrap_or_default();
+            Err(Invalid::new(
+                node.pos,
+                format!("expected `pass` or `leak`, found `{text}`{advice}"),
+            ))
+        }
+        _ => Err(Invalid::expected(node, "`pass` or `leak`")),
+    }
+}

@@ -1,0 +1,151 @@
+//! The scenario model: what a leak check runs, read from YAML files and validated up front.
+//!
+//! This is the first stage of the pipeline. Scenario files are the product's user interface, so
+//! everything a user can get wrong is caught here, before any worker starts, and reported as a
+//! [`ScenarioError`] naming the file, line, column and key, with a suggestion for typos. The
+//! runner only ever sees complete [`Scenario`] values with every default filled in.
+//!
+//! A file holds either one scenario (a mapping of the keys below) or a `scenarios:` list with an
+//! optional `defaults:` mapping whose keys apply to every scenario that does not set them:
+//!
+//! ```yaml
+//! defaults:
+//!   iterations: 500
+//!   tolerance: { tracemalloc: "64 B" }
+//! scenarios:
+//!   - name: cache-is-bounded
+//!     setup: import mylib
+//!     run: mylib.lookup("key")
+//!   - name: known-leak
+//!     call: mylib.bugs:leak_one
+//!     expect: leak
+//! ```
+//!
+//! Keys: `name`, `description`, `setup`, `run` or `call`, `teardown`, `iterations`, `warmup`,
+//! `sample_every`, `python_path`, `timeout`, `gate`, `tolerance`, `expect`, `tags`.
+//!
+//! The submodules follow the data: [`discover`] finds files, `yaml` parses one into a tree that
+//! remembers positions, `load` turns the tree into scenarios or errors.
+
+mod discover;
+mod error;
+mod load;
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::Metric;
+
+pub use discover::discover;
+pub use error::ScenarioError;
+
+/// The code a scenario runs once per iteration, the thing checked for leaks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// Python source (`run:`), executed in the namespace `setup` prepared.
+    Run(String),
+    /// A function to call with no arguments (`call:`), written `package.module:function`;
+    /// cheaper per iteration than executing source, and importable by name.
+    Call(String),
+}
+
+/// What the scenario's author expects the verdict to be.
+///
+/// `leak` lets a suite keep a known leak as a regression test of the detector itself (and
+/// flags the day the leak gets fixed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// Memory must stay flat: a detected leak fails the run.
+    Pass,
+    /// A leak must be detected: flat memory fails the run.
+    Leak,
+}
+
+/// One validated scenario with every default filled in, ready to hand to a worker.
+///
+/// It is serializable because the runner sends it to the worker process as JSON; `file` and
+/// `line` travel along so that the worker's errors can point back at the scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Unique name across the run; used on the command line, in reports and in filters.
+    pub name: String,
+    /// Free text for humans, shown in reports.
+    pub description: Option<String>,
+    /// The scenario file as discovered (relative if the user gave a relative path).
+    pub file: PathBuf,
+    /// 1-based line where the scenario's mapping starts (its first key).
+    pub line: usize,
+    /// Python source run once before warmup, e.g. imports and fixtures.
+    pub setup: Option<String>,
+    /// The code run on every iteration.
+    pub body: Body,
+    /// Python source run once after the last iteration.
+    pub teardown: Option<String>,
+    /// Measured iterations (at least 3).
+    pub iterations: u64,
+    /// Iterations run before measuring, so caches and lazy imports settle first.
+    pub warmup: u64,
+    /// Take a sample every this many measured iterations; at least 3 samples are always taken.
+    pub sample_every: u64,
+    /// Extra `sys.path` entries, absolute, in order (relative ones resolved against the scenario
+    /// file's directory, so a suite runs the same from any working directory).
+    pub python_path: Vec<PathBuf>,
+    /// Wall-clock limit for the whole scenario, in seconds (above 0).
+    pub timeout_secs: f64,
+    /// Metrics whose growth decides the verdict (never empty).
+    pub gate: Vec<Metric>,
+    /// Allowed growth per iteration for every metric in [`Metric::ALL`]: the file's values over
+    /// [`Metric::default_tolerance`], so later stages never deal with a missing entry.
+    pub tolerance: BTreeMap<Metric, f64>,
+    /// The verdict the author expects.
+    pub expect: Expect,
+    /// Labels for selecting scenarios from the command line.
+    pub tags: Vec<String>,
+}
+
+/// Loads and validates every scenario in one file.
+///
+/// Reports all problems in the file (a YAML syntax error ends reading it), including names
+/// used twice within it.
+pub fn load_file(path: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+    let outcome = load::load(path);
+    let mut errors = outcome.errors;
+    errors.extend(load::duplicate_names(&outcome.names));
+    if errors.is_empty() {
+        Ok(outcome.scenarios)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Discovers scenario files under `paths` and loads them all, in discovery order.
+///
+/// Every file is read even after one fails, so a single run shows every problem in the suite;
+/// names must be unique across all files, and a repeated name is reported at its second
+/// definition, pointing back at the first.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+    let files = discover(paths)?;
+    let mut scenarios = Vec::new();
+    let mut names = Vec::new();
+    let mut errors = Vec::new();
+    for file in &files {
+        let outcome = load::load(file);
+        scenarios.extend(outcome.scenarios);
+        names.extend(outcome.names);
+        errors.extend(outcome.errors);
+    }
+    errors.extend(load::duplicate_names(&names));
+    if errors.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! The embedded CPython: starting it, loading the harness module, and calling its entry points.
+//!
+//! All Python lives in `src/python/harness.py`; this file only moves values across the boundary
+//! and turns Python exceptions into [`ScenarioFailure`]s.
+
+use std::ffi::CString;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::protocol::{Phase, WorkerRequest};
+use crate::scenario::Body;
+
+const HARNESS_SOURCE: &str = include_str!("../python/harness.py");
+
+/// Depth of tracemalloc tracebacks; one frame is enough to measure totals and is the cheapest.
+const TRACEMALLOC_FRAMES: u32 = 1;
+
+/// Scenario code raised, or the scenario could not be prepared.
+#[derive(Debug)]
+pub struct ScenarioFailure {
+    /// Where it happened.
+    pub phase: Phase,
+    /// Which iteration raised, for warmup and run.
+    pub iteration: Option<u64>,
+    /// One line: exception type and message.
+    pub message: String,
+    /// The Python traceback, harness frames removed.
+    pub traceback: String,
+}
+
+/// Python-level metrics of one sample.
+pub struct PythonSample {
+    pub traced_bytes: f64,
+    pub gc_objects: f64,
+    pub allocated_blocks: f64,
+}
+
+/// A running interpreter with the harness loaded and the scenario prepared.
+///
+/// The entry points are looked up once and kept. Looking them up by name on every call would
+/// create a fresh name string each time, and CPython 3.11's type attribute cache keeps a
+/// reference to each such string in a slot chosen by its address: the harness itself would then
+/// "leak" about one 55-byte string per sample until the cache's 4096 slots fill.
+pub struct Interpreter {
+    harness: Py<PyModule>,
+    entry_run_setup: Py<PyAny>,
+    entry_run_chunk: Py<PyAny>,
+    entry_run_teardown: Py<PyAny>,
+    entry_sample: Py<PyAny>,
+}
+
+impl Interpreter {
+    /// Starts CPython, loads the harness and prepares the scenario (paths, code, tracemalloc).
+    pub fn start(request: &WorkerRequest) -> Result<Interpreter, ScenarioFailure> {
+        Python::initialize();
+        Python::attach(|py| {
+            let harness =
+                load_harness(py).map_err(|err| describe(py, err, Phase::Prepare, None))?;
+            let spec =
+                build_spec(py, request).map_err(|err| describe(py, err, Phase::Prepare, None))?;
+            harness
+                .call_method1("prepare", (spec,))
+                .map_err(|err| describe_with(py, &harness, err, Phase::Prepare, None))?;
+            let entry = |name: &str| {
+                harness
+                    .getattr(name)
+                    .map(Bound::unbind)
+                    .map_err(|err| describe(py, err, Phase::Prepare, None))
+            };
+            Ok(Interpreter {
+                entry_run_setup: entry("run_setup")?,
+                entry_run_chunk: entry("run_chunk")?,
+                entry_run_teardown: entry("run_teardown")?,
+                entry_sample: entry("sample")?,
+                harness: harness.unbind(),
+            })
+        })
+    }
+
+    /// `sys.version` of the embedded interpreter.
+    pub fn python_version(&self) -> String {
+        Python::attach(|py| {
+            py.import("sys")
+                .and_then(|sys| sys.getattr("version"))
+                .and_then(|v| v.extract::<String>())
+                .unwrap_or_else(|_| "unknown".to_string())
+        })
+    }
+
+    /// Runs the scenario's `setup`.
+    pub fn run_setup(&self) -> Result<(), ScenarioFailure> {
+        self.call(Phase::Setup, &self.entry_run_setup, None)
+    }
+
+    /// Runs iterations `start..stop`.
+    pub fn run_chunk(&self, phase: Phase, start: u64, stop: u64) -> Result<(), ScenarioFailure> {
+        self.call(phase, &self.entry_run_chunk, Some((start, stop)))
+    }
+
+    /// Runs the scenario's `teardown`.
+    pub fn run_teardown(&self) -> Result<(), ScenarioFailure> {
+        self.call(Phase::Teardown, &self.entry_run_teardown, None)
+    }
+
+    /// Collects garbage and reads tracemalloc, gc and allocator figures.
+    pub fn sample(&self) -> Result<PythonSample, ScenarioFailure> {
+        Python::attach(|py| {
+            let harness = self.harness.bind(py);
+            let values = self
+                .entry_sample
+                .bind(py)
+                .call0()
+                .and_then(|v| v.extract::<(f64, f64, f64)>())
+                .map_err(|err| describe_with(py, harness, err, Phase::Measure, None))?;
+            Ok(PythonSample {
+                traced_bytes: values.0,
+                gc_objects: values.1,
+                allocated_blocks: values.2,
+            })
+        })
+    }
+
+    /// Calls a harness entry point, with an iteration range for `run_chunk`.
+    fn call(
+        &self,
+        phase: Phase,
+        entry: &Py<PyAny>,
+        range: Option<(u64, u64)>,
+    ) -> Result<(), ScenarioFailure> {
+        Python::attach(|py| {
+            let harness = self.harness.bind(py);
+            let entry = entry.bind(py);
+            let result = match range {
+                Some(range) => entry.call1(range),
+                None => entry.call0(),
+            };
+            result.map(|_| ()).map_err(|err| {
+                let iteration = harness
+                    .getattr("failed_iteration")
+                    .and_then(|v| v.extract::<Option<u64>>())
+                    .ok()
+                    .flatten();
+                describe_with(py, harness, err, phase, iteration)
+            })
+        })
+    }
+}
+
+fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let source = CString::new(HARNESS_SOURCE).expect("harness.py contains no NUL byte");
+    PyModule::from_code(py, &source, c"<leakcheck harness>", c"_leakcheck_harness")
+}
+
+fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'py, PyDict>> {
+    let scenario = &request.scenario;
+    let spec = PyDict::new(py);
+    spec.set_item("name", &scenario.name)?;
+    spec.set_item("file", scenario.file.display().to_string())?;
+    spec.set_item("setup", scenario.setup.as_deref())?;
+    let (run, call) = match &scenario.body {
+        Body::Run(code) => (Some(code.as_str()), None),
+        Body::Call(target) => (None, Some(target.as_str())),
+    };
+    spec.set_item("run", run)?;
+    spec.set_item("call", call)?;
+    spec.set_item("teardown", scenario.teardown.as_deref())?;
+    let python_path: Vec<String> = scenario
+        .python_path
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    spec.set_item("python_path", python_path)?;
+    let (site_packages, executable) = match &request.environment {
+        Some(env) => (
+            Some(
+                env.site_packages
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            env.executable.display().to_string(),
+        ),
+        None => (None, env!("LEAKCHECK_BUILD_PYTHON").to_string()),
+    };
+    spec.set_item("site_packages", site_packages)?;
+    spec.set_item("executable", executable)?;
+    spec.set_item("frames", TRACEMALLOC_FRAMES)?;
+    Ok(spec)
+}
+
+/// Describes an error raised before the harness could format it.
+fn describe(py: Python<'_>, err: PyErr, phase: Phase, iteration: Option<u64>) -> ScenarioFailure {
+    let traceback = err
+        .traceback(py)
+        .and_then(|tb| tb.format().ok())
+        .unwrap_or_default();
+    ScenarioFailure {
+        phase,
+        iteration,
+        message: err.to_string(),
+        traceback: format!("{traceback}{err}"),
+    }
+}
+
+/// Describes a scenario exception with the harness's `describe`, which drops harness frames.
+fn describe_with(
+    py: Python<'_>,
+    harness: &Bound<'_, PyModule>,
+    err: PyErr,
+    phase: Phase,
+    iteration: Option<u64>,
+) -> ScenarioFailure {
+    let value = err.clone_ref(py).into_value(py);
+    match harness
+        .call_method1("describe", (value,))
+        .and_then(|v| v.extract::<(String, String)>())
+    {
+        Ok((message, traceback)) => ScenarioFailure {
+            phase,
+            iteration,
+            message,
+            traceback,
+        },
+        Err(_) => describe(py, err, phase, iteration),
+    }
+}

@@ -1,0 +1,188 @@
+//! The child side: one worker process runs one scenario in an embedded CPython.
+//!
+//! The runner starts the leakcheck binary itself in a hidden worker mode, sends a
+//! [`WorkerRequest`] on stdin and reads [`WorkerMessage`]s from the channel pipe. Keeping the
+//! interpreter in its own process means a segfault, a hang or `os._exit()` in scenario code only
+//! ends this process, and memory figures are never shared between scenarios.
+//!
+//! The worker never formats anything for humans; it reports facts and exits.
+
+mod channel;
+pub mod interpreter;
+pub mod process_metrics;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::metric::Metric;
+use crate::protocol::{Phase, Sample, Timings, WorkerMessage, WorkerRequest};
+use channel::Channel;
+use interpreter::{Interpreter, ScenarioFailure};
+
+/// How often the worker reports progress between samples.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Entry point of the hidden `__worker` subcommand; returns the process exit code.
+///
+/// Scenario failures are reported over the channel and still exit 0: a non-zero exit code
+/// means the worker itself could not work (bad request, no channel).
+pub fn main() -> i32 {
+    match run() {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("leakcheck worker: {err:#}");
+            3
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the worker request from stdin")?;
+    let request: WorkerRequest =
+        serde_json::from_str(&input).context("decoding the worker request")?;
+    let mut channel = Channel::open().context("opening the result channel")?;
+    let outcome = execute(&request, &mut channel);
+    match outcome {
+        Ok(timings) => channel.send(&WorkerMessage::Finished { timings })?,
+        Err(Failure::Scenario(failure)) => channel.send(&WorkerMessage::Failed {
+            phase: failure.phase,
+            iteration: failure.iteration,
+            message: failure.message,
+            traceback: failure.traceback,
+        })?,
+        Err(Failure::Channel(err)) => return Err(err),
+    }
+    channel.flush()?;
+    // Leave without finalizing the interpreter: threads the scenario started may still run and
+    // finalization could hang on them; the runner reaps the process group afterwards.
+    std::process::exit(0);
+}
+
+/// Why a scenario stopped early.
+enum Failure {
+    /// Scenario code raised (or could not be prepared).
+    Scenario(ScenarioFailure),
+    /// The runner went away; nothing more can be reported.
+    Channel(anyhow::Error),
+}
+
+impl From<ScenarioFailure> for Failure {
+    fn from(failure: ScenarioFailure) -> Self {
+        Failure::Scenario(failure)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        Failure::Channel(err.into())
+    }
+}
+
+/// Runs setup, warmup, measured iterations and teardown, streaming samples as it goes.
+fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Failure> {
+    let scenario = &request.scenario;
+    let mut timings = Timings::default();
+    let started = Instant::now();
+    let interpreter = Interpreter::start(request)?;
+    channel.send(&WorkerMessage::Started {
+        python_version: interpreter.python_version(),
+        pid: std::process::id(),
+    })?;
+    timings.prepare = started.elapsed().as_secs_f64();
+
+    channel.send(&WorkerMessage::Phase {
+        phase: Phase::Setup,
+    })?;
+    let clock = Instant::now();
+    interpreter.run_setup()?;
+    timings.setup = clock.elapsed().as_secs_f64();
+
+    let step = scenario.sample_every.max(1);
+    let total = scenario.warmup + scenario.iterations;
+    let mut sampler = Sampler::new(&interpreter, channel);
+    sampler.take(0, true)?;
+
+    for (phase, start, end) in [
+        (Phase::Warmup, 0, scenario.warmup),
+        (Phase::Measure, scenario.warmup, total),
+    ] {
+        sampler.channel.send(&WorkerMessage::Phase { phase })?;
+        let phase_clock = Instant::now();
+        let sampling_before = sampler.spent;
+        let mut done = start;
+        while done < end {
+            let stop = (done + step).min(end);
+            interpreter.run_chunk(phase, done, stop)?;
+            done = stop;
+            sampler.take(done, phase == Phase::Warmup)?;
+            sampler.progress(done)?;
+        }
+        let elapsed = phase_clock.elapsed().as_secs_f64();
+        match phase {
+            Phase::Warmup => timings.warmup = elapsed,
+            _ => timings.iterations = elapsed - (sampler.spent - sampling_before),
+        }
+    }
+    timings.sampling = sampler.spent;
+
+    sampler.channel.send(&WorkerMessage::Phase {
+        phase: Phase::Teardown,
+    })?;
+    let clock = Instant::now();
+    interpreter.run_teardown()?;
+    timings.teardown = clock.elapsed().as_secs_f64();
+    Ok(timings)
+}
+
+/// Takes samples and throttled progress reports, and accounts for the time they cost.
+struct Sampler<'a> {
+    interpreter: &'a Interpreter,
+    channel: &'a mut Channel,
+    spent: f64,
+    last_progress: Instant,
+}
+
+impl<'a> Sampler<'a> {
+    fn new(interpreter: &'a Interpreter, channel: &'a mut Channel) -> Self {
+        Sampler {
+            interpreter,
+            channel,
+            spent: 0.0,
+            last_progress: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, iteration: u64, warmup: bool) -> Result<(), Failure> {
+        let clock = Instant::now();
+        let python = self.interpreter.sample()?;
+        let mut values = [0.0; Metric::ALL.len()];
+        for (slot, metric) in values.iter_mut().zip(Metric::ALL) {
+            *slot = match metric {
+                Metric::Tracemalloc => python.traced_bytes,
+                Metric::GcObjects => python.gc_objects,
+                Metric::AllocBlocks => python.allocated_blocks,
+                Metric::Rss => process_metrics::resident_bytes(),
+                Metric::Fds => process_metrics::open_fds(),
+            };
+        }
+        self.channel.send(&WorkerMessage::Sample {
+            sample: Sample { iteration, values },
+            warmup,
+        })?;
+        self.spent += clock.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn progress(&mut self, iteration: u64) -> Result<(), Failure> {
+        if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
+            self.last_progress = Instant::now();
+            self.channel.send(&WorkerMessage::Progress { iteration })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! Shared helpers for integration tests: run the real `leakcheck` binary on real scenario files
+//! in a temporary folder and read back what it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+/// A temporary project folder with scenario files and a report folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file relative to the project folder, creating parents.
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs `leakcheck <args>` with the project as working directory.
+    pub fn leakcheck(&self, args: &[&str]) -> Output {
+        let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").expect("binary built");
+        cmd.current_dir(self.dir.path())
+            .env_remove("VIRTUAL_ENV")
+            .args(args);
+        cmd.output().expect("leakcheck runs")
+    }
+
+    /// `leakcheck run <args> --report-dir reports`, returning the output and results.json.
+    pub fn run(&self, args: &[&str]) -> (Output, Value) {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--report-dir", "reports"]);
+        let output = self.leakcheck(&all);
+        let text = std::fs::read_to_string(self.dir.path().join("reports/results.json"))
+            .unwrap_or_else(|err| {
+                panic!(
+                    "results.json missing ({err}); stdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        (
+            output,
+            serde_json::from_str(&text).expect("results.json is JSON"),
+        )
+    }
+}
+
+/// The result entry of the scenario named `name`.
+pub fn scenario<'a>(results: &'a Value, name: &str) -> &'a Value {
+    results["scenarios"]
+        .as_array()
+        .expect("scenarios array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no scenario {name} in {results:#}"))
+}
+
+/// stdout and stderr of a run, for assertion messages.
+pub fn transcript(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

@@ -1,0 +1,144 @@
+//! Which CPython runs the scenarios: the embedded one is the interpreter leakcheck was built
+//! against (not whichever libpython the loader finds first), and `--python` / `VIRTUAL_ENV`
+//! bring in packages from another installation of the same minor version.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Project, scenario, transcript};
+
+/// The interpreter build.rs resolved (pyo3's choice: PYO3_PYTHON, else `python3` on PATH).
+const BUILD_PYTHON: &str = env!("LEAKCHECK_BUILD_PYTHON");
+
+fn python_says(python: &str, code: &str) -> String {
+    let out = Command::new(python).args(["-c", code]).output().unwrap();
+    assert!(out.status.success(), "{python} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn version_shows_the_embedded_interpreter_that_was_built_against() {
+    let project = Project::new();
+    let out = project.leakcheck(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let version = python_says(
+        BUILD_PYTHON,
+        "import sys; print(sys.version.replace('\\n', ' '))",
+    );
+    assert!(
+        text.contains(&format!("embedded CPython {version}")),
+        "expected {version} in:\n{text}"
+    );
+    // The libpython actually mapped comes from the build interpreter's own library folder.
+    let libdir = python_says(
+        BUILD_PYTHON,
+        "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))",
+    );
+    assert!(
+        text.contains(&format!("libpython: {libdir}/libpython")),
+        "expected a libpython under {libdir} in:\n{text}"
+    );
+}
+
+/// A venv made from the *other* CPython 3.11 on the machine (Debian's `/usr/bin/python3` when
+/// leakcheck embeds pyenv's, or the reverse), holding a module only it has.
+fn venv_from_other_python(project: &Project) -> std::path::PathBuf {
+    let build_prefix = python_says(BUILD_PYTHON, "import sys; print(sys.base_prefix)");
+    let other = [
+        "/usr/bin/python3",
+        "/root/.pyenv/versions/3.11.7/bin/python3",
+    ]
+    .into_iter()
+    .find(|candidate| {
+        std::path::Path::new(candidate).exists()
+            && python_says(candidate, "import sys; print(sys.base_prefix)") != build_prefix
+    })
+    .expect("a second CPython 3.11 on this machine (Debian's /usr/bin/python3)");
+    let venv = project.path().join("venv");
+    let status = Command::new(other)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let site = python_says(
+        venv.join("bin/python").to_str().unwrap(),
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    );
+    std::fs::write(
+        std::path::Path::new(&site).join("only_in_venv.py"),
+        "registry = []\n\ndef remember(x):\n    registry.append(x)\n",
+    )
+    .unwrap();
+    venv
+}
+
+const VENV_SCENARIO: &str = r#"
+scenarios:
+  - name: uses-venv-package
+    expect: leak
+    setup: |
+      import sys, only_in_venv
+      assert sys.executable.startswith(VENV), (sys.executable, VENV)
+    run: |
+      only_in_venv.remember([i])
+"#;
+
+#[test]
+fn python_flag_and_virtual_env_import_packages_from_another_installation() {
+    let project = Project::new();
+    let venv = venv_from_other_python(&project);
+    let scenario_text = VENV_SCENARIO.replace("VENV", &format!("{:?}", venv.display().to_string()));
+    project.write("venv.yaml", &scenario_text);
+
+    // Without --python the module is not importable: an error, not a silent pass.
+    let (output, results) = project.run(&["venv.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = scenario(&results, "uses-venv-package")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("ModuleNotFoundError"), "{error}");
+
+    // With --python pointing at the venv folder.
+    let (output, results) = project.run(&["venv.yaml", "--python", venv.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert_eq!(scenario(&results, "uses-venv-package")["verdict"], "leak");
+    assert_eq!(results["python"]["environment"], venv.to_str().unwrap());
+
+    // With VIRTUAL_ENV, as after `source venv/bin/activate`.
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let output = cmd
+        .current_dir(project.path())
+        .env("VIRTUAL_ENV", &venv)
+        .args(["run", "venv.yaml", "--report-dir", "reports2"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+}
+
+#[test]
+fn a_python_of_another_minor_version_is_refused_before_running() {
+    let project = Project::new();
+    let fake = project.write(
+        "fake/bin/python3",
+        "#!/bin/sh\necho '{\"version\": \"3.12.1\", \"executable\": \"/x/python3.12\", \"prefix\": \"/x\", \"paths\": []}'\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    project.write("s.yaml", "name: s\nrun: pass\n");
+    let out = project.leakcheck(&["run", "s.yaml", "--python", fake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is Python 3.12.1, but leakcheck embeds CPython 3.11"),
+        "{stderr}"
+    );
+    assert!(!project.path().join("reports").exists(), "nothing was run");
+
+    let out = project.leakcheck(&["run", "s.yaml", "--python", "/nonexistent/python"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a Python interpreter"));
+}

@@ -1,0 +1,291 @@
+//! End-to-end behaviour of `leakcheck run`: real binary, real worker processes, real embedded
+//! CPython, real files.
+
+mod common;
+
+use common::{Project, scenario, transcript};
+
+const MIXED: &str = r#"
+scenarios:
+  - name: one-int-per-iteration
+    expect: leak
+    setup: |
+      kept = []
+    run: |
+      kept.append(i + 1000)
+
+  - name: clean-temporaries
+    run: |
+      rows = [str(n) for n in range(200)]
+      del rows
+
+  - name: raises
+    setup: |
+      def explode(n):
+          return 1 / (n - n)
+    warmup: 2
+    run: |
+      if i == 7:
+          explode(i)
+
+  - name: segfaults
+    warmup: 0
+    run: |
+      import ctypes
+      if i == 5:
+          ctypes.string_at(0)
+
+  - name: hangs
+    timeout: 2
+    warmup: 0
+    sample_every: 1
+    run: |
+      if i == 3:
+          while True:
+              pass
+
+  - name: clean-after-crashes
+    run: |
+      d = {k: k for k in range(50)}
+"#;
+
+#[test]
+fn leaks_are_found_clean_code_passes_and_failures_do_not_lose_other_results() {
+    let project = Project::new();
+    project.write("scenarios/mixed.yaml", MIXED);
+    let (output, results) = project.run(&["scenarios"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+
+    let leak = scenario(&results, "one-int-per-iteration");
+    assert_eq!(leak["verdict"], "leak", "{log}");
+    assert_eq!(leak["ok"], true);
+    let slope = leak["metrics"]["tracemalloc"]["slope"].as_f64().unwrap();
+    assert!(
+        (20.0..80.0).contains(&slope),
+        "one int is ~36 B/iter, got {slope}"
+    );
+    let blocks = leak["metrics"]["alloc_blocks"]["slope"].as_f64().unwrap();
+    assert!(
+        (0.9..1.5).contains(&blocks),
+        "one object per iteration, got {blocks}"
+    );
+
+    for name in ["clean-temporaries", "clean-after-crashes"] {
+        let clean = scenario(&results, name);
+        assert_eq!(clean["verdict"], "pass", "{name}: {log}");
+        assert_eq!(clean["ok"], true);
+    }
+
+    let raised = scenario(&results, "raises");
+    assert_eq!(raised["verdict"], "error");
+    assert_eq!(raised["ok"], false);
+    let error = raised["error"].as_str().unwrap();
+    assert!(error.contains("ZeroDivisionError"), "{error}");
+    assert!(error.contains("iteration 7"), "{error}");
+    let traceback = raised["traceback"].as_str().unwrap();
+    assert!(traceback.contains("in explode"), "{traceback}");
+    assert!(
+        traceback.contains("return 1 / (n - n)"),
+        "source line shown: {traceback}"
+    );
+    assert!(
+        !traceback.contains("leakcheck harness"),
+        "harness frames hidden: {traceback}"
+    );
+
+    let crashed = scenario(&results, "segfaults");
+    assert_eq!(crashed["verdict"], "error");
+    let error = crashed["error"].as_str().unwrap();
+    assert!(error.contains("SIGSEGV"), "{error}");
+
+    let hung = scenario(&results, "hangs");
+    assert_eq!(hung["verdict"], "error");
+    let error = hung["error"].as_str().unwrap();
+    assert!(error.contains("timed out after 2 s"), "{error}");
+    assert!(error.contains("after 3 iterations"), "{error}");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("SIGSEGV"),
+        "summary names the signal: {log}"
+    );
+    assert!(
+        stdout.contains("6 scenarios: 2 pass, 1 leak, 0 inconclusive, 3 error"),
+        "{log}"
+    );
+}
+
+#[test]
+fn results_json_has_the_documented_schema() {
+    let project = Project::new();
+    project.write(
+        "s.yaml",
+        "name: tiny\niterations: 30\nwarmup: 5\nsample_every: 3\nrun: |\n  x = [i] * 10\n",
+    );
+    let (output, results) = project.run(&["s.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["tool"]["name"], "leakcheck");
+    assert!(
+        results["python"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("3.")
+    );
+    assert!(results["started_at"].as_str().unwrap().ends_with('Z'));
+    assert!(results["duration_secs"].as_f64().unwrap() > 0.0);
+    assert_eq!(results["summary"]["total"], 1);
+
+    let s = scenario(&results, "tiny");
+    for key in [
+        "name", "file", "verdict", "expected", "ok", "error", "metrics",
+    ] {
+        assert!(s.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(s["file"], "s.yaml");
+    assert_eq!(s["expected"], "pass");
+    assert!(s["error"].is_null());
+    for metric in ["tracemalloc", "rss", "gc_objects", "alloc_blocks", "fds"] {
+        let m = &s["metrics"][metric];
+        for key in ["slope", "ci_low", "ci_high", "unit", "samples"] {
+            assert!(m.get(key).is_some(), "{metric} lacks {key}");
+        }
+        let samples = m["samples"].as_array().unwrap();
+        // Measured iterations 5..35 sampled every 3: 8, 11, ..., 35 (the last one forced).
+        let xs: Vec<u64> = samples.iter().map(|p| p[0].as_u64().unwrap()).collect();
+        assert_eq!(xs.first(), Some(&8), "{metric}: {xs:?}");
+        assert_eq!(xs.last(), Some(&35), "{metric}: {xs:?}");
+        assert_eq!(xs.len(), 10, "{metric}: {xs:?}");
+    }
+    assert_eq!(s["metrics"]["tracemalloc"]["unit"], "bytes");
+    assert_eq!(s["metrics"]["fds"]["unit"], "count");
+}
+
+#[test]
+fn a_known_leak_that_stops_leaking_fails_the_gate() {
+    let project = Project::new();
+    project.write(
+        "fixed.yaml",
+        "name: was-leaky\nexpect: leak\nrun: |\n  y = [i]\n",
+    );
+    let (output, results) = project.run(&["fixed.yaml"]);
+    assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
+    let s = scenario(&results, "was-leaky");
+    assert_eq!(s["verdict"], "pass");
+    assert_eq!(s["ok"], false);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("remove the mark"));
+}
+
+#[test]
+fn scenario_output_is_captured_and_cannot_corrupt_the_channel() {
+    let project = Project::new();
+    project.write(
+        "noisy.yaml",
+        r#"
+name: noisy
+warmup: 2
+iterations: 20
+run: |
+  import os, sys
+  print('{"type": "sample", "sample": {"iteration": 0, "values": [1e12, 0, 0, 0, 0]}, "warmup": false}')
+  os.write(1, b"raw bytes to fd 1\n")
+  sys.stderr.write("to stderr\n")
+  if i == 21:
+      raise RuntimeError("boom after printing")
+"#,
+    );
+    let (_output, results) = project.run(&["noisy.yaml"]);
+    let s = scenario(&results, "noisy");
+    assert_eq!(s["verdict"], "error");
+    let stdout = s["stdout"].as_str().unwrap();
+    assert!(stdout.contains("raw bytes to fd 1"), "{stdout}");
+    assert!(stdout.contains("\"type\": \"sample\""), "{stdout}");
+    assert!(s["stderr"].as_str().unwrap().contains("to stderr"));
+    // The fake sample printed on stdout never reached the fit.
+    let samples = s["metrics"]["tracemalloc"]["samples"].as_array().unwrap();
+    assert!(samples.iter().all(|p| p[1].as_f64().unwrap() < 1e11));
+}
+
+#[test]
+fn call_invokes_a_function_from_python_path() {
+    let project = Project::new();
+    project.write(
+        "lib/app/store.py",
+        "orders = []\n\ndef place():\n    orders.append(object())\n\ndef browse():\n    return [1, 2, 3]\n",
+    );
+    project.write("lib/app/__init__.py", "");
+    project.write(
+        "scenarios/store.yaml",
+        r#"
+defaults:
+  python_path: [../lib]
+scenarios:
+  - name: place-order
+    expect: leak
+    call: app.store:place
+  - name: browse
+    call: app.store:browse
+"#,
+    );
+    let (output, results) = project.run(&["scenarios"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert_eq!(scenario(&results, "place-order")["verdict"], "leak");
+    assert_eq!(scenario(&results, "browse")["verdict"], "pass");
+}
+
+#[test]
+fn filter_selects_by_name_and_list_shows_what_would_run() {
+    let project = Project::new();
+    project.write(
+        "s.yaml",
+        "scenarios:\n  - name: alpha-one\n    run: pass\n  - name: beta-two\n    run: pass\n",
+    );
+    let listed = project.leakcheck(&["list", "s.yaml"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains("alpha-one  s.yaml:2"), "{text}");
+    assert!(text.contains("beta-two  s.yaml:4"), "{text}");
+
+    let (output, results) = project.run(&["s.yaml", "-k", "beta"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    let names: Vec<&str> = results["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["beta-two"]);
+}
+
+#[test]
+fn the_harness_itself_adds_no_growth() {
+    // A do-nothing body and one that only makes collectable garbage: with ~1 000 samples any
+    // per-sample allocation the harness kept (as an attribute lookup by a fresh name string once
+    // did, through CPython's type cache) would show as a clear slope.
+    let project = Project::new();
+    project.write(
+        "flat.yaml",
+        r#"
+defaults:
+  iterations: 1000
+  sample_every: 1
+scenarios:
+  - name: nothing
+    run: pass
+  - name: garbage-cycles
+    run: |
+      a = {}; b = {"a": a}; a["b"] = b
+      del a, b
+"#,
+    );
+    let (output, results) = project.run(&["flat.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    for name in ["nothing", "garbage-cycles"] {
+        let s = scenario(&results, name);
+        assert_eq!(s["verdict"], "pass", "{name}");
+        let bytes = s["metrics"]["tracemalloc"]["slope"].as_f64().unwrap();
+        let blocks = s["metrics"]["alloc_blocks"]["slope"].as_f64().unwrap();
+        assert!(bytes.abs() < 0.5, "{name}: {bytes} B/iter");
+        assert!(blocks.abs() < 0.01, "{name}: {blocks} blocks/iter");
+    }
+}
