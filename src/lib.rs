@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod diagnosis;
 pub mod metric;
 pub mod protocol;
 pub mod report;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
 use crate::protocol::Timings;
 use crate::scenario::Expect;
@@ -142,6 +143,9 @@ pub struct ScenarioResult {
     pub metrics: BTreeMap<Metric, MetricResult>,
     /// Where the worker's time went, when it finished.
     pub timings: Option<Timings>,
+    /// Where the memory went and who holds it: for `leak` verdicts, and for every scenario with
+    /// `--diagnose`. `null` otherwise.
+    pub diagnosis: Option<Diagnosis>,
     /// Tail of what the scenario wrote to stdout.
     pub stdout: String,
     /// Tail of what the scenario wrote to stderr.

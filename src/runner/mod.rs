@@ -214,6 +214,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         gate: scenario.gate.clone(),
         metrics,
         timings: run.timings,
+        diagnosis: None,
         stdout: run.stdout,
         stderr: run.stderr,
     }

@@ -1,0 +1,129 @@
+//! Explaining a leak: which lines allocate the memory that grew, which object types grew, who
+//! still holds the objects, uncollectable garbage, and hints for known causes.
+//!
+//! The worker collects this at two checkpoints only (end of warmup, end of run), never per
+//! iteration, and sends it as one [`Diagnosis`] message; this module holds the data (part of
+//! `results.json`, schema below) and nothing that runs Python. Rendering lives in `report/`.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything found out about where memory went between the two checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// Iterations between the two checkpoints: the divisor of every per-iteration figure.
+    pub iterations: u64,
+    /// Top allocation sites by bytes grown (tracemalloc snapshot diff grouped by traceback).
+    pub sites: Vec<AllocationSite>,
+    /// Top gc-tracked types by count growth.
+    pub types: Vec<TypeGrowth>,
+    /// Paths from a sample of new objects of the top growing types back to what keeps them alive.
+    pub chains: Vec<ReferrerChain>,
+    /// `gc.garbage` and collector statistics.
+    pub garbage: GarbageReport,
+    /// Rule-based hints for known causes, each with a one-line fix.
+    pub hints: Vec<Hint>,
+    /// Seconds the worker spent diagnosing (snapshots, census, chain search), both checkpoints.
+    pub cost_secs: f64,
+    /// Anything that limited the diagnosis (e.g. tracemalloc stopped by the scenario).
+    pub notes: Vec<String>,
+}
+
+/// A place in the code whose live allocations grew.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationSite {
+    /// Innermost frame not belonging to the harness: the line that allocates.
+    pub file: String,
+    /// Line number in `file`.
+    pub line: u32,
+    /// The source text of that line, when available.
+    pub code: Option<String>,
+    /// Bytes of live allocations gained between the checkpoints.
+    pub size_diff: i64,
+    /// Live blocks gained between the checkpoints.
+    pub count_diff: i64,
+    /// `size_diff / iterations`.
+    pub bytes_per_iteration: f64,
+    /// The allocation's stack, innermost first, harness frames removed.
+    pub stack: Vec<Frame>,
+}
+
+/// One frame of an allocation stack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// File name as Python reports it.
+    pub file: String,
+    /// Line number.
+    pub line: u32,
+    /// Source text, when available.
+    pub code: Option<String>,
+}
+
+/// A gc-tracked type whose number of live objects grew.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TypeGrowth {
+    /// Qualified name, e.g. `shop.events.Request` or `dict`.
+    pub type_name: String,
+    /// Live objects at the end of warmup.
+    pub before: u64,
+    /// Live objects at the end of the run.
+    pub after: u64,
+    /// `(after - before) / iterations`.
+    pub per_iteration: f64,
+}
+
+/// A shortest path of strong references from a root to a leaked object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferrerChain {
+    /// The type of the leaked object the search started from.
+    pub type_name: String,
+    /// What kind of root was reached: `module_global`, `class_attribute`, `closure`,
+    /// `default_argument`, `sys_modules`, `frame`, `logging_handler`, `functools_cache`, or
+    /// `none` when the search stopped before reaching a root.
+    pub root_kind: String,
+    /// Steps from the root to the object, e.g. `module shop.prices`, `global '_seen_quotes' (list)`,
+    /// `item [1532]`, `dict`.
+    pub steps: Vec<String>,
+    /// The chain in one line, steps joined with ` → `.
+    pub text: String,
+    /// Why the search stopped, when no root was reached (depth, time, or object count limit).
+    pub note: Option<String>,
+}
+
+/// Uncollectable garbage and what the collector did between the checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GarbageReport {
+    /// `len(gc.garbage)` at the end of warmup.
+    pub garbage_before: u64,
+    /// `len(gc.garbage)` at the end of the run.
+    pub garbage_after: u64,
+    /// Per generation (0, 1, 2): collections, collected and uncollectable, between checkpoints.
+    pub generations: Vec<GenerationStats>,
+    /// Types of objects in `gc.garbage` that appeared during the run (with `__del__` or
+    /// finalizers in cycles), most frequent first.
+    pub uncollectable_types: Vec<String>,
+}
+
+/// Collector activity of one generation between the checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// Generation number.
+    pub generation: u8,
+    /// Collections run.
+    pub collections: u64,
+    /// Objects freed.
+    pub collected: u64,
+    /// Objects found uncollectable.
+    pub uncollectable: u64,
+}
+
+/// A known cause recognised from the data, with what to do about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hint {
+    /// Stable identifier of the rule, e.g. `unbounded_lru_cache`.
+    pub rule: String,
+    /// What was observed, e.g. "shop.prices.tax_unbounded is an lru_cache(maxsize=None) whose
+    /// currsize grew by 200 (1.0 per iteration)".
+    pub message: String,
+    /// A one-line fix suggestion.
+    pub fix: String,
+}
