@@ -4,10 +4,12 @@
 //! [`runner`] starts one [`worker`] process per scenario which embeds CPython and streams
 //! samples over the [`protocol`], [`stats`] fits growth per iteration, [`verdict`] turns fits
 //! into pass/leak/inconclusive/error, [`results`] is the versioned record of a run, and
-//! [`report`] writes the terminal summary and files. [`app`] wires the subcommands together.
+//! [`report`] writes the terminal summary and files; [`compare`] sets a run against a saved
+//! baseline. [`app`] wires the subcommands together.
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod diagnosis;
 pub mod metric;
 pub mod protocol;

@@ -5,10 +5,11 @@
 //! [`SCHEMA_VERSION`] when a change is not purely additive.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Comparison;
 use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
 use crate::protocol::Timings;
@@ -40,6 +41,10 @@ pub struct RunResults {
     pub summary: Summary,
     /// One entry per scenario, in the order they were discovered.
     pub scenarios: Vec<ScenarioResult>,
+    /// How this run compares with a previous one (`--baseline`); absent without one. Added in
+    /// schema version 1 without a bump: older readers ignore it, older files lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Comparison>,
 }
 
 /// Name and version of leakcheck.
@@ -177,4 +182,61 @@ pub struct MetricResult {
     pub samples: Vec<(u64, f64)>,
     /// Samples taken during warmup (and right after setup), not fitted.
     pub warmup_samples: Vec<(u64, f64)>,
+}
+
+/// Why a saved `results.json` cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file cannot be opened or read.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// Not JSON, or not the shape of a leakcheck results file.
+    #[error("`{path}` is not a leakcheck results file: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Where and what the parser found.
+        source: serde_json::Error,
+    },
+    /// A results file of a layout this version does not read.
+    #[error(
+        "`{path}` has schema_version {found}; this leakcheck reads version {SCHEMA_VERSION} \
+         (re-run the scenarios with this version, or use the leakcheck that wrote the file)"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+    },
+}
+
+/// Reads a `results.json` written by `leakcheck run`, checking its `schema_version` first so that
+/// a file from another version is refused with that reason rather than a missing-field error.
+pub fn read(path: &Path) -> Result<RunResults, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |source| ReadError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    };
+    #[derive(Deserialize)]
+    struct Versioned {
+        schema_version: u64,
+    }
+    let versioned: Versioned = serde_json::from_str(&text).map_err(invalid)?;
+    if versioned.schema_version != u64::from(SCHEMA_VERSION) {
+        return Err(ReadError::Version {
+            path: path.to_path_buf(),
+            found: versioned.schema_version,
+        });
+    }
+    serde_json::from_str(&text).map_err(invalid)
 }

@@ -131,6 +131,7 @@ pub fn run_scenarios(
         interrupted: false,
         summary: Summary::of(&results),
         scenarios: results,
+        baseline: None,
     }
 }
 

@@ -1,0 +1,548 @@
+//! Comparing a run with a previous one (the baseline): new leaks, fixed leaks, growth that rose
+//! significantly, scenarios added or removed.
+//!
+//! Pure: it takes two [`RunResults`] and returns a [`Comparison`], which becomes the optional
+//! `baseline` section of `results.json` and is rendered by every report. Reading the baseline
+//! file is the caller's business.
+//!
+//! The rule for a **significant rise** of one gated metric (the README documents it):
+//! - the confidence intervals do not overlap, the new one above: `new.ci_low > old.ci_high`;
+//! - and the growth rose by at least [`MIN_RELATIVE_RISE`] of the old growth and at least
+//!   [`MIN_TOLERANCE_FRACTION`] of the metric's tolerance, so that a rise from 0.02 B/iter to
+//!   0.05 B/iter with tight intervals (noise a code change can cause) is not reported.
+//!
+//! A significant fall is the mirror image and is reported as an improvement.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::Metric;
+use crate::results::{MetricResult, RunResults, ScenarioResult, Summary};
+use crate::verdict::Verdict;
+
+/// A rise must be at least this fraction of the old growth per iteration to count.
+pub const MIN_RELATIVE_RISE: f64 = 0.10;
+
+/// A rise must be at least this fraction of the metric's tolerance to count.
+pub const MIN_TOLERANCE_FRACTION: f64 = 0.25;
+
+/// How a run differs from its baseline, scenario by scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The baseline file as given on the command line.
+    pub file: PathBuf,
+    /// When the baseline run started (RFC 3339).
+    pub started_at: String,
+    /// The leakcheck version that wrote the baseline.
+    pub tool_version: String,
+    /// Whether a significant rise fails the gate (`--fail-on-regression`).
+    pub fail_on_regression: bool,
+    /// Counts by kind of change.
+    pub summary: ComparisonSummary,
+    /// One entry per scenario of either run: most important changes first, then run order.
+    pub scenarios: Vec<ScenarioComparison>,
+}
+
+/// Number of scenarios by kind of change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComparisonSummary {
+    /// Leak now, not a leak in the baseline.
+    pub new_leaks: usize,
+    /// A gated metric grows significantly faster than in the baseline.
+    pub regressions: usize,
+    /// Another change of verdict (e.g. pass to error or to inconclusive).
+    pub verdict_changes: usize,
+    /// Leak in the baseline, pass now.
+    pub fixed_leaks: usize,
+    /// A gated metric grows significantly slower, none faster.
+    pub improvements: usize,
+    /// Only in this run.
+    pub added: usize,
+    /// Only in the baseline.
+    pub removed: usize,
+    /// Same verdict, no significant change.
+    pub unchanged: usize,
+}
+
+/// What changed for one scenario; declared from most to least important.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Leak now, not a leak in the baseline.
+    NewLeak,
+    /// A gated metric rose significantly.
+    Regression,
+    /// The verdict changed in another way.
+    VerdictChanged,
+    /// Leak in the baseline, pass now.
+    FixedLeak,
+    /// A gated metric fell significantly and none rose.
+    Improvement,
+    /// Not in the baseline.
+    Added,
+    /// In the baseline only.
+    Removed,
+    /// Same verdict, no significant change.
+    Unchanged,
+}
+
+impl Change {
+    /// Words for reports, e.g. `new leak`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Change::NewLeak => "new leak",
+            Change::Regression => "significant rise",
+            Change::VerdictChanged => "verdict changed",
+            Change::FixedLeak => "fixed leak",
+            Change::Improvement => "significant fall",
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Unchanged => "unchanged",
+        }
+    }
+
+    /// Whether the change is worth listing before the ordinary results.
+    pub fn is_notable(self) -> bool {
+        self != Change::Unchanged
+    }
+}
+
+/// One scenario compared with its baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioComparison {
+    /// Scenario name, the key that pairs the two runs.
+    pub name: String,
+    /// The most important change found.
+    pub change: Change,
+    /// Verdict in the baseline; `null` when added.
+    pub old_verdict: Option<Verdict>,
+    /// Verdict now; `null` when removed.
+    pub new_verdict: Option<Verdict>,
+    /// Every metric gated in this run (in the baseline for removed scenarios), old and new.
+    pub metrics: Vec<MetricComparison>,
+}
+
+/// One metric's growth before and after.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricComparison {
+    /// Which metric.
+    pub metric: Metric,
+    /// Growth in the baseline, when it was fitted.
+    pub old: Option<Growth>,
+    /// Growth now, when it was fitted.
+    pub new: Option<Growth>,
+    /// How the two compare under the rule in the module documentation.
+    pub shift: Shift,
+}
+
+/// A fitted growth per iteration and its confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Growth {
+    /// Growth per iteration.
+    pub slope: f64,
+    /// Lower end of the interval.
+    pub ci_low: f64,
+    /// Upper end of the interval.
+    pub ci_high: f64,
+}
+
+impl Growth {
+    fn of(metric: &MetricResult) -> Option<Growth> {
+        Some(Growth {
+            slope: metric.slope?,
+            ci_low: metric.ci_low?,
+            ci_high: metric.ci_high?,
+        })
+    }
+}
+
+/// The comparison of one metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shift {
+    /// Significantly higher now.
+    Rose,
+    /// Significantly lower now.
+    Fell,
+    /// No significant difference.
+    Same,
+    /// One side has no fit (or no such metric).
+    NotCompared,
+}
+
+/// Compares `new` with `old`, read from `old_file`.
+pub fn compare(old: &RunResults, old_file: &Path, new: &RunResults) -> Comparison {
+    let old_by_name: HashMap<&str, &ScenarioResult> =
+        old.scenarios.iter().map(|s| (s.name.as_str(), s)).collect();
+    let new_names: HashSet<&str> = new.scenarios.iter().map(|s| s.name.as_str()).collect();
+
+    let mut scenarios: Vec<ScenarioComparison> = new
+        .scenarios
+        .iter()
+        .map(|now| match old_by_name.get(now.name.as_str()) {
+            Some(before) => compare_scenario(before, now),
+            None => ScenarioComparison {
+                name: now.name.clone(),
+                change: Change::Added,
+                old_verdict: None,
+                new_verdict: Some(now.verdict),
+                metrics: gated_metrics(now, None, Some(now)),
+            },
+        })
+        .collect();
+    scenarios.extend(
+        old.scenarios
+            .iter()
+            .filter(|before| !new_names.contains(before.name.as_str()))
+            .map(|before| ScenarioComparison {
+                name: before.name.clone(),
+                change: Change::Removed,
+                old_verdict: Some(before.verdict),
+                new_verdict: None,
+                metrics: gated_metrics(before, Some(before), None),
+            }),
+    );
+    // Stable: equal changes keep run order.
+    scenarios.sort_by_key(|s| s.change);
+
+    Comparison {
+        file: old_file.to_path_buf(),
+        started_at: old.started_at.clone(),
+        tool_version: old.tool.version.clone(),
+        fail_on_regression: false,
+        summary: summarize(&scenarios),
+        scenarios,
+    }
+}
+
+/// Makes every significant rise fail the gate (`--fail-on-regression`): marks those scenarios
+/// not `ok` and recounts the summary. Does nothing without a comparison.
+pub fn apply_regression_gate(results: &mut RunResults) {
+    let Some(comparison) = results.baseline.as_mut() else {
+        return;
+    };
+    comparison.fail_on_regression = true;
+    for entry in &comparison.scenarios {
+        if entry.change != Change::Regression {
+            continue;
+        }
+        if let Some(scenario) = results.scenarios.iter_mut().find(|s| s.name == entry.name) {
+            scenario.ok = false;
+        }
+    }
+    results.summary = Summary::of(&results.scenarios);
+}
+
+/// Whether `name` fails the gate because of a significant rise (for labels in reports).
+pub fn regressed(results: &RunResults, name: &str) -> bool {
+    results.baseline.as_ref().is_some_and(|c| {
+        c.scenarios
+            .iter()
+            .any(|s| s.name == name && s.change == Change::Regression)
+    })
+}
+
+fn compare_scenario(before: &ScenarioResult, now: &ScenarioResult) -> ScenarioComparison {
+    let metrics = gated_metrics(now, Some(before), Some(now));
+    let rose = metrics.iter().any(|m| m.shift == Shift::Rose);
+    let fell = metrics.iter().any(|m| m.shift == Shift::Fell);
+    let change = match (before.verdict, now.verdict) {
+        (old, Verdict::Leak) if old != Verdict::Leak => Change::NewLeak,
+        _ if rose => Change::Regression,
+        (Verdict::Leak, Verdict::Pass) => Change::FixedLeak,
+        (old, new) if old != new => Change::VerdictChanged,
+        _ if fell => Change::Improvement,
+        _ => Change::Unchanged,
+    };
+    ScenarioComparison {
+        name: now.name.clone(),
+        change,
+        old_verdict: Some(before.verdict),
+        new_verdict: Some(now.verdict),
+        metrics,
+    }
+}
+
+/// The metrics gated by `gating`, each with its old and new growth.
+fn gated_metrics(
+    gating: &ScenarioResult,
+    before: Option<&ScenarioResult>,
+    now: Option<&ScenarioResult>,
+) -> Vec<MetricComparison> {
+    gating
+        .gate
+        .iter()
+        .map(|&metric| {
+            let old_metric = before.and_then(|s| s.metrics.get(&metric));
+            let new_metric = now.and_then(|s| s.metrics.get(&metric));
+            let old = old_metric.and_then(Growth::of);
+            let new = new_metric.and_then(Growth::of);
+            let tolerance = new_metric.or(old_metric).map_or(0.0, |m| m.tolerance);
+            let shift = match (old, new) {
+                (Some(old), Some(new)) => shift(old, new, tolerance),
+                _ => Shift::NotCompared,
+            };
+            MetricComparison {
+                metric,
+                old,
+                new,
+                shift,
+            }
+        })
+        .collect()
+}
+
+/// The significance rule from the module documentation.
+pub fn shift(old: Growth, new: Growth, tolerance: f64) -> Shift {
+    let (low, high, sign) = if new.ci_low > old.ci_high {
+        (old, new, Shift::Rose)
+    } else if new.ci_high < old.ci_low {
+        (new, old, Shift::Fell)
+    } else {
+        return Shift::Same;
+    };
+    let change = high.slope - low.slope;
+    let needed = (MIN_RELATIVE_RISE * old.slope.abs()).max(MIN_TOLERANCE_FRACTION * tolerance);
+    if change >= needed && change > 0.0 {
+        sign
+    } else {
+        Shift::Same
+    }
+}
+
+fn summarize(scenarios: &[ScenarioComparison]) -> ComparisonSummary {
+    let mut summary = ComparisonSummary::default();
+    for s in scenarios {
+        let count = match s.change {
+            Change::NewLeak => &mut summary.new_leaks,
+            Change::Regression => &mut summary.regressions,
+            Change::VerdictChanged => &mut summary.verdict_changes,
+            Change::FixedLeak => &mut summary.fixed_leaks,
+            Change::Improvement => &mut summary.improvements,
+            Change::Added => &mut summary.added,
+            Change::Removed => &mut summary.removed,
+            Change::Unchanged => &mut summary.unchanged,
+        };
+        *count += 1;
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::results::{PythonInfo, ToolInfo};
+    use crate::scenario::Expect;
+    use crate::units::Unit;
+    use crate::verdict::Call;
+
+    fn growth(slope: f64, half_width: f64) -> Growth {
+        Growth {
+            slope,
+            ci_low: slope - half_width,
+            ci_high: slope + half_width,
+        }
+    }
+
+    fn scenario(name: &str, verdict: Verdict, tracemalloc: (f64, f64)) -> ScenarioResult {
+        let (slope, half_width) = tracemalloc;
+        let metric = MetricResult {
+            unit: Unit::Bytes,
+            slope: Some(slope),
+            ci_low: Some(slope - half_width),
+            ci_high: Some(slope + half_width),
+            stderr: Some(half_width / 3.0),
+            intercept: Some(1000.0),
+            tolerance: 8.0,
+            gated: true,
+            call: Call::Within,
+            samples: Vec::new(),
+            warmup_samples: Vec::new(),
+        };
+        ScenarioResult {
+            name: name.to_string(),
+            file: "s.yaml".into(),
+            line: 1,
+            description: None,
+            tags: Vec::new(),
+            verdict,
+            expected: Expect::Pass,
+            ok: verdict != Verdict::Leak,
+            error: None,
+            reason: String::new(),
+            traceback: None,
+            iterations: 100,
+            warmup: 10,
+            sample_every: 1,
+            iterations_done: 110,
+            duration_secs: 0.1,
+            gate: vec![Metric::Tracemalloc],
+            metrics: BTreeMap::from([(Metric::Tracemalloc, metric)]),
+            timings: None,
+            diagnosis: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+
+    fn run(scenarios: Vec<ScenarioResult>) -> RunResults {
+        RunResults {
+            schema_version: crate::results::SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: "leakcheck".into(),
+                version: "0.0.0".into(),
+            },
+            python: PythonInfo {
+                version: None,
+                executable: "python3".into(),
+                environment: None,
+            },
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_secs: 1.0,
+            confidence: 0.99,
+            interrupted: false,
+            summary: Summary::of(&scenarios),
+            scenarios,
+            baseline: None,
+        }
+    }
+
+    fn change_of(comparison: &Comparison, name: &str) -> Change {
+        comparison
+            .scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .change
+    }
+
+    #[test]
+    fn disjoint_intervals_with_a_real_rise_are_significant() {
+        assert_eq!(
+            shift(growth(36.0, 0.5), growth(72.0, 0.5), 8.0),
+            Shift::Rose
+        );
+        assert_eq!(
+            shift(growth(72.0, 0.5), growth(36.0, 0.5), 8.0),
+            Shift::Fell
+        );
+    }
+
+    #[test]
+    fn overlapping_intervals_are_not_significant() {
+        assert_eq!(
+            shift(growth(36.0, 10.0), growth(50.0, 10.0), 8.0),
+            Shift::Same
+        );
+    }
+
+    #[test]
+    fn tiny_rises_with_tight_intervals_are_noise() {
+        // Disjoint, but 0.03 B/iter is far below a quarter of the 8 B tolerance.
+        assert_eq!(
+            shift(growth(0.02, 0.001), growth(0.05, 0.001), 8.0),
+            Shift::Same
+        );
+        // Disjoint, above the tolerance floor, but under 10 % of a large leak.
+        assert_eq!(
+            shift(growth(1000.0, 1.0), growth(1050.0, 1.0), 8.0),
+            Shift::Same
+        );
+    }
+
+    #[test]
+    fn a_rise_under_tolerance_still_counts() {
+        // 0 → 4 B/iter stays under the 8 B tolerance but is a real change.
+        assert_eq!(shift(growth(0.0, 0.0), growth(4.0, 0.5), 8.0), Shift::Rose);
+    }
+
+    #[test]
+    fn zero_tolerance_and_zero_growth_need_only_disjoint_intervals() {
+        assert_eq!(
+            shift(growth(0.0, 0.0), growth(0.001, 0.0), 0.0),
+            Shift::Rose
+        );
+        assert_eq!(shift(growth(0.0, 0.0), growth(0.0, 0.0), 0.0), Shift::Same);
+    }
+
+    #[test]
+    fn classifies_every_kind_of_change() {
+        let old = run(vec![
+            scenario("stays-clean", Verdict::Pass, (0.0, 0.0)),
+            scenario("starts-leaking", Verdict::Pass, (0.0, 0.0)),
+            scenario("gets-fixed", Verdict::Leak, (36.0, 0.5)),
+            scenario("leaks-faster", Verdict::Leak, (36.0, 0.5)),
+            scenario("now-errors", Verdict::Pass, (0.0, 0.0)),
+            scenario("leaks-slower", Verdict::Leak, (72.0, 0.5)),
+            scenario("deleted", Verdict::Pass, (0.0, 0.0)),
+        ]);
+        let new = run(vec![
+            scenario("stays-clean", Verdict::Pass, (0.0, 0.0)),
+            scenario("starts-leaking", Verdict::Leak, (36.0, 0.5)),
+            scenario("gets-fixed", Verdict::Pass, (0.0, 0.0)),
+            scenario("leaks-faster", Verdict::Leak, (72.0, 0.5)),
+            scenario("now-errors", Verdict::Error, (0.0, 0.0)),
+            scenario("leaks-slower", Verdict::Leak, (36.0, 0.5)),
+            scenario("brand-new", Verdict::Pass, (0.0, 0.0)),
+        ]);
+        let comparison = compare(&old, Path::new("old.json"), &new);
+        assert_eq!(change_of(&comparison, "stays-clean"), Change::Unchanged);
+        assert_eq!(change_of(&comparison, "starts-leaking"), Change::NewLeak);
+        assert_eq!(change_of(&comparison, "gets-fixed"), Change::FixedLeak);
+        assert_eq!(change_of(&comparison, "leaks-faster"), Change::Regression);
+        assert_eq!(change_of(&comparison, "now-errors"), Change::VerdictChanged);
+        assert_eq!(change_of(&comparison, "leaks-slower"), Change::Improvement);
+        assert_eq!(change_of(&comparison, "brand-new"), Change::Added);
+        assert_eq!(change_of(&comparison, "deleted"), Change::Removed);
+
+        let order: Vec<Change> = comparison.scenarios.iter().map(|s| s.change).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "most important changes first");
+        assert_eq!(
+            comparison.summary,
+            ComparisonSummary {
+                new_leaks: 1,
+                regressions: 1,
+                verdict_changes: 1,
+                fixed_leaks: 1,
+                improvements: 1,
+                added: 1,
+                removed: 1,
+                unchanged: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn the_regression_gate_fails_only_significant_rises() {
+        let old = run(vec![
+            scenario("rises-under-tolerance", Verdict::Pass, (0.0, 0.0)),
+            scenario("flat", Verdict::Pass, (0.0, 0.0)),
+        ]);
+        let mut new = run(vec![
+            scenario("rises-under-tolerance", Verdict::Pass, (4.0, 0.5)),
+            scenario("flat", Verdict::Pass, (0.0, 0.0)),
+        ]);
+        new.baseline = Some(compare(&old, Path::new("old.json"), &new));
+        assert_eq!(new.summary.failed, 0);
+        assert!(regressed(&new, "rises-under-tolerance"));
+
+        apply_regression_gate(&mut new);
+        assert_eq!(new.summary.failed, 1);
+        assert!(!new.scenarios[0].ok);
+        assert!(new.scenarios[1].ok);
+        assert!(new.baseline.as_ref().unwrap().fail_on_regression);
+    }
+
+    #[test]
+    fn without_a_baseline_the_gate_changes_nothing() {
+        let mut new = run(vec![scenario("a", Verdict::Pass, (4.0, 0.5))]);
+        apply_regression_gate(&mut new);
+        assert_eq!(new.summary.failed, 0);
+    }
+}
