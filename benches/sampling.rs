@@ -7,7 +7,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use leakcheck::protocol::WorkerRequest;
+use leakcheck::protocol::{WorkerOptions, WorkerRequest};
 use leakcheck::scenario::load_file;
 use leakcheck::worker::interpreter::Interpreter;
 use leakcheck::worker::process_metrics;
@@ -24,6 +24,7 @@ fn interpreter(setup: &str) -> Interpreter {
     let request = WorkerRequest {
         scenario,
         environment: None,
+        options: WorkerOptions::default(),
     };
     let interpreter = Interpreter::start(&request).expect("interpreter starts");
     interpreter.run_setup().expect("setup runs");

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, RunArgs, SelectArgs};
+use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
 use crate::runner::{self, RunSettings, environment};
 use crate::scenario::{self, Scenario};
@@ -106,6 +107,18 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         confidence: args.confidence,
         fail_on_inconclusive: args.fail_on_inconclusive,
         environment,
+        worker: WorkerOptions {
+            confidence: args.confidence,
+            diagnose: if args.diagnose {
+                DiagnoseMode::Always
+            } else if args.no_diagnose {
+                DiagnoseMode::Never
+            } else {
+                DiagnoseMode::Auto
+            },
+            frames: args.frames,
+            chain_timeout_secs: args.chain_timeout.max(0.0),
+        },
     };
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
     let results = runner::run_scenarios(&scenarios, &settings, &mut display);

@@ -69,6 +69,23 @@ pub struct RunArgs {
     /// Print only failures and the final line.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Diagnose every scenario (allocation sites, growing types, referrer chains, hints), not
+    /// only those that leak.
+    #[arg(long, conflicts_with = "no_diagnose")]
+    pub diagnose: bool,
+
+    /// Never diagnose, even leaks: the fastest run.
+    #[arg(long)]
+    pub no_diagnose: bool,
+
+    /// Depth of the allocation tracebacks recorded while diagnosing.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub frames: u32,
+
+    /// Time budget in seconds for the referrer-chain search of one scenario.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub chain_timeout: f64,
 }
 
 fn parse_confidence(text: &str) -> Result<f64, String> {

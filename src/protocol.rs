@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
 use crate::scenario::Scenario;
 
@@ -22,6 +23,44 @@ pub struct WorkerRequest {
     pub scenario: Scenario,
     /// The Python environment whose packages the scenario imports, if not the embedded one's.
     pub environment: Option<PythonEnvironment>,
+    /// Run-wide settings the worker needs.
+    pub options: WorkerOptions,
+}
+
+/// Run-wide settings that shape what a worker does after the measured iterations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkerOptions {
+    /// Confidence level, so the worker can tell from its own samples whether to diagnose.
+    pub confidence: f64,
+    /// When to run the diagnosis window.
+    pub diagnose: DiagnoseMode,
+    /// Depth of tracemalloc tracebacks during the diagnosis window.
+    pub frames: u32,
+    /// Time budget for the referrer-chain search, in seconds.
+    pub chain_timeout_secs: f64,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            confidence: 0.99,
+            diagnose: DiagnoseMode::Auto,
+            frames: 10,
+            chain_timeout_secs: 3.0,
+        }
+    }
+}
+
+/// When a worker explains where memory went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnoseMode {
+    /// Only when the measured samples give the verdict `leak` (the default).
+    Auto,
+    /// For every scenario that runs to the end (`--diagnose`).
+    Always,
+    /// Never (`--no-diagnose`): the fastest run.
+    Never,
 }
 
 /// A Python environment (a venv or another installation of the same minor version) whose
@@ -50,6 +89,8 @@ pub enum Phase {
     Warmup,
     /// Measured iterations.
     Measure,
+    /// Extra iterations after the measured ones, to find where memory goes and who holds it.
+    Diagnose,
     /// The scenario's `teardown` code.
     Teardown,
 }
@@ -61,6 +102,7 @@ impl std::fmt::Display for Phase {
             Phase::Setup => "setup",
             Phase::Warmup => "warmup",
             Phase::Measure => "run",
+            Phase::Diagnose => "diagnosis",
             Phase::Teardown => "teardown",
         })
     }
@@ -125,6 +167,11 @@ pub enum WorkerMessage {
         /// The formatted Python traceback.
         traceback: String,
     },
+    /// Where memory went, from the diagnosis window.
+    Diagnosis {
+        /// The findings.
+        diagnosis: Box<Diagnosis>,
+    },
     /// Teardown finished; the scenario ran to the end.
     Finished {
         /// Seconds spent per phase, for the time split in reports.
@@ -145,6 +192,8 @@ pub struct Timings {
     pub iterations: f64,
     /// Taking samples (collections and metric reads).
     pub sampling: f64,
+    /// The diagnosis window: its iterations, checkpoints and chain search.
+    pub diagnosis: f64,
     /// The `teardown` code.
     pub teardown: f64,
 }

@@ -5,6 +5,8 @@
 //! iteration, and sends it as one [`Diagnosis`] message; this module holds the data (part of
 //! `results.json`, schema below) and nothing that runs Python. Rendering lives in `report/`.
 
+mod text;
+
 use serde::{Deserialize, Serialize};
 
 /// Everything found out about where memory went between the two checkpoints.
@@ -37,6 +39,10 @@ pub struct AllocationSite {
     pub line: u32,
     /// The source text of that line, when available.
     pub code: Option<String>,
+    /// When the allocating line is in the standard library (a `LogRecord` being built, say), the
+    /// first frame outside it: usually the line of the user's code to look at.
+    #[serde(default)]
+    pub caller: Option<Frame>,
     /// Bytes of live allocations gained between the checkpoints.
     pub size_diff: i64,
     /// Live blocks gained between the checkpoints.

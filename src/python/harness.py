@@ -12,6 +12,7 @@ with the iteration count, so the harness's own memory never shows up as growth.
 
 import builtins
 import gc
+import _leakcheck_diagnose as _diagnose
 import importlib
 import linecache
 import site
@@ -20,6 +21,7 @@ import tracemalloc
 import traceback
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
+_diagnose.OWN_FILES.update((_HARNESS_FILE, _diagnose.__file__))
 
 # The scenario's namespace and its compiled code, set by ``prepare``.
 _ns = None
@@ -135,3 +137,18 @@ def describe(exc):
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return (message, text)
+
+
+def diagnose_begin(frames):
+    """Start the diagnosis window: tracemalloc restarts with deep tracebacks."""
+    _diagnose.begin(frames)
+
+
+def diagnose_checkpoint():
+    """Checkpoint A of the diagnosis window."""
+    _diagnose.checkpoint(_ns)
+
+
+def diagnose_finish(iterations, chain_seconds):
+    """Checkpoint B; returns the diagnosis as JSON."""
+    return _diagnose.finish(_ns, iterations, chain_seconds)

@@ -146,6 +146,11 @@ pub fn print_summary(
                 "  marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
             )?;
         }
+        if let Some(diagnosis) = &scenario.diagnosis {
+            for line in diagnosis.summary_lines() {
+                writeln!(out, "  {line}")?;
+            }
+        }
         if let Some(traceback) = &scenario.traceback {
             for line in traceback.lines() {
                 writeln!(out, "  {line}")?;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::metric::Metric;
-use crate::protocol::{Phase, PythonEnvironment, Sample, WorkerRequest};
+use crate::protocol::{Phase, PythonEnvironment, Sample, WorkerOptions, WorkerRequest};
 use crate::results::{
     MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
 };
@@ -29,6 +29,8 @@ pub struct RunSettings {
     pub fail_on_inconclusive: bool,
     /// The environment whose packages scenarios import, if not the embedded one's.
     pub environment: Option<PythonEnvironment>,
+    /// What workers do beyond measuring (diagnosis); its confidence equals `confidence`.
+    pub worker: WorkerOptions,
 }
 
 /// What happens during a run, for reporters to show.
@@ -92,6 +94,7 @@ pub fn run_scenarios(
         let request = WorkerRequest {
             scenario: scenario.clone(),
             environment: settings.environment.clone(),
+            options: settings.worker.clone(),
         };
         let timeout = Duration::from_secs_f64(scenario.timeout_secs);
         let run = run_worker(&request, timeout, |progress| match progress {
@@ -215,7 +218,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         gate: scenario.gate.clone(),
         metrics,
         timings: run.timings,
-        diagnosis: None,
+        diagnosis: run.diagnosis,
         stdout: run.stdout,
         stderr: run.stderr,
     }

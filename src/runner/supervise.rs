@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::diagnosis::Diagnosis;
 use crate::protocol::{CHANNEL_FD, Phase, Sample, Timings, WorkerMessage, WorkerRequest};
 
 /// How much of each output stream is kept, from the end.
@@ -100,6 +101,8 @@ pub struct WorkerRun {
     pub failure: Option<WorkerFailure>,
     /// Time split reported at the end.
     pub timings: Option<Timings>,
+    /// Where memory went, when the worker ran its diagnosis window.
+    pub diagnosis: Option<Diagnosis>,
     /// `sys.version` the worker reported.
     pub python_version: Option<String>,
     /// Iterations completed, as last reported.
@@ -174,6 +177,7 @@ pub fn run_worker(
                     });
                     finished = true;
                 }
+                WorkerMessage::Diagnosis { diagnosis } => run.diagnosis = Some(*diagnosis),
                 WorkerMessage::Finished { timings } => {
                     run.timings = Some(timings);
                     finished = true;

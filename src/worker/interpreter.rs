@@ -6,12 +6,13 @@
 use std::ffi::CString;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::protocol::{Phase, WorkerRequest};
 use crate::scenario::Body;
 
 const HARNESS_SOURCE: &str = include_str!("../python/harness.py");
+const DIAGNOSE_SOURCE: &str = include_str!("../python/diagnose.py");
 
 /// Depth of tracemalloc tracebacks; one frame is enough to measure totals and is the cheapest.
 const TRACEMALLOC_FRAMES: u32 = 1;
@@ -122,6 +123,51 @@ impl Interpreter {
     }
 
     /// Calls a harness entry point, with an iteration range for `run_chunk`.
+    /// Restarts tracemalloc with `frames`-deep tracebacks for the diagnosis window.
+    pub fn diagnose_begin(&self, frames: u32) -> Result<(), ScenarioFailure> {
+        self.call_harness("diagnose_begin", |py| (frames,).into_pyobject(py))
+            .map(|_| ())
+    }
+
+    /// Takes checkpoint A of the diagnosis window.
+    pub fn diagnose_checkpoint(&self) -> Result<(), ScenarioFailure> {
+        self.call_harness("diagnose_checkpoint", |py| Ok(PyTuple::empty(py)))
+            .map(|_| ())
+    }
+
+    /// Takes checkpoint B and returns the diagnosis as JSON.
+    pub fn diagnose_finish(
+        &self,
+        iterations: u64,
+        chain_seconds: f64,
+    ) -> Result<String, ScenarioFailure> {
+        self.call_harness("diagnose_finish", |py| {
+            (iterations, chain_seconds).into_pyobject(py)
+        })
+    }
+
+    /// Calls a rarely used harness function by name (not in the iteration loop).
+    fn call_harness(
+        &self,
+        name: &str,
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
+    ) -> Result<String, ScenarioFailure> {
+        Python::attach(|py| {
+            let harness = self.harness.bind(py);
+            harness
+                .getattr(name)
+                .and_then(|f| f.call1(args(py)?))
+                .and_then(|v| {
+                    if v.is_none() {
+                        Ok(String::new())
+                    } else {
+                        v.extract::<String>()
+                    }
+                })
+                .map_err(|err| describe_with(py, harness, err, Phase::Diagnose, None))
+        })
+    }
+
     fn call(
         &self,
         phase: Phase,
@@ -147,7 +193,15 @@ impl Interpreter {
     }
 }
 
+/// Loads `diagnose.py`, then `harness.py` (which imports it), before tracemalloc starts.
 fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let diagnose = CString::new(DIAGNOSE_SOURCE).expect("diagnose.py contains no NUL byte");
+    PyModule::from_code(
+        py,
+        &diagnose,
+        c"<leakcheck diagnose>",
+        c"_leakcheck_diagnose",
+    )?;
     let source = CString::new(HARNESS_SOURCE).expect("harness.py contains no NUL byte");
     PyModule::from_code(py, &source, c"<leakcheck harness>", c"_leakcheck_harness")
 }

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
-use crate::protocol::{Phase, Sample, Timings, WorkerMessage, WorkerRequest};
+use crate::protocol::{DiagnoseMode, Phase, Sample, Timings, WorkerMessage, WorkerRequest};
+use crate::verdict::{self, Verdict};
 use channel::Channel;
 use interpreter::{Interpreter, ScenarioFailure};
 
@@ -130,6 +132,32 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     }
     timings.sampling = sampler.spent;
 
+    let diagnose = match request.options.diagnose {
+        DiagnoseMode::Always => true,
+        DiagnoseMode::Never => false,
+        DiagnoseMode::Auto => {
+            verdict::decide(
+                &sampler.measured,
+                &scenario.gate,
+                &scenario.tolerance,
+                request.options.confidence,
+            )
+            .verdict
+                == Verdict::Leak
+        }
+    };
+    if diagnose {
+        let clock = Instant::now();
+        sampler.channel.send(&WorkerMessage::Phase {
+            phase: Phase::Diagnose,
+        })?;
+        let diagnosis = diagnose_window(&interpreter, request, total)?;
+        timings.diagnosis = clock.elapsed().as_secs_f64();
+        sampler.channel.send(&WorkerMessage::Diagnosis {
+            diagnosis: Box::new(diagnosis),
+        })?;
+    }
+
     sampler.channel.send(&WorkerMessage::Phase {
         phase: Phase::Teardown,
     })?;
@@ -139,12 +167,40 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     Ok(timings)
 }
 
+/// Runs the diagnosis window after the measured iterations: half of it to let bounded state
+/// (caches, freelists) turn over under deep tracebacks, checkpoint A, the other half, checkpoint
+/// B. Only differences between the checkpoints are reported, so a bounded cache that rotates
+/// drops out while a leak shows its per-iteration rate.
+fn diagnose_window(
+    interpreter: &Interpreter,
+    request: &WorkerRequest,
+    start: u64,
+) -> Result<Diagnosis, Failure> {
+    let clock = Instant::now();
+    let half = (request.scenario.iterations / 2).clamp(10, 500);
+    interpreter.diagnose_begin(request.options.frames)?;
+    interpreter.run_chunk(Phase::Diagnose, start, start + half)?;
+    interpreter.diagnose_checkpoint()?;
+    let iterations_clock = Instant::now();
+    interpreter.run_chunk(Phase::Diagnose, start + half, start + 2 * half)?;
+    let iterations_secs = iterations_clock.elapsed().as_secs_f64();
+    let json = interpreter.diagnose_finish(half, request.options.chain_timeout_secs)?;
+    let mut diagnosis: Diagnosis = serde_json::from_str(&json).map_err(|err| {
+        Failure::Channel(anyhow::anyhow!("the diagnosis could not be decoded: {err}"))
+    })?;
+    // Overhead of diagnosing, iterations of the window excluded.
+    diagnosis.cost_secs = (clock.elapsed().as_secs_f64() - 2.0 * iterations_secs).max(0.0);
+    Ok(diagnosis)
+}
+
 /// Takes samples and throttled progress reports, and accounts for the time they cost.
 struct Sampler<'a> {
     interpreter: &'a Interpreter,
     channel: &'a mut Channel,
     spent: f64,
     last_progress: Instant,
+    /// Measured samples, kept so the worker can tell whether its scenario leaks.
+    measured: Vec<Sample>,
 }
 
 impl<'a> Sampler<'a> {
@@ -154,6 +210,7 @@ impl<'a> Sampler<'a> {
             channel,
             spent: 0.0,
             last_progress: Instant::now(),
+            measured: Vec::new(),
         }
     }
 
@@ -170,10 +227,14 @@ impl<'a> Sampler<'a> {
                 Metric::Fds => process_metrics::open_fds(),
             };
         }
+        let sample = Sample { iteration, values };
         self.channel.send(&WorkerMessage::Sample {
-            sample: Sample { iteration, values },
+            sample: sample.clone(),
             warmup,
         })?;
+        if !warmup {
+            self.measured.push(sample);
+        }
         self.spent += clock.elapsed().as_secs_f64();
         Ok(())
     }

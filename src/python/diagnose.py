@@ -1,0 +1,784 @@
+"""Diagnosis: where the memory of a leak comes from and who still holds it.
+
+Loaded by the Rust worker as ``_leakcheck_diagnose`` before tracemalloc starts. It runs only after
+the measured iterations, and only for a scenario whose samples already say ``leak`` (or with
+``--diagnose``), in a dedicated window of extra iterations:
+
+    begin(frames)      restart tracemalloc with deep tracebacks (traces start empty)
+    ... half the window's iterations (bounded caches rotate, transient state settles) ...
+    checkpoint()       checkpoint A: allocation statistics, type census, gc and hint state
+    ... the other half ...
+    finish(...)        checkpoint B, diffs, referrer chains, hints -> JSON for the Rust side
+
+Nothing here runs per iteration. Every container this module keeps between the checkpoints is a
+single string (JSON), and every object it creates is skipped by the census and by the referrer
+search, so the diagnosis never reports itself.
+"""
+
+import functools
+import gc
+import json
+import linecache
+import os
+import sys
+import sysconfig
+import time
+import tracemalloc
+import types
+from collections import Counter
+
+# Files whose frames and allocations belong to leakcheck, set by the harness.
+OWN_FILES = set()
+
+# Checkpoint A, kept as JSON strings: strings are not containers, so they add nothing to a
+# census or a referrer search.
+_state = None
+
+_SITES = 10
+_TYPES = 10
+_CHAIN_TYPES = 3
+_CHAINS_PER_TYPE = 2
+_MAX_DEPTH = 24
+_MAX_NODES = 20000
+_STDLIB = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+# Py_TPFLAGS_HEAPTYPE: classes defined in Python code (or created at run time by extensions).
+_HEAP_TYPE = 1 << 9
+
+
+def _type_name(t):
+    module = getattr(t, "__module__", None)
+    name = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
+    if module in (None, "builtins"):
+        return name
+    return f"{module}.{name}"
+
+
+def begin(frames):
+    """Restart tracemalloc with ``frames``-deep tracebacks: from here on every live traced block
+    was allocated inside the diagnosis window."""
+    tracemalloc.stop()
+    tracemalloc.start(frames)
+
+
+# --- allocation sites -------------------------------------------------------------------------
+
+
+def _site_statistics():
+    """Live traced memory grouped by traceback: ``{key: [size, count, frames]}``, frames being
+    ``[[file, line], ...]`` innermost first with leakcheck's own frames removed."""
+    # Anything allocated while tracemalloc or this module was on the stack is ours (snapshots,
+    # filters, JSON state); the harness is on the stack of every scenario allocation, so only
+    # blocks it allocates itself (innermost frame) are dropped.
+    filters = [tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True)]
+    filters += [
+        tracemalloc.Filter(False, name, all_frames=name == __file__) for name in OWN_FILES
+    ]
+    snapshot = tracemalloc.take_snapshot().filter_traces(filters)
+    grouped = {}
+    for stat in snapshot.statistics("traceback"):
+        frames = [[f.filename, f.lineno] for f in reversed(stat.traceback) if f.filename not in OWN_FILES]
+        key = "|".join(f"{f}:{l}" for f, l in frames)
+        entry = grouped.setdefault(key, [0, 0, frames])
+        entry[0] += stat.size
+        entry[1] += stat.count
+    del snapshot
+    return grouped
+
+
+def _is_stdlib(file):
+    """Whether a file belongs to the standard library, where the allocating line is rarely the
+    one to change: the first frame outside it is shown as the caller."""
+    if file.startswith("<frozen "):
+        return True
+    return any(file.startswith(folder + os.sep) for folder in _STDLIB)
+
+
+def _source(file, line):
+    text = linecache.getline(file, line).strip()
+    return text or None
+
+
+def _sites(before, after, iterations):
+    rows = []
+    for key, (size, count, frames) in after.items():
+        if not frames:
+            continue  # no Python frame: allocated by the Rust side of the harness
+        old = before.get(key, (0, 0, None))
+        size_diff = size - old[0]
+        if size_diff <= 0 or size_diff < iterations:  # under 1 B per iteration: noise
+            continue
+        rows.append((size_diff, count - old[1], frames))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    sites = []
+    for size_diff, count_diff, frames in rows[:_SITES]:
+        file, line = frames[0] if frames else ("<unknown>", 0)
+        caller = None
+        if _is_stdlib(file):
+            outside = next(((f, l) for f, l in frames if not _is_stdlib(f)), None)
+            if outside is not None:
+                caller = {"file": outside[0], "line": outside[1], "code": _source(*outside)}
+        sites.append(
+            {
+                "file": file,
+                "line": line,
+                "code": _source(file, line),
+                "caller": caller,
+                "size_diff": size_diff,
+                "count_diff": count_diff,
+                "bytes_per_iteration": size_diff / iterations,
+                "stack": [{"file": f, "line": l, "code": _source(f, l)} for f, l in frames[:8]],
+            }
+        )
+    return sites
+
+
+# --- type census ------------------------------------------------------------------------------
+
+
+def _levels(skip):
+    """Every live object once, level by level: the gc-tracked objects, then the untracked objects
+    they hold (ints, strings, floats, atomic-only dicts and tuples), then what those hold.
+    gc.get_referents is called once per level rather than once per object."""
+    gc.collect()
+    objects = gc.get_objects()
+    skip = set(skip)
+    seen = set()
+    skip.update((id(objects), id(skip), id(seen)))
+    frontier = [obj for obj in objects if id(obj) not in skip]
+    del objects
+    is_tracked = gc.is_tracked
+    while frontier:
+        skip.add(id(frontier))
+        yield frontier
+        found = []
+        for ref in gc.get_referents(*frontier):
+            if is_tracked(ref):
+                continue
+            ident = id(ref)
+            if ident in seen or ident in skip:
+                continue
+            seen.add(ident)
+            found.append(ref)
+        frontier = found
+
+
+def _count_types(skip):
+    """Live objects by type (see ``_levels``)."""
+    counts = Counter()
+    for level in _levels(skip):
+        counts.update(map(type, level))
+    return counts
+
+
+def _candidates(skip, want, limit=400):
+    """The last ``limit`` live objects of each wanted type that scenario code allocated inside
+    the diagnosis window; the newest come last (gc lists survivors in age order)."""
+    deque = sys.modules["collections"].deque
+    found = {kind: deque(maxlen=limit) for kind in want}
+    traceback_of = tracemalloc.get_object_traceback
+    for level in _levels(set(skip) | {id(found)} | {id(b) for b in found.values()}):
+        for obj in level:
+            bucket = found.get(type(obj))
+            if bucket is not None and _allocated_in_window(obj, traceback_of):
+                bucket.append(obj)
+    return {kind: list(bucket) for kind, bucket in found.items()}
+
+
+def _untracked_holder(target, skip):
+    """The container holding ``target`` when gc cannot report it: gc.get_referrers only sees
+    gc-tracked holders, but an lru_cache's internal dict, for one, is untracked."""
+    # Plain loops, no generator expression: a closure over ``target`` would put a cell holding
+    # it on the heap, and that cell would be "found" as the holder.
+    for level in _levels(skip):
+        for obj in level:
+            for ref in gc.get_referents(obj):
+                if ref is target:
+                    return obj
+    return None
+
+
+def _allocated_in_window(obj, traceback_of):
+    """Whether ``obj`` was allocated by scenario code inside the diagnosis window: tracemalloc has
+    its traceback (restarted at the window's start) and that traceback is not ours. CPython 3.11
+    cannot find the traceback of instances whose ``__dict__`` lives before the object header, so
+    for those the values they hold stand in as evidence."""
+    tb = traceback_of(obj)
+    if tb is None:
+        for ref in gc.get_referents(obj):
+            if isinstance(ref, (type, types.ModuleType)):
+                continue
+            tb = traceback_of(ref)
+            if tb is not None:
+                break
+    return (
+        tb is not None
+        and tb[-1].filename not in OWN_FILES
+        and not any(frame.filename == __file__ for frame in tb)
+    )
+
+
+def _own_ids():
+    """Objects of leakcheck itself that a census or a referrer search must not see."""
+    ids = {id(_state), id(globals()), id(OWN_FILES)}
+    harness = sys.modules.get("_leakcheck_harness")
+    if harness is not None:
+        ids.add(id(vars(harness)))
+    return ids
+
+
+# --- hint state -------------------------------------------------------------------------------
+
+
+def _lru_caches():
+    wrapper = getattr(functools, "_lru_cache_wrapper", None)
+    caches = {}
+    if wrapper is None:
+        return caches
+    for obj in gc.get_objects():
+        if isinstance(obj, wrapper):
+            try:
+                info = obj.cache_info()
+            except Exception:
+                continue
+            name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+            caches[str(id(obj))] = [name, info.maxsize, info.currsize]
+    return caches
+
+
+def _buffering_handlers():
+    handlers = {}
+    module = sys.modules.get("logging.handlers")
+    logging = sys.modules.get("logging")
+    if module is None or logging is None:
+        return handlers
+    for ref in list(getattr(logging, "_handlerList", [])):
+        handler = ref()
+        if isinstance(handler, module.BufferingHandler):
+            handlers[str(id(handler))] = [_type_name(type(handler)), len(handler.buffer)]
+    return handlers
+
+
+def _module_containers(namespace):
+    """Sizes of list/dict/set/deque globals of every module, and of the scenario's namespace."""
+    sizes = {}
+    own = set(OWN_FILES)
+    holders = [("scenario", namespace)] if namespace is not None else []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("_leakcheck"):
+            continue
+        table = getattr(module, "__dict__", None)
+        if isinstance(table, dict) and getattr(module, "__file__", None) not in own:
+            holders.append((name, table))
+    containers = (list, dict, set)
+    deque = sys.modules.get("collections").deque
+    for owner, table in holders:
+        for key, value in list(table.items()):
+            if owner == "scenario" and key in ("i", "__builtins__"):
+                continue
+            if isinstance(value, containers) or isinstance(value, deque):
+                sizes[f"{owner}\0{key}"] = [_type_name(type(value)), len(value)]
+    return sizes
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def checkpoint(namespace):
+    """Checkpoint A: record everything the end of the window is compared with.
+
+    The census comes last, so whatever taking the other figures leaves behind for good (regex
+    and ABC caches, say) is already counted here and does not pass for growth at checkpoint B."""
+    global _state
+    _state = None
+    partial = json.dumps(
+        {
+            "sites": _site_statistics(),
+            "garbage": len(gc.garbage),
+            "lru": _lru_caches(),
+            "handlers": _buffering_handlers(),
+            "containers": _module_containers(namespace),
+        }
+    )
+    counts = _count_types(_own_ids() | {id(partial)})
+    types_json = json.dumps({_type_name(t): n for t, n in counts.items()})
+    del counts
+    _state = f'{partial[:-1]}, "types": {types_json}, "gc": {json.dumps(gc.get_stats())}}}'
+
+
+def finish(namespace, iterations, chain_seconds):
+    """Checkpoint B and the whole diagnosis, as a JSON string matching the Rust ``Diagnosis``."""
+    # Collector statistics before our own collections; then the census, before anything here
+    # creates objects of its own.
+    gc_after = gc.get_stats()
+    skip = _own_ids()
+    counts = _count_types(skip)
+    sites_after = _site_statistics() if tracemalloc.is_tracing() else {}
+    before = json.loads(_state)
+    skip.add(id(before))
+    notes = []
+    if not tracemalloc.is_tracing():
+        notes.append("tracemalloc was stopped by the scenario: no allocation sites")
+    by_name = Counter()
+    type_of = {}
+    for t, n in counts.items():
+        name = _type_name(t)
+        by_name[name] += n
+        type_of[name] = t
+    del counts
+    sites = _sites(before["sites"], sites_after, iterations)
+
+    growth = []
+    for name, after in by_name.items():
+        was = before["types"].get(name, 0)
+        if after > was and (after - was) / iterations >= 0.1:
+            growth.append((after - was, name, was, after))
+    # Objects of the growing types that scenario code allocated inside the window. A type with
+    # none grew because of leakcheck itself (this module's own bookkeeping), so it is dropped.
+    tracing = tracemalloc.is_tracing()
+    found = _candidates(skip, {type_of[g[1]] for g in growth}) if growth and tracing else {}
+    skip.add(id(found))
+    skip.update(id(bucket) for bucket in found.values())
+    if tracing:
+        growth = [g for g in growth if found.get(type_of[g[1]])]
+    # Classes of the user's code and libraries first: they name what leaks, while the builtin
+    # containers and atoms that grow with them (tuple, dict, cell, int, str) are usually its parts.
+    growth.sort(key=lambda g: (not type_of[g[1]].__flags__ & _HEAP_TYPE, -g[0]))
+    types_out = [
+        {"type_name": name, "before": was, "after": after, "per_iteration": diff / iterations}
+        for diff, name, was, after in growth[:_TYPES]
+    ]
+
+    # Atoms (int, str, float, bytes) usually sit inside the leaked containers; search from them
+    # only when nothing else grows.
+    atoms = (int, float, str, bytes, complex, bool)
+    ranked = [type_of[name] for _, name, _, _ in growth]
+    wanted = [t for t in ranked if t not in atoms][:_CHAIN_TYPES] or ranked[:_CHAIN_TYPES]
+    picked = _pick(namespace, wanted, found, sites)
+    skip.add(id(picked))
+    # Nothing below needs allocation tracebacks: stop paying for deep ones.
+    if tracing:
+        tracemalloc.stop()
+    chains, chain_notes = _chains(namespace, picked, skip, chain_seconds)
+    notes.extend(chain_notes)
+    garbage = _garbage(before, gc_after)
+    hints = _hints(before, namespace, iterations, growth, found)
+    found.clear()
+    del picked[:]
+    if tracing:
+        tracemalloc.start(1)  # as it was before the window, for the scenario's teardown
+    return json.dumps(
+        {
+            "iterations": iterations,
+            "sites": sites,
+            "types": types_out,
+            "chains": chains,
+            "garbage": garbage,
+            "hints": hints,
+            "cost_secs": 0.0,
+            "notes": notes,
+        }
+    )
+
+
+# --- referrer chains --------------------------------------------------------------------------
+
+
+def _pick(namespace, wanted, found, sites):
+    """Which objects to search chains from: per wanted type, a few objects allocated inside the
+    window, those allocated at a top growing site first, newest first. Needs tracemalloc."""
+    top_sites = {(s["file"], s["line"]) for s in sites[:3]}
+    picked = []
+    for kind in wanted:
+        at_site, elsewhere = [], []
+        for obj in reversed(found.get(kind, [])):
+            if namespace is not None and obj is namespace.get("i"):
+                continue
+            tb = tracemalloc.get_object_traceback(obj)
+            placed = tb is not None and (tb[-1].filename, tb[-1].lineno) in top_sites
+            (at_site if placed else elsewhere).append(obj)
+        picked.extend((at_site + elsewhere)[:_CHAINS_PER_TYPE])
+    return picked
+
+
+def _chains(namespace, picked, skip, seconds):
+    """Shortest strong-reference paths from a root to each picked object, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    notes = []
+    chains = []
+    roots = _roots(namespace)
+    ignore = set(skip)
+    ignore.update((id(roots), id(chains), id(ignore), id(picked)))
+    for obj in picked:
+        if time.monotonic() > deadline:
+            notes.append(f"referrer search stopped after {seconds:g} s (--chain-timeout)")
+            break
+        holder = None
+        if not gc.is_tracked(obj):
+            visible = [
+                r for r in gc.get_referrers(obj) if id(r) not in ignore and not _is_own_frame(r)
+            ]
+            if not visible:
+                holder = _untracked_holder(obj, ignore)
+            del visible
+        chains.append(_find_chain(obj, holder, roots, ignore, deadline))
+    return _dedupe(chains), notes
+
+
+def _dedupe(chains):
+    """Drop chains that repeat one already shown: the same holder path for another object (only
+    the last link differs), or a path that runs through an object already shown as leaked (a
+    LogRecord's args tuple after the LogRecord). Types are ordered user-first, so the most telling
+    chain comes first and stays."""
+    import re
+
+    def norm(chain):
+        return [re.sub(r" \(.*\)$", "", re.sub(r"\[\d+\]", "[]", step)) for step in chain["steps"]]
+
+    kept, out = [], []
+    for chain in chains:
+        if chain["root_kind"] == "none":
+            if any(c["root_kind"] == "none" and c["type_name"] == chain["type_name"] for c in out):
+                continue
+            out.append(chain)
+            continue
+        steps = norm(chain)
+        if any(k[:-2] == steps[:-2] or steps[: len(k) - 1] == k[:-1] for k in kept):
+            continue
+        kept.append(steps)
+        out.append(chain)
+    return out
+
+
+def _roots(namespace):
+    """Objects where a chain ends: module namespaces, the scenario's namespace, sys.modules."""
+    roots = {}
+    for name, module in list(sys.modules.items()):
+        table = getattr(module, "__dict__", None)
+        if isinstance(table, dict) and not name.startswith("_leakcheck"):
+            roots[id(table)] = ("module_global", f"module {name}")
+    if namespace is not None:
+        roots[id(namespace)] = ("scenario_global", "scenario namespace")
+    roots[id(sys.modules)] = ("sys_modules", "sys.modules")
+    return roots
+
+
+def _is_own_frame(obj):
+    return isinstance(obj, types.FrameType) and obj.f_code.co_filename in OWN_FILES
+
+
+def _find_chain(target, holder, roots, ignore, deadline):
+    """Breadth-first search over gc.get_referrers from ``target`` to the nearest root;
+    ``holder`` is an untracked container known to hold ``target`` (gc cannot report it)."""
+    this_frame = sys._getframe()
+    parent = {id(target): None}
+    nodes = {id(target): target}
+    queue = [target]
+    local_ignore = {id(parent), id(nodes), id(queue), id(this_frame)}
+    head = 0
+    depth = {id(target): 0}
+    local_ignore.add(id(depth))
+    reason = "no root found"
+    try:
+        while head < len(queue):
+            if time.monotonic() > deadline:
+                reason = "stopped at the time limit"
+                break
+            if len(nodes) > _MAX_NODES:
+                reason = f"stopped after visiting {_MAX_NODES} objects"
+                break
+            node = queue[head]
+            head += 1
+            if depth[id(node)] >= _MAX_DEPTH:
+                reason = f"stopped at depth {_MAX_DEPTH}"
+                continue
+            referrers = gc.get_referrers(node)
+            if node is target and holder is not None:
+                referrers.append(holder)
+            local_ignore.add(id(referrers))
+            for ref in referrers:
+                ident = id(ref)
+                if ident in nodes or ident in ignore or ident in local_ignore:
+                    continue
+                if isinstance(node, type) and type(ref) is node:
+                    continue  # instances refer to their class; they do not keep it alive here
+                if isinstance(ref, types.FrameType):
+                    if _is_own_frame(ref) or ref is this_frame:
+                        continue
+                if ident in roots and roots[ident][0] == "scenario_global":
+                    keys = [k for k, v in ref.items() if v is node]
+                    if keys == ["i"]:
+                        continue  # the harness's own iteration counter
+                parent[ident] = id(node)
+                nodes[ident] = ref
+                depth[ident] = depth[id(node)] + 1
+                if ident in roots or isinstance(ref, types.FrameType):
+                    path = [ref]
+                    step = id(node)
+                    while step is not None:
+                        path.append(nodes[step])
+                        step = parent[step]
+                    return _describe_chain(path, roots)
+                queue.append(ref)
+            del referrers
+        return {
+            "type_name": _type_name(type(target)),
+            "root_kind": "none",
+            "steps": [_type_name(type(target))],
+            "text": _type_name(type(target)),
+            "note": reason,
+        }
+    finally:
+        parent.clear()
+        nodes.clear()
+        del queue[:]
+
+
+# --- chain rendering --------------------------------------------------------------------------
+
+
+def _describe_node(obj):
+    if isinstance(obj, types.FunctionType):
+        return f"function {obj.__qualname__}"
+    if isinstance(obj, type):
+        return f"class {_type_name(obj)}"
+    if isinstance(obj, types.ModuleType):
+        return f"module {obj.__name__}"
+    return _type_name(type(obj))
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _edge(parent, child, grandparent):
+    """How ``parent`` refers to ``child``, in words."""
+    if isinstance(parent, dict):
+        for key, value in parent.items():
+            if value is child:
+                if isinstance(key, str) and key.isidentifier() and grandparent is not None:
+                    return f".{key}"
+                return f"[{_short(key)}]"
+        for key in parent:
+            if key is child:
+                return f"key {_short(key)}"
+        return "value"
+    if isinstance(parent, (list, tuple)):
+        for index, value in enumerate(parent):
+            if value is child:
+                return f"item [{index}]"
+        return "item"
+    if isinstance(parent, (set, frozenset)):
+        return "member"
+    if isinstance(parent, types.CellType):
+        return "cell contents"
+    wrapper = getattr(functools, "_lru_cache_wrapper", None)
+    if wrapper is not None and isinstance(parent, wrapper):
+        return "cache"
+    if isinstance(parent, types.FunctionType):
+        if child is parent.__defaults__ or child is parent.__kwdefaults__:
+            return "default arguments"
+        if child is parent.__closure__:
+            return "closure"
+    if isinstance(parent, types.MethodType):
+        return "bound to" if child is parent.__self__ else "function"
+    attributes = getattr(parent, "__dict__", None)
+    if isinstance(attributes, dict):
+        for name, value in attributes.items():
+            if value is child:
+                return f".{name}"
+    for name in getattr(type(parent), "__slots__", ()):
+        if getattr(parent, name, None) is child:
+            return f".{name}"
+    return "refers to"
+
+
+def _describe_chain(path, roots):
+    """Render ``path`` (root first, leaked object last) as readable steps, folding the
+    bookkeeping objects between a holder and its value: an instance and its ``__dict__`` become
+    ``.attr``, a function's closure tuple and cell become ``closure variable 'name'``, a class and
+    its ``__dict__`` become ``class attribute 'name'``."""
+    root = path[0]
+    root_kind, root_label = roots.get(id(root), ("frame", None))
+    if root_label is None:
+        code = root.f_code
+        root_label = f"frame of {code.co_name} ({code.co_filename}:{root.f_lineno})"
+    steps = [root_label]
+    holder_kind = None
+    index = 1
+    previous = root
+    while index < len(path):
+        node = path[index]
+        is_last = index == len(path) - 1
+        label = None
+        # Fold obj -> obj.__dict__ -> value into ".attr".
+        if (
+            isinstance(node, dict)
+            and not is_last
+            and getattr(previous, "__dict__", None) is node
+            and not isinstance(previous, type)
+        ):
+            label = _edge(node, path[index + 1], previous)
+            index += 1
+            node = path[index]
+        elif isinstance(previous, type) and isinstance(node, dict) and not is_last:
+            label = "class attribute " + _edge(node, path[index + 1], None).strip(".[]")
+            holder_kind = holder_kind or "class_attribute"
+            index += 1
+            node = path[index]
+        elif isinstance(previous, types.FunctionType) and node is previous.__closure__ and index + 1 < len(path):
+            cell = path[index + 1]
+            names = previous.__code__.co_freevars
+            position = next((k for k, c in enumerate(node) if c is cell), None)
+            variable = names[position] if position is not None and position < len(names) else "?"
+            label = f"closure variable '{variable}'"
+            holder_kind = "closure"
+            index += 1
+            if index + 1 < len(path):
+                index += 1  # the cell itself: its contents are the next node
+            node = path[index]
+        elif isinstance(previous, types.FunctionType) and (
+            node is previous.__defaults__ or node is previous.__kwdefaults__
+        ):
+            holder_kind = holder_kind or "default_argument"
+            label = "default arguments"
+        elif root_kind in ("module_global", "scenario_global") and previous is root:
+            label = "global " + repr(_edge(previous, node, None).strip(".[]'\""))
+        else:
+            label = _edge(previous, node, None)
+        _note_holder = _holder_kind(previous)
+        if _note_holder and holder_kind is None:
+            holder_kind = _note_holder
+        if index == len(path) - 1:
+            steps.append(label)
+            steps.append(_describe_node(node))
+        else:
+            steps.append(f"{label} ({_describe_node(node)})")
+        previous = node
+        index += 1
+    kind = holder_kind or root_kind
+    # The holder nearest the object is the most telling one: recompute from the object side.
+    for obj in reversed(path[:-1]):
+        special = _holder_kind(obj)
+        if special:
+            kind = special
+            break
+    return {
+        "type_name": _type_name(type(path[-1])),
+        "root_kind": kind,
+        "steps": steps,
+        "text": " → ".join(steps),
+        "note": None,
+    }
+
+
+def _holder_kind(obj):
+    wrapper = getattr(functools, "_lru_cache_wrapper", None)
+    if wrapper is not None and isinstance(obj, wrapper):
+        return "functools_cache"
+    logging = sys.modules.get("logging")
+    if logging is not None and isinstance(obj, logging.Handler):
+        return "logging_handler"
+    if isinstance(obj, types.CellType):
+        return "closure"
+    return None
+
+
+# --- garbage and hints ------------------------------------------------------------------------
+
+
+def _garbage(before, after_stats):
+    """What the collector did inside the window (leakcheck's own collections excluded) and the
+    uncollectable objects it left in gc.garbage."""
+    generations = []
+    for generation, (old, new) in enumerate(zip(before["gc"], after_stats)):
+        generations.append(
+            {
+                "generation": generation,
+                "collections": new["collections"] - old["collections"],
+                "collected": new["collected"] - old["collected"],
+                "uncollectable": new["uncollectable"] - old["uncollectable"],
+            }
+        )
+    new_garbage = gc.garbage[before["garbage"]:]
+    kinds = Counter(_type_name(type(obj)) for obj in new_garbage)
+    del new_garbage
+    return {
+        "garbage_before": before["garbage"],
+        "garbage_after": len(gc.garbage),
+        "generations": generations,
+        "uncollectable_types": [name for name, _ in kinds.most_common(10)],
+    }
+
+
+def _hints(before, namespace, iterations, growth, found):
+    hints = []
+    per = lambda d: f"{d / iterations:.3g} per iteration"  # noqa: E731
+
+    for key, (name, maxsize, currsize) in _lru_caches().items():
+        old = before["lru"].get(key)
+        if old is None or maxsize is not None:
+            continue
+        grew = currsize - old[2]
+        if grew > 0:
+            hints.append(
+                {
+                    "rule": "unbounded_lru_cache",
+                    "message": f"{name} is an lru_cache(maxsize=None) whose currsize grew by {grew} ({per(grew)})",
+                    "fix": f"bound it (@lru_cache(maxsize=N)) or call {name}.cache_clear() when its inputs go away",
+                }
+            )
+
+    for key, (name, size) in _buffering_handlers().items():
+        old = before["handlers"].get(key)
+        if old is not None and size > old[1]:
+            grew = size - old[1]
+            hints.append(
+                {
+                    "rule": "buffering_handler",
+                    "message": f"a logging {name} buffered {grew} more records ({per(grew)}) without flushing",
+                    "fix": "give it a reachable capacity and a flush target (MemoryHandler(capacity, target=...)), or remove the handler when done",
+                }
+            )
+
+    for key, (kind, size) in _module_containers(namespace).items():
+        old = before["containers"].get(key)
+        if old is None:
+            continue
+        grew = size - old[1]
+        if grew >= 2 and grew / iterations >= 0.1:
+            owner, name = key.split("\0", 1)
+            where = "the scenario's global" if owner == "scenario" else f"module {owner} global"
+            hints.append(
+                {
+                    "rule": "growing_module_container",
+                    "message": f"{where} '{name}' ({kind}) grew by {grew} entries ({per(grew)})",
+                    "fix": "bound it (collections.deque(maxlen=N), an LRU cache) or remove entries when they are no longer needed",
+                }
+            )
+
+    grown = {name: diff for diff, name, _, _ in growth}
+    pools = [n for n in grown if n in ("requests.sessions.Session", "urllib3.poolmanager.PoolManager")
+             or n.startswith("urllib3.connectionpool.")]
+    if pools:
+        hints.append(
+            {
+                "rule": "http_sessions",
+                "message": "HTTP sessions or connection pools grew: " + ", ".join(f"{n} +{grown[n]}" for n in pools),
+                "fix": "create one requests.Session and reuse it, or close each one (with requests.Session() as s: ...)",
+            }
+        )
+
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and found.get(numpy.ndarray):
+        views = [a for a in found[numpy.ndarray] if isinstance(a.base, numpy.ndarray) and a.base.nbytes >= 4 * max(a.nbytes, 1)]
+        if views:
+            kept = sum(v.base.nbytes for v in views)
+            hints.append(
+                {
+                    "rule": "numpy_view_keeps_base",
+                    "message": f"{len(views)} growing numpy arrays are views keeping larger base arrays alive ({kept} bytes of bases among those sampled)",
+                    "fix": "store view.copy() instead of the view so the large base array can be freed",
+                }
+            )
+    return hints

@@ -1,0 +1,150 @@
+//! Diagnosis of the shipped leaky scenarios: the top allocation site is the leaking line, the top
+//! growing type is the leaked type, and a referrer chain ends at the real holder. Clean scenarios
+//! diagnosed on request show no chain.
+
+mod common;
+
+use serde_json::Value;
+
+use common::{scenario, transcript};
+
+/// Runs leakcheck on the shipped `scenarios/` folder with extra arguments.
+fn run_shipped(args: &[&str]) -> Value {
+    let reports = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("leakcheck")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "scenarios", "--report-dir"])
+        .arg(reports.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let text = std::fs::read_to_string(reports.path().join("results.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn site(diagnosis: &Value, index: usize) -> String {
+    let s = &diagnosis["sites"][index];
+    format!("{}:{}", s["file"].as_str().unwrap(), s["line"])
+}
+
+fn chain_texts(diagnosis: &Value) -> Vec<(String, String)> {
+    diagnosis["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["root_kind"].as_str().unwrap().to_string(),
+                c["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shipped_leaks_are_attributed_to_their_line_type_and_holder() {
+    let results = run_shipped(&[]);
+
+    // A module-level list used as a cache.
+    let d = &scenario(&results, "module-list-cache")["diagnosis"];
+    assert!(site(d, 0).ends_with("shop/prices.py:10"), "{}", site(d, 0));
+    assert_eq!(
+        d["sites"][0]["code"],
+        "quote = {\"order\": order_id, \"price\": order_id * 1.07}"
+    );
+    let per_iter = d["sites"][0]["bytes_per_iteration"].as_f64().unwrap();
+    assert!((150.0..260.0).contains(&per_iter), "{per_iter}");
+    assert_eq!(d["types"][0]["type_name"], "dict");
+    let chains = chain_texts(d);
+    assert!(
+        chains.iter().any(|(kind, text)| kind == "module_global"
+            && text.starts_with("module shop.prices → global '_seen_quotes' (list) → item [")),
+        "{chains:?}"
+    );
+    assert!(d["hints"].to_string().contains("growing_module_container"));
+
+    // functools.lru_cache(maxsize=None).
+    let d = &scenario(&results, "lru-cache-unbounded")["diagnosis"];
+    assert!(
+        site(d, 0).contains("[lru-cache-unbounded] run>:1"),
+        "{}",
+        site(d, 0)
+    );
+    assert_eq!(d["types"][0]["type_name"], "int");
+    let chains = chain_texts(d);
+    assert!(
+        chains.iter().any(|(kind, text)| kind == "functools_cache"
+            && text.contains("global 'tax_unbounded' (functools._lru_cache_wrapper) → cache")),
+        "{chains:?}"
+    );
+    assert!(d["hints"].to_string().contains("unbounded_lru_cache"));
+
+    // A callback registry whose closures keep requests alive.
+    let d = &scenario(&results, "callback-registry-leak")["diagnosis"];
+    let top_sites: Vec<String> = (0..3).map(|k| site(d, k)).collect();
+    assert!(top_sites[0].contains("shop/events.py:"), "{top_sites:?}");
+    assert!(
+        top_sites.iter().any(|s| s.ends_with("shop/events.py:39")),
+        "{top_sites:?}"
+    );
+    assert_eq!(d["types"][0]["type_name"], "shop.events.Request");
+    let chains = chain_texts(d);
+    assert!(
+        chains.iter().any(|(kind, text)| kind == "closure"
+            && text.starts_with("module shop.events → global '_handlers' (list)")
+            && text.ends_with("closure variable 'request' → shop.events.Request")),
+        "{chains:?}"
+    );
+
+    // A logging handler that buffers every record.
+    let d = &scenario(&results, "logging-buffer-unflushed")["diagnosis"];
+    assert!(site(d, 0).contains("logging/__init__.py"), "{}", site(d, 0));
+    let caller = &d["sites"][0]["caller"];
+    assert!(
+        caller["file"]
+            .as_str()
+            .unwrap()
+            .contains("[logging-buffer-unflushed] run>")
+    );
+    assert_eq!(d["types"][0]["type_name"], "logging.LogRecord");
+    let chains = chain_texts(d);
+    assert!(
+        chains.iter().any(|(kind, text)| kind == "logging_handler"
+            && text.contains("(logging.handlers.BufferingHandler) → .buffer (list) → item [")
+            && text.ends_with("logging.LogRecord")),
+        "{chains:?}"
+    );
+    assert!(d["hints"].to_string().contains("buffering_handler"));
+
+    // Diagnosis only ran where the verdict was leak, and says what it cost.
+    for s in results["scenarios"].as_array().unwrap() {
+        assert_eq!(
+            s["diagnosis"].is_null(),
+            s["verdict"] != "leak",
+            "{}",
+            s["name"]
+        );
+        if !s["diagnosis"].is_null() {
+            assert!(s["diagnosis"]["cost_secs"].as_f64().unwrap() > 0.0);
+        }
+    }
+}
+
+#[test]
+fn clean_scenarios_diagnosed_on_request_show_no_chain() {
+    let results = run_shipped(&["--diagnose", "-k", "d"]);
+    let mut diagnosed = 0;
+    for s in results["scenarios"].as_array().unwrap() {
+        if s["verdict"] != "pass" {
+            continue;
+        }
+        let d = &s["diagnosis"];
+        assert!(!d.is_null(), "--diagnose diagnoses passing scenarios too");
+        assert_eq!(d["chains"], serde_json::json!([]), "{}: {d:#}", s["name"]);
+        assert_eq!(d["types"], serde_json::json!([]), "{}: {d:#}", s["name"]);
+        diagnosed += 1;
+    }
+    assert!(diagnosed >= 4, "{diagnosed}");
+}
