@@ -41,6 +41,8 @@ _CHAINS_PER_TYPE = 2
 _MAX_DEPTH = 24
 _MAX_NODES = 20000
 _STDLIB = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+# Types whose objects may be invisible to gc.get_objects(): only the full walk finds them.
+_MAYBE_UNTRACKED = (int, float, str, bytes, complex, bool, dict, tuple)
 # Py_TPFLAGS_HEAPTYPE: classes defined in Python code (or created at run time by extensions).
 _HEAP_TYPE = 1 << 9
 
@@ -101,7 +103,7 @@ def _source(file, line):
 def _sites(before, after, iterations):
     rows = []
     for key, (size, count, frames) in after.items():
-        if not frames:
+        if not frames or frames[0][0] == "<unknown>":
             continue  # no Python frame: allocated by the Rust side of the harness
         old = before.get(key, (0, 0, None))
         size_diff = size - old[0]
@@ -170,18 +172,42 @@ def _count_types(skip):
     return counts
 
 
-def _candidates(skip, want, limit=400):
-    """The last ``limit`` live objects of each wanted type that scenario code allocated inside
-    the diagnosis window; the newest come last (gc lists survivors in age order)."""
-    deque = sys.modules["collections"].deque
-    found = {kind: deque(maxlen=limit) for kind in want}
+def _candidates(skip, want, limit=50, walk=False):
+    """Up to ``limit`` live objects of each wanted type that scenario code allocated inside the
+    diagnosis window, newest first.
+
+    gc keeps survivors in age order, so the tracked objects are scanned from the newest end and
+    the scan stops as soon as every wanted type has enough. With ``walk``, types still without a
+    single candidate (ints, strings, atomic-only dicts are untracked) get the full, slower walk
+    of ``_levels``."""
+    gc.collect()
+    found = {kind: [] for kind in want}
     traceback_of = tracemalloc.get_object_traceback
-    for level in _levels(set(skip) | {id(found)} | {id(b) for b in found.values()}):
-        for obj in level:
-            bucket = found.get(type(obj))
-            if bucket is not None and _allocated_in_window(obj, traceback_of):
-                bucket.append(obj)
-    return {kind: list(bucket) for kind, bucket in found.items()}
+    pending = set(want)
+    objects = gc.get_objects()
+    for obj in reversed(objects):
+        kind = type(obj)
+        if kind not in pending or id(obj) in skip:
+            continue
+        if _allocated_in_window(obj, traceback_of):
+            bucket = found[kind]
+            bucket.append(obj)
+            if len(bucket) >= limit:
+                pending.discard(kind)
+                if not pending:
+                    break
+    del objects
+    missing = {kind for kind in want if not found[kind]}
+    if missing and walk:
+        ignore = set(skip) | {id(found)} | {id(b) for b in found.values()}
+        for level in _levels(ignore):
+            for obj in level:
+                kind = type(obj)
+                if kind in missing and _allocated_in_window(obj, traceback_of):
+                    found[kind].append(obj)
+        for kind in missing:
+            found[kind] = found[kind][-limit:][::-1]
+    return found
 
 
 def _untracked_holder(target, skip):
@@ -203,18 +229,16 @@ def _allocated_in_window(obj, traceback_of):
     cannot find the traceback of instances whose ``__dict__`` lives before the object header, so
     for those the values they hold stand in as evidence."""
     tb = traceback_of(obj)
-    if tb is None:
+    if tb is None and type(obj).__flags__ & _HEAP_TYPE:
         for ref in gc.get_referents(obj):
             if isinstance(ref, (type, types.ModuleType)):
                 continue
             tb = traceback_of(ref)
             if tb is not None:
                 break
-    return (
-        tb is not None
-        and tb[-1].filename not in OWN_FILES
-        and not any(frame.filename == __file__ for frame in tb)
-    )
+    # The harness is on every scenario stack and creates each iteration's `i`, which scenario
+    # code may keep; only this module's own allocations are excluded.
+    return tb is not None and not any(frame.filename == __file__ for frame in tb)
 
 
 def _own_ids():
@@ -339,7 +363,9 @@ def finish(namespace, iterations, chain_seconds):
     skip.add(id(found))
     skip.update(id(bucket) for bucket in found.values())
     if tracing:
-        growth = [g for g in growth if found.get(type_of[g[1]])]
+        growth = [
+            g for g in growth if found.get(type_of[g[1]]) or type_of[g[1]] in _MAYBE_UNTRACKED
+        ]
     # Classes of the user's code and libraries first: they name what leaks, while the builtin
     # containers and atoms that grow with them (tuple, dict, cell, int, str) are usually its parts.
     growth.sort(key=lambda g: (not type_of[g[1]].__flags__ & _HEAP_TYPE, -g[0]))
@@ -353,6 +379,10 @@ def finish(namespace, iterations, chain_seconds):
     atoms = (int, float, str, bytes, complex, bool)
     ranked = [type_of[name] for _, name, _, _ in growth]
     wanted = [t for t in ranked if t not in atoms][:_CHAIN_TYPES] or ranked[:_CHAIN_TYPES]
+    unfound = {t for t in wanted if not found.get(t)}
+    if unfound and tracing:
+        found.update(_candidates(skip, unfound, walk=True))
+        skip.update(id(found[t]) for t in unfound)
     picked = _pick(namespace, wanted, found, sites)
     skip.add(id(picked))
     # Nothing below needs allocation tracebacks: stop paying for deep ones.
@@ -385,12 +415,13 @@ def finish(namespace, iterations, chain_seconds):
 
 def _pick(namespace, wanted, found, sites):
     """Which objects to search chains from: per wanted type, a few objects allocated inside the
-    window, those allocated at a top growing site first, newest first. Needs tracemalloc."""
+    window (``found`` lists them newest first), those allocated at a top growing site first.
+    Needs tracemalloc."""
     top_sites = {(s["file"], s["line"]) for s in sites[:3]}
     picked = []
     for kind in wanted:
         at_site, elsewhere = [], []
-        for obj in reversed(found.get(kind, [])):
+        for obj in found.get(kind, []):
             if namespace is not None and obj is namespace.get("i"):
                 continue
             tb = tracemalloc.get_object_traceback(obj)
