@@ -8,8 +8,10 @@
 //! The rule for a **significant rise** of one gated metric (the README documents it):
 //! - the confidence intervals do not overlap, the new one above: `new.ci_low > old.ci_high`;
 //! - and the growth rose by at least [`MIN_RELATIVE_RISE`] of the old growth and at least
-//!   [`MIN_TOLERANCE_FRACTION`] of the metric's tolerance, so that a rise from 0.02 B/iter to
-//!   0.05 B/iter with tight intervals (noise a code change can cause) is not reported.
+//!   [`MIN_DEFAULT_TOLERANCE_FRACTION`] of the metric's default tolerance (2 B/iter for
+//!   tracemalloc, 0.025/iter for alloc_blocks), so that a rise from 0.02 B/iter to 0.05 B/iter
+//!   with tight intervals (noise any code change can cause) is not reported, while a rise from
+//!   0 to 40 B/iter is, even under a generous scenario tolerance.
 //!
 //! A significant fall is the mirror image and is reported as an improvement.
 
@@ -25,8 +27,13 @@ use crate::verdict::Verdict;
 /// A rise must be at least this fraction of the old growth per iteration to count.
 pub const MIN_RELATIVE_RISE: f64 = 0.10;
 
-/// A rise must be at least this fraction of the metric's tolerance to count.
-pub const MIN_TOLERANCE_FRACTION: f64 = 0.25;
+/// A rise must be at least this fraction of the metric's default tolerance to count.
+pub const MIN_DEFAULT_TOLERANCE_FRACTION: f64 = 0.25;
+
+/// The significance rule in one sentence, for reports.
+pub const RULE: &str = "a rise is significant when the confidence intervals do not overlap, the \
+    new one higher, and the growth rose by at least 10 % of the old growth and a quarter of the \
+    metric's default tolerance";
 
 /// How a run differs from its baseline, scenario by scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -279,9 +286,8 @@ fn gated_metrics(
             let new_metric = now.and_then(|s| s.metrics.get(&metric));
             let old = old_metric.and_then(Growth::of);
             let new = new_metric.and_then(Growth::of);
-            let tolerance = new_metric.or(old_metric).map_or(0.0, |m| m.tolerance);
             let shift = match (old, new) {
-                (Some(old), Some(new)) => shift(old, new, tolerance),
+                (Some(old), Some(new)) => shift(metric, old, new),
                 _ => Shift::NotCompared,
             };
             MetricComparison {
@@ -295,7 +301,7 @@ fn gated_metrics(
 }
 
 /// The significance rule from the module documentation.
-pub fn shift(old: Growth, new: Growth, tolerance: f64) -> Shift {
+pub fn shift(metric: Metric, old: Growth, new: Growth) -> Shift {
     let (low, high, sign) = if new.ci_low > old.ci_high {
         (old, new, Shift::Rose)
     } else if new.ci_high < old.ci_low {
@@ -304,7 +310,8 @@ pub fn shift(old: Growth, new: Growth, tolerance: f64) -> Shift {
         return Shift::Same;
     };
     let change = high.slope - low.slope;
-    let needed = (MIN_RELATIVE_RISE * old.slope.abs()).max(MIN_TOLERANCE_FRACTION * tolerance);
+    let needed = (MIN_RELATIVE_RISE * old.slope.abs())
+        .max(MIN_DEFAULT_TOLERANCE_FRACTION * metric.default_tolerance());
     if change >= needed && change > 0.0 {
         sign
     } else {
@@ -420,36 +427,33 @@ mod tests {
             .change
     }
 
+    const T: Metric = Metric::Tracemalloc;
+
     #[test]
     fn disjoint_intervals_with_a_real_rise_are_significant() {
-        assert_eq!(
-            shift(growth(36.0, 0.5), growth(72.0, 0.5), 8.0),
-            Shift::Rose
-        );
-        assert_eq!(
-            shift(growth(72.0, 0.5), growth(36.0, 0.5), 8.0),
-            Shift::Fell
-        );
+        assert_eq!(shift(T, growth(36.0, 0.5), growth(72.0, 0.5)), Shift::Rose);
+        assert_eq!(shift(T, growth(72.0, 0.5), growth(36.0, 0.5)), Shift::Fell);
     }
 
     #[test]
     fn overlapping_intervals_are_not_significant() {
         assert_eq!(
-            shift(growth(36.0, 10.0), growth(50.0, 10.0), 8.0),
+            shift(T, growth(36.0, 10.0), growth(50.0, 10.0)),
             Shift::Same
         );
     }
 
     #[test]
     fn tiny_rises_with_tight_intervals_are_noise() {
-        // Disjoint, but 0.03 B/iter is far below a quarter of the 8 B tolerance.
+        // Disjoint, but 0.03 B/iter is far below a quarter of the default 8 B tolerance.
         assert_eq!(
-            shift(growth(0.02, 0.001), growth(0.05, 0.001), 8.0),
+            shift(T, growth(0.02, 0.001), growth(0.05, 0.001)),
             Shift::Same
         );
-        // Disjoint, above the tolerance floor, but under 10 % of a large leak.
+        assert_eq!(shift(T, growth(0.0, 0.0), growth(1.0, 0.1)), Shift::Same);
+        // Disjoint, above the floor, but under 10 % of a large leak.
         assert_eq!(
-            shift(growth(1000.0, 1.0), growth(1050.0, 1.0), 8.0),
+            shift(T, growth(1000.0, 1.0), growth(1050.0, 1.0)),
             Shift::Same
         );
     }
@@ -457,16 +461,21 @@ mod tests {
     #[test]
     fn a_rise_under_tolerance_still_counts() {
         // 0 → 4 B/iter stays under the 8 B tolerance but is a real change.
-        assert_eq!(shift(growth(0.0, 0.0), growth(4.0, 0.5), 8.0), Shift::Rose);
+        assert_eq!(shift(T, growth(0.0, 0.0), growth(4.0, 0.5)), Shift::Rose);
     }
 
     #[test]
-    fn zero_tolerance_and_zero_growth_need_only_disjoint_intervals() {
+    fn the_floor_follows_the_metric() {
+        // One more block every 20 iterations is a rise for alloc_blocks (floor 0.025/iter).
+        let blocks = Metric::AllocBlocks;
         assert_eq!(
-            shift(growth(0.0, 0.0), growth(0.001, 0.0), 0.0),
+            shift(blocks, growth(0.0, 0.0), growth(0.05, 0.01)),
             Shift::Rose
         );
-        assert_eq!(shift(growth(0.0, 0.0), growth(0.0, 0.0), 0.0), Shift::Same);
+        assert_eq!(
+            shift(blocks, growth(0.0, 0.0), growth(0.01, 0.001)),
+            Shift::Same
+        );
     }
 
     #[test]
