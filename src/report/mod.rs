@@ -4,8 +4,12 @@
 //! [`exporters`]. The terminal display is a consumer of runner events plus a final summary, in
 //! [`terminal`]. Nothing in this module runs scenarios or spawns processes.
 
+pub mod chart;
+pub mod html;
 pub mod json;
+pub mod junit;
 pub mod terminal;
+pub mod view;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,25 +26,44 @@ pub trait Exporter {
     fn render(&self, results: &RunResults) -> Result<Vec<u8>>;
 }
 
-/// Every file format written into the report folder.
-pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    vec![Box::new(json::JsonExporter)]
+/// Every file format written into the report folder `dir`.
+pub fn exporters(dir: &Path) -> Vec<Box<dyn Exporter>> {
+    vec![
+        Box::new(html::HtmlExporter),
+        Box::new(json::JsonExporter),
+        Box::new(junit::JunitExporter {
+            report_dir: dir.to_path_buf(),
+        }),
+    ]
 }
 
 /// Writes every format into `dir`, each atomically (temporary file, then rename), so a reader
 /// never sees a half-written report and an interrupted write leaves the previous one intact.
 pub fn write_all(results: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
+    write_all_except(results, dir, None)
+}
+
+/// Like [`write_all`], but leaves `keep` alone when a format would replace it: `leakcheck
+/// report` never overwrites the results file it reads.
+pub fn write_all_except(
+    results: &RunResults,
+    dir: &Path,
+    keep: Option<&Path>,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create report folder `{}`", dir.display()))?;
-    exporters()
-        .iter()
-        .map(|exporter| {
-            let bytes = exporter.render(results)?;
-            let path = dir.join(exporter.file_name());
-            write_atomically(&path, &bytes)?;
-            Ok(path)
-        })
-        .collect()
+    let keep = keep.and_then(|path| path.canonicalize().ok());
+    let mut written = Vec::new();
+    for exporter in exporters(dir) {
+        let path = dir.join(exporter.file_name());
+        if keep.is_some() && path.canonicalize().ok() == keep {
+            continue;
+        }
+        let bytes = exporter.render(results)?;
+        write_atomically(&path, &bytes)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Replaces `path` with `bytes` in one rename.

@@ -1,0 +1,558 @@
+//! `index.html`: one self-contained page (inline CSS and SVG, no scripts, nothing fetched) that
+//! shows a run at a glance and each scenario's growth curves, verdict rule and diagnosis.
+//!
+//! The page is rendered by askama from `templates/index.html`; every value from a scenario
+//! (names, code, output, tracebacks, paths) goes through askama's HTML escaping, and a
+//! Content-Security-Policy forbids scripts and remote loads as a second line of defence. This
+//! module only builds the view model: strings and chart geometry ready to place.
+
+use anyhow::{Context, Result};
+use askama::Template;
+
+use super::Exporter;
+use super::chart::Chart;
+use super::view;
+use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
+use crate::diagnosis::Diagnosis;
+use crate::metric::Metric;
+use crate::results::{RunResults, ScenarioResult};
+use crate::units::{Unit, format_quantity};
+use crate::verdict::{Call, Verdict};
+
+/// The HTML report.
+pub struct HtmlExporter;
+
+impl Exporter for HtmlExporter {
+    fn file_name(&self) -> &'static str {
+        "index.html"
+    }
+
+    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
+        Ok(render(results)?.into_bytes())
+    }
+}
+
+/// Renders the page for `results`.
+pub fn render(results: &RunResults) -> Result<String> {
+    Page::new(results)
+        .render()
+        .context("cannot render the HTML report")
+}
+
+#[derive(Template)]
+#[template(path = "index.html", config = "src/report/askama.toml")]
+struct Page {
+    title: String,
+    all_ok: bool,
+    headline: String,
+    counts: Vec<Count>,
+    meta: Vec<(&'static str, String)>,
+    interrupted: bool,
+    confidence: String,
+    baseline: Option<BaselineView>,
+    columns: Vec<Metric>,
+    rows: Vec<Row>,
+    scenarios: Vec<ScenarioView>,
+    tool_version: String,
+}
+
+struct Count {
+    class: &'static str,
+    label: &'static str,
+    value: usize,
+}
+
+struct Row {
+    anchor: String,
+    name: String,
+    verdict: Verdict,
+    expected: &'static str,
+    failure: Option<&'static str>,
+    cells: Vec<Cell>,
+    iterations: u64,
+    time: String,
+}
+
+struct Cell {
+    text: String,
+    class: &'static str,
+}
+
+struct ScenarioView {
+    anchor: String,
+    name: String,
+    verdict: Verdict,
+    expected: &'static str,
+    failure: Option<&'static str>,
+    location: String,
+    description: Option<String>,
+    tags: Vec<String>,
+    reason: String,
+    advice: Option<&'static str>,
+    error: Option<String>,
+    traceback: Option<String>,
+    stdout: String,
+    stderr: String,
+    metrics: Vec<MetricRow>,
+    gated_charts: Vec<ChartView>,
+    other_charts: Vec<ChartView>,
+    comparison: Option<ChangeView>,
+    diagnosis: Option<DiagnosisView>,
+    facts: String,
+}
+
+struct MetricRow {
+    metric: Metric,
+    growth: String,
+    interval: String,
+    tolerance: String,
+    call: &'static str,
+    call_class: &'static str,
+    gated: bool,
+}
+
+struct ChartView {
+    chart: Chart,
+    caption: String,
+    call_class: &'static str,
+    label: String,
+}
+
+struct BaselineView {
+    file: String,
+    started_at: String,
+    tool_version: String,
+    fail_on_regression: bool,
+    headline: String,
+    rule: &'static str,
+    changes: Vec<ChangeView>,
+    unchanged: usize,
+}
+
+struct ChangeView {
+    name: String,
+    anchor: Option<String>,
+    change: &'static str,
+    change_class: &'static str,
+    old_verdict: Option<Verdict>,
+    new_verdict: Option<Verdict>,
+    metrics: Vec<MetricChange>,
+}
+
+struct MetricChange {
+    metric: Metric,
+    old: String,
+    new: String,
+    shift: &'static str,
+    shift_class: &'static str,
+}
+
+struct DiagnosisView {
+    hints: Vec<(String, String)>,
+    sites: Vec<SiteView>,
+    types: Vec<TypeView>,
+    chains: Vec<ChainView>,
+    garbage: String,
+    uncollectable_types: Vec<String>,
+    generations: Vec<String>,
+    notes: Vec<String>,
+    footer: String,
+}
+
+struct SiteView {
+    location: String,
+    code: String,
+    per_iteration: String,
+    blocks: String,
+    stack: Vec<String>,
+}
+
+struct TypeView {
+    name: String,
+    before: u64,
+    after: u64,
+    per_iteration: String,
+}
+
+struct ChainView {
+    type_name: String,
+    root_kind: String,
+    text: String,
+    note: Option<String>,
+}
+
+impl Page {
+    fn new(results: &RunResults) -> Page {
+        let s = &results.summary;
+        let ordered = view::ordered(results);
+        let anchors: Vec<String> = results
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(i, sc)| view::anchor(i, &sc.name))
+            .collect();
+        let columns: Vec<Metric> = Metric::ALL
+            .into_iter()
+            .filter(|m| results.scenarios.iter().any(|sc| sc.gate.contains(m)))
+            .collect();
+        let comparison_of = |name: &str| {
+            results
+                .baseline
+                .as_ref()
+                .and_then(|c| c.scenarios.iter().find(|e| e.name == name))
+        };
+        let headline = if s.failed == 0 {
+            format!("Every scenario as expected ({} scenarios)", s.total)
+        } else {
+            format!("{} of {} scenarios not as expected", s.failed, s.total)
+        };
+
+        Page {
+            title: format!(
+                "leakcheck: {} scenarios, {} leak, {} not as expected",
+                s.total, s.leak, s.failed
+            ),
+            all_ok: s.failed == 0,
+            headline,
+            counts: vec![
+                Count {
+                    class: "pass",
+                    label: "pass",
+                    value: s.pass,
+                },
+                Count {
+                    class: "leak",
+                    label: "leak",
+                    value: s.leak,
+                },
+                Count {
+                    class: "inconclusive",
+                    label: "inconclusive",
+                    value: s.inconclusive,
+                },
+                Count {
+                    class: "error",
+                    label: "error",
+                    value: s.error,
+                },
+            ],
+            meta: vec![
+                ("started", results.started_at.clone()),
+                ("duration", format!("{:.1} s", results.duration_secs)),
+                (
+                    "confidence",
+                    format!("{} % two-sided", view::percent(results.confidence)),
+                ),
+                (
+                    "python",
+                    results
+                        .python
+                        .version
+                        .clone()
+                        .unwrap_or_else(|| "unknown".to_string()),
+                ),
+                (
+                    "interpreter",
+                    results.python.executable.display().to_string(),
+                ),
+                ("leakcheck", results.tool.version.clone()),
+            ],
+            interrupted: results.interrupted,
+            confidence: view::percent(results.confidence),
+            baseline: results
+                .baseline
+                .as_ref()
+                .map(|c| baseline_view(c, results, &anchors)),
+            rows: ordered
+                .iter()
+                .map(|&(i, sc)| Row {
+                    anchor: anchors[i].clone(),
+                    name: sc.name.clone(),
+                    verdict: sc.verdict,
+                    expected: view::expect_name(sc.expected),
+                    failure: view::failure(results, sc),
+                    cells: columns
+                        .iter()
+                        .map(|m| match sc.metrics.get(m) {
+                            Some(result) => Cell {
+                                text: view::growth(result),
+                                class: match (sc.gate.contains(m), result.call) {
+                                    (false, _) => "ungated",
+                                    (true, Call::Grows) => "grows",
+                                    (true, Call::Unclear) => "unclear",
+                                    (true, _) => "",
+                                },
+                            },
+                            None => Cell {
+                                text: "—".to_string(),
+                                class: "ungated",
+                            },
+                        })
+                        .collect(),
+                    iterations: sc.iterations_done,
+                    time: format!("{:.1} s", sc.duration_secs),
+                })
+                .collect(),
+            scenarios: ordered
+                .iter()
+                .map(|&(i, sc)| {
+                    scenario_view(results, sc, anchors[i].clone(), comparison_of(&sc.name))
+                })
+                .collect(),
+            columns,
+            tool_version: results.tool.version.clone(),
+        }
+    }
+}
+
+fn scenario_view(
+    results: &RunResults,
+    sc: &ScenarioResult,
+    anchor: String,
+    comparison: Option<&ScenarioComparison>,
+) -> ScenarioView {
+    let charts: Vec<ChartView> = sc
+        .metrics
+        .iter()
+        .filter_map(|(&metric, result)| {
+            let chart = Chart::build(metric, result)?;
+            let growth = view::growth(result);
+            Some(ChartView {
+                caption: growth.clone(),
+                call_class: call_class(result.call),
+                label: format!(
+                    "{metric} against iteration for {}: {growth}, tolerance {}",
+                    sc.name,
+                    view::tolerance(result)
+                ),
+                chart,
+            })
+        })
+        .collect();
+    let (mut gated_charts, mut other_charts) = (Vec::new(), Vec::new());
+    for chart in charts {
+        if chart.chart.gated {
+            gated_charts.push(chart);
+        } else {
+            other_charts.push(chart);
+        }
+    }
+    let mut facts = format!(
+        "{} measured iterations after {} warmup, a sample every {}; {} iterations done in {:.2} s",
+        sc.iterations, sc.warmup, sc.sample_every, sc.iterations_done, sc.duration_secs
+    );
+    if let Some(t) = &sc.timings {
+        facts.push_str(&format!(
+            " (setup {:.2} s, warmup {:.2} s, iterations {:.2} s, sampling {:.2} s)",
+            t.setup, t.warmup, t.iterations, t.sampling
+        ));
+    }
+    ScenarioView {
+        anchor,
+        name: sc.name.clone(),
+        verdict: sc.verdict,
+        expected: view::expect_name(sc.expected),
+        failure: view::failure(results, sc),
+        location: format!("{}:{}", sc.file.display(), sc.line),
+        description: sc.description.clone(),
+        tags: sc.tags.clone(),
+        reason: sc.reason.clone(),
+        advice: view::advice(sc),
+        error: sc.error.clone(),
+        traceback: sc.traceback.clone(),
+        stdout: sc.stdout.clone(),
+        stderr: sc.stderr.clone(),
+        metrics: sc
+            .metrics
+            .iter()
+            .map(|(&metric, m)| MetricRow {
+                metric,
+                growth: view::growth(m),
+                interval: view::interval(m),
+                tolerance: view::tolerance(m),
+                call: view::call_name(m),
+                call_class: call_class(m.call),
+                gated: m.gated,
+            })
+            .collect(),
+        gated_charts,
+        other_charts,
+        comparison: comparison.map(|c| change_view(c, results, None)),
+        diagnosis: sc.diagnosis.as_ref().map(diagnosis_view),
+        facts,
+    }
+}
+
+fn call_class(call: Call) -> &'static str {
+    match call {
+        Call::Grows => "grows",
+        Call::Unclear => "unclear",
+        Call::Within | Call::NoFit => "",
+    }
+}
+
+fn baseline_view(c: &Comparison, results: &RunResults, anchors: &[String]) -> BaselineView {
+    let s = &c.summary;
+    let anchor_of = |name: &str| {
+        results
+            .scenarios
+            .iter()
+            .position(|sc| sc.name == name)
+            .map(|i| anchors[i].clone())
+    };
+    BaselineView {
+        file: c.file.display().to_string(),
+        started_at: c.started_at.clone(),
+        tool_version: c.tool_version.clone(),
+        fail_on_regression: c.fail_on_regression,
+        rule: crate::compare::RULE,
+        headline: format!(
+            "{} new leak(s), {} significant rise(s), {} other verdict change(s), {} fixed leak(s), \
+             {} significant fall(s), {} added, {} removed, {} unchanged",
+            s.new_leaks,
+            s.regressions,
+            s.verdict_changes,
+            s.fixed_leaks,
+            s.improvements,
+            s.added,
+            s.removed,
+            s.unchanged
+        ),
+        changes: c
+            .scenarios
+            .iter()
+            .filter(|e| e.change.is_notable())
+            .map(|e| change_view(e, results, anchor_of(&e.name)))
+            .collect(),
+        unchanged: s.unchanged,
+    }
+}
+
+fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<String>) -> ChangeView {
+    let unit_of = |metric: Metric| {
+        results
+            .scenarios
+            .iter()
+            .find(|sc| sc.name == e.name)
+            .and_then(|sc| sc.metrics.get(&metric))
+            .map_or(metric.unit(), |m| m.unit)
+    };
+    ChangeView {
+        name: e.name.clone(),
+        anchor,
+        change: e.change.label(),
+        change_class: match e.change {
+            Change::NewLeak | Change::Regression => "worse",
+            Change::VerdictChanged => "changed",
+            Change::FixedLeak | Change::Improvement => "better",
+            Change::Added | Change::Removed | Change::Unchanged => "",
+        },
+        old_verdict: e.old_verdict,
+        new_verdict: e.new_verdict,
+        metrics: e
+            .metrics
+            .iter()
+            .map(|m| {
+                let unit: Unit = unit_of(m.metric);
+                let text = |g: Option<crate::compare::Growth>| {
+                    g.map_or_else(|| "—".to_string(), |g| view::growth_of(g, unit))
+                };
+                MetricChange {
+                    metric: m.metric,
+                    old: text(m.old),
+                    new: text(m.new),
+                    shift: match m.shift {
+                        Shift::Rose => "rose",
+                        Shift::Fell => "fell",
+                        Shift::Same => "same",
+                        Shift::NotCompared => "—",
+                    },
+                    shift_class: match m.shift {
+                        Shift::Rose => "worse",
+                        Shift::Fell => "better",
+                        _ => "",
+                    },
+                }
+            })
+            .collect(),
+    }
+}
+
+fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
+    let g = &d.garbage;
+    let mut garbage = format!(
+        "gc.garbage held {} object(s) at the end of warmup and {} at the end",
+        g.garbage_before, g.garbage_after
+    );
+    if g.garbage_after > g.garbage_before {
+        garbage.push_str(": uncollectable cycles (objects with finalizers) accumulate");
+    }
+    DiagnosisView {
+        hints: d
+            .hints
+            .iter()
+            .map(|h| (h.message.clone(), h.fix.clone()))
+            .collect(),
+        sites: d
+            .sites
+            .iter()
+            .map(|s| SiteView {
+                location: format!("{}:{}", s.file, s.line),
+                code: s.code.clone().unwrap_or_default(),
+                per_iteration: format!(
+                    "+{}/iter",
+                    format_quantity(s.bytes_per_iteration, Unit::Bytes)
+                ),
+                blocks: format!(
+                    "{:+} B, {:+} blocks in {} iterations",
+                    s.size_diff, s.count_diff, d.iterations
+                ),
+                stack: s
+                    .stack
+                    .iter()
+                    .map(|f| match &f.code {
+                        Some(code) => format!("{}:{}  {}", f.file, f.line, code.trim()),
+                        None => format!("{}:{}", f.file, f.line),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        types: d
+            .types
+            .iter()
+            .map(|t| TypeView {
+                name: t.type_name.clone(),
+                before: t.before,
+                after: t.after,
+                per_iteration: format!("{}/iter", format_quantity(t.per_iteration, Unit::Count)),
+            })
+            .collect(),
+        chains: d
+            .chains
+            .iter()
+            .map(|c| ChainView {
+                type_name: c.type_name.clone(),
+                root_kind: c.root_kind.replace('_', " "),
+                text: c.text.clone(),
+                note: c.note.clone(),
+            })
+            .collect(),
+        garbage,
+        uncollectable_types: g.uncollectable_types.clone(),
+        generations: g
+            .generations
+            .iter()
+            .map(|s| {
+                format!(
+                    "generation {}: {} collections, {} collected, {} uncollectable",
+                    s.generation, s.collections, s.collected, s.uncollectable
+                )
+            })
+            .collect(),
+        notes: d.notes.clone(),
+        footer: format!(
+            "between the end of warmup and the end of the run ({} iterations); diagnosing took {:.2} s",
+            d.iterations, d.cost_secs
+        ),
+    }
+}

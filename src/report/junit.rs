@@ -1,0 +1,157 @@
+//! `junit.xml`: the run as JUnit XML for CI systems (GitLab, Jenkins, GitHub test reporters).
+//!
+//! One `<testsuite>` per scenario file and one `<testcase>` per scenario. A scenario that fails
+//! the gate is a `<failure>` whose message carries the reason with its growth figure and the top
+//! allocation site; an `error` verdict is an `<error>` carrying the traceback. Every testcase's
+//! `<system-out>` lists the growth figures and where the HTML report shows it. Serialized by
+//! quick-junit (escaping, invalid characters, schema), never by hand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::Exporter;
+use super::view;
+use crate::results::{RunResults, ScenarioResult};
+use crate::verdict::Verdict;
+
+/// The JUnit report; links point at the HTML report in `report_dir`.
+pub struct JunitExporter {
+    /// The folder `index.html` is written to, for the links in `<system-out>`.
+    pub report_dir: PathBuf,
+}
+
+impl Exporter for JunitExporter {
+    fn file_name(&self) -> &'static str {
+        "junit.xml"
+    }
+
+    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        report(results, &self.report_dir)
+            .serialize(&mut bytes)
+            .context("cannot write the JUnit report")?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
+
+/// Builds the JUnit model of a run.
+pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
+    let html = report_dir.join("index.html");
+    let mut report = Report::new("leakcheck");
+    if let Ok(started) = chrono::DateTime::parse_from_rfc3339(&results.started_at) {
+        report.set_timestamp(started);
+    }
+    report.set_time(seconds(results.duration_secs));
+
+    // Suites in the order their first scenario ran.
+    let mut suites: Vec<(PathBuf, Vec<(usize, &ScenarioResult)>)> = Vec::new();
+    for (index, scenario) in results.scenarios.iter().enumerate() {
+        match suites.iter_mut().find(|(file, _)| *file == scenario.file) {
+            Some((_, members)) => members.push((index, scenario)),
+            None => suites.push((scenario.file.clone(), vec![(index, scenario)])),
+        }
+    }
+    for (file, members) in suites {
+        let name = file.display().to_string();
+        let mut suite = TestSuite::new(name.as_str());
+        suite.set_time(seconds(members.iter().map(|(_, s)| s.duration_secs).sum()));
+        suite.add_property(Property::new(
+            "confidence",
+            view::percent(results.confidence) + " %",
+        ));
+        for (index, scenario) in members {
+            let link = format!("{}#{}", html.display(), view::anchor(index, &scenario.name));
+            suite.add_test_case(test_case(results, scenario, &name, &link));
+        }
+        report.add_test_suite(suite);
+    }
+    report
+}
+
+fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link: &str) -> TestCase {
+    let status = if scenario.verdict == Verdict::Error {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status
+            .set_message(scenario.error.as_deref().unwrap_or(&scenario.reason))
+            .set_type("error")
+            .set_description(
+                scenario
+                    .traceback
+                    .clone()
+                    .or_else(|| scenario.error.clone())
+                    .unwrap_or_else(|| scenario.reason.clone()),
+            );
+        status
+    } else if let Some(why) = view::failure(results, scenario) {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status
+            .set_message(view::failure_message(results, scenario))
+            .set_type(why)
+            .set_description(failure_details(results, scenario));
+        status
+    } else {
+        TestCaseStatus::success()
+    };
+
+    let mut case = TestCase::new(scenario.name.as_str(), status);
+    case.set_classname(suite)
+        .set_time(seconds(scenario.duration_secs))
+        .add_property(Property::new("verdict", scenario.verdict.name()))
+        .add_property(Property::new(
+            "expected",
+            view::expect_name(scenario.expected),
+        ))
+        .add_property(Property::new(
+            "location",
+            format!("{}:{}", scenario.file.display(), scenario.line),
+        ));
+
+    let mut out = format!("verdict: {}\n{}\n", scenario.verdict, scenario.reason);
+    for line in view::growth_lines(results, scenario) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(&format!("report: {link}\n"));
+    if !scenario.stdout.is_empty() {
+        out.push_str("--- captured stdout\n");
+        out.push_str(&scenario.stdout);
+    }
+    case.set_system_out(out);
+    if !scenario.stderr.is_empty() {
+        case.set_system_err(scenario.stderr.as_str());
+    }
+    case
+}
+
+/// The reason, growth figures and diagnosis of a failure, for the failure's text.
+fn failure_details(results: &RunResults, scenario: &ScenarioResult) -> String {
+    let mut text = format!("{}\n", scenario.reason);
+    if let Some(advice) = view::advice(scenario) {
+        text.push_str(advice);
+        text.push('\n');
+    }
+    for line in view::growth_lines(results, scenario) {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    if let Some(diagnosis) = &scenario.diagnosis {
+        for site in diagnosis.sites.iter().take(5) {
+            text.push_str(&format!("allocation site: {}\n", view::site_line(site)));
+        }
+        for chain in diagnosis.chains.iter().take(3) {
+            text.push_str(&format!("held by: {}\n", chain.text));
+        }
+        for hint in &diagnosis.hints {
+            text.push_str(&format!("hint: {} (fix: {})\n", hint.message, hint.fix));
+        }
+    }
+    text
+}
+
+fn seconds(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or_default()
+}

@@ -1,0 +1,215 @@
+//! What every report says about a scenario, computed once: the order scenarios are listed in,
+//! labels, growth figures in words, why a scenario fails the gate, the top allocation site.
+//!
+//! HTML, JUnit and the GitHub summary render these strings; none of them re-derives a figure.
+
+use crate::compare::{self, Growth};
+use crate::diagnosis::{AllocationSite, Diagnosis};
+use crate::results::{MetricResult, RunResults, ScenarioResult};
+use crate::scenario::Expect;
+use crate::units::{Unit, format_quantity};
+use crate::verdict::Verdict;
+
+/// Scenarios in report order: those that fail the gate first, then leaks, errors,
+/// inconclusive, passes; run order within each group.
+pub fn ordered(results: &RunResults) -> Vec<(usize, &ScenarioResult)> {
+    let mut scenarios: Vec<(usize, &ScenarioResult)> =
+        results.scenarios.iter().enumerate().collect();
+    scenarios.sort_by_key(|(_, s)| (s.ok, verdict_rank(s.verdict)));
+    scenarios
+}
+
+fn verdict_rank(verdict: Verdict) -> u8 {
+    match verdict {
+        Verdict::Leak => 0,
+        Verdict::Error => 1,
+        Verdict::Inconclusive => 2,
+        Verdict::Pass => 3,
+    }
+}
+
+/// Why a scenario fails the gate, in a few words; `None` when it is as expected.
+pub fn failure(results: &RunResults, scenario: &ScenarioResult) -> Option<&'static str> {
+    if scenario.ok {
+        return None;
+    }
+    Some(match (scenario.verdict, scenario.expected) {
+        (Verdict::Error, _) => "error",
+        _ if compare::regressed(results, &scenario.name) => {
+            "significant rise over the baseline (--fail-on-regression)"
+        }
+        (Verdict::Leak, _) => "unexpected leak",
+        (Verdict::Pass, Expect::Leak) => "expected leak not found",
+        (Verdict::Inconclusive, _) => "inconclusive (--fail-on-inconclusive)",
+        (Verdict::Pass, Expect::Pass) => "not as expected",
+    })
+}
+
+/// `expect: leak` scenarios that pass: probably fixed, the mark should go.
+pub fn advice(scenario: &ScenarioResult) -> Option<&'static str> {
+    (scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak)
+        .then_some("marked `expect: leak` but no leak was found: if it was fixed, remove the mark")
+}
+
+/// `pass`, `leak`, … as written in `results.json`.
+pub fn expect_name(expect: Expect) -> &'static str {
+    match expect {
+        Expect::Pass => "pass",
+        Expect::Leak => "leak",
+    }
+}
+
+/// A fragment identifier for the scenario's section: its position (unique) and a readable slug.
+pub fn anchor(index: usize, name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    format!("s{index}-{}", slug.trim_matches('-'))
+}
+
+/// `217 B/iter ± 0.229 B`, or `not fitted`.
+pub fn growth(metric: &MetricResult) -> String {
+    match (metric.slope, metric.ci_low, metric.ci_high) {
+        (Some(slope), Some(low), Some(high)) => growth_of(
+            Growth {
+                slope,
+                ci_low: low,
+                ci_high: high,
+            },
+            metric.unit,
+        ),
+        _ => "not fitted".to_string(),
+    }
+}
+
+/// `217 B/iter ± 0.229 B` for a growth from a comparison.
+pub fn growth_of(growth: Growth, unit: Unit) -> String {
+    format!(
+        "{}/iter ± {}",
+        format_quantity(growth.slope, unit),
+        format_quantity((growth.ci_high - growth.ci_low) / 2.0, unit)
+    )
+}
+
+/// `[216 B, 217 B]`, the confidence interval of the growth per iteration.
+pub fn interval(metric: &MetricResult) -> String {
+    match (metric.ci_low, metric.ci_high) {
+        (Some(low), Some(high)) => format!(
+            "[{}, {}]",
+            format_quantity(low, metric.unit),
+            format_quantity(high, metric.unit)
+        ),
+        _ => "—".to_string(),
+    }
+}
+
+/// `8 B/iter`: a tolerance with its unit.
+pub fn tolerance(metric: &MetricResult) -> String {
+    format!("{}/iter", format_quantity(metric.tolerance, metric.unit))
+}
+
+/// The allocation site that grew most, in one line:
+/// `shop/prices.py:12 +217 B/iter: _seen.append(quote)`.
+pub fn top_site(diagnosis: &Diagnosis) -> Option<String> {
+    diagnosis.sites.first().map(site_line)
+}
+
+/// One allocation site in one line.
+pub fn site_line(site: &AllocationSite) -> String {
+    let mut line = format!(
+        "{}:{} +{}/iter",
+        site.file,
+        site.line,
+        format_quantity(site.bytes_per_iteration, Unit::Bytes)
+    );
+    if let Some(code) = site
+        .code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        line.push_str(": ");
+        line.push_str(code);
+    }
+    line
+}
+
+/// The failure message CI systems show next to a scenario: the reason (with its growth figure)
+/// and the top allocation site when there is a diagnosis.
+pub fn failure_message(results: &RunResults, scenario: &ScenarioResult) -> String {
+    let mut message = match failure(results, scenario) {
+        Some(why) => format!("{why}: {}", scenario.reason),
+        None => scenario.reason.clone(),
+    };
+    if let Some(site) = scenario.diagnosis.as_ref().and_then(top_site) {
+        message.push_str("; top allocation site ");
+        message.push_str(&site);
+    }
+    message
+}
+
+/// Every metric's growth on its own line, gated ones marked: `tracemalloc: 217 B/iter ± 0.229 B,
+/// 99 % CI [216 B, 217 B], tolerance 8 B/iter (gated, grows)`.
+pub fn growth_lines(results: &RunResults, scenario: &ScenarioResult) -> Vec<String> {
+    scenario
+        .metrics
+        .iter()
+        .map(|(metric, m)| {
+            format!(
+                "{metric}: {}, {} % CI {}, tolerance {} ({}{})",
+                growth(m),
+                percent(results.confidence),
+                interval(m),
+                tolerance(m),
+                if m.gated { "gated, " } else { "" },
+                call_name(m)
+            )
+        })
+        .collect()
+}
+
+/// `grows`, `within`, `unclear`, `no fit`.
+pub fn call_name(metric: &MetricResult) -> &'static str {
+    match metric.call {
+        crate::verdict::Call::Grows => "grows",
+        crate::verdict::Call::Within => "within",
+        crate::verdict::Call::Unclear => "unclear",
+        crate::verdict::Call::NoFit => "no fit",
+    }
+}
+
+/// `99` for 0.99, `99.9` for 0.999.
+pub fn percent(confidence: f64) -> String {
+    let text = format!("{:.2}", confidence * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_are_unique_and_readable() {
+        assert_eq!(anchor(3, "module-list-cache"), "s3-module-list-cache");
+        assert_eq!(
+            anchor(0, "<script>alert(1)</script>"),
+            "s0-script-alert-1---script"
+        );
+        assert_ne!(anchor(0, "a b"), anchor(1, "a_b"));
+    }
+
+    #[test]
+    fn percent_drops_trailing_zeros() {
+        assert_eq!(percent(0.99), "99");
+        assert_eq!(percent(0.999), "99.9");
+        assert_eq!(percent(0.95), "95");
+    }
+}
