@@ -4,11 +4,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, RunArgs, SelectArgs};
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, SelectArgs};
+use crate::compare;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
+use crate::results::{self, RunResults};
 use crate::runner::{self, RunSettings, environment};
 use crate::scenario::{self, Scenario};
 
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::List(args)) => list_command(args),
+        Some(Command::Report(args)) => report_command(args),
         Some(Command::Worker) => Ok(if crate::worker::main() == 0 {
             Outcome::Success
         } else {
@@ -96,6 +99,14 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let Some(scenarios) = select(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
+    // Read the baseline before spending minutes on scenarios.
+    let baseline = match args.baseline.as_deref().map(results::read).transpose() {
+        Ok(baseline) => baseline,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(Outcome::InvalidInput);
+        }
+    };
     let environment = match environment::resolve(args.python.as_deref()) {
         Ok(env) => env,
         Err(err) => {
@@ -121,20 +132,80 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         },
     };
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
-    let results = runner::run_scenarios(&scenarios, &settings, &mut display);
-    let written = report::write_all(&results, &args.report_dir)?;
-    let mut stdout = std::io::stdout().lock();
-    report::terminal::print_summary(&results, &mut stdout, args.quiet)?;
-    if !args.quiet {
-        for path in written {
-            writeln!(stdout, "wrote {}", path.display())?;
+    let mut results = runner::run_scenarios(&scenarios, &settings, &mut display);
+    if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
+        results.baseline = Some(compare::compare(old, path, &results));
+        if args.fail_on_regression {
+            compare::apply_regression_gate(&mut results);
         }
     }
+    let written = report::write_all(&results, &args.report_dir)?;
+    print_outcome(&results, &written, args.quiet)?;
+    report::github::publish(
+        &results,
+        &args.report_dir,
+        &report::github::Environment::current(),
+    )?;
     Ok(if results.summary.failed == 0 {
         Outcome::Success
     } else {
         Outcome::ScenariosFailed
     })
+}
+
+/// `leakcheck report`: reads saved results, optionally compares them with a baseline, and
+/// writes the reports again; nothing runs.
+fn report_command(args: ReportArgs) -> Result<Outcome> {
+    let read =
+        |path: &std::path::Path| results::read(path).map_err(|err| eprintln!("error: {err}"));
+    let Ok(mut results) = read(&args.results) else {
+        return Ok(Outcome::InvalidInput);
+    };
+    if let Some(path) = &args.baseline {
+        let Ok(old) = read(path) else {
+            return Ok(Outcome::InvalidInput);
+        };
+        results.baseline = Some(compare::compare(&old, path, &results));
+    }
+    let mut written = Vec::new();
+    if let Some(html) = &args.html {
+        if let Some(parent) = html.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create folder `{}`", parent.display()))?;
+        }
+        report::write_atomically(html, report::html::render(&results)?.as_bytes())?;
+        written.push(html.clone());
+    }
+    let dir = args.report_dir.clone().or_else(|| {
+        args.html.is_none().then(|| match args.results.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+    });
+    if let Some(dir) = dir {
+        written.extend(report::write_all_except(
+            &results,
+            &dir,
+            Some(&args.results),
+        )?);
+    }
+    print_outcome(&results, &written, false)?;
+    Ok(Outcome::Success)
+}
+
+/// The baseline comparison first, then the summary, then the files written.
+fn print_outcome(results: &RunResults, written: &[PathBuf], quiet: bool) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    if let Some(comparison) = &results.baseline {
+        report::baseline::print_comparison(comparison, results, &mut stdout)?;
+    }
+    report::terminal::print_summary(results, &mut stdout, quiet)?;
+    if !quiet {
+        for path in written {
+            writeln!(stdout, "wrote {}", path.display())?;
+        }
+    }
+    Ok(())
 }
 
 fn list_command(args: SelectArgs) -> Result<Outcome> {

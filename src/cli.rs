@@ -25,6 +25,8 @@ pub enum Command {
     Run(RunArgs),
     /// List the scenarios that `run` would run, with their file and line.
     List(SelectArgs),
+    /// Re-render the reports of a saved results.json without running anything.
+    Report(ReportArgs),
     /// Internal: run one scenario inside an embedded interpreter (started by `run`).
     #[command(name = "__worker", hide = true)]
     Worker,
@@ -49,9 +51,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
-    /// Folder for results.json (created if missing).
+    /// Folder for index.html, results.json and junit.xml (created if missing).
     #[arg(long, value_name = "DIR", default_value = "reports")]
     pub report_dir: PathBuf,
+
+    /// An earlier results.json to compare with: new leaks, fixed leaks and significant rises in
+    /// growth are listed first.
+    #[arg(long, value_name = "OLD.json")]
+    pub baseline: Option<PathBuf>,
+
+    /// A significant rise in growth over the baseline fails the run (exit 1), even under
+    /// tolerance.
+    #[arg(long, requires = "baseline")]
+    pub fail_on_regression: bool,
 
     /// Two-sided confidence level of the growth intervals, between 0.5 and 0.9999.
     #[arg(long, value_name = "LEVEL", default_value_t = 0.99, value_parser = parse_confidence)]
@@ -86,6 +98,27 @@ pub struct RunArgs {
     /// Time budget in seconds for the referrer-chain search of one scenario.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub chain_timeout: f64,
+}
+
+/// Options of `leakcheck report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results.json written by `leakcheck run`.
+    #[arg(value_name = "RESULTS.json")]
+    pub results: PathBuf,
+
+    /// An earlier results.json to compare with (replaces any comparison stored in RESULTS.json).
+    #[arg(long, value_name = "OLD.json")]
+    pub baseline: Option<PathBuf>,
+
+    /// Write the HTML report to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+
+    /// Write every report (index.html, results.json, junit.xml) into this folder. Default: the
+    /// folder of RESULTS.json, unless --html is given. RESULTS.json itself is never replaced.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 fn parse_confidence(text: &str) -> Result<f64, String> {

@@ -4,7 +4,9 @@
 //! [`exporters`]. The terminal display is a consumer of runner events plus a final summary, in
 //! [`terminal`]. Nothing in this module runs scenarios or spawns processes.
 
+pub mod baseline;
 pub mod chart;
+pub mod github;
 pub mod html;
 pub mod json;
 pub mod junit;

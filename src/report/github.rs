@@ -1,0 +1,270 @@
+//! GitHub Actions conventions: `::error` workflow commands that annotate the scenario file (and
+//! the allocation site, when it is in the repository) of every scenario that fails the gate,
+//! `::warning` for significant rises that do not, and a Markdown summary appended to
+//! `$GITHUB_STEP_SUMMARY`.
+//!
+//! The text is built by pure functions; [`publish`] only prints it and appends to the file
+//! named by the [`Environment`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{baseline, view};
+use crate::compare::Change;
+use crate::results::{RunResults, ScenarioResult};
+
+/// The parts of a GitHub Actions environment this module uses.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `GITHUB_ACTIONS=true`: print workflow-command annotations.
+    pub actions: bool,
+    /// `GITHUB_STEP_SUMMARY`: the file to append the Markdown summary to.
+    pub step_summary: Option<PathBuf>,
+    /// `GITHUB_WORKSPACE` (else the current folder): the repository root, for relative paths.
+    pub workspace: Option<PathBuf>,
+}
+
+impl Environment {
+    /// Reads the process environment.
+    pub fn current() -> Environment {
+        Environment {
+            actions: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            workspace: std::env::var_os("GITHUB_WORKSPACE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::current_dir().ok()),
+        }
+    }
+}
+
+/// Prints annotations (on stdout, where the runner reads workflow commands) and appends the
+/// step summary, as the environment asks.
+pub fn publish(results: &RunResults, report_dir: &Path, env: &Environment) -> Result<()> {
+    if env.actions {
+        let mut stdout = std::io::stdout().lock();
+        for line in annotations(results, env.workspace.as_deref()) {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    if let Some(path) = &env.step_summary {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY `{}`", path.display()))?;
+        file.write_all(step_summary(results, report_dir).as_bytes())
+            .with_context(|| format!("cannot append to `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One `::error` per scenario that fails the gate, at its scenario file and line, plus one at
+/// the top allocation site when that file is in the repository; one `::warning` per
+/// significant rise that does not fail the gate.
+pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for scenario in &results.scenarios {
+        let Some(why) = view::failure(results, scenario) else {
+            continue;
+        };
+        lines.push(command(
+            "error",
+            &repo_path(&scenario.file.display().to_string(), workspace)
+                .unwrap_or_else(|| scenario.file.display().to_string()),
+            scenario.line,
+            &format!("leakcheck: {} ({why})", scenario.name),
+            &view::failure_message(results, scenario),
+        ));
+        if let Some(site) = scenario.diagnosis.as_ref().and_then(|d| d.sites.first())
+            && let Some(file) = repo_path(&site.file, workspace)
+        {
+            lines.push(command(
+                "error",
+                &file,
+                site.line as usize,
+                &format!("leakcheck: {} allocates here", scenario.name),
+                &format!("{} — {}", view::site_line(site), scenario.reason),
+            ));
+        }
+    }
+    if let Some(comparison) = &results.baseline {
+        for entry in &comparison.scenarios {
+            if entry.change != Change::Regression || comparison.fail_on_regression {
+                continue;
+            }
+            let Some(scenario) = results.scenarios.iter().find(|s| s.name == entry.name) else {
+                continue;
+            };
+            lines.push(command(
+                "warning",
+                &repo_path(&scenario.file.display().to_string(), workspace)
+                    .unwrap_or_else(|| scenario.file.display().to_string()),
+                scenario.line,
+                &format!(
+                    "leakcheck: {} grows faster than in the baseline",
+                    scenario.name
+                ),
+                &baseline::shifted_metrics(entry, results).join("; "),
+            ));
+        }
+    }
+    lines
+}
+
+/// `::error file=…,line=…,title=…::message` with GitHub's escaping.
+fn command(level: &str, file: &str, line: usize, title: &str, message: &str) -> String {
+    format!(
+        "::{level} file={},line={line},title={}::{}",
+        escape_property(file),
+        escape_property(title),
+        escape_data(message)
+    )
+}
+
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// The path of `file` relative to the repository, when it is inside it (and not an installed
+/// package); `None` for `<string>`, the standard library, site-packages.
+fn repo_path(file: &str, workspace: Option<&Path>) -> Option<String> {
+    if file.starts_with('<') || file.contains("site-packages") || file.contains("dist-packages") {
+        return None;
+    }
+    let path = Path::new(file);
+    if path.is_relative() {
+        return Some(file.to_string());
+    }
+    let relative = path.strip_prefix(workspace?).ok()?;
+    Some(relative.display().to_string())
+}
+
+/// The Markdown summary: headline, counts, baseline changes, then every scenario, failures
+/// first.
+pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
+    let s = &results.summary;
+    let mut md = String::new();
+    let headline = if s.failed == 0 {
+        format!("✅ every scenario as expected ({} scenarios)", s.total)
+    } else {
+        format!("❌ {} of {} scenarios not as expected", s.failed, s.total)
+    };
+    md.push_str(&format!("## leakcheck: {headline}\n\n"));
+    md.push_str(&format!(
+        "{} pass · {} leak · {} inconclusive · {} error · {:.1} s\n\n",
+        s.pass, s.leak, s.inconclusive, s.error, results.duration_secs
+    ));
+    if let Some(comparison) = &results.baseline {
+        md.push_str(&format!(
+            "### Compared with baseline {}\n\n",
+            cell(&comparison.file.display().to_string())
+        ));
+        let notable: Vec<_> = comparison
+            .scenarios
+            .iter()
+            .filter(|e| e.change.is_notable())
+            .collect();
+        if notable.is_empty() {
+            md.push_str("No scenario changed.\n\n");
+        } else {
+            md.push_str("| scenario | change | verdict | growth |\n|---|---|---|---|\n");
+            for entry in notable {
+                let verdicts = format!(
+                    "{} → {}",
+                    entry.old_verdict.map_or("absent", |v| v.name()),
+                    entry.new_verdict.map_or("absent", |v| v.name())
+                );
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    cell(&entry.name),
+                    entry.change.label(),
+                    verdicts,
+                    cell(&baseline::shifted_metrics(entry, results).join("; "))
+                ));
+            }
+            md.push('\n');
+        }
+    }
+    md.push_str("| scenario | verdict | outcome | reason |\n|---|---|---|---|\n");
+    for (_, scenario) in view::ordered(results) {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            cell(&scenario.name),
+            scenario.verdict,
+            outcome(results, scenario),
+            cell(&scenario.reason)
+        ));
+    }
+    md.push_str(&format!(
+        "\nFull report: `{}` (charts, diagnosis, output).\n\n",
+        report_dir.join("index.html").display()
+    ));
+    md
+}
+
+fn outcome(results: &RunResults, scenario: &ScenarioResult) -> String {
+    match view::failure(results, scenario) {
+        Some(why) => format!("❌ {why}"),
+        None => "✅ as expected".to_string(),
+    }
+}
+
+/// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML.
+fn cell(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_commands_are_escaped() {
+        assert_eq!(
+            command("error", "a,b:c.yaml", 3, "t: x, y", "50%\nnext"),
+            "::error file=a%2Cb%3Ac.yaml,line=3,title=t%3A x%2C y::50%25%0Anext"
+        );
+    }
+
+    #[test]
+    fn only_repository_files_are_annotated() {
+        let ws = Path::new("/repo");
+        assert_eq!(
+            repo_path("/repo/shop/prices.py", Some(ws)).as_deref(),
+            Some("shop/prices.py")
+        );
+        assert_eq!(
+            repo_path("/usr/lib/python3.11/json/decoder.py", Some(ws)),
+            None
+        );
+        assert_eq!(
+            repo_path("/repo/.venv/lib/site-packages/x.py", Some(ws)),
+            None
+        );
+        assert_eq!(repo_path("<string>", Some(ws)), None);
+        assert_eq!(
+            repo_path("scenarios/a.yaml", Some(ws)).as_deref(),
+            Some("scenarios/a.yaml")
+        );
+    }
+
+    #[test]
+    fn table_cells_cannot_break_the_table_or_inject_html() {
+        assert_eq!(cell("<b>a|b\nc"), "&lt;b&gt;a\\|b c");
+    }
+}
