@@ -130,6 +130,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             frames: args.frames,
             chain_timeout_secs: args.chain_timeout.max(0.0),
         },
+        jobs: args.jobs.map(usize::from).unwrap_or_else(default_jobs),
     };
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
     let mut results = runner::run_scenarios(&scenarios, &settings, &mut display);
@@ -221,6 +222,11 @@ fn list_command(args: SelectArgs) -> Result<Outcome> {
         writeln!(out, "{}  {}:{}{}", s.name, s.file.display(), s.line, expect)?;
     }
     Ok(Outcome::Success)
+}
+
+/// One worker per CPU: scenarios are CPU-bound and each worker is single-threaded.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Prints leakcheck's version and the CPython actually loaded into this process (not just the

@@ -82,6 +82,11 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// How many scenarios run at once, each in its own worker process (default: the number of
+    /// CPUs). Results and reports keep scenario order whatever the number.
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
     /// Diagnose every scenario (allocation sites, growing types, referrer chains, hints), not
     /// only those that leak.
     #[arg(long, conflicts_with = "no_diagnose")]

@@ -4,11 +4,12 @@
 //! Progress goes to stderr through indicatif (hidden automatically when stderr is not a
 //! terminal); the summary goes to stdout. Colour is used only when the stream is a terminal.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
 use console::{Style, style};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::metric::Metric;
 use crate::protocol::Phase;
@@ -18,9 +19,10 @@ use crate::scenario::Expect;
 use crate::units::format_quantity;
 use crate::verdict::Verdict;
 
-/// Shows which scenario runs and how far it got.
+/// Shows every running scenario (one bar each, several with `-j`) and a line per finished one.
 pub struct ProgressDisplay {
-    bar: Option<ProgressBar>,
+    bars: MultiProgress,
+    running: HashMap<usize, (ProgressBar, String)>,
     total: usize,
     quiet: bool,
 }
@@ -29,9 +31,20 @@ impl ProgressDisplay {
     /// A display on stderr; `quiet` hides progress and per-scenario lines.
     pub fn new(quiet: bool) -> ProgressDisplay {
         ProgressDisplay {
-            bar: None,
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            running: HashMap::new(),
             total: 0,
             quiet,
+        }
+    }
+
+    /// Prints a finished scenario's line above the bars (or plainly when they are hidden, as in
+    /// a CI log, where these lines are the progress).
+    fn print_line(&self, line: &str) {
+        if self.bars.is_hidden() {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        } else {
+            let _ = self.bars.println(line);
         }
     }
 }
@@ -44,10 +57,9 @@ impl EventSink for ProgressDisplay {
         match event {
             Event::RunStarted { total } => self.total = *total,
             Event::ScenarioStarted { index, scenario } => {
-                let bar = ProgressBar::with_draw_target(
-                    Some(scenario.warmup + scenario.iterations),
-                    ProgressDrawTarget::stderr(),
-                );
+                let bar = self
+                    .bars
+                    .add(ProgressBar::new(scenario.warmup + scenario.iterations));
                 bar.set_style(
                     ProgressStyle::with_template(
                         "{prefix:.bold} {wide_msg} [{bar:30.cyan/blue}] {pos}/{len} it {elapsed}",
@@ -58,21 +70,22 @@ impl EventSink for ProgressDisplay {
                 bar.set_prefix(format!("[{}/{}]", index + 1, self.total));
                 bar.set_message(format!("{} (starting)", scenario.name));
                 bar.enable_steady_tick(Duration::from_millis(200));
-                self.bar = Some(bar);
+                self.running.insert(*index, (bar, scenario.name.clone()));
             }
-            Event::PhaseChanged { phase, .. } => {
-                if let Some(bar) = &self.bar {
-                    let name = bar.message();
-                    let base = name.split(" (").next().unwrap_or("").to_string();
+            Event::PhaseChanged { index, phase } => {
+                if let Some((bar, name)) = self.running.get(index) {
                     let label = match phase {
                         Phase::Measure => "measuring".to_string(),
                         other => other.to_string(),
                     };
-                    bar.set_message(format!("{base} ({label})"));
+                    bar.set_message(format!("{name} ({label})"));
                 }
             }
-            Event::Progress { done, .. } => {
-                if let Some(bar) = &self.bar {
+            Event::Progress { index, done } => {
+                if let Some((bar, _)) = self.running.get(index) {
+                    if bar.length().is_some_and(|len| *done > len) {
+                        bar.set_length(*done);
+                    }
                     bar.set_position(*done);
                 }
             }
@@ -84,15 +97,11 @@ impl EventSink for ProgressDisplay {
                     result.name,
                     style(format!("({:.1} s)", result.duration_secs)).dim(),
                 );
-                match self.bar.take() {
-                    Some(bar) => {
-                        bar.finish_and_clear();
-                        let _ = writeln!(std::io::stderr(), "{line}");
-                    }
-                    None => {
-                        let _ = writeln!(std::io::stderr(), "{line}");
-                    }
+                if let Some((bar, _)) = self.running.remove(index) {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
                 }
+                self.print_line(&line);
             }
         }
     }

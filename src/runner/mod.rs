@@ -8,6 +8,8 @@ pub mod environment;
 mod supervise;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::metric::Metric;
@@ -31,6 +33,8 @@ pub struct RunSettings {
     pub environment: Option<PythonEnvironment>,
     /// What workers do beyond measuring (diagnosis); its confidence equals `confidence`.
     pub worker: WorkerOptions,
+    /// How many scenarios run at the same time, each in its own worker process.
+    pub jobs: usize,
 }
 
 /// What happens during a run, for reporters to show.
@@ -76,7 +80,20 @@ pub trait EventSink {
     fn event(&mut self, event: &Event<'_>);
 }
 
-/// Runs every scenario in order, one worker each, and collects the results.
+/// What a scheduling thread reports to the thread that owns the [`EventSink`].
+enum Report {
+    Started(usize),
+    Phase(usize, Phase),
+    Progress(usize, u64),
+    Finished(usize, Box<ScenarioResult>, Option<String>),
+}
+
+/// Runs every scenario, one worker process each, `settings.jobs` at a time, and collects the
+/// results in scenario order whatever order they finish in.
+///
+/// Each scheduling thread takes the next scenario index from a shared counter, supervises its
+/// worker and sends what happens to this thread, which alone talks to the event sink: reporters
+/// need no locking and see events in a consistent order per scenario.
 pub fn run_scenarios(
     scenarios: &[Scenario],
     settings: &RunSettings,
@@ -87,30 +104,55 @@ pub fn run_scenarios(
     sink.event(&Event::RunStarted {
         total: scenarios.len(),
     });
-    let mut results = Vec::with_capacity(scenarios.len());
-    let mut python_version = None;
-    for (index, scenario) in scenarios.iter().enumerate() {
-        sink.event(&Event::ScenarioStarted { index, scenario });
-        let request = WorkerRequest {
-            scenario: scenario.clone(),
-            environment: settings.environment.clone(),
-            options: settings.worker.clone(),
-        };
-        let timeout = Duration::from_secs_f64(scenario.timeout_secs);
-        let run = run_worker(&request, timeout, |progress| match progress {
-            Progress::Phase(phase) => sink.event(&Event::PhaseChanged { index, phase }),
-            Progress::Iteration(done) => sink.event(&Event::Progress { index, done }),
-        });
-        if python_version.is_none() {
-            python_version = run.python_version.clone();
+    let jobs = settings.jobs.clamp(1, scenarios.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<ScenarioResult>> = (0..scenarios.len()).map(|_| None).collect();
+    let mut versions: Vec<Option<String>> = vec![None; scenarios.len()];
+    let (sender, reports) = mpsc::channel::<Report>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let sender = sender.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(scenario) = scenarios.get(index) else {
+                        break;
+                    };
+                    // The receiver lives until every sender is gone: sends cannot fail.
+                    let _ = sender.send(Report::Started(index));
+                    let (result, version) = run_one(scenario, settings, |progress| {
+                        let _ = sender.send(match progress {
+                            Progress::Phase(phase) => Report::Phase(index, phase),
+                            Progress::Iteration(done) => Report::Progress(index, done),
+                        });
+                    });
+                    let _ = sender.send(Report::Finished(index, Box::new(result), version));
+                }
+            });
         }
-        let result = judge(scenario, run, settings);
-        sink.event(&Event::ScenarioFinished {
-            index,
-            result: &result,
-        });
-        results.push(result);
-    }
+        drop(sender);
+        for report in reports {
+            match report {
+                Report::Started(index) => sink.event(&Event::ScenarioStarted {
+                    index,
+                    scenario: &scenarios[index],
+                }),
+                Report::Phase(index, phase) => sink.event(&Event::PhaseChanged { index, phase }),
+                Report::Progress(index, done) => sink.event(&Event::Progress { index, done }),
+                Report::Finished(index, result, version) => {
+                    sink.event(&Event::ScenarioFinished {
+                        index,
+                        result: &result,
+                    });
+                    versions[index] = version;
+                    slots[index] = Some(*result);
+                }
+            }
+        }
+    });
+    let results: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
+    let python_version = versions.into_iter().flatten().next();
 
     let python = PythonInfo {
         version: python_version,
@@ -136,6 +178,24 @@ pub fn run_scenarios(
         scenarios: results,
         baseline: None,
     }
+}
+
+/// Runs one scenario in a worker and judges it; returns the result and the Python version the
+/// worker reported.
+fn run_one(
+    scenario: &Scenario,
+    settings: &RunSettings,
+    on_progress: impl FnMut(Progress),
+) -> (ScenarioResult, Option<String>) {
+    let request = WorkerRequest {
+        scenario: scenario.clone(),
+        environment: settings.environment.clone(),
+        options: settings.worker.clone(),
+    };
+    let timeout = Duration::from_secs_f64(scenario.timeout_secs);
+    let run = run_worker(&request, timeout, on_progress);
+    let version = run.python_version.clone();
+    (judge(scenario, run, settings), version)
 }
 
 /// Turns one worker's report into a scenario result: fits, verdict, expectation.
