@@ -1,0 +1,230 @@
+//! The HTML report of the shipped scenarios, checked as a file and in a real browser (headless
+//! Chromium): one chart per gated metric per scenario, no console errors, a non-blank page.
+//!
+//! Chromium is required: CI installs Debian's `chromium` package in `.ci/run`. When it is
+//! missing these tests fail with instructions rather than pass silently.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{Project, transcript};
+use serde_json::Value;
+
+/// The shipped scenarios run once for every test in this file.
+struct ShippedRun {
+    project: Project,
+    results: Value,
+}
+
+fn shipped() -> &'static ShippedRun {
+    static RUN: OnceLock<ShippedRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let project = Project::new();
+        let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let (output, results) = project.run(&[scenarios.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+        ShippedRun { project, results }
+    })
+}
+
+fn report_path() -> PathBuf {
+    shipped().project.path().join("reports/index.html")
+}
+
+fn scenarios(results: &Value) -> &Vec<Value> {
+    results["scenarios"].as_array().expect("scenarios")
+}
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "headless Chromium not found at {}: install it with `apt-get install -y chromium` \
+         (.ci/run does) or point CHROMIUM at a Chromium binary; the HTML report must be \
+         checked in a real browser",
+        path.display()
+    );
+    path
+}
+
+/// Runs headless Chromium on `page` with `mode` (`--dump-dom` or `--screenshot=…`); returns
+/// stdout and the console messages it logged.
+fn browse(page: &Path, mode: &[&str]) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(mode)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "chromium failed ({:?}):\n{stderr}",
+        output.status.code()
+    );
+    // Every console message (errors, CSP violations, uncaught exceptions) is logged as
+    // `[…:INFO:CONSOLE:line] "message", source: …`.
+    let console = stderr
+        .lines()
+        .filter(|line| line.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        console,
+    )
+}
+
+#[test]
+fn the_report_has_one_chart_per_gated_metric_of_every_scenario() {
+    let run = shipped();
+    let html = std::fs::read_to_string(report_path()).expect("index.html written");
+    let gated: usize = scenarios(&run.results)
+        .iter()
+        .map(|s| s["gate"].as_array().unwrap().len())
+        .sum();
+    let all: usize = scenarios(&run.results)
+        .iter()
+        .map(|s| s["metrics"].as_object().unwrap().len())
+        .sum();
+    assert!(gated > 0);
+    assert_eq!(
+        html.matches(r#"<svg class="chart" "#).count(),
+        all,
+        "every metric has a chart"
+    );
+    assert_eq!(
+        html.matches(r#"data-gated="true""#).count(),
+        gated,
+        "one chart per gated metric"
+    );
+    for scenario in scenarios(&run.results) {
+        let name = scenario["name"].as_str().unwrap();
+        assert!(html.contains(name), "{name} is in the report");
+        let reason = scenario["reason"].as_str().unwrap();
+        assert!(
+            html.contains(reason),
+            "the reason of {name} is in the report"
+        );
+    }
+    // Self-contained: nothing fetched, no scripts.
+    for forbidden in ["<script", "http://", "https://", "<link", "@import", "url("] {
+        assert!(!html.contains(forbidden), "the report contains {forbidden}");
+    }
+    // Small: a few hundred KiB for a dozen scenarios; 50 would stay well under a few MiB.
+    assert!(
+        html.len() < 25_000 * scenarios(&run.results).len(),
+        "{} bytes",
+        html.len()
+    );
+}
+
+#[test]
+fn the_report_loads_in_chromium_without_console_errors_and_shows_the_charts() {
+    let run = shipped();
+    let (dom, console) = browse(&report_path(), &["--dump-dom"]);
+    assert!(
+        console.is_empty(),
+        "console messages:\n{}",
+        console.join("\n")
+    );
+    let gated: usize = scenarios(&run.results)
+        .iter()
+        .map(|s| s["gate"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        dom.matches(r#"data-gated="true""#).count(),
+        gated,
+        "the rendered DOM has one chart per gated metric"
+    );
+    assert!(dom.contains("leakcheck report"));
+    for scenario in scenarios(&run.results) {
+        let anchor_text = scenario["name"].as_str().unwrap();
+        assert!(dom.contains(anchor_text), "{anchor_text} rendered");
+    }
+}
+
+#[test]
+fn the_console_check_catches_errors_and_blocked_loads() {
+    // The detector itself: a page with a script error and, under the report's policy, a
+    // blocked remote image must both show up, or the check above proves nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("control.html");
+    std::fs::write(
+        &page,
+        r#"<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy"
+        content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"></head>
+        <body><img src="http://127.0.0.1:9/x.png"><script>boom()</script></body></html>"#,
+    )
+    .unwrap();
+    let (_, console) = browse(&page, &["--dump-dom"]);
+    assert!(
+        console.iter().any(|line| line.contains("x.png")),
+        "blocked load not seen: {console:?}"
+    );
+    assert!(
+        console.iter().any(|line| line.contains("inline")),
+        "blocked script not seen: {console:?}"
+    );
+}
+
+#[test]
+fn a_screenshot_of_the_report_is_not_blank() {
+    shipped();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("report.png");
+    let (_, console) = browse(
+        &report_path(),
+        &[
+            "--window-size=1280,2000",
+            &format!("--screenshot={}", png.display()),
+        ],
+    );
+    assert!(console.is_empty(), "{console:?}");
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+    // A blank 1280×2000 page compresses to a few KiB; text, badges and charts do not.
+    assert!(
+        bytes.len() > 60_000,
+        "screenshot suspiciously small ({} bytes): blank page?",
+        bytes.len()
+    );
+}
+
+#[test]
+fn a_hostile_scenario_name_renders_as_text_in_chromium() {
+    let project = Project::new();
+    project.write(
+        "scenarios/hostile.yaml",
+        "name: \"<script>alert(1)</script>\"\niterations: 10\nwarmup: 2\n\
+         description: \"<img src=x onerror=alert(2)>\"\nrun: |\n  print('<script>alert(3)</script>')\n",
+    );
+    let (output, _) = project.run(&["scenarios"]);
+    assert!(output.status.code().is_some(), "{}", transcript(&output));
+    let (dom, console) = browse(&project.path().join("reports/index.html"), &["--dump-dom"]);
+    // An unescaped tag would run (console message) or be blocked by the policy (console
+    // message too); escaped, it is text, serialized back as &lt;…&gt;.
+    assert!(console.is_empty(), "{}", console.join("\n"));
+    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(dom.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(!dom.contains("<script"), "no script element in the DOM");
+    assert!(!dom.contains("<img"), "no img element in the DOM");
+}
