@@ -80,13 +80,18 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
             &format!("leakcheck: {} ({why})", scenario.name),
             &view::failure_message(results, scenario),
         ));
-        if let Some(site) = scenario.diagnosis.as_ref().and_then(|d| d.sites.first())
-            && let Some(file) = repo_path(&site.file, workspace)
-        {
+        // The allocating line, or the user's line that called into the standard library.
+        let site = scenario.diagnosis.as_ref().and_then(|d| d.sites.first());
+        let place = site.and_then(|site| {
+            std::iter::once((site.file.as_str(), site.line))
+                .chain(site.caller.as_ref().map(|c| (c.file.as_str(), c.line)))
+                .find_map(|(file, line)| Some((repo_path(file, workspace)?, line)))
+        });
+        if let (Some(site), Some((file, line))) = (site, place) {
             lines.push(command(
                 "error",
                 &file,
-                site.line as usize,
+                line as usize,
                 &format!("leakcheck: {} allocates here", scenario.name),
                 &format!("{} — {}", view::site_line(site), scenario.reason),
             ));

@@ -162,6 +162,7 @@ struct DiagnosisView {
 struct SiteView {
     location: String,
     code: String,
+    caller: Option<String>,
     per_iteration: String,
     blocks: String,
     stack: Vec<String>,
@@ -499,6 +500,10 @@ fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
             .map(|s| SiteView {
                 location: format!("{}:{}", s.file, s.line),
                 code: s.code.clone().unwrap_or_default(),
+                caller: s.caller.as_ref().map(|f| match &f.code {
+                    Some(code) => format!("{}:{}: {}", f.file, f.line, code.trim()),
+                    None => format!("{}:{}", f.file, f.line),
+                }),
                 per_iteration: format!(
                     "+{}/iter",
                     format_quantity(s.bytes_per_iteration, Unit::Bytes)
@@ -554,5 +559,112 @@ fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
             "between the end of warmup and the end of the run ({} iterations); diagnosing took {:.2} s",
             d.iterations, d.cost_secs
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run with one diagnosed leak whose every text field is hostile, and one error.
+    fn results() -> RunResults {
+        let metric = |slope: f64, gated: bool| {
+            serde_json::json!({
+                "unit": "bytes", "slope": slope, "ci_low": slope - 1.0, "ci_high": slope + 1.0,
+                "stderr": 0.3, "intercept": 1000.0, "tolerance": 8.0, "gated": gated,
+                "call": if slope > 8.0 { "grows" } else { "within" },
+                "samples": (5..50).map(|i| (i, 1000.0 + slope * i as f64)).collect::<Vec<_>>(),
+                "warmup_samples": (0..5).map(|i| (i, 1000.0 + slope * i as f64)).collect::<Vec<_>>(),
+            })
+        };
+        let evil = "<script>alert('x')</script>";
+        let diagnosis = serde_json::json!({
+            "iterations": 20,
+            "sites": [{
+                "file": "/usr/lib/python3.11/logging/__init__.py", "line": 311,
+                "code": evil, "size_diff": 720, "count_diff": 20, "bytes_per_iteration": 36.0,
+                "stack": [{"file": "app.py", "line": 2, "code": evil}],
+                "caller": {"file": "app.py", "line": 2, "code": "log.info(x)"}
+            }],
+            "types": [{"type_name": evil, "before": 1, "after": 21, "per_iteration": 1.0}],
+            "chains": [{"type_name": "int", "root_kind": "module_global",
+                        "steps": [evil], "text": evil, "note": null}],
+            "garbage": {"garbage_before": 0, "garbage_after": 20,
+                        "generations": [{"generation": 0, "collections": 3,
+                                         "collected": 10, "uncollectable": 20}],
+                        "uncollectable_types": [evil]},
+            "hints": [{"rule": "r", "message": evil, "fix": evil}],
+            "cost_secs": 0.1, "notes": [evil]
+        });
+        let leak = serde_json::json!({
+            "name": evil, "file": "s.yaml", "line": 3, "description": evil, "tags": [evil],
+            "verdict": "leak", "expected": "pass", "ok": false, "error": null,
+            "reason": "tracemalloc grew 36 B/iter", "traceback": null,
+            "iterations": 45, "warmup": 5, "sample_every": 1, "iterations_done": 50,
+            "duration_secs": 0.5, "gate": ["tracemalloc"],
+            "metrics": {"tracemalloc": metric(36.0, true), "rss": metric(0.0, false)},
+            "timings": null, "stdout": evil, "stderr": "", "diagnosis": diagnosis
+        });
+        let error = serde_json::json!({
+            "name": "crashes", "file": "s.yaml", "line": 9, "description": null, "tags": [],
+            "verdict": "error", "expected": "pass", "ok": false,
+            "error": "ValueError: boom (in run, iteration 3)",
+            "reason": "ValueError: boom (in run, iteration 3)",
+            "traceback": "Traceback (most recent call last):\nValueError: boom",
+            "iterations": 45, "warmup": 5, "sample_every": 1, "iterations_done": 3,
+            "duration_secs": 0.1, "gate": ["tracemalloc"], "metrics": {},
+            "timings": null, "diagnosis": null, "stdout": "", "stderr": "warning: <b>"
+        });
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1,
+            "tool": {"name": "leakcheck", "version": "0.0.0"},
+            "python": {"version": "3.11", "executable": "/usr/bin/python3", "environment": null},
+            "started_at": "2026-01-01T00:00:00Z", "duration_secs": 1.5, "confidence": 0.99,
+            "interrupted": true,
+            "summary": {"total": 2, "pass": 0, "leak": 1, "inconclusive": 0, "error": 1,
+                        "failed": 2},
+            "scenarios": [leak, error]
+        }))
+        .expect("a valid RunResults")
+    }
+
+    #[test]
+    fn every_scenario_string_is_escaped() {
+        let html = render(&results()).unwrap();
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("warning: <b>"));
+        // Name, description, tag, stdout, site code, stack, type, chain, hint, fix, note, garbage.
+        let escaped = html.matches("&#60;script&#62;").count();
+        assert!(escaped >= 12, "only {escaped} escaped occurrences");
+    }
+
+    #[test]
+    fn failures_come_first_with_their_reason_diagnosis_and_output() {
+        let html = render(&results()).unwrap();
+        assert!(html.contains("2 of 2 scenarios not as expected"));
+        assert!(html.contains("The run was interrupted"));
+        assert!(html.contains("✗ unexpected leak"));
+        assert!(html.contains("tracemalloc grew 36 B/iter"));
+        assert!(html.contains("called from <code>app.py:2: log.info(x)</code>"));
+        assert!(html.contains("uncollectable cycles"));
+        assert!(html.contains("Traceback (most recent call last)"));
+        assert!(html.contains("Captured stderr"));
+        // Leaks are listed before errors; the error's one-line message is not repeated.
+        let leak = html.find("s0-script-alert--x----script").unwrap();
+        let error = html.find("s1-crashes").unwrap();
+        assert!(leak < error);
+        assert_eq!(
+            html.matches("ValueError: boom (in run, iteration 3)")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn each_metric_with_samples_gets_a_chart_and_gated_ones_are_marked() {
+        let html = render(&results()).unwrap();
+        assert_eq!(html.matches(r#"<svg class="chart" "#).count(), 2);
+        assert_eq!(html.matches(r#"data-gated="true""#).count(), 1);
+        assert!(html.contains("Metrics not gated: rss"));
     }
 }

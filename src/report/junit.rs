@@ -139,14 +139,9 @@ fn failure_details(results: &RunResults, scenario: &ScenarioResult) -> String {
         text.push('\n');
     }
     if let Some(diagnosis) = &scenario.diagnosis {
-        for site in diagnosis.sites.iter().take(5) {
-            text.push_str(&format!("allocation site: {}\n", view::site_line(site)));
-        }
-        for chain in diagnosis.chains.iter().take(3) {
-            text.push_str(&format!("held by: {}\n", chain.text));
-        }
-        for hint in &diagnosis.hints {
-            text.push_str(&format!("hint: {} (fix: {})\n", hint.message, hint.fix));
+        for line in diagnosis.summary_lines() {
+            text.push_str(&line);
+            text.push('\n');
         }
     }
     text
