@@ -6,13 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, ReportArgs, RunArgs, SelectArgs};
+use crate::cli::{Cli, Command, ListArgs, ListFormat, MergeArgs, ReportArgs, RunArgs, SelectArgs};
 use crate::compare;
+use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
 use crate::results::{self, RunResults};
 use crate::runner::{self, RunSettings, environment};
 use crate::scenario::{self, Scenario};
+use crate::select::{self, Expr};
 
 /// How a command ended; each maps to one documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::List(args)) => list_command(args),
         Some(Command::Report(args)) => report_command(args),
+        Some(Command::Merge(args)) => merge_command(args),
         Some(Command::Worker) => Ok(if crate::worker::main() == 0 {
             Outcome::Success
         } else {
@@ -62,6 +65,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 
 /// Loads, validates and filters scenarios, printing every problem found.
 fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
+    let expr = match args.filter.as_deref().map(Expr::parse).transpose() {
+        Ok(expr) => expr,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return None;
+        }
+    };
     let scenarios = match scenario::load_paths(&args.paths) {
         Ok(scenarios) => scenarios,
         Err(errors) => {
@@ -78,21 +88,17 @@ fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
             return None;
         }
     };
-    let selected: Vec<Scenario> = match &args.filter {
-        Some(text) => scenarios
-            .into_iter()
-            .filter(|s| s.name.contains(text.as_str()))
-            .collect(),
-        None => scenarios,
-    };
-    if selected.is_empty() {
+    if let Some(expr) = &expr
+        && !scenarios.iter().any(|s| expr.matches(&s.name, &s.tags))
+    {
         eprintln!(
             "leakcheck: no scenario matches `-k {}`",
             args.filter.as_deref().unwrap_or("")
         );
         return None;
     }
-    Some(selected)
+    // An empty shard is fine: a CI matrix may have more machines than scenarios.
+    Some(select::select(scenarios, expr.as_ref(), args.partition))
 }
 
 fn run_command(args: RunArgs) -> Result<Outcome> {
@@ -209,17 +215,71 @@ fn print_outcome(results: &RunResults, written: &[PathBuf], quiet: bool) -> Resu
     Ok(())
 }
 
-fn list_command(args: SelectArgs) -> Result<Outcome> {
-    let Some(scenarios) = select(&args) else {
+/// `leakcheck merge`: shard results in, one results.json out; the exit code is the merged run's
+/// gate, so a CI job that merges can also be the one that fails.
+fn merge_command(args: MergeArgs) -> Result<Outcome> {
+    let merged = match merge::read_all(&args.results)
+        .and_then(|parts| merge::merge(parts).map_err(|err| err.to_string()))
+    {
+        Ok(merged) => merged,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(Outcome::InvalidInput);
+        }
+    };
+    let json = report::json::JsonExporter;
+    report::write_atomically(&args.output, &report::Exporter::render(&json, &merged)?)?;
+    let s = &merged.summary;
+    println!(
+        "merged {} files: {} scenarios, {} pass, {} leak, {} inconclusive, {} error; {} not as expected -> {}",
+        args.results.len(),
+        s.total,
+        s.pass,
+        s.leak,
+        s.inconclusive,
+        s.error,
+        s.failed,
+        args.output.display()
+    );
+    Ok(if s.failed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::ScenariosFailed
+    })
+}
+
+fn list_command(args: ListArgs) -> Result<Outcome> {
+    let Some(scenarios) = select(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
     let mut out = std::io::stdout().lock();
-    for s in &scenarios {
-        let expect = match s.expect {
-            scenario::Expect::Leak => "  [expect: leak]",
-            scenario::Expect::Pass => "",
-        };
-        writeln!(out, "{}  {}:{}{}", s.name, s.file.display(), s.line, expect)?;
+    match args.format {
+        ListFormat::Text => {
+            for s in &scenarios {
+                let expect = match s.expect {
+                    scenario::Expect::Leak => "  [expect: leak]",
+                    scenario::Expect::Pass => "",
+                };
+                writeln!(out, "{}  {}:{}{}", s.name, s.file.display(), s.line, expect)?;
+            }
+        }
+        ListFormat::Json => {
+            let listed: Vec<serde_json::Value> = scenarios
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "file": s.file,
+                        "line": s.line,
+                        "tags": s.tags,
+                        "expect": s.expect,
+                        "description": s.description,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &listed)?;
+            writeln!(out)?;
+        }
     }
     Ok(Outcome::Success)
 }

@@ -24,9 +24,11 @@ pub enum Command {
     /// Run scenarios and report a verdict for each (the exit code is the CI gate).
     Run(RunArgs),
     /// List the scenarios that `run` would run, with their file and line.
-    List(SelectArgs),
+    List(ListArgs),
     /// Re-render the reports of a saved results.json without running anything.
     Report(ReportArgs),
+    /// Combine the results.json of several shards (`run --partition`) into one run.
+    Merge(MergeArgs),
     /// Internal: run one scenario inside an embedded interpreter (started by `run`).
     #[command(name = "__worker", hide = true)]
     Worker,
@@ -39,9 +41,50 @@ pub struct SelectArgs {
     #[arg(default_value = "scenarios")]
     pub paths: Vec<PathBuf>,
 
-    /// Only scenarios whose name contains this text.
-    #[arg(short = 'k', long = "filter", value_name = "TEXT")]
+    /// Only scenarios matching this expression, as pytest's -k: words match a substring of the
+    /// name or a whole tag (case-insensitive), combined with `and`, `or`, `not` and parentheses,
+    /// e.g. `-k "cache and not clean"`.
+    #[arg(short = 'k', long = "filter", value_name = "EXPR")]
     pub filter: Option<String>,
+
+    /// Run only one shard of the selected scenarios, for spreading a suite over CI machines:
+    /// `count:K/N` (every N-th scenario from the K-th) or `hash:K/N` (by name, stable as the suite
+    /// grows). Merge the shards' results with `leakcheck merge`.
+    #[arg(long, value_name = "KIND:K/N", value_parser = crate::select::Partition::parse)]
+    pub partition: Option<crate::select::Partition>,
+}
+
+/// Options of `leakcheck merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The results.json of each shard.
+    #[arg(value_name = "RESULTS.json", required = true)]
+    pub results: Vec<PathBuf>,
+
+    /// Where to write the merged results.json (render it with `leakcheck report`).
+    #[arg(short, long, value_name = "OUT.json")]
+    pub output: PathBuf,
+}
+
+/// Options of `leakcheck list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Which scenarios.
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Output format: one line per scenario, or a JSON array for tools.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// Formats of `leakcheck list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// `name  file:line  [expect: leak]`.
+    Text,
+    /// A JSON array of objects with name, file, line, tags, expect, description.
+    Json,
 }
 
 /// Options of `leakcheck run`.

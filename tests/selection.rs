@@ -1,0 +1,160 @@
+//! Choosing scenarios: `-k` expressions over names and tags, `--partition` shards that are
+//! disjoint and cover everything, and `merge` of shard results matching a single run.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Project, transcript};
+
+const SUITE: &str = r#"
+defaults:
+  iterations: 30
+  warmup: 3
+scenarios:
+  - name: cache-leak
+    tags: [cache, slow]
+    expect: leak
+    setup: "kept = []"
+    run: "kept.append([i])"
+  - name: cache-clean
+    tags: [cache, clean]
+    run: "x = {i: i}"
+  - name: logging-clean
+    tags: [logging, clean]
+    run: "y = [i]"
+  - name: cycles
+    tags: [clean]
+    run: |
+      a = []; a.append(a)
+  - name: registry-leak
+    tags: [callbacks]
+    expect: leak
+    setup: "handlers = []"
+    run: "handlers.append(lambda: i)"
+"#;
+
+fn listed(project: &Project, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["list", "suite.yaml", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = project.leakcheck(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn k_expressions_select_by_name_and_tag() {
+    let project = Project::new();
+    project.write("suite.yaml", SUITE);
+    assert_eq!(
+        listed(&project, &["-k", "cache"]),
+        ["cache-leak", "cache-clean"]
+    );
+    assert_eq!(
+        listed(&project, &["-k", "clean and not cache"]),
+        ["logging-clean", "cycles"]
+    );
+    assert_eq!(
+        listed(&project, &["-k", "(leak or logging) and not slow"]),
+        ["logging-clean", "registry-leak"]
+    );
+    assert_eq!(listed(&project, &["-k", "CALLBACKS"]), ["registry-leak"]);
+
+    let out = project.leakcheck(&["list", "suite.yaml", "-k", "cache and (clean"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid -k expression"));
+    let out = project.leakcheck(&["list", "suite.yaml", "-k", "nothing-like-this"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn partitions_are_disjoint_and_cover_everything() {
+    let project = Project::new();
+    project.write("suite.yaml", SUITE);
+    let all: BTreeSet<String> = listed(&project, &[]).into_iter().collect();
+    for kind in ["count", "hash"] {
+        let mut union = BTreeSet::new();
+        let mut total = 0;
+        for k in 1..=3 {
+            let shard = listed(&project, &["--partition", &format!("{kind}:{k}/3")]);
+            total += shard.len();
+            union.extend(shard);
+        }
+        assert_eq!(union, all, "{kind}");
+        assert_eq!(total, all.len(), "{kind}: shards overlap");
+    }
+    // count shards are as even as possible
+    assert_eq!(listed(&project, &["--partition", "count:1/2"]).len(), 3);
+    let out = project.leakcheck(&["list", "suite.yaml", "--partition", "count:3/2"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn merged_shards_report_like_a_single_run() {
+    let project = Project::new();
+    project.write("suite.yaml", SUITE);
+    let (single_out, single) = project.run(&["suite.yaml"]);
+    assert_eq!(
+        single_out.status.code(),
+        Some(0),
+        "{}",
+        transcript(&single_out)
+    );
+
+    for k in 1..=2 {
+        let out = project.leakcheck(&[
+            "run",
+            "suite.yaml",
+            "--partition",
+            &format!("hash:{k}/2"),
+            "--report-dir",
+            &format!("shard{k}"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    }
+    let out = project.leakcheck(&[
+        "merge",
+        "shard1/results.json",
+        "shard2/results.json",
+        "-o",
+        "merged.json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("merged.json")).unwrap())
+            .unwrap();
+    let summary = |v: &serde_json::Value| v["summary"].clone();
+    assert_eq!(summary(&merged), summary(&single));
+    let names_verdicts = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].to_string(), s["verdict"].to_string()))
+            .collect()
+    };
+    assert_eq!(names_verdicts(&merged), names_verdicts(&single));
+
+    // The merged results render like any run's.
+    let out = project.leakcheck(&["report", "merged.json", "--report-dir", "merged-report"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let junit = std::fs::read_to_string(project.path().join("merged-report/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 5);
+    assert!(project.path().join("merged-report/index.html").exists());
+
+    // Merging a shard with itself is refused.
+    let out = project.leakcheck(&[
+        "merge",
+        "shard1/results.json",
+        "shard1/results.json",
+        "-o",
+        "x.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is in both"));
+}
