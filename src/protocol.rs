@@ -192,7 +192,9 @@ pub struct Timings {
     pub iterations: f64,
     /// Taking samples (collections and metric reads).
     pub sampling: f64,
-    /// The diagnosis window: its iterations, checkpoints and chain search.
+    /// The diagnosis window: its iterations, checkpoints and chain search. Defaults to 0 so
+    /// that results.json files written before it existed still load (`--baseline`, `report`).
+    #[serde(default)]
     pub diagnosis: f64,
     /// The `teardown` code.
     pub teardown: f64,

@@ -314,3 +314,28 @@ fn report_refuses_missing_invalid_and_foreign_files_with_exit_2() {
     let output = project.leakcheck(&["run", "scenarios", "--fail-on-regression"]);
     assert_eq!(output.status.code(), Some(2), "{}", transcript(&output));
 }
+
+#[test]
+fn results_written_before_newer_optional_fields_still_load() {
+    // A schema-1 file from an earlier leakcheck: no baseline section, no diagnosis timing.
+    let run = mixed();
+    let mut old: Value = serde_json::from_str(&read(run, "reports/results.json")).unwrap();
+    for s in old["scenarios"].as_array_mut().unwrap() {
+        if let Some(timings) = s["timings"].as_object_mut() {
+            timings.remove("diagnosis");
+        }
+        s.as_object_mut().unwrap().remove("diagnosis");
+    }
+    old.as_object_mut().unwrap().remove("baseline");
+    run.project
+        .write("old/results.json", &serde_json::to_string(&old).unwrap());
+    let output = run.project.leakcheck(&[
+        "report",
+        "reports/results.json",
+        "--baseline",
+        "old/results.json",
+        "--html",
+        "old/compare.html",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+}
