@@ -14,6 +14,8 @@ import builtins
 import gc
 import _leakcheck_diagnose as _diagnose
 import importlib
+import inspect
+import json
 import linecache
 import site
 import sys
@@ -41,15 +43,27 @@ def _compile(source, filename):
     return compile(source, filename, "exec")
 
 
-def _resolve_call(target):
-    """Import ``package.module:attr.path`` and return the callable it names."""
+def _resolve_call(target, with_iteration):
+    """Import ``package.module:attr.path`` and return a one-argument function calling it once:
+    ``f(i)`` with ``call_with_iteration``, else ``f()``; an ``async def`` is awaited on one event
+    loop kept for the whole scenario (so loop-level state persists as in a real service)."""
     module_name, _, attr_path = target.partition(":")
     obj = importlib.import_module(module_name)
     for part in attr_path.split("."):
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"call target {target!r} is not callable (it is {type(obj).__name__})")
-    return obj
+    func = obj
+    if inspect.iscoroutinefunction(func):
+        import asyncio
+
+        run = asyncio.new_event_loop().run_until_complete
+        if with_iteration:
+            return lambda i: run(func(i))
+        return lambda i: run(func())
+    if with_iteration:
+        return func
+    return lambda i: func()
 
 
 def prepare(spec):
@@ -75,11 +89,13 @@ def prepare(spec):
     _run = _compile(spec["run"], f"<{label} run>") if spec["run"] else None
     _teardown = _compile(spec["teardown"], f"<{label} teardown>") if spec["teardown"] else None
     _ns = {"__name__": "__scenario__", "__builtins__": builtins, "i": 0}
+    for key, value in spec["params"]:
+        _ns[key] = json.loads(value)
 
     gc.collect()
     tracemalloc.start(spec["frames"])
     if spec["call"]:
-        _call = _resolve_call(spec["call"])
+        _call = _resolve_call(spec["call"], spec["call_with_iteration"])
 
 
 def run_setup():
@@ -102,7 +118,7 @@ def run_chunk(start, stop):
         else:
             func = _call
             for i in range(start, stop):
-                func()
+                func(i)
     except BaseException:
         failed_iteration = i
         raise

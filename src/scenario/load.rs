@@ -18,7 +18,7 @@ use super::yaml::{self, Document, Node, Pos, Value};
 use super::{Body, Expect, Scenario};
 
 /// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
-pub(crate) const SCENARIO_KEYS: [&str; 15] = [
+pub(crate) const SCENARIO_KEYS: [&str; 17] = [
     "name",
     "description",
     "setup",
@@ -34,6 +34,8 @@ pub(crate) const SCENARIO_KEYS: [&str; 15] = [
     "tolerance",
     "expect",
     "tags",
+    "params",
+    "call_with_iteration",
 ];
 
 /// Keys of the top level of a file that lists several scenarios.
@@ -151,6 +153,8 @@ struct Settings {
     tolerance: Option<Given<BTreeMap<Metric, f64>>>,
     expect: Option<Given<Expect>>,
     tags: Option<Given<Vec<String>>>,
+    params: Option<Given<Vec<ParamSet>>>,
+    call_with_iteration: Option<Given<bool>>,
     /// Keys that were present but invalid (already reported): they must not also be reported
     /// as missing, nor checked against other keys.
     failed: Vec<&'static str>,
@@ -178,6 +182,10 @@ impl Settings {
             tolerance: self.tolerance.or_else(|| defaults.tolerance.clone()),
             expect: self.expect.or_else(|| defaults.expect.clone()),
             tags: self.tags.or_else(|| defaults.tags.clone()),
+            params: self.params.or_else(|| defaults.params.clone()),
+            call_with_iteration: self
+                .call_with_iteration
+                .or_else(|| defaults.call_with_iteration.clone()),
             failed,
         }
     }
@@ -201,6 +209,8 @@ impl Settings {
             "tolerance" => self.tolerance.is_some(),
             "expect" => self.expect.is_some(),
             "tags" => self.tags.is_some(),
+            "params" => self.params.is_some(),
+            "call_with_iteration" => self.call_with_iteration.is_some(),
             _ => false,
         };
         given || self.has_failed(key)
@@ -509,6 +519,10 @@ impl Checker<'_> {
                 "tolerance" => s.tolerance = self.field(entry, &place, failed, parse_tolerance),
                 "expect" => s.expect = self.field(entry, &place, failed, parse_expect),
                 "tags" => s.tags = self.field(entry, &place, failed, parse_tags),
+                "params" => s.params = self.field(entry, &place, failed, parse_params),
+                "call_with_iteration" => {
+                    s.call_with_iteration = self.field(entry, &place, failed, parse_bool);
+                }
                 other => unreachable!("key `{other}` is in SCENARIO_KEYS but has no reader"),
             }
         }
@@ -543,12 +557,15 @@ impl Checker<'_> {
     /// scenario if everything holds.
     fn finish(&mut self, s: Settings, start: Pos, label: &Label) {
         let mut valid = true;
+        let param_sets = s.params.as_ref().map(|g| g.value.clone());
         if let Some(name) = &s.name {
-            self.outcome.names.push(NameSite {
-                name: name.value.clone(),
-                file: self.file.to_path_buf(),
-                pos: name.value_at,
-            });
+            for suffix in param_suffixes(param_sets.as_deref()) {
+                self.outcome.names.push(NameSite {
+                    name: format!("{}{suffix}", name.value),
+                    file: self.file.to_path_buf(),
+                    pos: name.value_at,
+                });
+            }
         } else if !s.has_failed("name") {
             let message = format!(
                 "{} has no `name`: every scenario needs a unique name",
@@ -598,7 +615,7 @@ impl Checker<'_> {
             .map(|m| (m, m.default_tolerance()))
             .collect();
         tolerance.extend(s.tolerance.map(|g| g.value).unwrap_or_default());
-        self.outcome.scenarios.push(Scenario {
+        let scenario = Scenario {
             name: name.value,
             description: s.description.map(|g| g.value),
             file: self.file.to_path_buf(),
@@ -617,7 +634,139 @@ impl Checker<'_> {
             tolerance,
             expect: s.expect.map_or(Expect::Pass, |g| g.value),
             tags: s.tags.map(|g| g.value).unwrap_or_default(),
-        });
+            params: Vec::new(),
+            call_with_iteration: s.call_with_iteration.is_some_and(|g| g.value),
+        };
+        // One scenario per parameter set, named `name[key=value,...]`.
+        match param_sets {
+            None => self.outcome.scenarios.push(scenario),
+            Some(sets) => {
+                for (set, suffix) in sets.iter().zip(param_suffixes(Some(&sets))) {
+                    let mut expanded = scenario.clone();
+                    expanded.name = format!("{}{suffix}", scenario.name);
+                    expanded.params = set.clone();
+                    self.outcome.scenarios.push(expanded);
+                }
+            }
+        }
+    }
+}
+
+/// One combination of parameter values, in the order the file gives the keys.
+type ParamSet = Vec<(String, serde_json::Value)>;
+
+/// `[key=value,...]` for each parameter set (one empty suffix without `params`).
+fn param_suffixes(sets: Option<&[ParamSet]>) -> Vec<String> {
+    match sets {
+        None => vec![String::new()],
+        Some(sets) => sets
+            .iter()
+            .map(|set| {
+                let parts: Vec<String> = set
+                    .iter()
+                    .map(|(key, value)| match value {
+                        serde_json::Value::String(text) => format!("{key}={text}"),
+                        other => format!("{key}={other}"),
+                    })
+                    .collect();
+                format!("[{}]", parts.join(","))
+            })
+            .collect(),
+    }
+}
+
+/// `params:` as a list of mappings (one scenario each) or a mapping of lists (every
+/// combination, like pytest's stacked parametrize). Keys become Python variables, so they must
+/// be identifiers.
+fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
+    let key_of = |key: &Node| -> Result<String, Invalid> {
+        match &key.value {
+            Value::Str(name) if is_identifier(name) => Ok(name.clone()),
+            _ => Err(Invalid::new(
+                key.pos,
+                "parameter names must be Python identifiers (they become variables)",
+            )),
+        }
+    };
+    let sets = match &node.value {
+        Value::Seq(items) if !items.is_empty() => items
+            .iter()
+            .map(|item| match &item.value {
+                Value::Map(entries) if !entries.is_empty() => entries
+                    .iter()
+                    .map(|(k, v)| Ok((key_of(k)?, to_json(v))))
+                    .collect::<Result<ParamSet, Invalid>>(),
+                _ => Err(Invalid::expected(item, "a mapping of parameter values")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Value::Map(entries) if !entries.is_empty() => {
+            let mut sets: Vec<ParamSet> = vec![Vec::new()];
+            for (k, v) in entries {
+                let name = key_of(k)?;
+                let values: Vec<serde_json::Value> = match &v.value {
+                    Value::Seq(values) if !values.is_empty() => {
+                        values.iter().map(to_json).collect()
+                    }
+                    _ => return Err(Invalid::expected(v, "a non-empty list of values")),
+                };
+                let mut combined = Vec::with_capacity(sets.len() * values.len());
+                for set in &sets {
+                    for value in &values {
+                        let mut set = set.clone();
+                        set.push((name.clone(), value.clone()));
+                        combined.push(set);
+                    }
+                }
+                sets = combined;
+            }
+            sets
+        }
+        _ => {
+            return Err(Invalid::expected(
+                node,
+                "a list of mappings, or a mapping of value lists",
+            ));
+        }
+    };
+    Ok(sets)
+}
+
+/// A YAML value as JSON, to travel to the worker and become a Python value.
+fn to_json(node: &Node) -> serde_json::Value {
+    match &node.value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => i64::try_from(*i)
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::String(i.to_string())),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Value::Str(text) => serde_json::Value::String(text.clone()),
+        Value::Seq(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match &k.value {
+                        Value::Str(text) => text.clone(),
+                        other => to_json(&Node {
+                            pos: k.pos,
+                            value: other.clone(),
+                        })
+                        .to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn parse_bool(node: &Node) -> Result<bool, Invalid> {
+    match &node.value {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(Invalid::expected(node, "true or false")),
     }
 }
 

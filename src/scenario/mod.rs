@@ -106,6 +106,12 @@ pub struct Scenario {
     pub expect: Expect,
     /// Labels for selecting scenarios from the command line.
     pub tags: Vec<String>,
+    /// This scenario's values from `params:`, set as Python variables before `setup`.
+    #[serde(default)]
+    pub params: Vec<(String, serde_json::Value)>,
+    /// Whether `call:` receives the iteration number as its argument.
+    #[serde(default)]
+    pub call_with_iteration: bool,
 }
 
 /// Loads and validates every scenario in one file.

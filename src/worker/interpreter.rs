@@ -218,6 +218,13 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
     };
     spec.set_item("run", run)?;
     spec.set_item("call", call)?;
+    spec.set_item("call_with_iteration", scenario.call_with_iteration)?;
+    let params: Vec<(String, String)> = scenario
+        .params
+        .iter()
+        .map(|(key, value)| (key.clone(), value.to_string()))
+        .collect();
+    spec.set_item("params", params)?;
     spec.set_item("teardown", scenario.teardown.as_deref())?;
     let python_path: Vec<String> = scenario
         .python_path
