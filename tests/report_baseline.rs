@@ -106,6 +106,11 @@ fn fail_on_regression_fails_the_gate_for_significant_rises_only() {
         assert_eq!(scenario(&results, name)["ok"], true, "{name}: {log}");
     }
     assert_eq!(results["summary"]["failed"], 2);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("fails the gate: growth rose significantly over the baseline"),
+        "{log}"
+    );
 
     let xml = std::fs::read_to_string(project.path().join("reports/junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();

@@ -155,6 +155,12 @@ pub fn print_summary(
                 "  marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
             )?;
         }
+        if !scenario.ok && crate::compare::regressed(results, &scenario.name) {
+            writeln!(
+                out,
+                "  fails the gate: growth rose significantly over the baseline (--fail-on-regression)"
+            )?;
+        }
         if let Some(diagnosis) = &scenario.diagnosis {
             for line in diagnosis.summary_lines() {
                 writeln!(out, "  {line}")?;
