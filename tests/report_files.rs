@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::sync::OnceLock;
 
@@ -66,6 +67,9 @@ fn the_run_writes_all_three_reports_and_fails_the_gate() {
             stdout.contains(&format!("wrote reports/{file}")),
             "{stdout}"
         );
+        let path = run.project.path().join("reports").join(file);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "{file} is readable by others");
     }
     assert_eq!(scenario(&run.results, "unexpected-leak")["verdict"], "leak");
     assert_eq!(scenario(&run.results, HOSTILE)["verdict"], "error");

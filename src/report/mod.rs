@@ -76,6 +76,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .and_then(|_| file.as_file().sync_all())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
+    // Reports are meant to be shared (CI artifacts, a colleague's browser): rw-r--r--, not the
+    // owner-only mode of a temporary file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot set the permissions of `{}`", path.display()))?;
+    }
     file.persist(path)
         .with_context(|| format!("cannot replace `{}`", path.display()))?;
     Ok(())
