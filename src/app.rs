@@ -25,6 +25,12 @@ pub enum Outcome {
     ScenariosFailed,
     /// Invalid invocation or scenario files; nothing was run (exit 2).
     InvalidInput,
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run; the reports hold the scenarios that
+    /// finished (exit 128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM).
+    Interrupted {
+        /// The signal's number.
+        signal: i32,
+    },
 }
 
 impl Outcome {
@@ -34,6 +40,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::ScenariosFailed => 1,
             Outcome::InvalidInput => 2,
+            Outcome::Interrupted { signal } => runner::signals::exit_code(signal),
         }
     }
 }
@@ -135,9 +142,19 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             },
             frames: args.frames,
             chain_timeout_secs: args.chain_timeout.max(0.0),
+            max_rss: args.max_rss.unwrap_or_else(|| {
+                runner::limits::default_max_rss(
+                    args.jobs.map(usize::from).unwrap_or_else(default_jobs),
+                )
+            }),
         },
         jobs: args.jobs.map(usize::from).unwrap_or_else(default_jobs),
     };
+    // Fail before spending minutes on scenarios if their reports could not be saved.
+    if let Err(err) = check_writable(&args.report_dir) {
+        eprintln!("error: {err:#}");
+        return Ok(Outcome::InvalidInput);
+    }
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
     let mut results = runner::run_scenarios(&scenarios, &settings, &mut display);
     if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
@@ -146,18 +163,42 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             compare::apply_regression_gate(&mut results);
         }
     }
-    let written = report::write_all(&results, &args.report_dir)?;
+    let written = match report::write_all(&results, &args.report_dir) {
+        Ok(written) => written,
+        Err(err) => {
+            // Show what the run found before saying its reports could not be saved.
+            print_outcome(&results, &[], args.quiet)?;
+            return Err(err);
+        }
+    };
     print_outcome(&results, &written, args.quiet)?;
     report::github::publish(
         &results,
         &args.report_dir,
         &report::github::Environment::current(),
     )?;
+    if let Some(signal) = runner::signals::received() {
+        eprintln!(
+            "leakcheck: interrupted by {}; the reports hold the {} scenario(s) that finished",
+            runner::signals::name(signal),
+            results.scenarios.len()
+        );
+        return Ok(Outcome::Interrupted { signal });
+    }
     Ok(if results.summary.failed == 0 {
         Outcome::Success
     } else {
         Outcome::ScenariosFailed
     })
+}
+
+/// Creates the report folder if needed and checks a file can be created in it.
+fn check_writable(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create report folder `{}`", dir.display()))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write into report folder `{}`", dir.display()))?;
+    Ok(())
 }
 
 /// `leakcheck report`: reads saved results, optionally compares them with a baseline, and

@@ -146,6 +146,12 @@ pub struct RunArgs {
     /// Time budget in seconds for the referrer-chain search of one scenario.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub chain_timeout: f64,
+
+    /// Memory cap of each worker, subprocesses included, e.g. `2 GiB`: a worker that goes over
+    /// it is stopped (verdict `leak`). A scenario's `max_rss` wins. Default: half the machine's
+    /// memory shared between the parallel jobs, at most 4 GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_rss: Option<u64>,
 }
 
 /// Options of `leakcheck report`.
@@ -167,6 +173,14 @@ pub struct ReportArgs {
     /// folder of RESULTS.json, unless --html is given. RESULTS.json itself is never replaced.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bytes = crate::units::parse_quantity(text, crate::units::Unit::Bytes)?;
+    if bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("`{text}` must be a size above 0, e.g. `2 GiB`"));
+    }
+    Ok(bytes as u64)
 }
 
 fn parse_confidence(text: &str) -> Result<f64, String> {

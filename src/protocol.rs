@@ -13,7 +13,9 @@ use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
 use crate::scenario::Scenario;
 
-/// The file descriptor the worker writes its messages to.
+/// The file descriptor the worker receives its channel on. The worker moves it to a higher,
+/// close-on-exec descriptor before any scenario code runs, so subprocesses do not inherit it and
+/// code that closes or reuses descriptor 3 does not cut it.
 pub const CHANNEL_FD: i32 = 3;
 
 /// Everything a worker needs to run one scenario.
@@ -38,6 +40,8 @@ pub struct WorkerOptions {
     pub frames: u32,
     /// Time budget for the referrer-chain search, in seconds.
     pub chain_timeout_secs: f64,
+    /// Memory cap of this worker in resident bytes: the scenario's `max_rss`, else the run's.
+    pub max_rss: u64,
 }
 
 impl Default for WorkerOptions {
@@ -47,6 +51,7 @@ impl Default for WorkerOptions {
             diagnose: DiagnoseMode::Auto,
             frames: 10,
             chain_timeout_secs: 3.0,
+            max_rss: 4 << 30,
         }
     }
 }
@@ -172,10 +177,36 @@ pub enum WorkerMessage {
         /// The findings.
         diagnosis: Box<Diagnosis>,
     },
+    /// The worker's watchdog thread found a limit exceeded; the worker kills itself right after
+    /// sending this.
+    Watchdog {
+        /// Which limit.
+        limit: WatchdogLimit,
+        /// The iteration that was running, if any (none in setup, sampling or teardown).
+        iteration: Option<u64>,
+    },
     /// Teardown finished; the scenario ran to the end.
     Finished {
         /// Seconds spent per phase, for the time split in reports.
         timings: Timings,
+    },
+}
+
+/// A limit the worker's watchdog enforces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WatchdogLimit {
+    /// One iteration ran longer than the scenario's `iteration_timeout`.
+    IterationTimeout {
+        /// The limit in seconds.
+        limit_secs: f64,
+    },
+    /// The worker's resident memory went over its cap.
+    MemoryCap {
+        /// Resident bytes seen.
+        resident: u64,
+        /// The cap in bytes.
+        cap: u64,
     },
 }
 

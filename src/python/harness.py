@@ -8,9 +8,16 @@ happens once per sample, not once per iteration.
 
 Everything here is created before ``tracemalloc`` starts, and nothing here keeps state that grows
 with the iteration count, so the harness's own memory never shows up as growth.
+
+Scenario code runs in this same interpreter and may, by accident or not, change the instruments:
+stop tracemalloc, disable the collector, replace ``gc.collect``. The harness keeps its own
+references to everything it measures with, taken before any scenario code runs, and checks the
+instruments at every sample; a change ends the scenario with ``MeasurementTampered`` (verdict
+``error``) rather than a verdict drawn from figures that mean something else.
 """
 
 import builtins
+import faulthandler
 import gc
 import _leakcheck_diagnose as _diagnose
 import importlib
@@ -24,6 +31,44 @@ import traceback
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
 _diagnose.OWN_FILES.update((_HARNESS_FILE, _diagnose.__file__))
+
+# Private references to what the loop and the samples use, so that scenario code replacing
+# ``builtins.exec`` or ``gc.collect`` changes nothing here (and is reported, see _check).
+_exec = builtins.exec
+_range = builtins.range
+_len = builtins.len
+_gc_collect = gc.collect
+_gc_isenabled = gc.isenabled
+_gc_get_objects = gc.get_objects
+_tm_is_tracing = tracemalloc.is_tracing
+_tm_get_traced_memory = tracemalloc.get_traced_memory
+_tm_get_object_traceback = tracemalloc.get_object_traceback
+_getallocatedblocks = sys.getallocatedblocks
+# (module, attribute, the original): replaced attributes mean scenario code patched them.
+_INSTRUMENTS = (
+    (gc, "collect", _gc_collect),
+    (gc, "isenabled", _gc_isenabled),
+    (gc, "get_objects", _gc_get_objects),
+    (tracemalloc, "is_tracing", _tm_is_tracing),
+    (tracemalloc, "get_traced_memory", _tm_get_traced_memory),
+    (sys, "getallocatedblocks", _getallocatedblocks),
+    (builtins, "exec", _exec),
+)
+_MODULES = (("gc", gc), ("tracemalloc", tracemalloc))
+
+
+class MeasurementTampered(Exception):
+    """Scenario code changed what leakcheck measures with; its samples cannot be trusted."""
+
+
+# An object allocated right after tracemalloc starts: if its trace is gone, tracemalloc was
+# restarted or its traces cleared, and traced bytes are no longer comparable between samples.
+_sentinel = None
+# Iterations completed when the last chunk ended (None: only setup has run), for messages.
+_last_done = None
+# Watchdog hooks from the Rust worker (see src/worker/guard.rs), set by ``prepare``.
+_iteration_started = None
+_iterations_paused = None
 
 # The scenario's namespace and its compiled code, set by ``prepare``.
 _ns = None
@@ -73,7 +118,12 @@ def prepare(spec):
     python_path (list), site_packages (list or None: replace our own site-packages with these),
     executable (the Python that subprocesses should use), frames (tracemalloc depth).
     """
-    global _ns, _setup, _run, _call, _teardown
+    global _ns, _setup, _run, _call, _teardown, _sentinel, _iteration_started, _iterations_paused
+    _iteration_started = spec["iteration_started"]
+    _iterations_paused = spec["iterations_paused"]
+    # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
+    # which the runner keeps and shows with the crash.
+    faulthandler.enable()
     if spec["site_packages"] is not None:
         own = set(site.getsitepackages())
         own.add(site.getusersitepackages())
@@ -94,6 +144,7 @@ def prepare(spec):
 
     gc.collect()
     tracemalloc.start(spec["frames"])
+    _sentinel = object()
     if spec["call"]:
         _call = _resolve_call(spec["call"], spec["call_with_iteration"])
 
@@ -101,33 +152,42 @@ def prepare(spec):
 def run_setup():
     """Run the scenario's ``setup`` code once in its namespace."""
     if _setup is not None:
-        exec(_setup, _ns)
+        _exec(_setup, _ns)
 
 
 def run_chunk(start, stop):
-    """Run iterations ``start`` to ``stop - 1``: the hottest loop of the product."""
-    global failed_iteration
+    """Run iterations ``start`` to ``stop - 1``: the hottest loop of the product.
+
+    ``started(i)`` tells the watchdog which iteration runs (one atomic store in Rust)."""
+    global failed_iteration, _last_done
     i = start
+    started = _iteration_started
     try:
         if _run is not None:
             ns = _ns
             code = _run
-            for i in range(start, stop):
+            run = _exec
+            for i in _range(start, stop):
+                started(i)
                 ns["i"] = i
-                exec(code, ns)
+                run(code, ns)
         else:
             func = _call
-            for i in range(start, stop):
+            for i in _range(start, stop):
+                started(i)
                 func(i)
     except BaseException:
         failed_iteration = i
         raise
+    finally:
+        _iterations_paused()
+    _last_done = stop
 
 
 def run_teardown():
     """Run the scenario's ``teardown`` code once."""
     if _teardown is not None:
-        exec(_teardown, _ns)
+        _exec(_teardown, _ns)
 
 
 def sample():
@@ -137,16 +197,51 @@ def sample():
     list is built so that list never counts; the few objects alive during a sample are the same
     every time and cancel out in a slope.
     """
-    gc.collect()
-    traced = tracemalloc.get_traced_memory()[0]
-    blocks = sys.getallocatedblocks()
-    objects = len(gc.get_objects())
+    _check()
+    _gc_collect()
+    traced = _tm_get_traced_memory()[0]
+    blocks = _getallocatedblocks()
+    objects = _len(_gc_get_objects())
     return (traced, objects, blocks)
+
+
+def _check():
+    """Raise ``MeasurementTampered`` if scenario code changed the instruments since ``prepare``."""
+    problem = None
+    if not _tm_is_tracing():
+        problem = "stopped tracemalloc (tracemalloc.stop())"
+    elif _tm_get_object_traceback(_sentinel) is None:
+        problem = (
+            "restarted tracemalloc or cleared its traces (tracemalloc.stop() and start(), or "
+            "tracemalloc.clear_traces())"
+        )
+    elif not _gc_isenabled():
+        problem = (
+            "disabled the garbage collector (gc.disable()); if the code under test does this on "
+            "purpose, call gc.enable() at the end of `run`"
+        )
+    else:
+        for module, name, original in _INSTRUMENTS:
+            if getattr(module, name, None) is not original:
+                problem = f"replaced {module.__name__}.{name}"
+                break
+        for name, module in _MODULES:
+            if problem is None and sys.modules.get(name) is not module:
+                problem = f"replaced the `{name}` module in sys.modules"
+    if problem is not None:
+        when = "setup" if _last_done is None else f"iteration {_last_done - 1}"
+        raise MeasurementTampered(
+            f"scenario code {problem}, found at the sample after {when}; leakcheck measures "
+            "with these, so the figures can no longer be trusted"
+        )
 
 
 def describe(exc):
     """Return ``(message, traceback_text)`` for an exception raised by scenario code, without
     the harness's own frames."""
+    if isinstance(exc, MeasurementTampered):
+        # Raised by the harness itself: its traceback would only show harness frames.
+        return (f"measurement tampered: {exc}", "")
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == _HARNESS_FILE:
         tb = tb.tb_next
@@ -157,7 +252,9 @@ def describe(exc):
 
 def diagnose_begin(frames):
     """Start the diagnosis window: tracemalloc restarts with deep tracebacks."""
+    global _sentinel
     _diagnose.begin(frames)
+    _sentinel = object()
 
 
 def diagnose_checkpoint():

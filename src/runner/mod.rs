@@ -5,6 +5,9 @@
 //! files are consumers of the events and of the final [`RunResults`].
 
 pub mod environment;
+pub mod limits;
+mod reap;
+pub mod signals;
 mod supervise;
 
 use std::collections::BTreeMap;
@@ -101,6 +104,7 @@ pub fn run_scenarios(
 ) -> RunResults {
     let started_at = SystemTime::now();
     let clock = Instant::now();
+    signals::install();
     sink.event(&Event::RunStarted {
         total: scenarios.len(),
     });
@@ -115,18 +119,25 @@ pub fn run_scenarios(
             let next = &next;
             scope.spawn(move || {
                 loop {
+                    // After Ctrl-C / SIGTERM nothing new starts; running workers stop themselves.
+                    if signals::interrupted() {
+                        break;
+                    }
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     let Some(scenario) = scenarios.get(index) else {
                         break;
                     };
                     // The receiver lives until every sender is gone: sends cannot fail.
                     let _ = sender.send(Report::Started(index));
-                    let (result, version) = run_one(scenario, settings, |progress| {
+                    let outcome = run_one(scenario, settings, |progress| {
                         let _ = sender.send(match progress {
                             Progress::Phase(phase) => Report::Phase(index, phase),
                             Progress::Iteration(done) => Report::Progress(index, done),
                         });
                     });
+                    let Some((result, version)) = outcome else {
+                        continue;
+                    };
                     let _ = sender.send(Report::Finished(index, Box::new(result), version));
                 }
             });
@@ -173,7 +184,7 @@ pub fn run_scenarios(
         started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
         duration_secs: clock.elapsed().as_secs_f64(),
         confidence: settings.confidence,
-        interrupted: false,
+        interrupted: signals::interrupted(),
         summary: Summary::of(&results),
         scenarios: results,
         baseline: None,
@@ -181,21 +192,26 @@ pub fn run_scenarios(
 }
 
 /// Runs one scenario in a worker and judges it; returns the result and the Python version the
-/// worker reported.
+/// worker reported, or `None` when the run was interrupted before the scenario finished.
 fn run_one(
     scenario: &Scenario,
     settings: &RunSettings,
     on_progress: impl FnMut(Progress),
-) -> (ScenarioResult, Option<String>) {
+) -> Option<(ScenarioResult, Option<String>)> {
+    let mut options = settings.worker.clone();
+    options.max_rss = scenario.max_rss.unwrap_or(options.max_rss);
     let request = WorkerRequest {
         scenario: scenario.clone(),
         environment: settings.environment.clone(),
-        options: settings.worker.clone(),
+        options,
     };
     let timeout = Duration::from_secs_f64(scenario.timeout_secs);
     let run = run_worker(&request, timeout, on_progress);
+    if run.failure == Some(WorkerFailure::Interrupted) {
+        return None;
+    }
     let version = run.python_version.clone();
-    (judge(scenario, run, settings), version)
+    Some((judge(scenario, run, settings), version))
 }
 
 /// Turns one worker's report into a scenario result: fits, verdict, expectation.
@@ -214,11 +230,10 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
     );
     let (verdict, reason, error, traceback) = match &run.failure {
         None => (decision.verdict, decision.reason.clone(), None, None),
+        // Over the memory cap while iterating: a finding about memory, not a failure to measure.
+        Some(failure) if failure.is_leak() => (Verdict::Leak, failure.summary(), None, None),
         Some(failure) => {
-            let traceback = match failure {
-                WorkerFailure::Exception { traceback, .. } => Some(traceback.clone()),
-                _ => None,
-            };
+            let traceback = failure.traceback().map(str::to_string);
             (
                 Verdict::Error,
                 failure.summary(),

@@ -1,21 +1,27 @@
-//! Starting one worker process and watching it: the channel, captured output, the timeout, and
+//! Starting one worker process and watching it: the channel, captured output, the limits, and
 //! what to say when it dies.
 //!
-//! The worker runs in its own process group so that a timeout or the end of the scenario can stop
-//! it together with any subprocess it started. Its stdout and stderr are drained by threads into
-//! bounded tails, so a scenario that prints megabytes neither blocks on a full pipe nor fills our
-//! memory.
+//! The worker runs in its own process group so that a timeout, the memory cap, an interrupted run
+//! or the end of the scenario can stop it together with any subprocess it started; strays that
+//! left the group are swept by their environment cookie ([`reap`]). Its stdout and stderr are
+//! drained by threads into bounded tails, so a scenario that prints megabytes neither blocks on a
+//! full pipe nor fills our memory, and a stray that keeps a pipe open cannot hang the run. The
+//! worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is killed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::{limits, reap, signals};
 use crate::diagnosis::Diagnosis;
-use crate::protocol::{CHANNEL_FD, Phase, Sample, Timings, WorkerMessage, WorkerRequest};
+use crate::protocol::{
+    CHANNEL_FD, Phase, Sample, Timings, WatchdogLimit, WorkerMessage, WorkerRequest,
+};
+use crate::units::format_bytes;
 
 /// How much of each output stream is kept, from the end.
 const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
@@ -25,6 +31,14 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// How long to wait for the worker to exit after it reported its last message.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long to wait for the output pipes to close once the worker's processes are gone; a stray
+/// that escaped both nets may hold them open forever.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Longest channel message accepted; a longer line (scenario code writing garbage to the
+/// channel) is dropped rather than buffered without bound.
+const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
 /// Why a worker did not run its scenario to the end.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +62,8 @@ pub enum WorkerFailure {
         iteration: u64,
         /// How it ended, e.g. `killed by signal 11 (SIGSEGV, Segmentation fault)`.
         how: String,
+        /// The Python stack faulthandler printed on a fatal signal, when it did.
+        traceback: Option<String>,
     },
     /// The scenario exceeded its `timeout` and was killed.
     TimedOut {
@@ -58,6 +74,31 @@ pub enum WorkerFailure {
         /// The limit in seconds.
         limit_secs: f64,
     },
+    /// One iteration ran longer than the scenario's `iteration_timeout`.
+    IterationTimedOut {
+        /// The phase it was in (warmup, run or diagnosis).
+        phase: Phase,
+        /// The iteration that did not finish.
+        iteration: u64,
+        /// The limit in seconds.
+        limit_secs: f64,
+    },
+    /// The worker (or its subprocesses) went over the memory cap and was killed.
+    MemoryCap {
+        /// The phase it was in.
+        phase: Phase,
+        /// The iteration running, when the worker's own watchdog saw it; otherwise the
+        /// iterations completed when last heard of.
+        iteration: Option<u64>,
+        /// Resident bytes seen.
+        resident: u64,
+        /// The cap in bytes.
+        cap: u64,
+        /// Whether the figure is the whole process group's (subprocesses included).
+        group: bool,
+    },
+    /// leakcheck itself received a stopping signal; the worker was stopped unfinished.
+    Interrupted,
     /// The worker could not be started at all.
     Spawn(String),
 }
@@ -79,6 +120,7 @@ impl WorkerFailure {
                 phase,
                 iteration,
                 how,
+                ..
             } => format!("worker {how} in {phase} after {iteration} iterations"),
             WorkerFailure::TimedOut {
                 phase,
@@ -87,8 +129,63 @@ impl WorkerFailure {
             } => format!(
                 "timed out after {limit_secs} s in {phase} after {iteration} iterations (scenario `timeout`)"
             ),
+            WorkerFailure::IterationTimedOut {
+                phase,
+                iteration,
+                limit_secs,
+            } => format!(
+                "iteration {iteration} ran longer than {limit_secs} s in {phase} and was killed (scenario `iteration_timeout`)"
+            ),
+            WorkerFailure::MemoryCap {
+                phase,
+                iteration,
+                resident,
+                cap,
+                group,
+            } => {
+                let place = match (phase, iteration) {
+                    (Phase::Warmup | Phase::Measure | Phase::Diagnose, Some(i)) => {
+                        format!("at iteration {i}")
+                    }
+                    _ => format!("in {phase}"),
+                };
+                let whose = if *group {
+                    "worker and its subprocesses"
+                } else {
+                    "worker"
+                };
+                format!(
+                    "exceeded memory cap {place} ({whose}: {} resident, cap {}; raise `max_rss` or --max-rss if this much is expected)",
+                    format_bytes(*resident as f64),
+                    format_bytes(*cap as f64),
+                )
+            }
+            WorkerFailure::Interrupted => "interrupted before it finished".to_string(),
             WorkerFailure::Spawn(reason) => format!("could not start the worker: {reason}"),
         }
+    }
+
+    /// The Python traceback that goes with the failure, when there is one.
+    pub fn traceback(&self) -> Option<&str> {
+        match self {
+            WorkerFailure::Exception { traceback, .. } => {
+                Some(traceback.as_str()).filter(|t| !t.is_empty())
+            }
+            WorkerFailure::Crashed { traceback, .. } => traceback.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the failure is itself a finding about memory: the cap was exceeded while
+    /// iterations ran, which makes the verdict `leak` rather than `error`.
+    pub fn is_leak(&self) -> bool {
+        matches!(
+            self,
+            WorkerFailure::MemoryCap {
+                phase: Phase::Warmup | Phase::Measure | Phase::Diagnose,
+                ..
+            }
+        )
     }
 }
 
@@ -124,6 +221,10 @@ pub enum Progress {
 }
 
 /// Runs one worker to completion (or failure) and returns what it reported.
+///
+/// Whatever happens, when this returns the worker's process group has been killed, the strays
+/// carrying its cookie swept, and no thread of ours waits on its pipes for more than
+/// [`OUTPUT_GRACE`].
 pub fn run_worker(
     request: &WorkerRequest,
     timeout: Duration,
@@ -131,17 +232,25 @@ pub fn run_worker(
 ) -> WorkerRun {
     let started = Instant::now();
     let mut run = WorkerRun::default();
-    let mut spawned = match spawn(request) {
+    if signals::interrupted() {
+        run.failure = Some(WorkerFailure::Interrupted);
+        return run;
+    }
+    let cookie = reap::new_cookie();
+    let mut spawned = match spawn(request, &cookie) {
         Ok(spawned) => spawned,
         Err(err) => {
             run.failure = Some(WorkerFailure::Spawn(err.to_string()));
             return run;
         }
     };
+    let pid = spawned.child.id();
+    let cap = request.options.max_rss;
 
     let mut phase = Phase::Prepare;
     let mut finished = false;
     let deadline = started + timeout;
+    let mut next_group_poll = started + limits::GROUP_POLL;
     let mut exit_status: Option<ExitStatus> = None;
     let mut exited_at: Option<Instant> = None;
     loop {
@@ -177,6 +286,27 @@ pub fn run_worker(
                     });
                     finished = true;
                 }
+                WorkerMessage::Watchdog { limit, iteration } => {
+                    // The worker kills itself right after sending this; make sure of it.
+                    reap::kill_group(pid);
+                    run.failure = Some(match limit {
+                        WatchdogLimit::IterationTimeout { limit_secs } => {
+                            WorkerFailure::IterationTimedOut {
+                                phase,
+                                iteration: iteration.unwrap_or(run.iterations_done),
+                                limit_secs,
+                            }
+                        }
+                        WatchdogLimit::MemoryCap { resident, cap } => WorkerFailure::MemoryCap {
+                            phase,
+                            iteration,
+                            resident,
+                            cap,
+                            group: false,
+                        },
+                    });
+                    finished = true;
+                }
                 WorkerMessage::Diagnosis { diagnosis } => run.diagnosis = Some(*diagnosis),
                 WorkerMessage::Finished { timings } => {
                     run.timings = Some(timings);
@@ -197,8 +327,13 @@ pub fn run_worker(
         if exited_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
             break;
         }
+        if signals::interrupted() {
+            reap::kill_group(pid);
+            run.failure = Some(WorkerFailure::Interrupted);
+            break;
+        }
         if !finished && Instant::now() >= deadline {
-            kill_group(&spawned.child);
+            reap::kill_group(pid);
             run.failure = Some(WorkerFailure::TimedOut {
                 phase,
                 iteration: run.iterations_done,
@@ -206,16 +341,34 @@ pub fn run_worker(
             });
             break;
         }
+        if !finished && Instant::now() >= next_group_poll {
+            next_group_poll = Instant::now() + limits::GROUP_POLL;
+            let resident = limits::group_resident_bytes(pid);
+            if resident > cap {
+                reap::kill_group(pid);
+                run.failure = Some(WorkerFailure::MemoryCap {
+                    phase,
+                    iteration: Some(run.iterations_done),
+                    resident,
+                    cap,
+                    group: true,
+                });
+                break;
+            }
+        }
     }
 
     let status = match exit_status {
         Some(status) => Some(status),
         None => wait_briefly(&mut spawned.child, if finished { EXIT_GRACE } else { POLL }),
     };
-    // Whatever the scenario left running in the worker's group goes with it.
-    kill_group(&spawned.child);
+    // Whatever the scenario left running goes with it: its group, then strays by cookie.
+    reap::kill_group(pid);
     let status = status.or_else(|| spawned.child.wait().ok());
+    reap::sweep(&cookie);
 
+    run.stdout = spawned.stdout.finish(OUTPUT_GRACE);
+    run.stderr = spawned.stderr.finish(OUTPUT_GRACE);
     if !finished && run.failure.is_none() {
         run.failure = Some(WorkerFailure::Crashed {
             phase,
@@ -223,10 +376,9 @@ pub fn run_worker(
             how: status
                 .map(describe_exit)
                 .unwrap_or_else(|| "vanished".to_string()),
+            traceback: fatal_error_report(&run.stderr),
         });
     }
-    run.stdout = spawned.stdout.join().unwrap_or_default();
-    run.stderr = spawned.stderr.join().unwrap_or_default();
     run.duration = started.elapsed();
     run
 }
@@ -234,14 +386,16 @@ pub fn run_worker(
 struct Spawned {
     child: Child,
     messages: mpsc::Receiver<WorkerMessage>,
-    stdout: thread::JoinHandle<String>,
-    stderr: thread::JoinHandle<String>,
+    stdout: Tail,
+    stderr: Tail,
 }
 
-fn spawn(request: &WorkerRequest) -> std::io::Result<Spawned> {
+fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
     let exe = std::env::current_exe()?;
     let (channel_reader, channel_writer) = std::io::pipe()?;
     let writer_fd = channel_writer.as_raw_fd();
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     let mut command = Command::new(exe);
     command
         .arg("__worker")
@@ -249,11 +403,21 @@ fn spawn(request: &WorkerRequest) -> std::io::Result<Spawned> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("PYTHONHASHSEED", "0")
+        .env(reap::COOKIE_VAR, cookie)
         .env_remove("PYTHONHOME")
         .process_group(0);
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, _exit) between fork and
+    // exec.
     unsafe {
         command.pre_exec(move || {
+            // Die with leakcheck, even if it is killed with SIGKILL and cannot clean up; if it
+            // already died before this line, the parent is no longer `parent`.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
             if writer_fd == CHANNEL_FD {
                 let flags = libc::fcntl(CHANNEL_FD, libc::F_GETFD);
                 if flags == -1
@@ -280,20 +444,34 @@ fn spawn(request: &WorkerRequest) -> std::io::Result<Spawned> {
 
     let (sender, messages) = mpsc::channel();
     thread::spawn(move || {
-        for line in BufReader::new(channel_reader).lines() {
-            let Ok(line) = line else { break };
-            match serde_json::from_str::<WorkerMessage>(&line) {
-                Ok(message) => {
+        let mut reader = BufReader::new(channel_reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_MESSAGE_BYTES)
+                .read_until(b'\n', &mut line);
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.last() != Some(&b'\n') => {
+                    // Over the limit: skip the rest of this line.
+                    if skip_line(&mut reader).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {
+                    let Ok(message) = serde_json::from_slice::<WorkerMessage>(&line) else {
+                        continue;
+                    };
                     if sender.send(message).is_err() {
                         break;
                     }
                 }
-                Err(_) => continue,
             }
         }
     });
-    let stdout = drain_tail(child.stdout.take().expect("stdout was piped"));
-    let stderr = drain_tail(child.stderr.take().expect("stderr was piped"));
+    let stdout = Tail::drain(child.stdout.take().expect("stdout was piped"));
+    let stderr = Tail::drain(child.stderr.take().expect("stderr was piped"));
     Ok(Spawned {
         child,
         messages,
@@ -302,37 +480,89 @@ fn spawn(request: &WorkerRequest) -> std::io::Result<Spawned> {
     })
 }
 
-/// Reads a stream to its end, keeping only the last [`OUTPUT_TAIL_BYTES`].
-fn drain_tail(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut tail: Vec<u8> = Vec::new();
-        let mut dropped = 0usize;
-        let mut buffer = [0u8; 8192];
-        loop {
-            match stream.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    tail.extend_from_slice(&buffer[..n]);
-                    if tail.len() > 2 * OUTPUT_TAIL_BYTES {
-                        let cut = tail.len() - OUTPUT_TAIL_BYTES;
-                        dropped += cut;
-                        tail.drain(..cut);
+/// Discards input up to and including the next newline.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buffer.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// The last [`OUTPUT_TAIL_BYTES`] of an output stream, drained by a thread of its own.
+struct Tail {
+    state: Arc<Mutex<TailState>>,
+    thread: thread::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct TailState {
+    tail: Vec<u8>,
+    dropped: usize,
+}
+
+impl Tail {
+    /// Starts reading `stream` to its end.
+    fn drain(mut stream: impl Read + Send + 'static) -> Tail {
+        let state = Arc::new(Mutex::new(TailState::default()));
+        let shared = Arc::clone(&state);
+        let thread = thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            loop {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        state.tail.extend_from_slice(&buffer[..n]);
+                        if state.tail.len() > 2 * OUTPUT_TAIL_BYTES {
+                            let cut = state.tail.len() - OUTPUT_TAIL_BYTES;
+                            state.dropped += cut;
+                            state.tail.drain(..cut);
+                        }
                     }
                 }
             }
+        });
+        Tail { state, thread }
+    }
+
+    /// Waits up to `grace` for the stream to end, then returns what it holds. A stream still
+    /// open (a process that escaped every net holds it) is left to its thread, which ends when
+    /// that process does.
+    fn finish(self, grace: Duration) -> String {
+        let until = Instant::now() + grace;
+        while !self.thread.is_finished() && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
         }
+        let open = !self.thread.is_finished();
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tail = state.tail.as_slice();
+        let mut dropped = state.dropped;
         if tail.len() > OUTPUT_TAIL_BYTES {
-            let cut = tail.len() - OUTPUT_TAIL_BYTES;
-            dropped += cut;
-            tail.drain(..cut);
+            dropped += tail.len() - OUTPUT_TAIL_BYTES;
+            tail = &tail[tail.len() - OUTPUT_TAIL_BYTES..];
         }
-        let text = String::from_utf8_lossy(&tail).into_owned();
+        let mut text = String::new();
         if dropped > 0 {
-            format!("[… {dropped} earlier bytes not kept …]\n{text}")
-        } else {
-            text
+            text.push_str(&format!("[… {dropped} earlier bytes not kept …]\n"));
         }
-    })
+        text.push_str(&String::from_utf8_lossy(tail));
+        if open {
+            text.push_str("\n[… still open: a process outside the worker's group holds it …]");
+        }
+        text
+    }
 }
 
 fn wait_briefly(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
@@ -348,12 +578,11 @@ fn wait_briefly(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn kill_group(child: &Child) {
-    // The worker leads its own group (process_group(0)), so its pid is the group id.
-    // SAFETY: killpg has no memory-safety preconditions; a gone group just yields ESRCH.
-    unsafe {
-        libc::killpg(child.id() as libc::pid_t, libc::SIGKILL);
-    }
+/// The report CPython's faulthandler writes to stderr on a fatal signal (`Fatal Python error:
+/// Segmentation fault` and the stack of each thread), when present.
+fn fatal_error_report(stderr: &str) -> Option<String> {
+    let start = stderr.rfind("Fatal Python error:")?;
+    Some(stderr[start..].trim_end().to_string())
 }
 
 /// "exited with code 3" or "killed by signal 11 (SIGSEGV, Segmentation fault)".

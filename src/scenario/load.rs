@@ -18,7 +18,7 @@ use super::yaml::{self, Document, Node, Pos, Value};
 use super::{Body, Expect, Scenario};
 
 /// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
-pub(crate) const SCENARIO_KEYS: [&str; 17] = [
+pub(crate) const SCENARIO_KEYS: [&str; 19] = [
     "name",
     "description",
     "setup",
@@ -30,6 +30,8 @@ pub(crate) const SCENARIO_KEYS: [&str; 17] = [
     "sample_every",
     "python_path",
     "timeout",
+    "iteration_timeout",
+    "max_rss",
     "gate",
     "tolerance",
     "expect",
@@ -149,6 +151,8 @@ struct Settings {
     sample_every: Option<Given<u64>>,
     python_path: Option<Given<Vec<PathBuf>>>,
     timeout: Option<Given<f64>>,
+    iteration_timeout: Option<Given<f64>>,
+    max_rss: Option<Given<u64>>,
     gate: Option<Given<Vec<Metric>>>,
     tolerance: Option<Given<BTreeMap<Metric, f64>>>,
     expect: Option<Given<Expect>>,
@@ -178,6 +182,10 @@ impl Settings {
             sample_every: self.sample_every.or_else(|| defaults.sample_every.clone()),
             python_path: self.python_path.or_else(|| defaults.python_path.clone()),
             timeout: self.timeout.or_else(|| defaults.timeout.clone()),
+            iteration_timeout: self
+                .iteration_timeout
+                .or_else(|| defaults.iteration_timeout.clone()),
+            max_rss: self.max_rss.or_else(|| defaults.max_rss.clone()),
             gate: self.gate.or_else(|| defaults.gate.clone()),
             tolerance: self.tolerance.or_else(|| defaults.tolerance.clone()),
             expect: self.expect.or_else(|| defaults.expect.clone()),
@@ -205,6 +213,8 @@ impl Settings {
             "sample_every" => self.sample_every.is_some(),
             "python_path" => self.python_path.is_some(),
             "timeout" => self.timeout.is_some(),
+            "iteration_timeout" => self.iteration_timeout.is_some(),
+            "max_rss" => self.max_rss.is_some(),
             "gate" => self.gate.is_some(),
             "tolerance" => self.tolerance.is_some(),
             "expect" => self.expect.is_some(),
@@ -515,6 +525,10 @@ impl Checker<'_> {
                     s.python_path = self.field(entry, &place, failed, |n| parse_paths(n, &dir));
                 }
                 "timeout" => s.timeout = self.field(entry, &place, failed, parse_seconds),
+                "iteration_timeout" => {
+                    s.iteration_timeout = self.field(entry, &place, failed, parse_seconds);
+                }
+                "max_rss" => s.max_rss = self.field(entry, &place, failed, parse_memory),
                 "gate" => s.gate = self.field(entry, &place, failed, parse_gate),
                 "tolerance" => s.tolerance = self.field(entry, &place, failed, parse_tolerance),
                 "expect" => s.expect = self.field(entry, &place, failed, parse_expect),
@@ -628,6 +642,8 @@ impl Checker<'_> {
             sample_every,
             python_path: s.python_path.map(|g| g.value).unwrap_or_default(),
             timeout_secs: s.timeout.map_or(DEFAULT_TIMEOUT_SECS, |g| g.value),
+            iteration_timeout_secs: s.iteration_timeout.map(|g| g.value),
+            max_rss: s.max_rss.map(|g| g.value),
             gate: s
                 .gate
                 .map_or_else(|| Metric::DEFAULT_GATE.to_vec(), |g| g.value),
@@ -917,6 +933,29 @@ fn parse_seconds(node: &Node) -> Result<f64, Invalid> {
         ));
     }
     Ok(seconds)
+}
+
+/// A memory size above zero: a number of bytes or a quantity such as `"512 MiB"`.
+fn parse_memory(node: &Node) -> Result<u64, Invalid> {
+    let bytes = match &node.value {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::Str(text) => parse_quantity(text, crate::units::Unit::Bytes)
+            .map_err(|text| Invalid::new(node.pos, text))?,
+        _ => {
+            return Err(Invalid::expected(
+                node,
+                "a number of bytes or a size such as \"512 MiB\"",
+            ));
+        }
+    };
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(Invalid::new(
+            node.pos,
+            format!("must be a size above 0, found {}", node.value.describe()),
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 /// A list of strings; a single string stands for a list of one.

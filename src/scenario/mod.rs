@@ -97,6 +97,10 @@ pub struct Scenario {
     pub python_path: Vec<PathBuf>,
     /// Wall-clock limit for the whole scenario, in seconds (above 0).
     pub timeout_secs: f64,
+    /// Wall-clock limit for one iteration, in seconds, if the scenario sets one.
+    pub iteration_timeout_secs: Option<f64>,
+    /// Cap on the worker's resident memory in bytes, if the scenario sets one (else the run's).
+    pub max_rss: Option<u64>,
     /// Metrics whose growth decides the verdict (never empty).
     pub gate: Vec<Metric>,
     /// Allowed growth per iteration for every metric in [`Metric::ALL`]: the file's values over

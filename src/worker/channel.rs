@@ -6,10 +6,16 @@ use std::os::fd::FromRawFd;
 
 use crate::protocol::{CHANNEL_FD, WorkerMessage};
 
+/// Lowest descriptor the channel moves to, out of the way of code that assumes 3 is free.
+const CHANNEL_FD_FLOOR: i32 = 100;
+
 /// Writes [`WorkerMessage`]s to the runner, one line each, flushed immediately so the runner
 /// sees progress live and keeps every sample even if the worker dies right after.
 pub struct Channel {
     out: BufWriter<File>,
+    /// The process that opened the channel; a child forked by scenario code (`os.fork()`) must
+    /// not speak on it.
+    owner: u32,
 }
 
 impl Channel {
@@ -21,15 +27,44 @@ impl Channel {
                 "file descriptor {CHANNEL_FD} is not open: the worker mode is started by `leakcheck run`, not by hand"
             )));
         }
-        // SAFETY: the descriptor is open (checked above) and nothing else in this process owns it.
-        let file = unsafe { File::from_raw_fd(CHANNEL_FD) };
+        // Move it to a close-on-exec descriptor above the usual range: subprocesses do not
+        // inherit it (so they cannot hold it open or write to it), and scenario code that closes
+        // or reuses descriptor 3 leaves it alone.
+        // SAFETY: fcntl and close on a descriptor we own; no memory is involved.
+        let fd = unsafe {
+            let mut moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, CHANNEL_FD_FLOOR);
+            if moved == -1 {
+                moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, 0);
+            }
+            if moved == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(CHANNEL_FD);
+            moved
+        };
+        // SAFETY: the descriptor was just created and nothing else in this process owns it.
+        let file = unsafe { File::from_raw_fd(fd) };
         Ok(Channel {
             out: BufWriter::new(file),
+            owner: std::process::id(),
         })
+    }
+
+    /// A second handle on the channel for the watchdog thread. It writes each message in one
+    /// `write` under `PIPE_BUF` (atomic on a pipe), starting with a newline: should it cut into
+    /// a long message of ours, that one is lost, its own is not.
+    pub fn watchdog_handle(&self) -> std::io::Result<File> {
+        self.out.get_ref().try_clone()
     }
 
     /// Sends one message.
     pub fn send(&mut self, message: &WorkerMessage) -> std::io::Result<()> {
+        if std::process::id() != self.owner {
+            // A copy of the worker made by `os.fork()` in scenario code has come back to the
+            // harness: it must not add samples of its own. Leave without running any cleanup.
+            // SAFETY: `_exit` ends the process immediately; nothing to uphold.
+            unsafe { libc::_exit(0) };
+        }
         serde_json::to_writer(&mut self.out, message)?;
         self.out.write_all(b"\n")?;
         self.out.flush()

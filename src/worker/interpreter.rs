@@ -247,6 +247,14 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
     spec.set_item("site_packages", site_packages)?;
     spec.set_item("executable", executable)?;
     spec.set_item("frames", TRACEMALLOC_FRAMES)?;
+    spec.set_item(
+        "iteration_started",
+        wrap_pyfunction!(super::guard::iteration_started, py)?,
+    )?;
+    spec.set_item(
+        "iterations_paused",
+        wrap_pyfunction!(super::guard::iterations_paused, py)?,
+    )?;
     Ok(spec)
 }
 

@@ -8,6 +8,7 @@
 //! The worker never formats anything for humans; it reports facts and exits.
 
 mod channel;
+mod guard;
 pub mod interpreter;
 pub mod process_metrics;
 
@@ -48,6 +49,14 @@ fn run() -> Result<()> {
     let request: WorkerRequest =
         serde_json::from_str(&input).context("decoding the worker request")?;
     let mut channel = Channel::open().context("opening the result channel")?;
+    let limits = guard::Limits {
+        iteration_timeout: request
+            .scenario
+            .iteration_timeout_secs
+            .map(Duration::from_secs_f64),
+        max_rss: request.options.max_rss,
+    };
+    guard::start(limits, channel.watchdog_handle()?).context("starting the watchdog")?;
     let outcome = execute(&request, &mut channel);
     match outcome {
         Ok(timings) => channel.send(&WorkerMessage::Finished { timings })?,
