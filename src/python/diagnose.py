@@ -20,6 +20,7 @@ import gc
 import json
 import linecache
 import os
+import re
 import sys
 import sysconfig
 import time
@@ -29,6 +30,9 @@ from collections import Counter
 
 # Files whose frames and allocations belong to leakcheck, set by the harness.
 OWN_FILES = set()
+# Lines of the harness's iteration loop: objects allocated there (each iteration's `i`) may be
+# kept by scenario code, so they count as the scenario's. Set by the harness.
+LOOP_LINES = set()
 
 # Checkpoint A, kept as JSON strings: strings are not containers, so they add nothing to a
 # census or a referrer search.
@@ -41,8 +45,13 @@ _CHAINS_PER_TYPE = 2
 _MAX_DEPTH = 24
 _MAX_NODES = 20000
 _STDLIB = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
-# Types whose objects may be invisible to gc.get_objects(): only the full walk finds them.
-_MAYBE_UNTRACKED = (int, float, str, bytes, complex, bool, dict, tuple)
+# Compiled when this module loads, before tracemalloc starts: using re inside the window would
+# fill re's own cache there and make it look like growth.
+_ITEM_INDEX = re.compile(r"\[\d+\]")
+_TYPE_SUFFIX = re.compile(r" \(.*\)$")
+# Module-level caches that leakcheck's own work fills (reading source lines, compiling patterns):
+# their growth inside the window is not the scenario's.
+_OWN_CACHES = {"linecache\0cache", "re\0_cache", "fnmatch\0_cache"}
 # Py_TPFLAGS_HEAPTYPE: classes defined in Python code (or created at run time by extensions).
 _HEAP_TYPE = 1 << 9
 
@@ -67,22 +76,30 @@ def begin(frames):
 
 def _site_statistics():
     """Live traced memory grouped by traceback: ``{key: [size, count, frames]}``, frames being
-    ``[[file, line], ...]`` innermost first with leakcheck's own frames removed."""
-    # Anything allocated while tracemalloc or this module was on the stack is ours (snapshots,
-    # filters, JSON state); the harness is on the stack of every scenario allocation, so only
-    # blocks it allocates itself (innermost frame) are dropped.
-    filters = [tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True)]
-    filters += [
-        tracemalloc.Filter(False, name, all_frames=name == __file__) for name in OWN_FILES
-    ]
-    snapshot = tracemalloc.take_snapshot().filter_traces(filters)
+    ``[[file, line], ...]`` innermost first with leakcheck's own frames removed.
+
+    Filtering is done here by exact file name rather than with ``tracemalloc.Filter``, whose
+    fnmatch/re caches would otherwise fill up inside the window and pass for growth."""
+    snapshot = tracemalloc.take_snapshot()
+    harness_files = OWN_FILES - {__file__}
+    ours = {__file__, tracemalloc.__file__}
     grouped = {}
-    for stat in snapshot.statistics("traceback"):
-        frames = [[f.filename, f.lineno] for f in reversed(stat.traceback) if f.filename not in OWN_FILES]
+    for trace in snapshot.traces:
+        traceback = trace.traceback
+        # Allocated while this module or tracemalloc was on the stack: ours (snapshots, JSON
+        # state). The harness is on the stack of every scenario allocation, so only blocks it
+        # allocates itself (innermost frame) are dropped.
+        if any(frame.filename in ours for frame in traceback):
+            continue
+        if traceback[-1].filename in harness_files:
+            continue
+        frames = [[f.filename, f.lineno] for f in reversed(traceback) if f.filename not in OWN_FILES]
         key = "|".join(f"{f}:{l}" for f, l in frames)
-        entry = grouped.setdefault(key, [0, 0, frames])
-        entry[0] += stat.size
-        entry[1] += stat.count
+        entry = grouped.get(key)
+        if entry is None:
+            entry = grouped[key] = [0, 0, frames]
+        entry[0] += trace.size
+        entry[1] += 1
     del snapshot
     return grouped
 
@@ -236,9 +253,13 @@ def _allocated_in_window(obj, traceback_of):
             tb = traceback_of(ref)
             if tb is not None:
                 break
-    # The harness is on every scenario stack and creates each iteration's `i`, which scenario
-    # code may keep; only this module's own allocations are excluded.
-    return tb is not None and not any(frame.filename == __file__ for frame in tb)
+    # The harness is on every scenario stack and creates each iteration's `i` in its loop, which
+    # scenario code may keep; anything else whose innermost frame is the harness (the frame of a
+    # diagnosis call being set up, say) is ours, as is anything allocated under this module.
+    if tb is None or any(frame.filename == __file__ for frame in tb):
+        return False
+    innermost = tb[-1]
+    return innermost.filename not in OWN_FILES or innermost.lineno in LOOP_LINES
 
 
 def _own_ids():
@@ -337,6 +358,12 @@ def finish(namespace, iterations, chain_seconds):
     skip = _own_ids()
     counts = _count_types(skip)
     sites_after = _site_statistics() if tracemalloc.is_tracing() else {}
+    # Hint state at B, before reading source lines or anything else that fills caches.
+    state_b = {
+        "lru": _lru_caches(),
+        "handlers": _buffering_handlers(),
+        "containers": _module_containers(namespace),
+    }
     before = json.loads(_state)
     skip.add(id(before))
     notes = []
@@ -359,13 +386,12 @@ def finish(namespace, iterations, chain_seconds):
     # Objects of the growing types that scenario code allocated inside the window. A type with
     # none grew because of leakcheck itself (this module's own bookkeeping), so it is dropped.
     tracing = tracemalloc.is_tracing()
-    found = _candidates(skip, {type_of[g[1]] for g in growth}) if growth and tracing else {}
+    wanted_types = {type_of[g[1]] for g in growth}
+    found = _candidates(skip, wanted_types, walk=True) if growth and tracing else {}
     skip.add(id(found))
     skip.update(id(bucket) for bucket in found.values())
     if tracing:
-        growth = [
-            g for g in growth if found.get(type_of[g[1]]) or type_of[g[1]] in _MAYBE_UNTRACKED
-        ]
+        growth = [g for g in growth if found.get(type_of[g[1]])]
     # Classes of the user's code and libraries first: they name what leaks, while the builtin
     # containers and atoms that grow with them (tuple, dict, cell, int, str) are usually its parts.
     growth.sort(key=lambda g: (not type_of[g[1]].__flags__ & _HEAP_TYPE, -g[0]))
@@ -379,10 +405,6 @@ def finish(namespace, iterations, chain_seconds):
     atoms = (int, float, str, bytes, complex, bool)
     ranked = [type_of[name] for _, name, _, _ in growth]
     wanted = [t for t in ranked if t not in atoms][:_CHAIN_TYPES] or ranked[:_CHAIN_TYPES]
-    unfound = {t for t in wanted if not found.get(t)}
-    if unfound and tracing:
-        found.update(_candidates(skip, unfound, walk=True))
-        skip.update(id(found[t]) for t in unfound)
     picked = _pick(namespace, wanted, found, sites)
     skip.add(id(picked))
     # Nothing below needs allocation tracebacks: stop paying for deep ones.
@@ -391,7 +413,7 @@ def finish(namespace, iterations, chain_seconds):
     chains, chain_notes = _chains(namespace, picked, skip, chain_seconds)
     notes.extend(chain_notes)
     garbage = _garbage(before, gc_after)
-    hints = _hints(before, namespace, iterations, growth, found)
+    hints = _hints(before, state_b, iterations, growth, found)
     found.clear()
     del picked[:]
     if tracing:
@@ -460,10 +482,8 @@ def _dedupe(chains):
     the last link differs), or a path that runs through an object already shown as leaked (a
     LogRecord's args tuple after the LogRecord). Types are ordered user-first, so the most telling
     chain comes first and stays."""
-    import re
-
     def norm(chain):
-        return [re.sub(r" \(.*\)$", "", re.sub(r"\[\d+\]", "[]", step)) for step in chain["steps"]]
+        return [_TYPE_SUFFIX.sub("", _ITEM_INDEX.sub("[]", step)) for step in chain["steps"]]
 
     kept, out = [], []
     for chain in chains:
@@ -742,11 +762,11 @@ def _garbage(before, after_stats):
     }
 
 
-def _hints(before, namespace, iterations, growth, found):
+def _hints(before, after, iterations, growth, found):
     hints = []
     per = lambda d: f"{d / iterations:.3g} per iteration"  # noqa: E731
 
-    for key, (name, maxsize, currsize) in _lru_caches().items():
+    for key, (name, maxsize, currsize) in after["lru"].items():
         old = before["lru"].get(key)
         if old is None or maxsize is not None:
             continue
@@ -760,7 +780,7 @@ def _hints(before, namespace, iterations, growth, found):
                 }
             )
 
-    for key, (name, size) in _buffering_handlers().items():
+    for key, (name, size) in after["handlers"].items():
         old = before["handlers"].get(key)
         if old is not None and size > old[1]:
             grew = size - old[1]
@@ -772,12 +792,13 @@ def _hints(before, namespace, iterations, growth, found):
                 }
             )
 
-    for key, (kind, size) in _module_containers(namespace).items():
+    for key, (kind, size) in after["containers"].items():
         old = before["containers"].get(key)
-        if old is None:
+        if old is None or key in _OWN_CACHES:
             continue
         grew = size - old[1]
-        if grew >= 2 and grew / iterations >= 0.1:
+        # Growing with the iterations, not by a lazy import or two.
+        if grew >= 3 and grew / iterations >= 0.2:
             owner, name = key.split("\0", 1)
             where = "the scenario's global" if owner == "scenario" else f"module {owner} global"
             hints.append(

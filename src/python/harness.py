@@ -265,3 +265,6 @@ def diagnose_checkpoint():
 def diagnose_finish(iterations, chain_seconds):
     """Checkpoint B; returns the diagnosis as JSON."""
     return _diagnose.finish(_ns, iterations, chain_seconds)
+
+
+_diagnose.LOOP_LINES.update(line for _, _, line in run_chunk.__code__.co_lines() if line)

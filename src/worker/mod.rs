@@ -187,16 +187,33 @@ fn diagnose_window(
 ) -> Result<Diagnosis, Failure> {
     let clock = Instant::now();
     let half = (request.scenario.iterations / 2).clamp(10, 500);
-    interpreter.diagnose_begin(request.options.frames)?;
+    // A failure of the diagnosis code itself must not turn a measured verdict into an error:
+    // it becomes a note. Exceptions from the scenario's own iterations stay scenario errors.
+    let failed = |what: String| Diagnosis {
+        iterations: half,
+        notes: vec![format!(
+            "the diagnosis could not be completed ({what}); the verdict is unaffected"
+        )],
+        ..Diagnosis::default()
+    };
+    if let Err(failure) = interpreter.diagnose_begin(request.options.frames) {
+        return Ok(failed(failure.message));
+    }
     interpreter.run_chunk(Phase::Diagnose, start, start + half)?;
-    interpreter.diagnose_checkpoint()?;
+    if let Err(failure) = interpreter.diagnose_checkpoint() {
+        return Ok(failed(failure.message));
+    }
     let iterations_clock = Instant::now();
     interpreter.run_chunk(Phase::Diagnose, start + half, start + 2 * half)?;
     let iterations_secs = iterations_clock.elapsed().as_secs_f64();
-    let json = interpreter.diagnose_finish(half, request.options.chain_timeout_secs)?;
-    let mut diagnosis: Diagnosis = serde_json::from_str(&json).map_err(|err| {
-        Failure::Channel(anyhow::anyhow!("the diagnosis could not be decoded: {err}"))
-    })?;
+    let mut diagnosis: Diagnosis =
+        match interpreter.diagnose_finish(half, request.options.chain_timeout_secs) {
+            Err(failure) => return Ok(failed(failure.message)),
+            Ok(json) => match serde_json::from_str(&json) {
+                Ok(diagnosis) => diagnosis,
+                Err(err) => return Ok(failed(format!("undecodable result: {err}"))),
+            },
+        };
     // Overhead of diagnosing, iterations of the window excluded.
     diagnosis.cost_secs = (clock.elapsed().as_secs_f64() - 2.0 * iterations_secs).max(0.0);
     Ok(diagnosis)
