@@ -89,8 +89,7 @@ pub(crate) fn load(file: &Path) -> FileOutcome {
 
 /// Reads a file as UTF-8 text, pointing at the first invalid byte if it is not.
 fn read_text(file: &Path) -> Result<String, ScenarioError> {
-    let bytes = fs::read(file)
-        .map_err(|err| ScenarioError::in_file(file, format!("cannot read file: {err}")))?;
+    let bytes = read_bounded(file)?;
     let text = String::from_utf8(bytes).map_err(|err| {
         let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
         // The prefix is valid UTF-8 by definition, so this cannot fail; stay total anyway.
@@ -113,6 +112,36 @@ fn read_text(file: &Path) -> Result<String, ScenarioError> {
         Some(rest) => rest.to_string(),
         None => text,
     })
+}
+
+/// Largest scenario file read. Scenario files hold settings and code snippets; anything near this
+/// size is a mistake (a data file named `.yaml`, `/dev/zero`), and parsing it would cost seconds
+/// and hundreds of megabytes before saying so.
+const MAX_FILE_BYTES: u64 = 10 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`] of `file`, refusing anything longer.
+fn read_bounded(file: &Path) -> Result<Vec<u8>, ScenarioError> {
+    use std::io::Read;
+    let cannot =
+        |err: std::io::Error| ScenarioError::in_file(file, format!("cannot read file: {err}"));
+    let mut bytes = Vec::new();
+    fs::File::open(file)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        let size = fs::metadata(file).ok().filter(|m| m.is_file()).map_or_else(
+            || "more than 10 MiB".to_string(),
+            |m| crate::units::format_bytes(m.len() as f64),
+        );
+        return Err(ScenarioError::in_file(
+            file,
+            format!(
+                "file is too large for a scenario file ({size}; the limit is 10 MiB): keep data in \
+                 Python modules or data files that `setup` loads"
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Validates the text of a scenario file; `file` is used for messages and `python_path`.
@@ -981,8 +1010,21 @@ fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
     parse_strings(node, "directories")?
         .into_iter()
         .map(|(item, text)| {
-            std::path::absolute(dir.join(text))
-                .map_err(|err| Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}")))
+            let path = std::path::absolute(dir.join(text)).map_err(|err| {
+                Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}"))
+            })?;
+            // A missing folder is allowed (Python skips it), a symlink loop is not: it is
+            // always a mistake, and every import would trip over it.
+            match fs::metadata(&path) {
+                Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(Invalid::new(
+                    item.pos,
+                    format!(
+                        "`{text}` is a circular chain of symbolic links ({}): point it at a real folder",
+                        path.display()
+                    ),
+                )),
+                _ => Ok(path),
+            }
         })
         .collect()
 }

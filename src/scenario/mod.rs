@@ -158,4 +158,6 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

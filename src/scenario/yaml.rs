@@ -105,6 +105,7 @@ pub(crate) enum Document {
 
 /// Parses `source` (one YAML document) into a positioned tree.
 pub(crate) fn parse(source: &str) -> Result<Document, SyntaxError> {
+    check_flow_nesting(source)?;
     let mut documents = serde_yaml_ng::Deserializer::from_str(source);
     let Some(first) = documents.next() else {
         return Ok(Document::Empty);
@@ -130,6 +131,38 @@ pub(crate) fn parse(source: &str) -> Result<Document, SyntaxError> {
         Value::Null => Document::Empty,
         _ => Document::Node(node),
     })
+}
+
+/// Deepest flow nesting (`[` and `{`) accepted before parsing. The deserializer stops at 128
+/// levels anyway, but only after libyaml has scanned the whole file, which takes time quadratic in
+/// the depth (minutes for `[` repeated 100 000 times).
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// Refuses text whose brackets nest deeper than [`MAX_FLOW_DEPTH`], counted naively (quotes
+/// and comments included, which can only overcount: no real scenario file comes near).
+fn check_flow_nesting(source: &str) -> Result<(), SyntaxError> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1, 0);
+    for c in source.chars() {
+        column += 1;
+        match c {
+            '\n' => (line, column) = (line + 1, 0),
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(SyntaxError {
+                        pos: Some(Pos { line, column }),
+                        message: format!(
+                            "brackets (`[`, `{{`) nest more than {MAX_FLOW_DEPTH} levels deep"
+                        ),
+                    });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Message of the probe error; the control characters keep it from clashing with real text.
