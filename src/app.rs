@@ -109,9 +109,14 @@ fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
 }
 
 fn run_command(args: RunArgs) -> Result<Outcome> {
-    let Some(scenarios) = select(&args.select) else {
+    let Some(mut scenarios) = select(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
+    if let Some(max) = args.max_iterations {
+        for scenario in &mut scenarios {
+            scenario.max_iterations = max.max(scenario.iterations);
+        }
+    }
     // Read the baseline before spending minutes on scenarios.
     let baseline = match args.baseline.as_deref().map(results::read).transpose() {
         Ok(baseline) => baseline,
@@ -147,6 +152,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
                     args.jobs.map(usize::from).unwrap_or_else(default_jobs),
                 )
             }),
+            seed: args.seed,
         },
         jobs: args.jobs.map(usize::from).unwrap_or_else(default_jobs),
     };

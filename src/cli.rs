@@ -112,6 +112,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "LEVEL", default_value_t = 0.99, value_parser = parse_confidence)]
     pub confidence: f64,
 
+    /// Most measured iterations of any scenario: overrides each scenario's `max_iterations`
+    /// (default 4 × `iterations`). A value at or below a scenario's `iterations` gives it a fixed
+    /// count, e.g. `--max-iterations 0`.
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u64>,
+
+    /// Seed of the workers' PYTHONHASHSEED and of Python's `random` before `setup`, so reruns
+    /// see the same dict layouts and the same random data.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
     /// Treat `inconclusive` verdicts as failures (exit code 1).
     #[arg(long)]
     pub fail_on_inconclusive: bool,

@@ -393,6 +393,7 @@ mod tests {
             diagnosis: None,
             stdout: String::new(),
             stderr: String::new(),
+            analysis: None,
         }
     }
 

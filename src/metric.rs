@@ -66,15 +66,32 @@ impl Metric {
     pub fn default_tolerance(self) -> f64 {
         match self {
             Metric::Tracemalloc => 8.0,
-            Metric::Rss => 1024.0,
+            Metric::Rss => 2048.0,
             Metric::GcObjects => 0.1,
             Metric::AllocBlocks => 0.1,
             Metric::Fds => 0.05,
         }
     }
 
+    /// Least total growth over the judged window for a leak verdict, whatever the rate: below
+    /// it a "trend" is a handful of pages, blocks or objects that a short window cannot tell
+    /// from the allocator settling.
+    pub fn min_growth(self) -> f64 {
+        match self {
+            Metric::Tracemalloc => 1024.0,
+            Metric::Rss => 256.0 * 1024.0,
+            Metric::GcObjects | Metric::AllocBlocks => 10.0,
+            Metric::Fds => 3.0,
+        }
+    }
+
     /// Metrics that decide the verdict when a scenario does not set `gate`.
-    pub const DEFAULT_GATE: [Metric; 3] = [Metric::Tracemalloc, Metric::AllocBlocks, Metric::Fds];
+    pub const DEFAULT_GATE: [Metric; 4] = [
+        Metric::Tracemalloc,
+        Metric::Rss,
+        Metric::AllocBlocks,
+        Metric::Fds,
+    ];
 }
 
 impl std::fmt::Display for Metric {

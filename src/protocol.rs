@@ -42,6 +42,10 @@ pub struct WorkerOptions {
     pub chain_timeout_secs: f64,
     /// Memory cap of this worker in resident bytes: the scenario's `max_rss`, else the run's.
     pub max_rss: u64,
+    /// `PYTHONHASHSEED` of the worker and the seed of Python's `random` before `setup`
+    /// (`--seed`), so reruns see the same dict layouts and the same "random" data.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl Default for WorkerOptions {
@@ -52,6 +56,7 @@ impl Default for WorkerOptions {
             frames: 10,
             chain_timeout_secs: 3.0,
             max_rss: 4 << 30,
+            seed: 0,
         }
     }
 }

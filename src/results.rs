@@ -14,8 +14,9 @@ use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
 use crate::protocol::Timings;
 use crate::scenario::Expect;
+use crate::stats::{Plateau, RobustFit};
 use crate::units::Unit;
-use crate::verdict::{Call, Verdict};
+use crate::verdict::{Call, Stop, Verdict};
 
 /// Version of the `results.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -155,6 +156,41 @@ pub struct ScenarioResult {
     pub stdout: String,
     /// Tail of what the scenario wrote to stderr.
     pub stderr: String,
+    /// How the verdict was reached: the adaptive run's stop and the robust statistics. Added in
+    /// schema version 1 without a bump: older readers ignore it, older files lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+/// The sequential run and the robust statistics behind a verdict.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The most measured iterations the run could make (`max_iterations`).
+    pub max_iterations: u64,
+    /// Where measuring stopped and why: `reason` (`decided`, `max_iterations`,
+    /// `incomplete`), `measured_iterations`, `look` (from 1) of `looks`, and the two-sided
+    /// `confidence` spent at that look.
+    pub stop: Stop,
+    /// `PYTHONHASHSEED` and `random` seed of the worker.
+    pub seed: u64,
+    /// Per metric: the robust fits the verdict used and notes on the series' shape.
+    pub metrics: BTreeMap<Metric, MetricAnalysis>,
+}
+
+/// One metric's robust statistics at the deciding look.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricAnalysis {
+    /// Theil–Sen slope, its interval at the look's confidence, the Mann–Kendall score and
+    /// one-sided p-value, the autocorrelation factor, over all measured samples.
+    pub robust: Option<RobustFit>,
+    /// The same over the last half of the measured samples.
+    pub tail: Option<RobustFit>,
+    /// Whether the floor rose in each of the last two quarters (`null`: under 8 samples).
+    pub persistent: Option<bool>,
+    /// Growth that stopped: `until` (iteration) and `growth` (total), for a plateau.
+    pub plateau: Option<Plateau>,
+    /// The plateau in words, e.g. "rss grew 180 KiB until iteration 240, then flat".
+    pub note: Option<String>,
 }
 
 /// One metric's growth per iteration and the samples it was fitted on.

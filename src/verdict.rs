@@ -1,14 +1,29 @@
-//! From fits, tolerances and expectations to a verdict: the CI gate's rule, in one place.
+//! From samples, tolerances and expectations to a verdict: the CI gate's rule, in one place.
 //!
-//! For each gated metric the slope's confidence interval is compared with the metric's tolerance
-//! (allowed growth per iteration):
-//! - the whole interval above the tolerance: the metric **grows**;
-//! - the whole interval at or below the tolerance: the metric is **within** tolerance;
-//! - otherwise it is **unclear**.
+//! Each gated metric is judged on the measured samples at a *look* (see
+//! [`crate::stats::sequential`]), whose confidence level `c` is a share of the run's:
+//!
+//! - **grows** when growth is both significant and persistent:
+//!   - the Theil–Sen slope's interval lies above the tolerance *and* Mann–Kendall finds a rising
+//!     trend (one-sided p below `(1 − c)/2`), over the whole window or over its last half (a leak
+//!     that started late); both use Kendall's S with tie and autocorrelation corrections, so a
+//!     few outliers, a staircase or a sawtooth do not make a trend;
+//!   - the floor (lower quartile) of each of the last two quarters of the window is above the floor of
+//!     the quarter before by more than the tolerance allows for the distance between them, and the
+//!     last eighth's own Theil–Sen slope is above the tolerance: the memory kept grew in every
+//!     later part of the run and is still growing, so a cache that filled once, a single step,
+//!     or a buffer that is flushed now and then is not a leak;
+//!   - the growth over the window reaches the metric's minimum ([`Metric::min_growth`]);
+//! - **within** when the interval over the whole window lies at or below the tolerance and the
+//!   last half is not rising faster than the tolerance, or when the interval over the last half
+//!   alone lies at or below it: growth that stopped is a plateau, reported in a note such as
+//!   "grew 180 KiB until iteration 240, then flat";
+//! - **unclear** otherwise.
 //!
 //! A scenario is `leak` when any gated metric grows, `pass` when every gated metric is within,
-//! and `inconclusive` otherwise. Errors (exceptions, crashes, timeouts) are `error` whatever the
-//! samples say.
+//! and undecided otherwise: the
+//! worker then runs another round, and at `max_iterations` undecided is `inconclusive`. Errors
+//! (exceptions, crashes, timeouts) are `error` whatever the samples say.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::metric::Metric;
 use crate::protocol::Sample;
-use crate::scenario::Expect;
-use crate::stats::{Fit, fit_ols};
-use crate::units::format_quantity;
+use crate::scenario::{Expect, Scenario};
+use crate::stats::theil_sen::median_slope;
+use crate::stats::{Fit, Look, Plateau, RobustFit, find_plateau, fit_ols, fit_robust, schedule};
+use crate::units::{Unit, format_quantity};
 
 /// The outcome of one scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,120 +72,420 @@ impl std::fmt::Display for Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Call {
-    /// The whole confidence interval lies above the tolerance.
+    /// Significant growth above the tolerance that persists to the end of the window.
     Grows,
-    /// The whole confidence interval lies at or below the tolerance.
+    /// At or below the tolerance (possibly after a plateau).
     Within,
-    /// The interval straddles the tolerance.
+    /// Neither yet.
     Unclear,
     /// Too few samples to fit a line.
     NoFit,
 }
 
-/// One metric's fit and how it was judged.
+/// One metric's fits and how it was judged.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricJudgement {
     /// Which metric.
     pub metric: Metric,
-    /// The fitted growth, if there were enough samples.
+    /// Least-squares fit at the run's nominal confidence, for transparency: it does not decide.
     pub fit: Option<Fit>,
+    /// Robust fit of the whole window at the look's confidence.
+    pub robust: Option<RobustFit>,
+    /// Robust fit of the last half of the window.
+    pub tail: Option<RobustFit>,
+    /// Whether the floor rose in each of the last two quarters (`None`: fewer than 8 samples).
+    pub persistent: Option<bool>,
+    /// Where growth stopped, for a metric judged within after growing.
+    pub plateau: Option<Plateau>,
+    /// A sentence about the shape of the series, e.g. "grew 180 KiB until iteration 240, then
+    /// flat".
+    pub note: Option<String>,
     /// Allowed growth per iteration.
     pub tolerance: f64,
     /// Whether this metric takes part in the verdict.
     pub gated: bool,
-    /// The comparison of the interval with the tolerance.
+    /// The outcome.
     pub call: Call,
+}
+
+/// Why a run stopped measuring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Pass or leak decided at the minimum or in a later round.
+    Decided,
+    /// `max_iterations` reached without a decision.
+    MaxIterations,
+    /// The samples end before the first look (the scenario failed or was cut short).
+    Incomplete,
+}
+
+impl StopReason {
+    /// The snake_case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Decided => "decided",
+            StopReason::MaxIterations => "max_iterations",
+            StopReason::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// Where the sequential run stopped and why.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stop {
+    /// Why.
+    pub reason: StopReason,
+    /// Measured iterations the verdict is based on.
+    pub measured_iterations: u64,
+    /// Which look decided, from 1.
+    pub look: usize,
+    /// How many looks the schedule had.
+    pub looks: usize,
+    /// Two-sided confidence used at that look.
+    pub confidence: f64,
 }
 
 /// The verdict of a scenario that ran to the end, with the reason in words.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
-    /// pass, leak or inconclusive.
+    /// pass, leak or inconclusive (undecided at this look).
     pub verdict: Verdict,
     /// One sentence a user can act on.
     pub reason: String,
     /// Every metric's judgement, gated or not, in [`Metric::ALL`] order.
     pub metrics: Vec<MetricJudgement>,
+    /// Which look this is and why measuring stopped there.
+    pub stop: Stop,
 }
 
-/// Fits every metric over the measured samples and applies the rule described above.
-pub fn decide(
-    samples: &[Sample],
-    gate: &[Metric],
-    tolerance: &BTreeMap<Metric, f64>,
-    confidence: f64,
-) -> Decision {
+/// What judging a run needs besides its samples: gate, tolerances, confidence and the looks.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Gated metrics.
+    pub gate: Vec<Metric>,
+    /// Allowed growth per iteration, per metric (missing: the metric's default).
+    pub tolerance: BTreeMap<Metric, f64>,
+    /// The run's two-sided confidence level.
+    pub confidence: f64,
+    /// Iterations before the first measured one.
+    pub warmup: u64,
+    /// The looks, in order; the last is at `max_iterations`.
+    pub looks: Vec<Look>,
+}
+
+impl Plan {
+    /// The plan of a scenario: its minimum `iterations` up to `max_iterations`.
+    pub fn for_scenario(scenario: &Scenario, confidence: f64) -> Plan {
+        Plan {
+            gate: scenario.gate.clone(),
+            tolerance: scenario.tolerance.clone(),
+            confidence,
+            warmup: scenario.warmup,
+            looks: schedule(scenario.iterations, scenario.max_iterations, confidence),
+        }
+    }
+
+    /// A single look after `iterations` measured iterations at full confidence: the fixed-count
+    /// design.
+    pub fn fixed(
+        gate: &[Metric],
+        tolerance: &BTreeMap<Metric, f64>,
+        confidence: f64,
+        warmup: u64,
+        iterations: u64,
+    ) -> Plan {
+        Plan {
+            gate: gate.to_vec(),
+            tolerance: tolerance.clone(),
+            confidence,
+            warmup,
+            looks: schedule(iterations, iterations, confidence),
+        }
+    }
+
+    /// The iteration (warmup included) at which look `index` happens.
+    pub fn look_end(&self, index: usize) -> u64 {
+        self.warmup + self.looks[index].measured
+    }
+}
+
+/// Judges a whole run: replays the looks on the samples in order and returns the first decision
+/// (pass or leak), or the last look reached when none decided. The worker stops at that same
+/// look, so this reproduces its stopping decision from the samples alone.
+pub fn decide(samples: &[Sample], plan: &Plan) -> Decision {
+    let last_iteration = samples.iter().map(|s| s.iteration).max();
+    let mut decision = None;
+    for index in 0..plan.looks.len() {
+        let end = plan.look_end(index);
+        if last_iteration.is_none_or(|last| last < end) {
+            break;
+        }
+        let prefix: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.iteration <= end)
+            .cloned()
+            .collect();
+        let judged = judge_look(&prefix, plan, index);
+        let decided = judged.verdict != Verdict::Inconclusive;
+        decision = Some(judged);
+        if decided {
+            break;
+        }
+    }
+    decision.unwrap_or_else(|| {
+        // Never reached a look: judge what there is at the minimum's confidence.
+        let mut judged = judge_look(samples, plan, 0);
+        judged.stop.reason = StopReason::Incomplete;
+        judged.stop.measured_iterations = last_iteration
+            .unwrap_or(plan.warmup)
+            .saturating_sub(plan.warmup);
+        judged
+    })
+}
+
+/// Applies the rule at look `index` of `plan` to `samples` (the measured samples up to that
+/// look). An undecided look gives [`Verdict::Inconclusive`].
+pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
+    let look = plan.looks[index];
     let metrics: Vec<MetricJudgement> = Metric::ALL
         .into_iter()
         .map(|metric| {
-            let points: Vec<(f64, f64)> = samples
+            let mut points: Vec<(f64, f64)> = samples
                 .iter()
                 .map(|s| (s.iteration as f64, s.get(metric)))
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
-            let fit = fit_ols(&points, confidence);
-            let allowed = tolerance
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let tolerance = plan
+                .tolerance
                 .get(&metric)
                 .copied()
                 .unwrap_or_else(|| metric.default_tolerance());
-            let call = match fit {
-                None => Call::NoFit,
-                Some(f) if f.ci_low > allowed => Call::Grows,
-                Some(f) if f.ci_high <= allowed => Call::Within,
-                Some(_) => Call::Unclear,
-            };
-            MetricJudgement {
+            judge_metric(
                 metric,
-                fit,
-                tolerance: allowed,
-                gated: gate.contains(&metric),
-                call,
-            }
+                &points,
+                tolerance,
+                plan.gate.contains(&metric),
+                look.confidence,
+                plan.confidence,
+            )
         })
         .collect();
 
     let gated: Vec<&MetricJudgement> = metrics.iter().filter(|m| m.gated).collect();
-    let level = confidence * 100.0;
-    let (verdict, reason) = if let Some(growing) = gated.iter().find(|m| m.call == Call::Grows) {
-        (Verdict::Leak, describe(growing, level, "above"))
+    let level = percent(look.confidence);
+    let (verdict, mut reason) = if let Some(growing) = gated.iter().find(|m| m.call == Call::Grows)
+    {
+        (Verdict::Leak, describe_growth(growing, &level))
     } else if !gated.is_empty() && gated.iter().all(|m| m.call == Call::Within) {
         let names: Vec<&str> = gated.iter().map(|m| m.metric.name()).collect();
-        (
-            Verdict::Pass,
-            format!(
-                "{} within tolerance at {level} % confidence",
-                names.join(", ")
-            ),
-        )
+        let mut text = format!(
+            "{} within tolerance at {level} % confidence",
+            names.join(", ")
+        );
+        for note in gated.iter().filter_map(|m| m.note.as_ref()) {
+            text.push_str("; ");
+            text.push_str(note);
+        }
+        (Verdict::Pass, text)
     } else if let Some(unclear) = gated.iter().find(|m| m.call == Call::Unclear) {
-        (
-            Verdict::Inconclusive,
-            describe(unclear, level, "straddling"),
-        )
+        (Verdict::Inconclusive, describe_unclear(unclear, &level))
     } else {
         (
             Verdict::Inconclusive,
             "too few samples to fit a slope (need at least 3 measured samples)".to_string(),
         )
     };
+
+    let last = index + 1 == plan.looks.len();
+    let stop_reason = match verdict {
+        Verdict::Leak | Verdict::Pass => StopReason::Decided,
+        _ if last => StopReason::MaxIterations,
+        _ => StopReason::Decided,
+    };
+    let minimum = plan.looks[0].measured;
+    let maximum = plan.looks.last().map_or(look.measured, |l| l.measured);
+    match stop_reason {
+        StopReason::MaxIterations if maximum > minimum => reason.push_str(&format!(
+            "; still undecided after max_iterations ({maximum})"
+        )),
+        _ if maximum > minimum => reason.push_str(&format!(
+            "; decided after {} iterations (look {} of {})",
+            look.measured,
+            index + 1,
+            plan.looks.len()
+        )),
+        _ => {}
+    }
     Decision {
         verdict,
         reason,
         metrics,
+        stop: Stop {
+            reason: stop_reason,
+            measured_iterations: look.measured,
+            look: index + 1,
+            looks: plan.looks.len(),
+            confidence: look.confidence,
+        },
     }
 }
 
-/// "tracemalloc grew 1.2 KiB/iter, 99 % CI [1.1 KiB, 1.3 KiB], above tolerance 8 B".
-fn describe(judgement: &MetricJudgement, level: f64, relation: &str) -> String {
+/// The rule of the module documentation for one metric; `points` ordered by iteration.
+fn judge_metric(
+    metric: Metric,
+    points: &[(f64, f64)],
+    tolerance: f64,
+    gated: bool,
+    confidence: f64,
+    nominal: f64,
+) -> MetricJudgement {
+    let n = points.len();
+    let fit = fit_ols(points, nominal);
+    let robust = fit_robust(points, confidence);
+    let tail = fit_robust(&points[n / 2..], confidence);
+    let persistent = still_growing(points, tolerance);
+    let alpha_one_sided = (1.0 - confidence) / 2.0;
+    let min_growth = metric.min_growth();
+    let evidence = |f: &RobustFit| {
+        f.ci_low > tolerance && f.mk_p < alpha_one_sided && f.slope * (f.to - f.from) >= min_growth
+    };
+    let mut judgement = MetricJudgement {
+        metric,
+        fit,
+        robust,
+        tail,
+        persistent,
+        plateau: None,
+        note: None,
+        tolerance,
+        gated,
+        call: Call::NoFit,
+    };
+    let Some(whole) = robust else {
+        return judgement;
+    };
+    let significant = evidence(&whole) || tail.as_ref().is_some_and(evidence);
+    let tail_rising = tail.is_some_and(|t| t.slope > tolerance);
+    let tail_flat = tail.is_some_and(|t| t.ci_high <= tolerance);
+    judgement.call = if significant && persistent == Some(true) {
+        Call::Grows
+    } else if whole.ci_high <= tolerance && !tail_rising {
+        Call::Within
+    } else if tail_flat {
+        let plateau = find_plateau(points).filter(|p| p.growth > 0.0);
+        judgement.note = plateau.map(|p| {
+            format!(
+                "{metric} grew {} until iteration {}, then flat",
+                format_total(p.growth, metric.unit()),
+                p.until
+            )
+        });
+        judgement.plateau = plateau;
+        Call::Within
+    } else {
+        Call::Unclear
+    };
+    judgement
+}
+
+/// Whether growth persists to the end of `points`: the floor of each of the last two quarters is
+/// above the floor of the quarter before by more than `tolerance` per iteration between their
+/// starts, and the last eighth's own Theil–Sen slope is above `tolerance`. The floor is the
+/// lower quartile of the quarter's values: what the memory comes back down to (a buffer flushed,
+/// a temporary freed), robust to a few outlying samples. `None` with fewer than 8 points.
+fn still_growing(points: &[(f64, f64)], tolerance: f64) -> Option<bool> {
+    let n = points.len();
+    if n < 8 {
+        return None;
+    }
+    let quarter = |k: usize| &points[k * n / 4..(k + 1) * n / 4];
+    let floor = |k: usize| {
+        let mut values: Vec<f64> = quarter(k).iter().map(|p| p.1).collect();
+        let rank = (values.len() - 1) / 4;
+        *values.select_nth_unstable_by(rank, f64::total_cmp).1
+    };
+    let start = |k: usize| quarter(k)[0].0;
+    let floors_rise =
+        (2..4).all(|k| floor(k) - floor(k - 1) > tolerance * (start(k) - start(k - 1)));
+    let end_rises = median_slope(&points[n * 7 / 8..]).is_some_and(|slope| slope > tolerance);
+    Some(floors_rise && end_rises)
+}
+
+/// `99.5` for 0.995, without trailing zeros.
+fn percent(confidence: f64) -> String {
+    let text = format!("{:.3}", confidence * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A total amount of growth: `180 KiB`, `1 234 objects`.
+fn format_total(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Bytes => format_quantity(value, unit),
+        Unit::Count => format!("by {}", format_quantity(value, unit)),
+    }
+}
+
+/// "tracemalloc grew 1.2 KiB/iter (Theil–Sen, 99.5 % CI [1.1 KiB, 1.3 KiB], above tolerance
+/// 8 B; rising trend, Mann–Kendall p = 1e-20), still growing in each of the last two quarters".
+fn describe_growth(judgement: &MetricJudgement, level: &str) -> String {
     let unit = judgement.metric.unit();
-    let fit = judgement.fit.expect("a judged metric has a fit");
+    let whole = judgement.robust.expect("a growing metric has a robust fit");
+    let (fit, window) = match judgement.tail {
+        Some(tail) if whole.ci_low <= judgement.tolerance => (tail, " over the last half"),
+        _ => (whole, ""),
+    };
     format!(
-        "{} grew {}/iter, {level} % CI [{}, {}], {relation} tolerance {}",
+        "{} grew {}/iter{window} (Theil–Sen, {level} % CI [{}, {}], above tolerance {}; rising \
+         trend, Mann–Kendall p {}), still growing in each of the last two quarters",
         judgement.metric,
         format_quantity(fit.slope, unit),
         format_quantity(fit.ci_low, unit),
         format_quantity(fit.ci_high, unit),
         format_quantity(judgement.tolerance, unit),
+        format_p(fit.mk_p),
     )
+}
+
+/// `= 3.1e-5`, or `< 1e-12` for the p-values that round to nothing.
+fn format_p(p: f64) -> String {
+    if p < 1e-12 {
+        "< 1e-12".to_string()
+    } else {
+        format!("= {p:.1e}")
+    }
+}
+
+/// Why an unclear metric is unclear, in words.
+fn describe_unclear(judgement: &MetricJudgement, level: &str) -> String {
+    let unit = judgement.metric.unit();
+    let whole = judgement
+        .robust
+        .expect("an unclear metric has a robust fit");
+    let tolerance = format_quantity(judgement.tolerance, unit);
+    let slope = format_quantity(whole.slope, unit);
+    if whole.ci_low > judgement.tolerance && judgement.persistent != Some(true) {
+        format!(
+            "{} grew {slope}/iter overall but not in each of the last two quarters (a step, a \
+             filling cache or a flushed buffer rather than steady growth, so far)",
+            judgement.metric
+        )
+    } else if whole.ci_high <= judgement.tolerance {
+        let tail = judgement.tail.expect("a window with a fit has a last half");
+        format!(
+            "{} is within tolerance overall but its last half rises {}/iter, above tolerance {tolerance}",
+            judgement.metric,
+            format_quantity(tail.slope, unit)
+        )
+    } else {
+        format!(
+            "{} grew {slope}/iter, {level} % CI [{}, {}], straddling tolerance {tolerance}",
+            judgement.metric,
+            format_quantity(whole.ci_low, unit),
+            format_quantity(whole.ci_high, unit),
+        )
+    }
 }
 
 /// Whether a verdict is what the scenario expected: the CI gate per scenario.
@@ -186,83 +502,4 @@ pub fn is_ok(verdict: Verdict, expect: Expect, fail_on_inconclusive: bool) -> bo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn samples(f: impl Fn(u64) -> f64) -> Vec<Sample> {
-        (0..60)
-            .map(|i| Sample {
-                iteration: 20 + i * 2,
-                values: [f(i), 1e7, 5000.0, 20000.0 + f(i) / 40.0, 5.0],
-            })
-            .collect()
-    }
-
-    fn tolerances() -> BTreeMap<Metric, f64> {
-        Metric::ALL
-            .into_iter()
-            .map(|m| (m, m.default_tolerance()))
-            .collect()
-    }
-
-    #[test]
-    fn steady_growth_is_a_leak_with_a_readable_reason() {
-        let d = decide(
-            &samples(|i| 1000.0 + 80.0 * i as f64),
-            &Metric::DEFAULT_GATE,
-            &tolerances(),
-            0.99,
-        );
-        assert_eq!(d.verdict, Verdict::Leak);
-        assert!(
-            d.reason.starts_with("tracemalloc grew 40 B/iter"),
-            "{}",
-            d.reason
-        );
-        assert!(d.reason.contains("above tolerance 8 B"), "{}", d.reason);
-    }
-
-    #[test]
-    fn flat_series_passes() {
-        let d = decide(
-            &samples(|_| 1000.0),
-            &Metric::DEFAULT_GATE,
-            &tolerances(),
-            0.99,
-        );
-        assert_eq!(d.verdict, Verdict::Pass, "{}", d.reason);
-    }
-
-    #[test]
-    fn noise_around_the_tolerance_is_inconclusive() {
-        // Slope 8 B/iter exactly at tolerance, with noise: neither above nor below.
-        let d = decide(
-            &samples(|i| 8.0 * (i as f64 * 2.0 + 20.0) + if i % 2 == 0 { 300.0 } else { -300.0 }),
-            &[Metric::Tracemalloc],
-            &tolerances(),
-            0.99,
-        );
-        assert_eq!(d.verdict, Verdict::Inconclusive, "{}", d.reason);
-    }
-
-    #[test]
-    fn ungated_growth_does_not_decide() {
-        let mut data = samples(|_| 1000.0);
-        for (k, s) in data.iter_mut().enumerate() {
-            s.values[1] = 1e7 + 1e5 * k as f64; // rss grows, but is not gated
-        }
-        let d = decide(&data, &Metric::DEFAULT_GATE, &tolerances(), 0.99);
-        assert_eq!(d.verdict, Verdict::Pass);
-    }
-
-    #[test]
-    fn expectations_gate_like_strict_xfail() {
-        assert!(is_ok(Verdict::Pass, Expect::Pass, false));
-        assert!(!is_ok(Verdict::Leak, Expect::Pass, false));
-        assert!(is_ok(Verdict::Leak, Expect::Leak, false));
-        assert!(!is_ok(Verdict::Pass, Expect::Leak, false));
-        assert!(!is_ok(Verdict::Error, Expect::Leak, false));
-        assert!(is_ok(Verdict::Inconclusive, Expect::Pass, false));
-        assert!(!is_ok(Verdict::Inconclusive, Expect::Pass, true));
-    }
-}
+mod tests;

@@ -24,6 +24,7 @@ import importlib
 import inspect
 import json
 import linecache
+import random
 import site
 import sys
 import tracemalloc
@@ -116,7 +117,8 @@ def prepare(spec):
 
     ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None),
     python_path (list), site_packages (list or None: replace our own site-packages with these),
-    executable (the Python that subprocesses should use), frames (tracemalloc depth).
+    executable (the Python that subprocesses should use), frames (tracemalloc depth), seed
+    (for Python's ``random``, so "random" scenario data is the same on every rerun).
     """
     global _ns, _setup, _run, _call, _teardown, _sentinel, _iteration_started, _iterations_paused
     _iteration_started = spec["iteration_started"]
@@ -142,6 +144,7 @@ def prepare(spec):
     for key, value in spec["params"]:
         _ns[key] = json.loads(value)
 
+    random.seed(spec["seed"])
     gc.collect()
     tracemalloc.start(spec["frames"])
     _sentinel = object()

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::metric::Metric;
 use crate::protocol::{Phase, PythonEnvironment, Sample, WorkerOptions, WorkerRequest};
 use crate::results::{
-    MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
+    Analysis, MetricAnalysis, MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult,
+    Summary, ToolInfo,
 };
 use crate::scenario::Scenario;
 use crate::verdict::{self, Verdict};
@@ -222,12 +223,8 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         .filter(|(_, warmup)| !warmup)
         .map(|(s, _)| s.clone())
         .collect();
-    let decision = verdict::decide(
-        &measured,
-        &scenario.gate,
-        &scenario.tolerance,
-        settings.confidence,
-    );
+    let plan = verdict::Plan::for_scenario(scenario, settings.confidence);
+    let decision = verdict::decide(&measured, &plan);
     let (verdict, reason, error, traceback) = match &run.failure {
         None => (decision.verdict, decision.reason.clone(), None, None),
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
@@ -296,5 +293,29 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         diagnosis: run.diagnosis,
         stdout: run.stdout,
         stderr: run.stderr,
+        analysis: Some(analysis(scenario, &decision, settings.worker.seed)),
+    }
+}
+
+/// The adaptive run's stop and each metric's robust statistics, for results.json.
+fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) -> Analysis {
+    Analysis {
+        max_iterations: scenario.max_iterations,
+        stop: decision.stop,
+        seed,
+        metrics: decision
+            .metrics
+            .iter()
+            .map(|m| {
+                let stats = MetricAnalysis {
+                    robust: m.robust,
+                    tail: m.tail,
+                    persistent: m.persistent,
+                    plateau: m.plateau,
+                    note: m.note.clone(),
+                };
+                (m.metric, stats)
+            })
+            .collect(),
     }
 }

@@ -18,7 +18,7 @@ use super::yaml::{self, Document, Node, Pos, Value};
 use super::{Body, Expect, Scenario};
 
 /// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
-pub(crate) const SCENARIO_KEYS: [&str; 19] = [
+pub(crate) const SCENARIO_KEYS: [&str; 20] = [
     "name",
     "description",
     "setup",
@@ -26,6 +26,7 @@ pub(crate) const SCENARIO_KEYS: [&str; 19] = [
     "call",
     "teardown",
     "iterations",
+    "max_iterations",
     "warmup",
     "sample_every",
     "python_path",
@@ -45,6 +46,8 @@ const TOP_LEVEL_KEYS: [&str; 2] = ["scenarios", "defaults"];
 
 /// Measured iterations when a scenario does not say.
 const DEFAULT_ITERATIONS: u64 = 200;
+/// `max_iterations` is this many times `iterations` when a scenario does not say.
+const DEFAULT_MAX_FACTOR: u64 = 4;
 /// Unmeasured iterations before sampling starts, when a scenario does not say.
 const DEFAULT_WARMUP: u64 = 20;
 /// Seconds a scenario may run before the runner stops it, when it does not say.
@@ -176,6 +179,7 @@ struct Settings {
     body: Option<Given<Body>>,
     teardown: Option<Given<String>>,
     iterations: Option<Given<u64>>,
+    max_iterations: Option<Given<u64>>,
     warmup: Option<Given<u64>>,
     sample_every: Option<Given<u64>>,
     python_path: Option<Given<Vec<PathBuf>>>,
@@ -207,6 +211,9 @@ impl Settings {
             body: self.body.or_else(|| defaults.body.clone()),
             teardown: self.teardown.or_else(|| defaults.teardown.clone()),
             iterations: self.iterations.or_else(|| defaults.iterations.clone()),
+            max_iterations: self
+                .max_iterations
+                .or_else(|| defaults.max_iterations.clone()),
             warmup: self.warmup.or_else(|| defaults.warmup.clone()),
             sample_every: self.sample_every.or_else(|| defaults.sample_every.clone()),
             python_path: self.python_path.or_else(|| defaults.python_path.clone()),
@@ -238,6 +245,7 @@ impl Settings {
             }
             "teardown" => self.teardown.is_some(),
             "iterations" => self.iterations.is_some(),
+            "max_iterations" => self.max_iterations.is_some(),
             "warmup" => self.warmup.is_some(),
             "sample_every" => self.sample_every.is_some(),
             "python_path" => self.python_path.is_some(),
@@ -545,6 +553,10 @@ impl Checker<'_> {
                     s.iterations =
                         self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
                 }
+                "max_iterations" => {
+                    s.max_iterations =
+                        self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
+                }
                 "warmup" => s.warmup = self.field(entry, &place, failed, |n| parse_count(n, 0)),
                 "sample_every" => {
                     s.sample_every = self.field(entry, &place, failed, |n| parse_count(n, 1));
@@ -647,6 +659,21 @@ impl Checker<'_> {
             Some(given) => given.value,
             None => (iterations / 100).max(1),
         };
+        let max_iterations = match &s.max_iterations {
+            Some(given) if !s.has_failed("iterations") && given.value < iterations => {
+                let message = format!(
+                    "key `max_iterations` {}: {} is below `iterations` ({iterations}), the minimum \
+                     every run makes (set both to the same value for a fixed count)",
+                    label.place(),
+                    given.value,
+                );
+                self.error(given.value_at, Some("max_iterations"), message);
+                valid = false;
+                given.value
+            }
+            Some(given) => given.value,
+            None => iterations.saturating_mul(DEFAULT_MAX_FACTOR),
+        };
         if !valid || !s.failed.is_empty() {
             return;
         }
@@ -667,6 +694,7 @@ impl Checker<'_> {
             body: body.value,
             teardown: s.teardown.map(|g| g.value),
             iterations,
+            max_iterations,
             warmup: s.warmup.map_or(DEFAULT_WARMUP, |g| g.value),
             sample_every,
             python_path: s.python_path.map(|g| g.value).unwrap_or_default(),

@@ -21,7 +21,8 @@
 //!     expect: leak
 //! ```
 //!
-//! Keys: `name`, `description`, `setup`, `run` or `call`, `teardown`, `iterations`, `warmup`,
+//! Keys: `name`, `description`, `setup`, `run` or `call`, `teardown`, `iterations`,
+//! `max_iterations`, `warmup`,
 //! `sample_every`, `python_path`, `timeout`, `gate`, `tolerance`, `expect`, `tags`.
 //!
 //! The submodules follow the data: [`discover`] finds files, `yaml` parses one into a tree that
@@ -88,6 +89,9 @@ pub struct Scenario {
     pub teardown: Option<String>,
     /// Measured iterations (at least 3).
     pub iterations: u64,
+    /// Most measured iterations of an adaptive run (at least `iterations`): rounds continue
+    /// until the verdict is clear or this is reached; equal to `iterations` for a fixed count.
+    pub max_iterations: u64,
     /// Iterations run before measuring, so caches and lazy imports settle first.
     pub warmup: u64,
     /// Take a sample every this many measured iterations; at least 3 samples are always taken.

@@ -255,6 +255,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
         "iterations_paused",
         wrap_pyfunction!(super::guard::iterations_paused, py)?,
     )?;
+    spec.set_item("seed", request.options.seed)?;
     Ok(spec)
 }
 

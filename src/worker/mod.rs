@@ -99,6 +99,10 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     let scenario = &request.scenario;
     let mut timings = Timings::default();
     let started = Instant::now();
+    // Same dict and set layouts on every rerun with the same seed: CPython reads
+    // PYTHONHASHSEED when it starts, just below.
+    // SAFETY: the worker has started no thread yet, so nothing reads the environment meanwhile.
+    unsafe { std::env::set_var("PYTHONHASHSEED", request.options.seed.to_string()) };
     let interpreter = Interpreter::start(request)?;
     channel.send(&WorkerMessage::Started {
         python_version: interpreter.python_version(),
@@ -113,54 +117,49 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     interpreter.run_setup()?;
     timings.setup = clock.elapsed().as_secs_f64();
 
-    let step = scenario.sample_every.max(1);
-    let total = scenario.warmup + scenario.iterations;
     let mut sampler = Sampler::new(&interpreter, channel);
     sampler.take(0, true)?;
 
-    for (phase, start, end) in [
-        (Phase::Warmup, 0, scenario.warmup),
-        (Phase::Measure, scenario.warmup, total),
-    ] {
-        sampler.channel.send(&WorkerMessage::Phase { phase })?;
-        let phase_clock = Instant::now();
-        let sampling_before = sampler.spent;
-        let mut done = start;
-        while done < end {
-            let stop = (done + step).min(end);
-            interpreter.run_chunk(phase, done, stop)?;
-            done = stop;
-            sampler.take(done, phase == Phase::Warmup)?;
-            sampler.progress(done)?;
-        }
-        let elapsed = phase_clock.elapsed().as_secs_f64();
-        match phase {
-            Phase::Warmup => timings.warmup = elapsed,
-            _ => timings.iterations = elapsed - (sampler.spent - sampling_before),
+    sampler.channel.send(&WorkerMessage::Phase {
+        phase: Phase::Warmup,
+    })?;
+    let clock = Instant::now();
+    sampler.run(Phase::Warmup, 0, scenario.warmup, scenario.sample_every)?;
+    timings.warmup = clock.elapsed().as_secs_f64();
+
+    // Measured rounds: run up to each look of the plan and stop at the first that decides (the
+    // runner replays the same looks on the same samples to give the verdict).
+    sampler.channel.send(&WorkerMessage::Phase {
+        phase: Phase::Measure,
+    })?;
+    let clock = Instant::now();
+    let sampling_before = sampler.spent;
+    let plan = verdict::Plan::for_scenario(scenario, request.options.confidence);
+    let mut done = scenario.warmup;
+    let mut verdict = Verdict::Inconclusive;
+    for index in 0..plan.looks.len() {
+        let end = plan.look_end(index);
+        sampler.run(Phase::Measure, done, end, scenario.sample_every)?;
+        done = end;
+        verdict = verdict::judge_look(&sampler.measured, &plan, index).verdict;
+        if verdict != Verdict::Inconclusive {
+            break;
         }
     }
+    timings.iterations = clock.elapsed().as_secs_f64() - (sampler.spent - sampling_before);
     timings.sampling = sampler.spent;
 
     let diagnose = match request.options.diagnose {
         DiagnoseMode::Always => true,
         DiagnoseMode::Never => false,
-        DiagnoseMode::Auto => {
-            verdict::decide(
-                &sampler.measured,
-                &scenario.gate,
-                &scenario.tolerance,
-                request.options.confidence,
-            )
-            .verdict
-                == Verdict::Leak
-        }
+        DiagnoseMode::Auto => verdict == Verdict::Leak,
     };
     if diagnose {
         let clock = Instant::now();
         sampler.channel.send(&WorkerMessage::Phase {
             phase: Phase::Diagnose,
         })?;
-        let diagnosis = diagnose_window(&interpreter, request, total)?;
+        let diagnosis = diagnose_window(&interpreter, request, done)?;
         timings.diagnosis = clock.elapsed().as_secs_f64();
         sampler.channel.send(&WorkerMessage::Diagnosis {
             diagnosis: Box::new(diagnosis),
@@ -238,6 +237,26 @@ impl<'a> Sampler<'a> {
             last_progress: Instant::now(),
             measured: Vec::new(),
         }
+    }
+
+    /// Runs iterations `start..end` in chunks of `sample_every`, with a sample after each chunk
+    /// (the last chunk may be shorter, so there is always a sample at `end`).
+    fn run(
+        &mut self,
+        phase: Phase,
+        start: u64,
+        end: u64,
+        sample_every: u64,
+    ) -> Result<(), Failure> {
+        let mut done = start;
+        while done < end {
+            let stop = (done + sample_every.max(1)).min(end);
+            self.interpreter.run_chunk(phase, done, stop)?;
+            done = stop;
+            self.take(done, phase == Phase::Warmup)?;
+            self.progress(done)?;
+        }
+        Ok(())
     }
 
     fn take(&mut self, iteration: u64, warmup: bool) -> Result<(), Failure> {
