@@ -448,10 +448,10 @@ fn describe_growth(judgement: &MetricJudgement, level: &str) -> String {
     )
 }
 
-/// `= 3.1e-5`, or `< 1e-12` for the p-values that round to nothing.
+/// `= 3.1e-5`, or `≤ 1e-12` for the p-values that round to nothing.
 fn format_p(p: f64) -> String {
     if p < 1e-12 {
-        "< 1e-12".to_string()
+        "≤ 1e-12".to_string()
     } else {
         format!("= {p:.1e}")
     }

@@ -276,12 +276,13 @@ proptest! {
         prop_assert_eq!(d.verdict, Verdict::Leak, "{}", d.reason);
     }
 
-    /// A steady leak's robust interval contains the true rate; least squares agrees on a line.
+    /// A steady leak's robust slope is close to the true rate and inside its own interval (the
+    /// interval covers the rate with probability 0.99, not always, so that is not asserted).
     #[test]
-    fn robust_interval_contains_the_rate(rate in 16.0f64..1e5, seed in any::<u64>()) {
+    fn robust_slope_recovers_the_rate(rate in 16.0f64..1e5, seed in any::<u64>()) {
         let d = judge(&series(100, |x| rate * x as f64 + rate * noise(x, seed)));
         let robust = d.metrics[0].robust.unwrap();
-        prop_assert!(robust.ci_low <= rate && rate <= robust.ci_high, "{:?}", robust);
+        prop_assert!((robust.slope - rate).abs() <= 0.05 * rate, "{:?}", robust);
         prop_assert!(robust.ci_low <= robust.slope && robust.slope <= robust.ci_high);
     }
 
