@@ -6,8 +6,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, ListArgs, ListFormat, MergeArgs, ReportArgs, RunArgs, SelectArgs};
+use clap::CommandFactory;
+
+use crate::cli::{
+    Cli, Command, InitArgs, ListArgs, ListFormat, MergeArgs, ReportArgs, RunArgs, SelectArgs,
+};
 use crate::compare;
+use crate::config::{self, ProjectConfig};
 use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
@@ -56,6 +61,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::List(args)) => list_command(args),
         Some(Command::Report(args)) => report_command(args),
         Some(Command::Merge(args)) => merge_command(args),
+        Some(Command::Init(args)) => init_command(args),
+        Some(Command::Completions { shell }) => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "leakcheck", &mut std::io::stdout());
+            Ok(Outcome::Success)
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(Outcome::Success)
+        }
         Some(Command::Worker) => Ok(if crate::worker::main() == 0 {
             Outcome::Success
         } else {
@@ -71,7 +86,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 /// Loads, validates and filters scenarios, printing every problem found.
-fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
+fn select(args: &SelectArgs, config: Option<&ProjectConfig>) -> Option<Vec<Scenario>> {
     let expr = match args.filter.as_deref().map(Expr::parse).transpose() {
         Ok(expr) => expr,
         Err(err) => {
@@ -79,7 +94,16 @@ fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
             return None;
         }
     };
-    let scenarios = match scenario::load_paths(&args.paths) {
+    let paths = if !args.paths.is_empty() {
+        args.paths.clone()
+    } else {
+        match config {
+            Some(config) if !config.paths.is_empty() => config.paths.clone(),
+            _ => vec![PathBuf::from("scenarios")],
+        }
+    };
+    let defaults = config.and_then(|c| c.defaults.as_ref());
+    let scenarios = match scenario::load_paths_with(&paths, defaults) {
         Ok(scenarios) => scenarios,
         Err(errors) => {
             for err in &errors {
@@ -108,8 +132,29 @@ fn select(args: &SelectArgs) -> Option<Vec<Scenario>> {
     Some(select::select(scenarios, expr.as_ref(), args.partition))
 }
 
+/// The project configuration `select` asks for: `--config`, none with `--no-config`, else the
+/// first found upward from the working directory.
+fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, ()> {
+    let found = if args.no_config {
+        Ok(None)
+    } else if let Some(file) = &args.config {
+        config::load(file).map(Some)
+    } else {
+        std::env::current_dir()
+            .map_err(|err| config::ConfigError::Io {
+                file: PathBuf::from("."),
+                source: err,
+            })
+            .and_then(|dir| config::discover(&dir))
+    };
+    found.map_err(|err| eprintln!("error: {err}"))
+}
+
 fn run_command(args: RunArgs) -> Result<Outcome> {
-    let Some(mut scenarios) = select(&args.select) else {
+    let Ok(config) = project_config(&args.select) else {
+        return Ok(Outcome::InvalidInput);
+    };
+    let Some(mut scenarios) = select(&args.select, config.as_ref()) else {
         return Ok(Outcome::InvalidInput);
     };
     if let Some(max) = args.max_iterations {
@@ -117,6 +162,17 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             scenario.max_iterations = max.max(scenario.iterations);
         }
     }
+    // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
+    // built-in defaults.
+    let from_config = config.clone().unwrap_or_default();
+    let report_dir = args
+        .report_dir
+        .clone()
+        .or(from_config.report_dir)
+        .unwrap_or_else(|| PathBuf::from("reports"));
+    let confidence = args.confidence.or(from_config.confidence).unwrap_or(0.99);
+    let python = args.python.clone().or(from_config.python);
+    let jobs = args.jobs.or(from_config.jobs).map(usize::from);
     // Read the baseline before spending minutes on scenarios.
     let baseline = match args.baseline.as_deref().map(results::read).transpose() {
         Ok(baseline) => baseline,
@@ -125,7 +181,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let environment = match environment::resolve(args.python.as_deref()) {
+    let environment = match environment::resolve(python.as_deref()) {
         Ok(env) => env,
         Err(err) => {
             eprintln!("error: {err}");
@@ -133,11 +189,11 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         }
     };
     let settings = RunSettings {
-        confidence: args.confidence,
+        confidence,
         fail_on_inconclusive: args.fail_on_inconclusive,
         environment,
         worker: WorkerOptions {
-            confidence: args.confidence,
+            confidence,
             diagnose: if args.diagnose {
                 DiagnoseMode::Always
             } else if args.no_diagnose {
@@ -148,16 +204,14 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             frames: args.frames,
             chain_timeout_secs: args.chain_timeout.max(0.0),
             max_rss: args.max_rss.unwrap_or_else(|| {
-                runner::limits::default_max_rss(
-                    args.jobs.map(usize::from).unwrap_or_else(default_jobs),
-                )
+                runner::limits::default_max_rss(jobs.unwrap_or_else(default_jobs))
             }),
             seed: args.seed,
         },
-        jobs: args.jobs.map(usize::from).unwrap_or_else(default_jobs),
+        jobs: jobs.unwrap_or_else(default_jobs),
     };
     // Fail before spending minutes on scenarios if their reports could not be saved.
-    if let Err(err) = check_writable(&args.report_dir) {
+    if let Err(err) = check_writable(&report_dir) {
         eprintln!("error: {err:#}");
         return Ok(Outcome::InvalidInput);
     }
@@ -169,7 +223,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             compare::apply_regression_gate(&mut results);
         }
     }
-    let written = match report::write_all(&results, &args.report_dir) {
+    let written = match report::write_all(&results, &report_dir) {
         Ok(written) => written,
         Err(err) => {
             // Show what the run found before saying its reports could not be saved.
@@ -180,7 +234,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     print_outcome(&results, &written, args.quiet)?;
     report::github::publish(
         &results,
-        &args.report_dir,
+        &report_dir,
         &report::github::Environment::current(),
     )?;
     if let Some(signal) = runner::signals::received() {
@@ -295,8 +349,44 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
     })
 }
 
+/// `leakcheck init`: a commented configuration and an example scenario that runs green, never
+/// overwriting a file unless asked to.
+fn init_command(args: InitArgs) -> Result<Outcome> {
+    let files = [
+        (
+            args.dir.join(config::FILE_NAMES[0]),
+            include_str!("init/leakcheck.yaml"),
+        ),
+        (
+            args.dir.join("scenarios/example.yaml"),
+            include_str!("init/example.yaml"),
+        ),
+    ];
+    if !args.force
+        && let Some((existing, _)) = files.iter().find(|(path, _)| path.exists())
+    {
+        eprintln!(
+            "error: `{}` already exists: nothing was written (use --force to replace)",
+            existing.display()
+        );
+        return Ok(Outcome::InvalidInput);
+    }
+    for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        report::write_atomically(path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    println!("next: edit scenarios/example.yaml, then run `leakcheck run`");
+    Ok(Outcome::Success)
+}
+
 fn list_command(args: ListArgs) -> Result<Outcome> {
-    let Some(scenarios) = select(&args.select) else {
+    let Ok(config) = project_config(&args.select) else {
+        return Ok(Outcome::InvalidInput);
+    };
+    let Some(scenarios) = select(&args.select, config.as_ref()) else {
         return Ok(Outcome::InvalidInput);
     };
     let mut out = std::io::stdout().lock();

@@ -29,6 +29,15 @@ pub enum Command {
     Report(ReportArgs),
     /// Combine the results.json of several shards (`run --partition`) into one run.
     Merge(MergeArgs),
+    /// Write a commented leakcheck.yaml and an example scenario into a project.
+    Init(InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `leakcheck man > leakcheck.1`.
+    Man,
     /// Internal: run one scenario inside an embedded interpreter (started by `run`).
     #[command(name = "__worker", hide = true)]
     Worker,
@@ -37,9 +46,23 @@ pub enum Command {
 /// Which scenarios to consider.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
-    /// Scenario files or folders (searched recursively for *.yaml and *.yml).
-    #[arg(default_value = "scenarios")]
+    /// Scenario files or folders (searched recursively for *.yaml and *.yml). Default: the
+    /// `paths` of the project configuration, else `scenarios`.
     pub paths: Vec<PathBuf>,
+
+    /// Use this configuration file (leakcheck.yaml or pyproject.toml) instead of looking for one
+    /// upward from the working directory.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "no_config",
+        env = "LEAKCHECK_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Ignore any configuration file.
+    #[arg(long)]
+    pub no_config: bool,
 
     /// Only scenarios matching this expression, as pytest's -k: words match a substring of the
     /// name or a whole tag (case-insensitive), combined with `and`, `or`, `not` and parentheses,
@@ -52,6 +75,18 @@ pub struct SelectArgs {
     /// grows). Merge the shards' results with `leakcheck merge`.
     #[arg(long, value_name = "KIND:K/N", value_parser = crate::select::Partition::parse)]
     pub partition: Option<crate::select::Partition>,
+}
+
+/// Options of `leakcheck init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Replace files that already exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of `leakcheck merge`.
@@ -94,9 +129,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
-    /// Folder for index.html, results.json and junit.xml (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "reports")]
-    pub report_dir: PathBuf,
+    /// Folder for index.html, results.json and junit.xml (created if missing). Default: the
+    /// configuration's `report_dir`, else `reports`.
+    #[arg(long, value_name = "DIR", env = "LEAKCHECK_REPORT_DIR")]
+    pub report_dir: Option<PathBuf>,
 
     /// An earlier results.json to compare with: new leaks, fixed leaks and significant rises in
     /// growth are listed first.
@@ -108,9 +144,10 @@ pub struct RunArgs {
     #[arg(long, requires = "baseline")]
     pub fail_on_regression: bool,
 
-    /// Two-sided confidence level of the growth intervals, between 0.5 and 0.9999.
-    #[arg(long, value_name = "LEVEL", default_value_t = 0.99, value_parser = parse_confidence)]
-    pub confidence: f64,
+    /// Two-sided confidence level of the growth intervals, between 0.5 and 0.9999. Default: the
+    /// configuration's `confidence`, else 0.99.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_confidence, env = "LEAKCHECK_CONFIDENCE")]
+    pub confidence: Option<f64>,
 
     /// Most measured iterations of any scenario: overrides each scenario's `max_iterations`
     /// (default 4 × `iterations`). A value at or below a scenario's `iterations` gives it a fixed
@@ -128,8 +165,9 @@ pub struct RunArgs {
     pub fail_on_inconclusive: bool,
 
     /// Python interpreter or virtual-environment folder whose packages the scenarios import
-    /// (default: the active VIRTUAL_ENV, else the embedded interpreter's own).
-    #[arg(long, value_name = "PATH")]
+    /// (default: the configuration's `python`, else the active VIRTUAL_ENV, else the embedded
+    /// interpreter's own).
+    #[arg(long, value_name = "PATH", env = "LEAKCHECK_PYTHON")]
     pub python: Option<PathBuf>,
 
     /// Print only failures and the final line.
@@ -138,7 +176,13 @@ pub struct RunArgs {
 
     /// How many scenarios run at once, each in its own worker process (default: the number of
     /// CPUs). Results and reports keep scenario order whatever the number.
-    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..),
+        env = "LEAKCHECK_JOBS"
+    )]
     pub jobs: Option<u16>,
 
     /// Diagnose every scenario (allocation sites, growing types, referrer chains, hints), not

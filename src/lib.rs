@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod diagnosis;
 pub mod merge;
 pub mod metric;

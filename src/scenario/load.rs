@@ -80,9 +80,9 @@ pub(crate) struct FileOutcome {
 
 /// Reads and validates one scenario file; never stops at the first problem within the file
 /// (except a YAML syntax error, after which nothing else can be trusted).
-pub(crate) fn load(file: &Path) -> FileOutcome {
+pub(crate) fn load(file: &Path, project: Option<&ProjectDefaults>) -> FileOutcome {
     match read_text(file) {
-        Ok(source) => load_source(file, &source),
+        Ok(source) => load_source_with(file, &source, project),
         Err(error) => FileOutcome {
             errors: vec![error],
             ..FileOutcome::default()
@@ -147,12 +147,14 @@ fn read_bounded(file: &Path) -> Result<Vec<u8>, ScenarioError> {
     Ok(bytes)
 }
 
-/// Validates the text of a scenario file; `file` is used for messages and `python_path`.
-pub(crate) fn load_source(file: &Path, source: &str) -> FileOutcome {
+/// Validates the text of a scenario file under the project's defaults, if any; `file` is used
+/// for messages and `python_path`.
+fn load_source_with(file: &Path, source: &str, project: Option<&ProjectDefaults>) -> FileOutcome {
     let mut checker = Checker {
         file,
         dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
         outcome: FileOutcome::default(),
+        project: project.map(|p| &p.0),
     };
     checker.document(source);
     let mut outcome = checker.outcome;
@@ -331,6 +333,57 @@ struct Checker<'f> {
     /// The scenario file's directory, which relative `python_path` entries start from.
     dir: PathBuf,
     outcome: FileOutcome,
+    /// The project's defaults (from leakcheck.yaml or pyproject.toml), applied under the file's.
+    project: Option<&'f Settings>,
+}
+
+/// Scenario keys set for a whole project in its configuration file, beneath each file's own
+/// `defaults:`.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectDefaults(Settings);
+
+/// Reads the `defaults` mapping of a project configuration file (given as YAML text; TOML
+/// configurations are converted first). `file` names the configuration in messages and is where
+/// relative `python_path` entries start from.
+pub(crate) fn project_defaults(
+    file: &Path,
+    source: &str,
+) -> Result<ProjectDefaults, Vec<ScenarioError>> {
+    let mut checker = Checker {
+        file,
+        dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
+        outcome: FileOutcome::default(),
+        project: None,
+    };
+    let settings = match yaml::parse(source) {
+        Ok(Document::Node(node)) => match &node.value {
+            Value::Map(map) => {
+                checker.settings(map, &Label("project `defaults`".into()), Kind::Defaults)
+            }
+            other => {
+                let message = format!(
+                    "`defaults` must be a mapping of scenario keys, found {}",
+                    other.describe()
+                );
+                checker.error(node.pos, Some("defaults"), message);
+                Settings::default()
+            }
+        },
+        Ok(Document::Empty) => Settings::default(),
+        Err(syntax) => {
+            checker.error(
+                syntax.pos.unwrap_or(Pos::START),
+                Some("defaults"),
+                syntax.message,
+            );
+            Settings::default()
+        }
+    };
+    if checker.outcome.errors.is_empty() {
+        Ok(ProjectDefaults(settings))
+    } else {
+        Err(checker.outcome.errors)
+    }
 }
 
 impl Checker<'_> {
@@ -380,7 +433,10 @@ impl Checker<'_> {
                     .filter(|(k, _)| !is_key(k, "defaults"))
                     .cloned()
                     .collect();
-                let settings = self.settings(&own, &label, Kind::Single);
+                let mut settings = self.settings(&own, &label, Kind::Single);
+                if let Some(project) = self.project {
+                    settings = settings.or(project);
+                }
                 self.finish(settings, node.pos, &label);
             }
             Value::Seq(_) => self.error(
@@ -457,7 +513,10 @@ impl Checker<'_> {
                 || Label(format!("scenario #{}", index + 1)),
                 |n| Label(format!("scenario `{n}`")),
             );
-            let settings = self.settings(map, &label, Kind::Listed).or(&defaults);
+            let mut settings = self.settings(map, &label, Kind::Listed).or(&defaults);
+            if let Some(project) = self.project {
+                settings = settings.or(project);
+            }
             self.finish(settings, item.pos, &label);
         }
     }

@@ -42,6 +42,12 @@ use crate::metric::Metric;
 
 pub use discover::discover;
 pub use error::ScenarioError;
+pub use load::ProjectDefaults;
+
+/// Reads the `defaults` of a project configuration file, given as YAML text.
+pub fn project_defaults(file: &Path, yaml: &str) -> Result<ProjectDefaults, Vec<ScenarioError>> {
+    load::project_defaults(file, yaml)
+}
 
 /// The code a scenario runs once per iteration, the thing checked for leaks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +133,7 @@ pub struct Scenario {
 /// Reports all problems in the file (a YAML syntax error ends reading it), including names
 /// used twice within it.
 pub fn load_file(path: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
-    let outcome = load::load(path);
+    let outcome = load::load(path, None);
     let mut errors = outcome.errors;
     errors.extend(load::duplicate_names(&outcome.names));
     if errors.is_empty() {
@@ -143,12 +149,21 @@ pub fn load_file(path: &Path) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
 /// names must be unique across all files, and a repeated name is reported at its second
 /// definition, pointing back at the first.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
+    load_paths_with(paths, None)
+}
+
+/// [`load_paths`] with the project's defaults from its configuration file applied beneath each
+/// file's own `defaults:` (a scenario's own keys win, then its file's, then the project's).
+pub fn load_paths_with(
+    paths: &[PathBuf],
+    project: Option<&ProjectDefaults>,
+) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
     let files = discover(paths)?;
     let mut scenarios = Vec::new();
     let mut names = Vec::new();
     let mut errors = Vec::new();
     for file in &files {
-        let outcome = load::load(file);
+        let outcome = load::load(file, project);
         scenarios.extend(outcome.scenarios);
         names.extend(outcome.names);
         errors.extend(outcome.errors);
