@@ -13,7 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::metric::Metric;
 use crate::protocol::Phase;
-use crate::results::{MetricResult, RunResults, ScenarioResult};
+use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::runner::{Event, EventSink};
 use crate::scenario::Expect;
 use crate::units::format_quantity;
@@ -209,7 +209,10 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         .map(|s| {
             let mut row = vec![s.name.clone(), verdict_label(s)];
             row.extend(Metric::ALL.iter().map(|m| match s.metrics.get(m) {
-                Some(result) => growth_cell(result),
+                Some(result) => growth_cell(
+                    result,
+                    s.analysis.as_ref().and_then(|a| a.metrics.get(m)),
+                ),
                 None => "-".to_string(),
             }));
             row.push(s.iterations_done.to_string());
@@ -252,22 +255,34 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         out,
         "{}",
         style(format!(
-            "growth per iteration ± half-width of the {} % confidence interval; * = gated metric",
-            results.confidence * 100.0
+            "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
+             interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak)"
         ))
         .dim()
     )
 }
 
-/// `36 B ±0.4*`: slope, half-width of the interval, and a star for gated metrics.
-fn growth_cell(result: &MetricResult) -> String {
-    match (result.slope, result.ci_low, result.ci_high) {
-        (Some(slope), Some(low), Some(high)) => format!(
-            "{} ±{}{}",
+/// `36 B ±0.4*`: the robust slope the verdict used (least squares for results written before
+/// it existed), the half-width of its interval, and a star for gated metrics; `flat after N`
+/// for growth that stopped.
+fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
+    let gated = if result.gated { "*" } else { "" };
+    if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
+        return format!("flat after {:.0}{gated}", plateau.until);
+    }
+    let fit = match analysis.and_then(|a| a.robust.as_ref()) {
+        Some(robust) => Some((robust.slope, robust.ci_low, robust.ci_high)),
+        None => match (result.slope, result.ci_low, result.ci_high) {
+            (Some(slope), Some(low), Some(high)) => Some((slope, low, high)),
+            _ => None,
+        },
+    };
+    match fit {
+        Some((slope, low, high)) => format!(
+            "{} ±{}{gated}",
             format_quantity(slope, result.unit),
             format_quantity((high - low) / 2.0, result.unit),
-            if result.gated { "*" } else { "" }
         ),
-        _ => "-".to_string(),
+        None => "-".to_string(),
     }
 }
