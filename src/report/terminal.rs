@@ -209,10 +209,9 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         .map(|s| {
             let mut row = vec![s.name.clone(), verdict_label(s)];
             row.extend(Metric::ALL.iter().map(|m| match s.metrics.get(m) {
-                Some(result) => growth_cell(
-                    result,
-                    s.analysis.as_ref().and_then(|a| a.metrics.get(m)),
-                ),
+                Some(result) => {
+                    growth_cell(result, s.analysis.as_ref().and_then(|a| a.metrics.get(m)))
+                }
                 None => "-".to_string(),
             }));
             row.push(s.iterations_done.to_string());
@@ -254,10 +253,10 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
     writeln!(
         out,
         "{}",
-        style(format!(
+        style(
             "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
              interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak)"
-        ))
+        )
         .dim()
     )
 }
