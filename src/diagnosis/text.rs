@@ -30,7 +30,7 @@ impl Diagnosis {
                 lines.push(format!(
                     "  {:>10}/iter  {}:{}",
                     format_bytes(site.bytes_per_iteration),
-                    site.file,
+                    relative(&site.file),
                     site.line
                 ));
                 if let Some(code) = &site.code {
@@ -39,7 +39,7 @@ impl Diagnosis {
                 if let Some(caller) = &site.caller {
                     lines.push(format!(
                         "                  called from {}:{}{}",
-                        caller.file,
+                        relative(&caller.file),
                         caller.line,
                         caller
                             .code
@@ -90,4 +90,18 @@ impl Diagnosis {
         }
         lines
     }
+}
+
+/// `file` relative to the working directory when it lies under it: shorter, and clickable in
+/// most terminals and editors.
+fn relative(file: &str) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| {
+            std::path::Path::new(file)
+                .strip_prefix(&dir)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| file.to_string())
 }
