@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Project, transcript};
+use common::{Project, names_and_verdicts, transcript};
 
 const SUITE: &str = r#"
 defaults:
@@ -33,20 +33,6 @@ scenarios:
   - name: e-clean
     call: gc:isenabled
 "#;
-
-fn names_and_verdicts(results: &serde_json::Value) -> Vec<(String, String)> {
-    results["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn parallel_runs_keep_order_and_verdicts_and_isolate_memory() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Project, transcript};
+use common::{Project, names_and_verdicts, transcript};
 
 const SUITE: &str = r#"
 defaults:
@@ -130,15 +130,7 @@ fn merged_shards_report_like_a_single_run() {
             .unwrap();
     let summary = |v: &serde_json::Value| v["summary"].clone();
     assert_eq!(summary(&merged), summary(&single));
-    let names_verdicts = |v: &serde_json::Value| -> Vec<(String, String)> {
-        v["scenarios"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (s["name"].to_string(), s["verdict"].to_string()))
-            .collect()
-    };
-    assert_eq!(names_verdicts(&merged), names_verdicts(&single));
+    assert_eq!(names_and_verdicts(&merged), names_and_verdicts(&single));
 
     // The merged results render like any run's.
     let out = project.leakcheck(&["report", "merged.json", "--report-dir", "merged-report"]);

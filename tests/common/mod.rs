@@ -81,3 +81,18 @@ pub fn transcript(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// `(name, verdict)` of every scenario, in report order.
+pub fn names_and_verdicts(results: &Value) -> Vec<(String, String)> {
+    results["scenarios"]
+        .as_array()
+        .expect("scenarios array")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_string(),
+                s["verdict"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
