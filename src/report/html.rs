@@ -276,7 +276,7 @@ impl Page {
                         .iter()
                         .map(|m| match sc.metrics.get(m) {
                             Some(result) => Cell {
-                                text: view::growth(result),
+                                text: view::growth(result, view::analysis_of(sc, *m)),
                                 class: match (sc.gate.contains(m), result.call) {
                                     (false, _) => "ungated",
                                     (true, Call::Grows) => "grows",
@@ -317,7 +317,7 @@ fn scenario_view(
         .iter()
         .filter_map(|(&metric, result)| {
             let chart = Chart::build(metric, result)?;
-            let growth = view::growth(result);
+            let growth = view::growth(result, view::analysis_of(sc, metric));
             Some(ChartView {
                 caption: growth.clone(),
                 call_class: call_class(result.call),
@@ -368,8 +368,8 @@ fn scenario_view(
             .iter()
             .map(|(&metric, m)| MetricRow {
                 metric,
-                growth: view::growth(m),
-                interval: view::interval(m),
+                growth: view::growth(m, view::analysis_of(sc, metric)),
+                interval: view::interval(m, view::analysis_of(sc, metric)),
                 tolerance: view::tolerance(m),
                 call: view::call_name(m),
                 call_class: call_class(m.call),

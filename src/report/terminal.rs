@@ -269,18 +269,11 @@ fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> Stri
     if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
         return format!("flat after {:.0}{gated}", plateau.until);
     }
-    let fit = match analysis.and_then(|a| a.robust.as_ref()) {
-        Some(robust) => Some((robust.slope, robust.ci_low, robust.ci_high)),
-        None => match (result.slope, result.ci_low, result.ci_high) {
-            (Some(slope), Some(low), Some(high)) => Some((slope, low, high)),
-            _ => None,
-        },
-    };
-    match fit {
-        Some((slope, low, high)) => format!(
+    match super::view::decided(result, analysis) {
+        Some(fit) => format!(
             "{} ±{}{gated}",
-            format_quantity(slope, result.unit),
-            format_quantity((high - low) / 2.0, result.unit),
+            format_quantity(fit.slope, result.unit),
+            format_quantity((fit.ci_high - fit.ci_low) / 2.0, result.unit),
         ),
         None => "-".to_string(),
     }

@@ -5,7 +5,8 @@
 
 use crate::compare::{self, Growth};
 use crate::diagnosis::{AllocationSite, Diagnosis};
-use crate::results::{MetricResult, RunResults, ScenarioResult};
+use crate::metric::Metric;
+use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::scenario::Expect;
 use crate::units::{Unit, format_quantity};
 use crate::verdict::Verdict;
@@ -75,18 +76,39 @@ pub fn anchor(index: usize, name: &str) -> String {
     format!("s{index}-{}", slug.trim_matches('-'))
 }
 
-/// `217 B/iter ± 0.229 B`, or `not fitted`.
-pub fn growth(metric: &MetricResult) -> String {
+/// The growth the verdict used for one metric: the robust (Theil–Sen) fit when the results
+/// have one, else least squares (results written before robust fits existed).
+pub fn decided(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Option<Growth> {
+    if let Some(robust) = analysis.and_then(|a| a.robust.as_ref()) {
+        return Some(Growth {
+            slope: robust.slope,
+            ci_low: robust.ci_low,
+            ci_high: robust.ci_high,
+        });
+    }
     match (metric.slope, metric.ci_low, metric.ci_high) {
-        (Some(slope), Some(low), Some(high)) => growth_of(
-            Growth {
-                slope,
-                ci_low: low,
-                ci_high: high,
-            },
-            metric.unit,
-        ),
-        _ => "not fitted".to_string(),
+        (Some(slope), Some(low), Some(high)) => Some(Growth {
+            slope,
+            ci_low: low,
+            ci_high: high,
+        }),
+        _ => None,
+    }
+}
+
+/// A scenario's robust analysis of one metric, if it has one.
+pub fn analysis_of(scenario: &ScenarioResult, metric: Metric) -> Option<&MetricAnalysis> {
+    scenario
+        .analysis
+        .as_ref()
+        .and_then(|a| a.metrics.get(&metric))
+}
+
+/// `217 B/iter ± 0.229 B` (the growth the verdict used), or `not fitted`.
+pub fn growth(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
+    match decided(metric, analysis) {
+        Some(fit) => growth_of(fit, metric.unit),
+        None => "not fitted".to_string(),
     }
 }
 
@@ -99,15 +121,15 @@ pub fn growth_of(growth: Growth, unit: Unit) -> String {
     )
 }
 
-/// `[216 B, 217 B]`, the confidence interval of the growth per iteration.
-pub fn interval(metric: &MetricResult) -> String {
-    match (metric.ci_low, metric.ci_high) {
-        (Some(low), Some(high)) => format!(
+/// `[216 B, 217 B]`, the interval of the growth per iteration the verdict used.
+pub fn interval(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
+    match decided(metric, analysis) {
+        Some(fit) => format!(
             "[{}, {}]",
-            format_quantity(low, metric.unit),
-            format_quantity(high, metric.unit)
+            format_quantity(fit.ci_low, metric.unit),
+            format_quantity(fit.ci_high, metric.unit)
         ),
-        _ => "—".to_string(),
+        None => "—".to_string(),
     }
 }
 
@@ -170,9 +192,9 @@ pub fn growth_lines(results: &RunResults, scenario: &ScenarioResult) -> Vec<Stri
         .map(|(metric, m)| {
             format!(
                 "{metric}: {}, {} % CI {}, tolerance {} ({}{})",
-                growth(m),
+                growth(m, analysis_of(scenario, *metric)),
                 percent(results.confidence),
-                interval(m),
+                interval(m, analysis_of(scenario, *metric)),
                 tolerance(m),
                 if m.gated { "gated, " } else { "" },
                 call_name(m)
