@@ -153,9 +153,18 @@ def prepare(spec):
 
 
 def run_setup():
-    """Run the scenario's ``setup`` code once in its namespace."""
+    """Run the scenario's ``setup`` code once in its namespace, then freeze what exists.
+
+    ``gc.freeze()`` moves every object alive after setup (the interpreter, imported modules,
+    the scenario's fixtures) out of the collector's reach, so the full collection before each
+    sample only walks objects made since: on a heap of a million objects a sample drops from
+    ~44 ms to a few. Frozen objects stay alive and keep their memory; the diagnosis unfreezes
+    them before it needs the whole heap.
+    """
     if _setup is not None:
         _exec(_setup, _ns)
+    _gc_collect()
+    gc.freeze()
 
 
 def run_chunk(start, stop):
@@ -254,8 +263,10 @@ def describe(exc):
 
 
 def diagnose_begin(frames):
-    """Start the diagnosis window: tracemalloc restarts with deep tracebacks."""
+    """Start the diagnosis window: the frozen heap is returned to the collector (censuses and
+    referrer searches must see it), and tracemalloc restarts with deep tracebacks."""
     global _sentinel
+    gc.unfreeze()
     _diagnose.begin(frames)
     _sentinel = object()
 
