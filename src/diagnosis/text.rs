@@ -1,22 +1,10 @@
-//! A compact plain-text rendering of a [`Diagnosis`], shared by the terminal summary and any
-//! report that wants a few readable lines (JUnit messages, GitHub annotations).
+//! A compact plain-text rendering of a [`Diagnosis`], shared by the terminal summary and the
+//! JUnit output (one-line figures such as the top site live in `report::view`).
 
 use super::Diagnosis;
 use crate::units::{Unit, format_bytes, format_quantity};
 
 impl Diagnosis {
-    /// The top allocation site as `file:line (1.2 KiB/iter)`, for one-line messages.
-    pub fn top_site(&self) -> Option<String> {
-        self.sites.first().map(|site| {
-            format!(
-                "{}:{} ({}/iter)",
-                site.file,
-                site.line,
-                format_bytes(site.bytes_per_iteration)
-            )
-        })
-    }
-
     /// A few lines per section, most telling first: allocation sites with their source line,
     /// growing types, referrer chains, hints, uncollectable garbage and notes.
     pub fn summary_lines(&self) -> Vec<String> {
