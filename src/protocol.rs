@@ -99,6 +99,8 @@ pub enum Phase {
     Warmup,
     /// Measured iterations.
     Measure,
+    /// A few iterations after the measured ones with tracemalloc on, for its byte figure.
+    Trace,
     /// Extra iterations after the measured ones, to find where memory goes and who holds it.
     Diagnose,
     /// The scenario's `teardown` code.
@@ -112,6 +114,7 @@ impl std::fmt::Display for Phase {
             Phase::Setup => "setup",
             Phase::Warmup => "warmup",
             Phase::Measure => "run",
+            Phase::Trace => "traced window",
             Phase::Diagnose => "diagnosis",
             Phase::Teardown => "teardown",
         })
@@ -138,6 +141,19 @@ impl Sample {
     }
 }
 
+/// Where a sample was taken, which decides which of its figures count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleKind {
+    /// Right after setup or during warmup: shown, never fitted.
+    Warmup,
+    /// During the measured run: fitted for every metric the plan reads then (all but
+    /// tracemalloc unless the scenario is traced throughout, see [`crate::sampling`]).
+    Measure,
+    /// In the traced window after the measured run: fitted for tracemalloc only.
+    Trace,
+}
+
 /// A message from the worker to the runner.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -158,8 +174,8 @@ pub enum WorkerMessage {
     Sample {
         /// The sample.
         sample: Sample,
-        /// Whether it was taken during warmup (shown, not fitted).
-        warmup: bool,
+        /// Which part of the run it belongs to, which decides what it is fitted for.
+        kind: SampleKind,
     },
     /// Iterations completed so far, sent at most a few times a second.
     Progress {
@@ -228,6 +244,10 @@ pub struct Timings {
     pub iterations: f64,
     /// Taking samples (collections and metric reads).
     pub sampling: f64,
+    /// The traced window after the measured run: its iterations and samples. Defaults to 0 so
+    /// that results.json files written before it existed still load.
+    #[serde(default)]
+    pub trace: f64,
     /// The diagnosis window: its iterations, checkpoints and chain search. Defaults to 0 so
     /// that results.json files written before it existed still load (`--baseline`, `report`).
     #[serde(default)]

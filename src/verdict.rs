@@ -204,6 +204,14 @@ impl Plan {
         }
     }
 
+    /// The growth per iteration tolerated for `metric`: the scenario's, else the default.
+    pub fn tolerance_of(&self, metric: Metric) -> f64 {
+        self.tolerance
+            .get(&metric)
+            .copied()
+            .unwrap_or_else(|| metric.default_tolerance())
+    }
+
     /// The iteration (warmup included) at which look `index` happens.
     pub fn look_end(&self, index: usize) -> u64 {
         self.warmup + self.looks[index].measured
@@ -251,21 +259,10 @@ pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
     let metrics: Vec<MetricJudgement> = Metric::ALL
         .into_iter()
         .map(|metric| {
-            let mut points: Vec<(f64, f64)> = samples
-                .iter()
-                .map(|s| (s.iteration as f64, s.get(metric)))
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let tolerance = plan
-                .tolerance
-                .get(&metric)
-                .copied()
-                .unwrap_or_else(|| metric.default_tolerance());
             judge_metric(
                 metric,
-                &points,
-                tolerance,
+                &points(samples, metric),
+                plan.tolerance_of(metric),
                 plan.gate.contains(&metric),
                 look.confidence,
                 plan.confidence,
@@ -330,6 +327,31 @@ pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
             confidence: look.confidence,
         },
     }
+}
+
+/// Judges one metric on samples of its own, outside the gate, at the plan's confidence: the
+/// tracemalloc figure of the traced window (see [`crate::sampling`]), which is reported but
+/// never decides the verdict.
+pub fn judge_window(samples: &[Sample], metric: Metric, plan: &Plan) -> MetricJudgement {
+    judge_metric(
+        metric,
+        &points(samples, metric),
+        plan.tolerance_of(metric),
+        false,
+        plan.confidence,
+        plan.confidence,
+    )
+}
+
+/// `(iteration, value)` of one metric, finite values only, ordered by iteration.
+fn points(samples: &[Sample], metric: Metric) -> Vec<(f64, f64)> {
+    let mut points: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| (s.iteration as f64, s.get(metric)))
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    points
 }
 
 /// The rule of the module documentation for one metric; `points` ordered by iteration.

@@ -33,7 +33,7 @@ scenarios:
       kept = []
       assert note == "fifty" if per_iteration == 50 else True
     run: |
-      kept.extend([i] * per_iteration)
+      kept.extend(object() for _ in range(per_iteration))
 "#,
     );
     let listed = project.leakcheck(&["list", "p.yaml"]);
@@ -50,14 +50,14 @@ scenarios:
     }
     let (out, results) = project.run(&["p.yaml", "-k", "grows-by"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let small = scenario(&results, "grows-by[per_iteration=1]")["metrics"]["tracemalloc"]["slope"]
+    let small = scenario(&results, "grows-by[per_iteration=1]")["metrics"]["alloc_blocks"]["slope"]
         .as_f64()
         .unwrap();
-    let big = scenario(&results, "grows-by[per_iteration=50,note=fifty]")["metrics"]["tracemalloc"]
-        ["slope"]
+    let big = scenario(&results, "grows-by[per_iteration=50,note=fifty]")["metrics"]
+        ["alloc_blocks"]["slope"]
         .as_f64()
         .unwrap();
-    assert!(big > 20.0 * small, "50 items/iter ({big}) vs 1 ({small})");
+    assert!(big > 20.0 * small, "50 objects/iter ({big}) vs 1 ({small})");
 
     let (out, _) = project.run(&["p.yaml", "-k", "sized"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));

@@ -51,16 +51,16 @@ fn a_baseline_run_flags_regressions_fixes_and_membership_changes() {
         assert_eq!(change(&results, name)["change"], expected, "{name}: {log}");
     }
     let faster = change(&results, "grows-faster");
-    let tracemalloc = faster["metrics"]
+    let blocks = faster["metrics"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["metric"] == "tracemalloc")
+        .find(|m| m["metric"] == "alloc_blocks")
         .unwrap();
-    assert_eq!(tracemalloc["shift"], "rose");
+    assert_eq!(blocks["shift"], "rose");
     let (old, new) = (
-        tracemalloc["old"]["slope"].as_f64().unwrap(),
-        tracemalloc["new"]["slope"].as_f64().unwrap(),
+        blocks["old"]["slope"].as_f64().unwrap(),
+        blocks["new"]["slope"].as_f64().unwrap(),
     );
     assert!(
         new > 5.0 * old,

@@ -146,19 +146,29 @@ fn results_json_has_the_documented_schema() {
     assert_eq!(s["file"], "s.yaml");
     assert_eq!(s["expected"], "pass");
     assert!(s["error"].is_null());
-    for metric in ["tracemalloc", "rss", "gc_objects", "alloc_blocks", "fds"] {
+    let iterations = |metric: &str| -> Vec<u64> {
         let m = &s["metrics"][metric];
         for key in ["slope", "ci_low", "ci_high", "unit", "samples"] {
             assert!(m.get(key).is_some(), "{metric} lacks {key}");
         }
         let samples = m["samples"].as_array().unwrap();
+        samples.iter().map(|p| p[0].as_u64().unwrap()).collect()
+    };
+    for metric in ["malloc", "rss", "gc_objects", "alloc_blocks", "fds"] {
         // Measured iterations 5..35 sampled every 3: 8, 11, ..., 35 (the last one forced).
-        let xs: Vec<u64> = samples.iter().map(|p| p[0].as_u64().unwrap()).collect();
+        let xs = iterations(metric);
         assert_eq!(xs.first(), Some(&8), "{metric}: {xs:?}");
         assert_eq!(xs.last(), Some(&35), "{metric}: {xs:?}");
         assert_eq!(xs.len(), 10, "{metric}: {xs:?}");
     }
+    // tracemalloc is read in the traced window after the measured run: at least 8 iterations
+    // (half of them settling), then one sample per iteration.
+    let traced = iterations("tracemalloc");
+    assert_eq!(traced.first(), Some(&39), "{traced:?}");
+    assert_eq!(traced.len(), 5, "{traced:?}");
+    assert!(traced.windows(2).all(|w| w[1] == w[0] + 1), "{traced:?}");
     assert_eq!(s["metrics"]["tracemalloc"]["unit"], "bytes");
+    assert_eq!(s["metrics"]["malloc"]["unit"], "bytes");
     assert_eq!(s["metrics"]["fds"]["unit"], "count");
 }
 

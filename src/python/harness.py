@@ -65,6 +65,10 @@ class MeasurementTampered(Exception):
 # An object allocated right after tracemalloc starts: if its trace is gone, tracemalloc was
 # restarted or its traces cleared, and traced bytes are no longer comparable between samples.
 _sentinel = None
+# Whether tracemalloc should be on now: from ``prepare`` when the scenario gates on it
+# (``_traced_throughout``), else only between ``trace_begin`` and ``trace_end``.
+_tracing = False
+_traced_throughout = False
 # Iterations completed when the last chunk ended (None: only setup has run), for messages.
 _last_done = None
 # Watchdog hooks from the Rust worker (see src/worker/guard.rs), set by ``prepare``.
@@ -117,10 +121,12 @@ def prepare(spec):
 
     ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None),
     python_path (list), site_packages (list or None: replace our own site-packages with these),
-    executable (the Python that subprocesses should use), frames (tracemalloc depth), seed
-    (for Python's ``random``, so "random" scenario data is the same on every rerun).
+    executable (the Python that subprocesses should use), frames (tracemalloc depth), trace
+    (start tracemalloc now and keep it on: the scenario gates on it), seed (for Python's
+    ``random``, so "random" scenario data is the same on every rerun).
     """
-    global _ns, _setup, _run, _call, _teardown, _sentinel, _iteration_started, _iterations_paused
+    global _ns, _setup, _run, _call, _teardown, _iteration_started, _iterations_paused
+    global _traced_throughout
     _iteration_started = spec["iteration_started"]
     _iterations_paused = spec["iterations_paused"]
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
@@ -146,8 +152,9 @@ def prepare(spec):
 
     random.seed(spec["seed"])
     gc.collect()
-    tracemalloc.start(spec["frames"])
-    _sentinel = object()
+    _traced_throughout = spec["trace"]
+    if _traced_throughout:
+        trace_begin(spec["frames"])
     if spec["call"]:
         _call = _resolve_call(spec["call"], spec["call_with_iteration"])
 
@@ -196,6 +203,22 @@ def run_chunk(start, stop):
     _last_done = stop
 
 
+def trace_begin(frames):
+    """Start tracemalloc (the traced window, or the whole run of a scenario gated on it)."""
+    global _sentinel, _tracing
+    tracemalloc.start(frames)
+    _sentinel = object()
+    _tracing = True
+
+
+def trace_end():
+    """End the traced window: tracing costs every allocation, so it is off again at once."""
+    global _tracing
+    if not _traced_throughout:
+        tracemalloc.stop()
+        _tracing = False
+
+
 def run_teardown():
     """Run the scenario's ``teardown`` code once."""
     if _teardown is not None:
@@ -205,9 +228,9 @@ def run_teardown():
 def sample():
     """Collect garbage, then read the Python-level metrics.
 
-    Returns ``(traced_bytes, gc_objects, allocated_blocks)``. Blocks are read before the object
-    list is built so that list never counts; the few objects alive during a sample are the same
-    every time and cancel out in a slope.
+    Returns ``(traced_bytes, gc_objects, allocated_blocks)``; traced bytes are 0 outside a
+    traced window. Blocks are read before the object list is built so that list never counts;
+    the few objects alive during a sample are the same every time and cancel out in a slope.
     """
     _check()
     _gc_collect()
@@ -220,9 +243,9 @@ def sample():
 def _check():
     """Raise ``MeasurementTampered`` if scenario code changed the instruments since ``prepare``."""
     problem = None
-    if not _tm_is_tracing():
+    if _tracing and not _tm_is_tracing():
         problem = "stopped tracemalloc (tracemalloc.stop())"
-    elif _tm_get_object_traceback(_sentinel) is None:
+    elif _tracing and _tm_get_object_traceback(_sentinel) is None:
         problem = (
             "restarted tracemalloc or cleared its traces (tracemalloc.stop() and start(), or "
             "tracemalloc.clear_traces())"
@@ -277,8 +300,12 @@ def diagnose_checkpoint():
 
 
 def diagnose_finish(iterations, chain_seconds):
-    """Checkpoint B; returns the diagnosis as JSON."""
-    return _diagnose.finish(_ns, iterations, chain_seconds)
+    """Checkpoint B; returns the diagnosis as JSON. Tracing then goes back to what the plan
+    wants for teardown: on for a scenario traced throughout, else off."""
+    result = _diagnose.finish(_ns, iterations, chain_seconds)
+    if not _traced_throughout and _tm_is_tracing():
+        tracemalloc.stop()
+    return result
 
 
 _diagnose.LOOP_LINES.update(line for _, _, line in run_chunk.__code__.co_lines() if line)

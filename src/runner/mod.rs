@@ -16,11 +16,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::metric::Metric;
-use crate::protocol::{Phase, PythonEnvironment, Sample, WorkerOptions, WorkerRequest};
+use crate::protocol::{Phase, PythonEnvironment, Sample, SampleKind, WorkerOptions, WorkerRequest};
 use crate::results::{
     Analysis, MetricAnalysis, MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult,
     Summary, ToolInfo,
 };
+use crate::sampling;
 use crate::scenario::Scenario;
 use crate::verdict::{self, Verdict};
 pub use supervise::WorkerFailure;
@@ -217,14 +218,26 @@ fn run_one(
 
 /// Turns one worker's report into a scenario result: fits, verdict, expectation.
 fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
-    let measured: Vec<Sample> = run
-        .samples
-        .iter()
-        .filter(|(_, warmup)| !warmup)
-        .map(|(s, _)| s.clone())
-        .collect();
+    let of_kind = |kind: SampleKind| -> Vec<Sample> {
+        run.samples
+            .iter()
+            .filter(|(_, k)| *k == kind)
+            .map(|(s, _)| s.clone())
+            .collect()
+    };
     let plan = verdict::Plan::for_scenario(scenario, settings.confidence);
-    let decision = verdict::decide(&measured, &plan);
+    let mut decision = verdict::decide(&of_kind(SampleKind::Measure), &plan);
+    // Unless traced throughout, tracemalloc was only on in the traced window: its figure comes
+    // from that window's samples, and the measured samples' zeros mean nothing.
+    let windowed = !sampling::traced_throughout(&scenario.gate);
+    if windowed {
+        let traced = of_kind(SampleKind::Trace);
+        for judgement in &mut decision.metrics {
+            if judgement.metric == Metric::Tracemalloc {
+                *judgement = verdict::judge_window(&traced, Metric::Tracemalloc, &plan);
+            }
+        }
+    }
     let (verdict, reason, error, traceback) = match &run.failure {
         None => (decision.verdict, decision.reason.clone(), None, None),
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
@@ -243,12 +256,17 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
     let mut metrics = BTreeMap::new();
     for judgement in &decision.metrics {
         let metric = judgement.metric;
-        let series = |want_warmup: bool| -> Vec<(u64, f64)> {
+        let series = |kind: SampleKind| -> Vec<(u64, f64)> {
             run.samples
                 .iter()
-                .filter(|(_, warmup)| *warmup == want_warmup)
+                .filter(|(_, k)| *k == kind)
                 .map(|(s, _)| (s.iteration, s.get(metric)))
                 .collect()
+        };
+        let (samples, warmup_samples) = if windowed && metric == Metric::Tracemalloc {
+            (series(SampleKind::Trace), Vec::new())
+        } else {
+            (series(SampleKind::Measure), series(SampleKind::Warmup))
         };
         let fit = judgement.fit;
         metrics.insert(
@@ -263,8 +281,8 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
                 tolerance: judgement.tolerance,
                 gated: judgement.gated,
                 call: judgement.call,
-                samples: series(false),
-                warmup_samples: series(true),
+                samples,
+                warmup_samples,
             },
         );
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::{limits, reap, signals};
 use crate::diagnosis::Diagnosis;
 use crate::protocol::{
-    CHANNEL_FD, Phase, Sample, Timings, WatchdogLimit, WorkerMessage, WorkerRequest,
+    CHANNEL_FD, Phase, Sample, SampleKind, Timings, WatchdogLimit, WorkerMessage, WorkerRequest,
 };
 use crate::units::format_bytes;
 
@@ -144,7 +144,7 @@ impl WorkerFailure {
                 group,
             } => {
                 let place = match (phase, iteration) {
-                    (Phase::Warmup | Phase::Measure | Phase::Diagnose, Some(i)) => {
+                    (Phase::Warmup | Phase::Measure | Phase::Trace | Phase::Diagnose, Some(i)) => {
                         format!("at iteration {i}")
                     }
                     _ => format!("in {phase}"),
@@ -182,7 +182,7 @@ impl WorkerFailure {
         matches!(
             self,
             WorkerFailure::MemoryCap {
-                phase: Phase::Warmup | Phase::Measure | Phase::Diagnose,
+                phase: Phase::Warmup | Phase::Measure | Phase::Trace | Phase::Diagnose,
                 ..
             }
         )
@@ -192,8 +192,8 @@ impl WorkerFailure {
 /// Everything observed of one worker.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerRun {
-    /// Samples in arrival order, each flagged warmup or measured.
-    pub samples: Vec<(Sample, bool)>,
+    /// Samples in arrival order, each with where it was taken.
+    pub samples: Vec<(Sample, SampleKind)>,
     /// Set when the scenario did not finish.
     pub failure: Option<WorkerFailure>,
     /// Time split reported at the end.
@@ -267,10 +267,10 @@ pub fn run_worker(
                     run.iterations_done = iteration;
                     on_progress(Progress::Iteration(iteration));
                 }
-                WorkerMessage::Sample { sample, warmup } => {
+                WorkerMessage::Sample { sample, kind } => {
                     run.iterations_done = sample.iteration;
                     on_progress(Progress::Iteration(sample.iteration));
-                    run.samples.push((sample, warmup));
+                    run.samples.push((sample, kind));
                 }
                 WorkerMessage::Failed {
                     phase,

@@ -420,7 +420,7 @@ fn metrics_are_checked_with_suggestions() {
     );
     assert_eq!(
         one_error("name: x\nrun: pass\ngate: [heap]\n"),
-        "3:8: key `gate` in scenario `x`: unknown metric `heap` (expected one of: tracemalloc, rss, gc_objects, alloc_blocks, fds)"
+        "3:8: key `gate` in scenario `x`: unknown metric `heap` (expected one of: tracemalloc, malloc, rss, gc_objects, alloc_blocks, fds)"
     );
     assert_eq!(
         one_error("name: x\nrun: pass\ngate: []\n"),

@@ -20,7 +20,7 @@ fn series(count: u64, f: impl Fn(u64) -> f64) -> Vec<Sample> {
             let x = 20 + 2 * k;
             Sample {
                 iteration: x,
-                values: [f(x), 1e7, 5000.0, 20000.0, 5.0],
+                values: [f(x), 3e6, 1e7, 5000.0, 20000.0, 5.0],
             }
         })
         .collect()
@@ -153,7 +153,7 @@ fn tiny_total_growth_is_not_a_leak() {
     let samples: Vec<Sample> = (1..=40)
         .map(|x| Sample {
             iteration: x,
-            values: [9.0 * x as f64, 1e7, 0.0, 0.0, 0.0],
+            values: [9.0 * x as f64, 3e6, 1e7, 0.0, 0.0, 0.0],
         })
         .collect();
     assert_ne!(decide(&samples, &plan).verdict, Verdict::Leak);

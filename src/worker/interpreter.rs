@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::protocol::{Phase, WorkerRequest};
+use crate::sampling;
 use crate::scenario::Body;
 
 const HARNESS_SOURCE: &str = include_str!("../python/harness.py");
@@ -122,17 +123,34 @@ impl Interpreter {
         })
     }
 
-    /// Calls a harness entry point, with an iteration range for `run_chunk`.
+    /// Starts tracemalloc with one-frame tracebacks for the traced window.
+    pub fn trace_begin(&self) -> Result<(), ScenarioFailure> {
+        self.call_harness(Phase::Measure, "trace_begin", |py| {
+            (TRACEMALLOC_FRAMES,).into_pyobject(py)
+        })
+        .map(|_| ())
+    }
+
+    /// Ends the traced window (tracemalloc stays on for a scenario traced throughout).
+    pub fn trace_end(&self) -> Result<(), ScenarioFailure> {
+        self.call_harness(Phase::Measure, "trace_end", |py| Ok(PyTuple::empty(py)))
+            .map(|_| ())
+    }
+
     /// Restarts tracemalloc with `frames`-deep tracebacks for the diagnosis window.
     pub fn diagnose_begin(&self, frames: u32) -> Result<(), ScenarioFailure> {
-        self.call_harness("diagnose_begin", |py| (frames,).into_pyobject(py))
-            .map(|_| ())
+        self.call_harness(Phase::Diagnose, "diagnose_begin", |py| {
+            (frames,).into_pyobject(py)
+        })
+        .map(|_| ())
     }
 
     /// Takes checkpoint A of the diagnosis window.
     pub fn diagnose_checkpoint(&self) -> Result<(), ScenarioFailure> {
-        self.call_harness("diagnose_checkpoint", |py| Ok(PyTuple::empty(py)))
-            .map(|_| ())
+        self.call_harness(Phase::Diagnose, "diagnose_checkpoint", |py| {
+            Ok(PyTuple::empty(py))
+        })
+        .map(|_| ())
     }
 
     /// Takes checkpoint B and returns the diagnosis as JSON.
@@ -141,14 +159,16 @@ impl Interpreter {
         iterations: u64,
         chain_seconds: f64,
     ) -> Result<String, ScenarioFailure> {
-        self.call_harness("diagnose_finish", |py| {
+        self.call_harness(Phase::Diagnose, "diagnose_finish", |py| {
             (iterations, chain_seconds).into_pyobject(py)
         })
     }
 
-    /// Calls a rarely used harness function by name (not in the iteration loop).
+    /// Calls a rarely used harness function by name (not in the iteration loop); errors are
+    /// reported in `phase`.
     fn call_harness(
         &self,
+        phase: Phase,
         name: &str,
         args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
     ) -> Result<String, ScenarioFailure> {
@@ -164,10 +184,11 @@ impl Interpreter {
                         v.extract::<String>()
                     }
                 })
-                .map_err(|err| describe_with(py, harness, err, Phase::Diagnose, None))
+                .map_err(|err| describe_with(py, harness, err, phase, None))
         })
     }
 
+    /// Calls a harness entry point, with an iteration range for `run_chunk`.
     fn call(
         &self,
         phase: Phase,
@@ -247,6 +268,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
     spec.set_item("site_packages", site_packages)?;
     spec.set_item("executable", executable)?;
     spec.set_item("frames", TRACEMALLOC_FRAMES)?;
+    spec.set_item("trace", sampling::traced_throughout(&scenario.gate))?;
     spec.set_item(
         "iteration_started",
         wrap_pyfunction!(super::guard::iteration_started, py)?,

@@ -19,7 +19,10 @@ use anyhow::{Context, Result};
 
 use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
-use crate::protocol::{DiagnoseMode, Phase, Sample, Timings, WorkerMessage, WorkerRequest};
+use crate::protocol::{
+    DiagnoseMode, Phase, Sample, SampleKind, Timings, WorkerMessage, WorkerRequest,
+};
+use crate::sampling::{self, TraceWindow};
 use crate::verdict::{self, Verdict};
 use channel::Channel;
 use interpreter::{Interpreter, ScenarioFailure};
@@ -117,8 +120,11 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     interpreter.run_setup()?;
     timings.setup = clock.elapsed().as_secs_f64();
 
-    let mut sampler = Sampler::new(&interpreter, channel);
-    sampler.take(0, true)?;
+    let plan = verdict::Plan::for_scenario(scenario, request.options.confidence);
+    let most_samples =
+        plan.looks.last().map_or(0, |look| look.measured) / scenario.sample_every.max(1) + 2;
+    let mut sampler = Sampler::new(&interpreter, channel, most_samples as usize);
+    sampler.take(0, SampleKind::Warmup)?;
 
     sampler.channel.send(&WorkerMessage::Phase {
         phase: Phase::Warmup,
@@ -134,7 +140,6 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     })?;
     let clock = Instant::now();
     let sampling_before = sampler.spent;
-    let plan = verdict::Plan::for_scenario(scenario, request.options.confidence);
     let mut done = scenario.warmup;
     let mut verdict = Verdict::Inconclusive;
     for index in 0..plan.looks.len() {
@@ -146,8 +151,18 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
             break;
         }
     }
-    timings.iterations = clock.elapsed().as_secs_f64() - (sampler.spent - sampling_before);
+    let measured_secs = clock.elapsed().as_secs_f64();
+    timings.iterations = measured_secs - (sampler.spent - sampling_before);
     timings.sampling = sampler.spent;
+
+    if !sampling::traced_throughout(&scenario.gate) {
+        sampler.channel.send(&WorkerMessage::Phase {
+            phase: Phase::Trace,
+        })?;
+        let clock = Instant::now();
+        done = sampler.trace_window(done, scenario.iterations, measured_secs)?;
+        timings.trace = clock.elapsed().as_secs_f64();
+    }
 
     let diagnose = match request.options.diagnose {
         DiagnoseMode::Always => true,
@@ -159,7 +174,7 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
         sampler.channel.send(&WorkerMessage::Phase {
             phase: Phase::Diagnose,
         })?;
-        let diagnosis = diagnose_window(&interpreter, request, done)?;
+        let diagnosis = diagnose_window(sampler.interpreter, request, done)?;
         timings.diagnosis = clock.elapsed().as_secs_f64();
         sampler.channel.send(&WorkerMessage::Diagnosis {
             diagnosis: Box::new(diagnosis),
@@ -224,18 +239,19 @@ struct Sampler<'a> {
     channel: &'a mut Channel,
     spent: f64,
     last_progress: Instant,
-    /// Measured samples, kept so the worker can tell whether its scenario leaks.
+    /// Measured samples, kept so the worker can tell whether its scenario leaks. Allocated
+    /// once for the most samples the plan can take: growing it would show in `malloc`.
     measured: Vec<Sample>,
 }
 
 impl<'a> Sampler<'a> {
-    fn new(interpreter: &'a Interpreter, channel: &'a mut Channel) -> Self {
+    fn new(interpreter: &'a Interpreter, channel: &'a mut Channel, capacity: usize) -> Self {
         Sampler {
             interpreter,
             channel,
             spent: 0.0,
             last_progress: Instant::now(),
-            measured: Vec::new(),
+            measured: Vec::with_capacity(capacity),
         }
     }
 
@@ -253,19 +269,57 @@ impl<'a> Sampler<'a> {
             let stop = (done + sample_every.max(1)).min(end);
             self.interpreter.run_chunk(phase, done, stop)?;
             done = stop;
-            self.take(done, phase == Phase::Warmup)?;
+            let kind = if phase == Phase::Warmup {
+                SampleKind::Warmup
+            } else {
+                SampleKind::Measure
+            };
+            self.take(done, kind)?;
             self.progress(done)?;
         }
         Ok(())
     }
 
-    fn take(&mut self, iteration: u64, warmup: bool) -> Result<(), Failure> {
+    /// Runs the traced window from iteration `start`: tracemalloc on, one timed iteration to
+    /// price a traced iteration, then a window sized to [`sampling::TRACE_SHARE`] of the
+    /// measured run's `measured_secs` ([`TraceWindow::plan`]): its settling half unsampled, its
+    /// fitted half sampled. Returns the iterations done by its end.
+    fn trace_window(
+        &mut self,
+        start: u64,
+        iterations: u64,
+        measured_secs: f64,
+    ) -> Result<u64, Failure> {
+        let clock = Instant::now();
+        self.interpreter.trace_begin()?;
+        self.interpreter.run_chunk(Phase::Trace, start, start + 1)?;
+        let traced_secs = clock.elapsed().as_secs_f64();
+        let budget = (sampling::TRACE_SHARE * measured_secs - traced_secs).max(0.0);
+        let window = TraceWindow::plan(iterations, budget, traced_secs);
+        let mut done = start + 1;
+        let settled = done + window.settle.saturating_sub(1);
+        self.interpreter.run_chunk(Phase::Trace, done, settled)?;
+        done = settled;
+        self.take(done, SampleKind::Trace)?;
+        for _ in 0..window.samples {
+            self.interpreter
+                .run_chunk(Phase::Trace, done, done + window.step)?;
+            done += window.step;
+            self.take(done, SampleKind::Trace)?;
+            self.progress(done)?;
+        }
+        self.interpreter.trace_end()?;
+        Ok(done)
+    }
+
+    fn take(&mut self, iteration: u64, kind: SampleKind) -> Result<(), Failure> {
         let clock = Instant::now();
         let python = self.interpreter.sample()?;
         let mut values = [0.0; Metric::ALL.len()];
         for (slot, metric) in values.iter_mut().zip(Metric::ALL) {
             *slot = match metric {
                 Metric::Tracemalloc => python.traced_bytes,
+                Metric::Malloc => process_metrics::malloc_in_use(),
                 Metric::GcObjects => python.gc_objects,
                 Metric::AllocBlocks => python.allocated_blocks,
                 Metric::Rss => process_metrics::resident_bytes(),
@@ -275,9 +329,9 @@ impl<'a> Sampler<'a> {
         let sample = Sample { iteration, values };
         self.channel.send(&WorkerMessage::Sample {
             sample: sample.clone(),
-            warmup,
+            kind,
         })?;
-        if !warmup {
+        if kind == SampleKind::Measure {
             self.measured.push(sample);
         }
         self.spent += clock.elapsed().as_secs_f64();
