@@ -9,7 +9,15 @@ len(gc.get_objects()) + RSS (/proc/self/statm) + open fds (/proc/self/fd). At th
 line per metric over the measured samples, a 99 % Student-t interval on the slope, and
 leakcheck's default gate (tracemalloc 8 B, alloc_blocks 0.1, fds 0.05 per iteration).
 
-Options, to price the pieces of the plan:
+With --plan untraced it follows leakcheck's current default plan instead (src/sampling.rs):
+gc.collect() + gc.freeze() after setup, ~100 untraced samples (gc.collect() +
+sys.getallocatedblocks() + len(gc.get_objects()) + malloc in-use bytes from glibc mallinfo2() +
+RSS + fds), then a traced window after the measured run: tracemalloc on, one iteration timed,
+as many iterations as fit in 5 % of the measured run's time (at least 8, at most N / 10), the
+first half unsampled, up to 10 samples over the second; gate malloc 64 B, alloc_blocks 0.1,
+fds 0.05, rss 2 KiB per iteration.
+
+Options, to price the pieces of the previous plan:
   --sample-every K    a sample every K iterations instead of N // 100
   --no-tracemalloc    never start tracemalloc; gate on alloc_blocks and fds only
   --trace-window F    tracemalloc only over the last fraction F of the measured iterations
@@ -25,6 +33,7 @@ usage: python3 harness.py WORKLOAD N [options]
 
 import argparse
 import array
+import ctypes
 import gc
 import json
 import math
@@ -98,7 +107,10 @@ def main():
     parser.add_argument("--trace-window", type=float)
     parser.add_argument("--trace-samples", type=int, default=5)
     parser.add_argument("--freeze", action="store_true")
+    parser.add_argument("--plan", choices=("traced", "untraced"), default="traced")
     args = parser.parse_args()
+    if args.plan == "untraced":
+        return untraced_plan(args)
     n = args.n
     step = args.sample_every or max(n // 100, 1)
     total = WARMUP + n
@@ -168,6 +180,104 @@ def main():
             }
         )
     )
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def untraced_plan(args):
+    """leakcheck's default plan, by hand (see the module docstring)."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2  # looked up once: a fresh lookup per sample would allocate
+
+    def malloc_in_use():
+        m = info()
+        return m.uordblks + m.hblkhd
+
+    n = args.n
+    step = max(n // 100, 1)
+    total = WARMUP + n
+    points = [0] + sorted(set(list(range(step, WARMUP, step)) + [WARMUP]
+                              + list(range(WARMUP + step, total, step)) + [total]))
+    values = array.array("q", bytes(8 * len(METRICS) * len(points)))
+
+    clock = time.perf_counter()
+    gc.collect()
+    work = workloads.make(args.workload)
+    gc.collect()
+    gc.freeze()
+    setup_secs = time.perf_counter() - clock
+
+    loop_clock = time.perf_counter()
+    sampling = 0.0
+    done = 0
+    for row, stop in enumerate(points):
+        for _ in range(stop - done):
+            work()
+        done = stop
+        t0 = time.perf_counter()
+        gc.collect()
+        base = row * len(METRICS)
+        values[base] = malloc_in_use()
+        values[base + 1] = sys.getallocatedblocks()
+        values[base + 2] = len(gc.get_objects())
+        values[base + 3] = rss_bytes()
+        values[base + 4] = len(os.listdir("/proc/self/fd"))
+        sampling += time.perf_counter() - t0
+    measured_secs = time.perf_counter() - loop_clock
+    loop_secs = measured_secs - sampling
+
+    # The traced window.
+    window_clock = time.perf_counter()
+    tracemalloc.start(1)
+    work()
+    traced = time.perf_counter() - window_clock
+    budget = max(0.05 * measured_secs - traced, 0.0)
+    ceiling = max(n // 10, 8)
+    total_window = min(max(int(budget / traced) if traced > 0 else ceiling, 8), ceiling)
+    settle = total_window // 2
+    wsamples = min(total_window - settle, 10)
+    wstep = (total_window - settle) // wsamples
+    for _ in range(settle - 1):
+        work()
+    traced_points = []
+    gc.collect()
+    traced_points.append((0, tracemalloc.get_traced_memory()[0]))
+    for k in range(1, wsamples + 1):
+        for _ in range(wstep):
+            work()
+        gc.collect()
+        traced_points.append((k * wstep, tracemalloc.get_traced_memory()[0]))
+    tracemalloc.stop()
+    window_secs = time.perf_counter() - window_clock
+
+    names = ("malloc", "alloc_blocks", "gc_objects", "rss", "fds")
+    tolerance = {"malloc": 64.0, "alloc_blocks": 0.1, "rss": 2048.0, "fds": 0.05}
+    fits = {}
+    k = len(METRICS)
+    for col, metric in enumerate(names):
+        pts = [(x, values[r * k + col]) for r, x in enumerate(points) if x > WARMUP]
+        slope, stderr = ols(pts)
+        half = t_quantile(0.995, len(pts) - 2) * stderr
+        fits[metric] = (slope, slope - half, slope + half, len(pts))
+    slope, stderr = ols(traced_points)
+    fits["tracemalloc"] = (slope, slope, slope, len(traced_points))
+    grows = [m for m, t in tolerance.items() if fits[m][1] > t]
+    within = all(fits[m][2] <= t for m, t in tolerance.items())
+    verdict = "leak" if grows else "pass" if within else "inconclusive"
+    print(json.dumps({
+        "setup": setup_secs,
+        "loop": loop_secs,
+        "sampling": sampling,
+        "window": window_secs,
+        "samples": len(points) - 2,
+        "verdict": verdict,
+        "fits": {m: [round(v, 4) for v in f[:3]] + [f[3]] for m, f in fits.items()},
+    }))
 
 
 if __name__ == "__main__":

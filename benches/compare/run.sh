@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # benches/compare/run.sh: leakcheck against the bare loop and the leak checks people use today.
 #
-# Run from the repository root:   benches/compare/run.sh          (~10 min, 5 rounds)
-#                                 QUICK=1 benches/compare/run.sh  (~2 min: N/4, 3 rounds)
+# Run from the repository root:   benches/compare/run.sh          (~12 min, 3 rounds)
+#                                 QUICK=1 benches/compare/run.sh  (~3 min: N/4, 3 rounds)
 #
 # On the same four clean workloads (benches/compare/workloads.py: ~10 µs, ~100 µs,
 # allocation-heavy, and ~10 µs with 1 million live objects in the heap) and the same iteration
@@ -49,7 +49,7 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import memray, pyte
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check memray pytest-memray pytest
 fi
 
-reps="${REPS:-5}"
+reps="${REPS:-3}"
 quick=()
 if [[ "${QUICK:-0}" == 1 ]]; then
     reps="${REPS:-3}"

@@ -10,13 +10,14 @@ import json
 import random
 
 # name -> (what it is, iterations N in the full run). The counts make the loop itself last
-# ~0.3-0.4 s on the reference machine (the big heap's setup adds ~0.5 s), short enough for the
-# whole comparison to run in ~10 minutes; QUICK=1 divides them by 4.
+# ~1 s on the reference machine (the big heap's setup adds ~0.5 s): long enough that starting
+# an interpreter (~20 ms bare, ~60 ms for a leakcheck worker) does not dominate, short enough for
+# the whole comparison to run in ~10 minutes with 3 rounds; QUICK=1 divides them by 4.
 WORKLOADS = {
-    "small": ("~10 µs: sort 400 floats (allocates one list)", 30_000),
-    "medium": ("~100 µs: JSON round trip of a 50-item document", 2_500),
-    "alloc": ("allocation-heavy, ~3 µs: [dict(a=1) for _ in range(50)]", 60_000),
-    "bigheap": ("the ~10 µs sort, with 1 million live lists in the heap (made in setup)", 10_000),
+    "small": ("~10 µs: sort 400 floats (allocates one list)", 90_000),
+    "medium": ("~100 µs: JSON round trip of a 50-item document", 7_500),
+    "alloc": ("allocation-heavy, ~3 µs: [dict(a=1) for _ in range(50)]", 180_000),
+    "bigheap": ("the ~10 µs sort, with 1 million live lists in the heap (made in setup)", 30_000),
 }
 
 # Kept alive here for the whole run in the big-heap workload.
