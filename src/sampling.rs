@@ -16,7 +16,7 @@ use crate::metric::Metric;
 /// Share of the measured run's time the traced window may take.
 pub const TRACE_SHARE: f64 = 0.05;
 
-/// Fewest iterations of a traced window, whatever the budget: half settle, half fitted.
+/// Fewest iterations of a traced window, whatever the budget.
 pub const TRACE_MIN_ITERATIONS: u64 = 8;
 
 /// Most samples in the fitted half of a traced window.
@@ -31,9 +31,11 @@ pub fn traced_throughout(gate: &[Metric]) -> bool {
 /// The shape of a traced window, chosen once the cost of one traced iteration is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceWindow {
-    /// Iterations run right after tracing starts and not sampled: objects allocated before
-    /// tracing are invisible to it, so a bounded cache that turns over would look like growth
-    /// until its untraced entries are gone.
+    /// Iterations run right after tracing starts and not sampled, two thirds of the window:
+    /// objects allocated before tracing are invisible to it, so a bounded cache that turns over
+    /// looks like growth until its untraced entries are gone, and a container allocated before
+    /// tracing counts whole when it is first reallocated (a list's array grows by an eighth, so
+    /// a leaking list is reallocated within an eighth of its length in iterations).
     pub settle: u64,
     /// Iterations between two samples in the fitted half.
     pub step: u64,
@@ -43,17 +45,17 @@ pub struct TraceWindow {
 
 impl TraceWindow {
     /// Sizes the window: as many iterations as fit in `budget_secs` at `traced_secs` per traced
-    /// iteration, at least [`TRACE_MIN_ITERATIONS`], at most a tenth of the scenario's
-    /// `iterations` (never under the minimum).
+    /// iteration, at least [`TRACE_MIN_ITERATIONS`], at most the scenario's `iterations` (never
+    /// under the minimum).
     pub fn plan(iterations: u64, budget_secs: f64, traced_secs: f64) -> TraceWindow {
-        let ceiling = (iterations / 10).max(TRACE_MIN_ITERATIONS);
+        let ceiling = iterations.max(TRACE_MIN_ITERATIONS);
         let affordable = if traced_secs > 0.0 {
             (budget_secs / traced_secs).floor().min(u64::MAX as f64) as u64
         } else {
             ceiling
         };
         let total = affordable.clamp(TRACE_MIN_ITERATIONS, ceiling);
-        let settle = total / 2;
+        let settle = total * 2 / 3;
         let fitted = total - settle;
         let samples = fitted.min(TRACE_SAMPLES);
         TraceWindow {
@@ -80,29 +82,38 @@ mod tests {
     }
 
     #[test]
-    fn a_cheap_iteration_gets_a_tenth_of_the_run() {
-        // 30 000 iterations, 10 µs traced, a 16 ms budget: 1 600 fit, under the 3 000 ceiling.
-        let window = TraceWindow::plan(30_000, 0.016, 10e-6);
-        assert_eq!(window.settle, 800);
-        assert_eq!((window.step, window.samples), (80, 10));
-        let capped = TraceWindow::plan(30_000, 10.0, 10e-6);
-        assert_eq!(capped.iterations(), 3_000);
+    fn a_cheap_iteration_gets_what_the_budget_affords() {
+        // 30 000 iterations, 10 µs traced, a 15 ms budget: 1 500 iterations, 1 000 settling.
+        let window = TraceWindow::plan(30_000, 0.0150001, 10e-6);
+        assert_eq!(window.settle, 1_000);
+        assert_eq!((window.step, window.samples), (50, 10));
+        // Never more than the measured run itself: 133 settling, then 10 samples 6 apart.
+        let capped = TraceWindow::plan(200, 10.0, 1e-6);
+        assert_eq!(
+            capped,
+            TraceWindow {
+                settle: 133,
+                step: 6,
+                samples: 10
+            }
+        );
+        assert_eq!(capped.iterations(), 193);
     }
 
     #[test]
     fn an_expensive_iteration_gets_the_minimum() {
-        // 1 ms traced iterations with a 2 ms budget: still 8 iterations, 4 of them sampled.
+        // 1 ms traced iterations with a 2 ms budget: still 8 iterations, the last 3 sampled.
         let window = TraceWindow::plan(2_500, 0.002, 1e-3);
         assert_eq!(
             window,
             TraceWindow {
-                settle: 4,
+                settle: 5,
                 step: 1,
-                samples: 4
+                samples: 3
             }
         );
         assert_eq!(
-            TraceWindow::plan(10, 1.0, 0.0).iterations(),
+            TraceWindow::plan(3, 1.0, 0.0).iterations(),
             TRACE_MIN_ITERATIONS
         );
     }

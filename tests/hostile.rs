@@ -385,8 +385,13 @@ scenarios:
         "tails are bounded"
     );
     assert!(stdout.starts_with("[… "), "{}", &stdout[..80]);
-    // 2 warmup + 20 measured + the 8 iterations of the traced window: 0 to 29.
-    assert!(stdout.ends_with("iteration 29\n"), "the tail is the end");
+    // 2 warmup + 20 measured + the 8 to 20 iterations of the traced window.
+    let last: u64 = stdout
+        .trim_end()
+        .rsplit_once("iteration ")
+        .and_then(|(_, n)| n.parse().ok())
+        .expect("the tail ends with an iteration line");
+    assert!((29..=41).contains(&last), "the tail is the end: {last}");
     assert!(stderr.contains("earlier bytes not kept"));
     assert!(stderr.trim_end().ends_with("ccc"));
     assert_eq!(scenario(&results, "clean")["verdict"], "pass");

@@ -60,7 +60,11 @@ fn leaks_are_found_clean_code_passes_and_failures_do_not_lose_other_results() {
     let leak = scenario(&results, "one-int-per-iteration");
     assert_eq!(leak["verdict"], "leak", "{log}");
     assert_eq!(leak["ok"], true);
-    let slope = leak["metrics"]["tracemalloc"]["slope"].as_f64().unwrap();
+    // The traced window's figure, as reports show it (Theil–Sen): the list's array, allocated
+    // before tracing and reallocated inside the window, is one jump it ignores.
+    let slope = leak["analysis"]["metrics"]["tracemalloc"]["robust"]["slope"]
+        .as_f64()
+        .unwrap();
     assert!(
         (20.0..80.0).contains(&slope),
         "one int is ~36 B/iter, got {slope}"
@@ -161,12 +165,13 @@ fn results_json_has_the_documented_schema() {
         assert_eq!(xs.last(), Some(&35), "{metric}: {xs:?}");
         assert_eq!(xs.len(), 10, "{metric}: {xs:?}");
     }
-    // tracemalloc is read in the traced window after the measured run: at least 8 iterations
-    // (half of them settling), then one sample per iteration.
+    // tracemalloc is read in the traced window after the measured run: 8 to 30 iterations as
+    // the time budget allows, two thirds of them settling, then evenly spaced samples.
     let traced = iterations("tracemalloc");
-    assert_eq!(traced.first(), Some(&39), "{traced:?}");
-    assert_eq!(traced.len(), 5, "{traced:?}");
-    assert!(traced.windows(2).all(|w| w[1] == w[0] + 1), "{traced:?}");
+    assert!(traced[0] >= 35 + 5 && traced[0] <= 35 + 20, "{traced:?}");
+    assert!((4..=11).contains(&traced.len()), "{traced:?}");
+    let step = traced[1] - traced[0];
+    assert!(traced.windows(2).all(|w| w[1] == w[0] + step), "{traced:?}");
     assert_eq!(s["metrics"]["tracemalloc"]["unit"], "bytes");
     assert_eq!(s["metrics"]["malloc"]["unit"], "bytes");
     assert_eq!(s["metrics"]["fds"]["unit"], "count");

@@ -255,7 +255,8 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         "{}",
         style(
             "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
-             interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak)"
+             interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak); \
+             tracemalloc, unless gated, is from the short traced window after the run"
         )
         .dim()
     )
