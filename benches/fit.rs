@@ -7,6 +7,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
+use leakcheck::stats::theil_sen::median_slope;
 use leakcheck::stats::{find_plateau, fit_ols, fit_robust};
 
 fn series(n: usize) -> Vec<(f64, f64)> {
@@ -32,6 +33,11 @@ fn bench_fit(c: &mut Criterion) {
             b.iter(|| find_plateau(black_box(&points)))
         });
     }
+    // The verdict's persistence check: the last eighth of 10 000 samples, not thinned.
+    let points = series(1250);
+    c.bench_function("median_slope 1250 samples", |b| {
+        b.iter(|| median_slope(black_box(&points)))
+    });
 }
 
 criterion_group!(benches, bench_fit);
