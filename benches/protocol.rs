@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use leakcheck::diagnosis::Diagnosis;
-use leakcheck::protocol::{Phase, Sample, Timings, WorkerMessage};
+use leakcheck::protocol::{Phase, Sample, SampleKind, Timings, WorkerMessage};
 
 const WARMUP: u64 = 20;
 const MEASURED: u64 = 10_000;
@@ -23,20 +23,21 @@ const MEASURED: u64 = 10_000;
 /// Longest line the runner accepts (its `MAX_MESSAGE_BYTES`).
 const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
-fn sample(iteration: u64, warmup: bool) -> WorkerMessage {
+fn sample(iteration: u64, kind: SampleKind) -> WorkerMessage {
     let x = iteration as f64;
     WorkerMessage::Sample {
         sample: Sample {
             iteration,
             values: [
                 2_000_000.0 + 36.0 * x + (iteration * 7919 % 113) as f64,
+                3_000_000.0 + 16.0 * x,
                 30_000_000.0 + 4096.0 * (iteration / 100) as f64,
                 50_000.0 + x,
                 60_000.0 + x,
                 5.0,
             ],
         },
-        warmup,
+        kind,
     }
 }
 
@@ -52,10 +53,10 @@ fn stream() -> Vec<WorkerMessage> {
         phase(Phase::Setup),
         phase(Phase::Warmup),
     ];
-    messages.extend((0..=WARMUP).map(|i| sample(i, true)));
+    messages.extend((0..=WARMUP).map(|i| sample(i, SampleKind::Warmup)));
     messages.push(phase(Phase::Measure));
     for i in WARMUP + 1..=WARMUP + MEASURED {
-        messages.push(sample(i, false));
+        messages.push(sample(i, SampleKind::Measure));
         if i % 100 == 0 {
             messages.push(WorkerMessage::Progress { iteration: i });
         }
@@ -118,7 +119,7 @@ fn bench_protocol(c: &mut Criterion) {
         format!("decode one scenario's stream ({} messages)", messages.len()),
         |b| b.iter(|| decode(black_box(bytes.as_slice()))),
     );
-    let line = encode(&[sample(4711, false)]);
+    let line = encode(&[sample(4711, SampleKind::Measure)]);
     group.throughput(Throughput::Elements(1));
     group.bench_function("decode one sample line", |b| {
         b.iter(|| serde_json::from_slice::<WorkerMessage>(black_box(&line)))

@@ -100,8 +100,8 @@ fn pages(bytes: f64) -> f64 {
     (bytes / 4096.0).ceil() * 4096.0
 }
 
-/// The five metrics at iteration `x`, in [`Metric::ALL`] order.
-fn values(shape: Shape, x: u64, seed: u64) -> [f64; 5] {
+/// The six metrics at iteration `x`, in [`Metric::ALL`] order.
+fn values(shape: Shape, x: u64, seed: u64) -> [f64; 6] {
     let t = x as f64;
     let after = |start: f64| (t - start).max(0.0);
     let jitter = |scale: f64, salt: u64| (scale * noise(x, seed ^ salt)).round();
@@ -136,6 +136,7 @@ fn values(shape: Shape, x: u64, seed: u64) -> [f64; 5] {
     };
     [
         2_000_000.0 + bytes,
+        3_000_000.0 + bytes * 0.5,
         pages(30_000_000.0 + bytes * 1.1 + arena + 8192.0 * noise(x, seed ^ 3).abs()),
         50_000.0 + objects,
         60_000.0 + blocks + churn,
@@ -361,6 +362,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
             warmup: 0.01,
             iterations: duration_secs - 1.0,
             sampling: 0.9,
+            trace: 0.05,
             diagnosis: 0.0,
             teardown: 0.0,
         }),
