@@ -67,10 +67,21 @@ fn shipped_leaks_are_attributed_to_their_line_type_and_holder() {
 
     // functools.lru_cache(maxsize=None).
     let d = &scenario(&results, "lru-cache-unbounded")["diagnosis"];
+    // The call (the cache's entries, and its table when it grows inside the window) and the
+    // cached value (`round(...)`, prices.py:30) are both the leak: 32 B/iter each between two
+    // table resizes, so which comes first depends on where the window falls.
+    let top: Vec<String> = (0..2)
+        .filter(|&k| !d["sites"][k].is_null())
+        .map(|k| site(d, k))
+        .collect();
     assert!(
-        site(d, 0).contains("[lru-cache-unbounded] run>:1"),
-        "{}",
-        site(d, 0)
+        top.iter()
+            .any(|s| s.contains("[lru-cache-unbounded] run>:1"))
+            && top
+                .iter()
+                .all(|s| s.contains("[lru-cache-unbounded] run>:1")
+                    || s.contains("shop/prices.py:30")),
+        "{top:?}"
     );
     assert_eq!(d["types"][0]["type_name"], "int");
     let chains = chain_texts(d);
