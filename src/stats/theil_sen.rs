@@ -62,38 +62,93 @@ pub fn median_slope(points: &[(f64, f64)]) -> Option<f64> {
     median(&mut pairwise_slopes(points))
 }
 
+/// Every pairwise slope of a set of points and their median, computed once for the slope, the
+/// residuals and the interval of one fit.
+#[derive(Clone, Debug)]
+pub struct PairwiseSlopes {
+    /// Split at the middle by the median's selection: the lower half holds the smaller slopes.
+    slopes: Vec<f64>,
+    median: f64,
+}
+
+impl PairwiseSlopes {
+    /// The slopes of `points`; `None` without two points of different `x`.
+    pub fn of(points: &[(f64, f64)]) -> Option<PairwiseSlopes> {
+        let mut slopes = pairwise_slopes(points);
+        let median = median(&mut slopes)?;
+        Some(PairwiseSlopes { slopes, median })
+    }
+
+    /// The median slope, as [`median_slope`] gives it.
+    pub fn median(&self) -> f64 {
+        self.median
+    }
+
+    /// The `k`-th smallest slope (0-based, at most the last): a selection in the half that holds
+    /// it only, as the median left them split.
+    fn nth(&mut self, k: usize) -> f64 {
+        let middle = self.slopes.len() / 2;
+        if k < middle {
+            nth(&mut self.slopes[..middle], k)
+        } else {
+            nth(&mut self.slopes[middle..], k - middle)
+        }
+    }
+}
+
 /// Theil–Sen fit with a two-sided interval at `confidence`, where `var_s` is the variance of
 /// Kendall's S for these points (see [`super::mann_kendall::s_variance`] and the autocorrelation
 /// factor). Ranks beyond the available slopes are clamped to the extreme slopes, so with very few
 /// points the interval spans every pairwise slope. `None` without two points of different `x`.
 pub fn theil_sen(points: &[(f64, f64)], var_s: f64, confidence: f64) -> Option<TheilSen> {
-    let mut slopes = pairwise_slopes(points);
-    let slope = median(&mut slopes)?;
-    let count = slopes.len() as f64;
+    Some(theil_sen_with(
+        points,
+        PairwiseSlopes::of(points)?,
+        var_s,
+        confidence,
+    ))
+}
+
+/// [`theil_sen`] from the slopes of `points` already computed.
+pub fn theil_sen_with(
+    points: &[(f64, f64)],
+    mut slopes: PairwiseSlopes,
+    var_s: f64,
+    confidence: f64,
+) -> TheilSen {
+    let slope = slopes.median;
+    let (low_index, high_index) = interval_indices(slopes.slopes.len(), var_s, confidence);
+    let ci_low = slopes.nth(low_index).min(slope);
+    let ci_high = slopes.nth(high_index).max(slope);
+    let mut offsets: Vec<f64> = points.iter().map(|(x, y)| y - slope * x).collect();
+    let intercept = median(&mut offsets).expect("a point for every slope");
+    TheilSen {
+        slope,
+        intercept,
+        ci_low,
+        ci_high,
+    }
+}
+
+/// 0-based positions, among `count` sorted slopes, of the ends of the interval.
+fn interval_indices(count: usize, var_s: f64, confidence: f64) -> (usize, usize) {
     let z = Normal::standard().inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
     let c = z * var_s.max(0.0).sqrt();
-    let last = slopes.len() - 1;
+    let last = count - 1;
+    let count = count as f64;
     // Hollander & Wolfe: the M1-th and (M2 + 1)-th smallest slopes (1-based), rounded outward.
     let low_rank = ((count - c) / 2.0).floor();
     let high_rank = ((count + c) / 2.0).ceil() + 1.0;
     let low_index = ((low_rank - 1.0).max(0.0) as usize).min(last);
     let high_index = ((high_rank - 1.0).max(0.0) as usize).min(last);
-    let ci_low = nth(&mut slopes, low_index).min(slope);
-    let ci_high = nth(&mut slopes, high_index).max(slope);
-    let mut offsets: Vec<f64> = points.iter().map(|(x, y)| y - slope * x).collect();
-    let intercept = median(&mut offsets)?;
-    Some(TheilSen {
-        slope,
-        intercept,
-        ci_low,
-        ci_high,
-    })
+    (low_index, high_index)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stats::mann_kendall::s_variance;
+    use proptest::prelude::*;
 
     fn fit(points: &[(f64, f64)]) -> TheilSen {
         let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
@@ -135,6 +190,33 @@ mod tests {
         assert_eq!(f.slope, (slopes[4] + slopes[5]) / 2.0);
         // Var(S) = 5·4·15/18 = 16.67, C = 2.576 · 4.08 = 10.5 > N: the interval is every slope.
         assert_eq!((f.ci_low, f.ci_high), (slopes[0], slopes[9]));
+    }
+
+    proptest! {
+        /// Selecting the interval's ends within the halves the median left gives the slopes a
+        /// full sort puts at those positions.
+        #[test]
+        fn interval_ends_are_those_of_a_full_sort(
+            ys in prop::collection::vec(-1e3..1e3f64, 3..80),
+            whole in any::<bool>(),
+            var_s in 0.0..5e4f64,
+            confidence in 0.5..0.9999f64,
+        ) {
+            // Whole values repeat, so ties are common; every third x repeats.
+            let points: Vec<(f64, f64)> = ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| ((i - i / 3) as f64, if whole { y.round() } else { y }))
+                .collect();
+            let mut sorted = pairwise_slopes(&points);
+            sorted.sort_by(f64::total_cmp);
+            let (low, high) = interval_indices(sorted.len(), var_s, confidence);
+            let slope = median_slope(&points).unwrap();
+            let f = theil_sen(&points, var_s, confidence).unwrap();
+            prop_assert_eq!(f.slope, slope);
+            prop_assert_eq!(f.ci_low, sorted[low].min(slope));
+            prop_assert_eq!(f.ci_high, sorted[high].max(slope));
+        }
     }
 
     #[test]
