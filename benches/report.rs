@@ -53,7 +53,7 @@ enum Shape {
     FillingCache,
     /// A buffer of up to 50 KiB flushed every 500 iterations.
     FlushedBuffer,
-    /// One file descriptor every 20 iterations, marked `expect: leak`.
+    /// One file descriptor every 10 iterations, marked `expect: leak`.
     FdLeak,
     /// Flat, then 40 B/iter from iteration 6 000.
     LateLeak,
@@ -116,7 +116,7 @@ fn values(shape: Shape, x: u64, seed: u64) -> [f64; 6] {
             0.0,
         ),
         Shape::FlushedBuffer => (100.0 * (x % 500) as f64, ((x % 500) / 10) as f64, 0.0, 0.0),
-        Shape::FdLeak => (32.0 * (t / 20.0).floor(), 0.0, 0.0, (t / 20.0).floor()),
+        Shape::FdLeak => (32.0 * (t / 10.0).floor(), 0.0, 0.0, (t / 10.0).floor()),
         Shape::LateLeak => (
             40.0 * after(6000.0) + jitter(16.0, 1),
             after(6000.0),

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mann_kendall::{hamed_rao_inflation, mann_kendall, s_variance};
-use super::theil_sen::{median_slope, theil_sen};
+use super::theil_sen::{PairwiseSlopes, theil_sen_with};
 
 /// Above this many points a series is reduced to this many block medians first: the pairwise
 /// methods cost O(n²), and blocks of consecutive samples keep the trend while 500 points give
@@ -53,12 +53,14 @@ pub fn fit_robust(points: &[(f64, f64)], confidence: f64) -> Option<RobustFit> {
     }
     let (from, to) = (finite[0].0, finite[n - 1].0);
     let work = thin(&finite, MAX_ROBUST_POINTS);
-    let slope = median_slope(&work)?;
+    // The slopes serve twice: their median detrends the series, then they give the interval.
+    let slopes = PairwiseSlopes::of(&work)?;
+    let slope = slopes.median();
     let residuals: Vec<f64> = work.iter().map(|(x, y)| y - slope * x).collect();
     let inflation = hamed_rao_inflation(&residuals);
     let ys: Vec<f64> = work.iter().map(|p| p.1).collect();
     let var_s = s_variance(&ys) * inflation;
-    let ts = theil_sen(&work, var_s, confidence)?;
+    let ts = theil_sen_with(&work, slopes, var_s, confidence);
     let mk = mann_kendall(&work, inflation)?;
     Some(RobustFit {
         slope: ts.slope,
