@@ -33,6 +33,7 @@ use crate::metric::Metric;
 use crate::protocol::Sample;
 use crate::scenario::{Expect, Scenario};
 use crate::stats::theil_sen::median_slope;
+use crate::stats::trend::{MAX_ROBUST_POINTS, thin};
 use crate::stats::{Fit, Look, Plateau, RobustFit, find_plateau, fit_ols, fit_robust, schedule};
 use crate::units::{Unit, format_quantity};
 
@@ -431,7 +432,10 @@ fn still_growing(points: &[(f64, f64)], tolerance: f64) -> Option<bool> {
     let start = |k: usize| quarter(k)[0].0;
     let floors_rise =
         (2..4).all(|k| floor(k) - floor(k - 1) > tolerance * (start(k) - start(k - 1)));
-    let end_rises = median_slope(&points[n * 7 / 8..]).is_some_and(|slope| slope > tolerance);
+    // Thinned like the robust fits: a last eighth of thousands of samples (sample_every: 1 on a
+    // long run) would otherwise cost the square of its length.
+    let last_eighth = thin(&points[n * 7 / 8..], MAX_ROBUST_POINTS);
+    let end_rises = median_slope(&last_eighth).is_some_and(|slope| slope > tolerance);
     Some(floors_rise && end_rises)
 }
 
