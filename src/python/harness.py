@@ -20,8 +20,6 @@ import builtins
 import faulthandler
 import gc
 import _leakcheck_diagnose as _diagnose
-import importlib
-import inspect
 import json
 import linecache
 import random
@@ -97,6 +95,8 @@ def _resolve_call(target, with_iteration):
     """Import ``package.module:attr.path`` and return a one-argument function calling it once:
     ``f(i)`` with ``call_with_iteration``, else ``f()``; an ``async def`` is awaited on one event
     loop kept for the whole scenario (so loop-level state persists as in a real service)."""
+    import importlib, inspect  # loaded by ``prepare`` before the scenario's paths were added
+
     module_name, _, attr_path = target.partition(":")
     obj = importlib.import_module(module_name)
     for part in attr_path.split("."):
@@ -132,6 +132,10 @@ def prepare(spec):
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
     # which the runner keeps and shows with the crash.
     faulthandler.enable()
+    if spec["call"]:
+        # Only a `call` target needs these (inspect alone is ~4 ms of every worker's start);
+        # imported here, before the scenario's paths are added, like every other harness import.
+        import importlib, inspect  # noqa: F401
     if spec["site_packages"] is not None:
         own = set(site.getsitepackages())
         own.add(site.getusersitepackages())

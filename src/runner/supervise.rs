@@ -32,6 +32,10 @@ const POLL: Duration = Duration::from_millis(50);
 /// How long to wait for the worker to exit after it reported its last message.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
+/// How often to look whether a worker that is on its way out has exited. It usually takes a
+/// millisecond or two after its last message; a coarser step is added to every scenario.
+const EXIT_POLL: Duration = Duration::from_millis(1);
+
 /// How long to wait for the output pipes to close once the worker's processes are gone; a stray
 /// that escaped both nets may hold them open forever.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
@@ -503,7 +507,9 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
 /// The last [`OUTPUT_TAIL_BYTES`] of an output stream, drained by a thread of its own.
 struct Tail {
     state: Arc<Mutex<TailState>>,
-    thread: thread::JoinHandle<()>,
+    /// Never sent on: it disconnects when the draining thread ends, which wakes [`Tail::finish`]
+    /// at once.
+    ended: mpsc::Receiver<()>,
 }
 
 #[derive(Default)]
@@ -517,7 +523,9 @@ impl Tail {
     fn drain(mut stream: impl Read + Send + 'static) -> Tail {
         let state = Arc::new(Mutex::new(TailState::default()));
         let shared = Arc::clone(&state);
-        let thread = thread::spawn(move || {
+        let (ending, ended) = mpsc::channel::<()>();
+        thread::spawn(move || {
+            let _ending = ending; // dropped, disconnecting `ended`, when this thread ends
             let mut buffer = [0u8; 8192];
             loop {
                 match stream.read(&mut buffer) {
@@ -534,18 +542,14 @@ impl Tail {
                 }
             }
         });
-        Tail { state, thread }
+        Tail { state, ended }
     }
 
     /// Waits up to `grace` for the stream to end, then returns what it holds. A stream still
     /// open (a process that escaped every net holds it) is left to its thread, which ends when
     /// that process does.
     fn finish(self, grace: Duration) -> String {
-        let until = Instant::now() + grace;
-        while !self.thread.is_finished() && Instant::now() < until {
-            thread::sleep(Duration::from_millis(5));
-        }
-        let open = !self.thread.is_finished();
+        let open = self.ended.recv_timeout(grace) == Err(mpsc::RecvTimeoutError::Timeout);
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut tail = state.tail.as_slice();
         let mut dropped = state.dropped;
@@ -574,7 +578,7 @@ fn wait_briefly(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
         if Instant::now() >= until {
             return None;
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(EXIT_POLL);
     }
 }
 

@@ -3,17 +3,41 @@
 //! All Python lives in `src/python/harness.py`; this file only moves values across the boundary
 //! and turns Python exceptions into [`ScenarioFailure`]s.
 
-use std::ffi::CString;
+use std::ffi::CStr;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::protocol::{Phase, WorkerRequest};
 use crate::sampling;
 use crate::scenario::Body;
 
-const HARNESS_SOURCE: &str = include_str!("../python/harness.py");
-const DIAGNOSE_SOURCE: &str = include_str!("../python/diagnose.py");
+/// One of the worker's Python files: its source, and the bytecode `build.rs` compiled from it.
+struct EmbeddedModule {
+    /// The name it is imported under.
+    name: &'static CStr,
+    /// The pseudo-filename its code carries (build.rs compiles it under the same one).
+    file_name: &'static CStr,
+    /// The source, compiled here when the bytecode does not fit this interpreter.
+    source: &'static str,
+    /// The interpreter's magic number and the marshalled code; empty when the build could not
+    /// compile it.
+    bytecode: &'static [u8],
+}
+
+const DIAGNOSE: EmbeddedModule = EmbeddedModule {
+    name: c"_leakcheck_diagnose",
+    file_name: c"<leakcheck diagnose>",
+    source: include_str!("../python/diagnose.py"),
+    bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/diagnose.bytecode")),
+};
+
+const HARNESS: EmbeddedModule = EmbeddedModule {
+    name: c"_leakcheck_harness",
+    file_name: c"<leakcheck harness>",
+    source: include_str!("../python/harness.py"),
+    bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/harness.bytecode")),
+};
 
 /// Depth of tracemalloc tracebacks; one frame is enough to measure totals and is the cheapest.
 const TRACEMALLOC_FRAMES: u32 = 1;
@@ -216,15 +240,46 @@ impl Interpreter {
 
 /// Loads `diagnose.py`, then `harness.py` (which imports it), before tracemalloc starts.
 fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    let diagnose = CString::new(DIAGNOSE_SOURCE).expect("diagnose.py contains no NUL byte");
-    PyModule::from_code(
-        py,
-        &diagnose,
-        c"<leakcheck diagnose>",
-        c"_leakcheck_diagnose",
-    )?;
-    let source = CString::new(HARNESS_SOURCE).expect("harness.py contains no NUL byte");
-    PyModule::from_code(py, &source, c"<leakcheck harness>", c"_leakcheck_harness")
+    load_module(py, &DIAGNOSE)?;
+    load_module(py, &HARNESS)
+}
+
+/// Runs an embedded module's code as a module registered in `sys.modules`, as
+/// [`PyModule::from_code`] does, from its precompiled bytecode when it fits this interpreter.
+fn load_module<'py>(py: Python<'py>, module: &EmbeddedModule) -> PyResult<Bound<'py, PyModule>> {
+    let code = match precompiled(py, module.bytecode)? {
+        Some(code) => code,
+        None => {
+            let compile = py.import("builtins")?.getattr("compile")?;
+            compile.call1((module.source, module.file_name, "exec"))?
+        }
+    };
+    // SAFETY: the GIL is held, both strings are NUL-terminated and `code` is a live code object.
+    let loaded = unsafe {
+        pyo3::ffi::PyImport_ExecCodeModuleEx(
+            module.name.as_ptr(),
+            code.as_ptr(),
+            module.file_name.as_ptr(),
+        )
+    };
+    // SAFETY: `loaded` is a new reference to the module, or NULL with an exception set.
+    let loaded = unsafe { Bound::from_owned_ptr_or_err(py, loaded) }?;
+    Ok(loaded.cast_into::<PyModule>()?)
+}
+
+/// The code object in `bytecode` (magic number + marshalled code), or `None` when there is none
+/// or it was compiled by an interpreter of another bytecode version.
+fn precompiled<'py>(py: Python<'py>, bytecode: &[u8]) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some((magic, code)) = bytecode.split_first_chunk::<4>() else {
+        return Ok(None);
+    };
+    // SAFETY: reads a constant of the initialised interpreter; the GIL is held.
+    let expected = unsafe { pyo3::ffi::PyImport_GetMagicNumber() };
+    if u32::try_from(expected) != Ok(u32::from_le_bytes(*magic)) {
+        return Ok(None);
+    }
+    let loads = py.import("marshal")?.getattr("loads")?;
+    loads.call1((PyBytes::new(py, code),)).map(Some)
 }
 
 fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'py, PyDict>> {
@@ -315,5 +370,46 @@ fn describe_with(
             traceback,
         },
         Err(_) => describe(py, err, phase, iteration),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_harness_loads_from_bytecode_the_build_compiled_for_this_interpreter() {
+        Python::initialize();
+        Python::attach(|py| {
+            for module in [&DIAGNOSE, &HARNESS] {
+                let code = precompiled(py, module.bytecode).expect("bytecode unmarshals");
+                let code = code.unwrap_or_else(|| panic!("{:?} not precompiled", module.file_name));
+                // build.rs must compile it under the name the module gets here, which the
+                // harness compares with its frames' file names.
+                let file_name: String = code.getattr("co_filename").unwrap().extract().unwrap();
+                assert_eq!(file_name, module.file_name.to_str().unwrap());
+            }
+            let harness = load_harness(py).expect("the harness loads");
+            assert!(harness.hasattr("prepare").expect("hasattr"));
+        });
+    }
+
+    #[test]
+    fn without_fitting_bytecode_a_module_is_compiled_from_its_source() {
+        Python::initialize();
+        Python::attach(|py| {
+            const OTHER_MAGIC: &[u8] = &[0, 0, 0, 0, 0xe3];
+            for bytecode in [&[][..], OTHER_MAGIC] {
+                let module = EmbeddedModule {
+                    name: c"_leakcheck_test_fallback",
+                    file_name: c"<leakcheck test>",
+                    source: "VALUE = 6 * 7\n",
+                    bytecode,
+                };
+                let loaded = load_module(py, &module).expect("compiled from source");
+                let value: i64 = loaded.getattr("VALUE").unwrap().extract().unwrap();
+                assert_eq!(value, 42);
+            }
+        });
     }
 }
