@@ -142,3 +142,43 @@ fn a_python_of_another_minor_version_is_refused_before_running() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a Python interpreter"));
 }
+
+#[test]
+fn a_venv_first_on_path_does_not_replace_the_embedded_interpreter() {
+    // The embedded CPython finds its standard library from its program name; unpinned, it
+    // searched PATH for python3 and took this venv of another build, whose standard library
+    // does not match the linked libpython (`No module named '_struct'` in prepare).
+    let project = Project::new();
+    let venv = venv_from_other_python(&project);
+    project.write(
+        "where.yaml",
+        "name: where\nsetup: |\n  import sys, json\n  print('PREFIX', sys.base_prefix, flush=True)\nrun: x = [i]\n",
+    );
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let output = cmd
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("PATH", path)
+        .args(["run", "where.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    let results: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.path().join("reports/results.json")).unwrap(),
+    )
+    .unwrap();
+    let s = scenario(&results, "where");
+    let prefix = python_says(BUILD_PYTHON, "import sys; print(sys.base_prefix)");
+    assert!(
+        s["stdout"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("PREFIX {prefix}\n")),
+        "{s:#}"
+    );
+}

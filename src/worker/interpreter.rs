@@ -76,9 +76,32 @@ pub struct Interpreter {
     entry_sample: Py<PyAny>,
 }
 
+/// Tells CPython, before it starts, that it is the interpreter leakcheck was built against.
+///
+/// Embedded, CPython finds its prefix (and so its standard library) from the program name;
+/// leakcheck's own name has no slash, so it would search `PATH` for `python3`, and a virtual
+/// environment first on `PATH` (of another Python build, say) would supply a standard library
+/// that does not match the linked libpython. Environments are chosen with `--python` and
+/// `VIRTUAL_ENV` instead (their site-packages are swapped in by the harness's `prepare`).
+fn pin_program_name() {
+    let Ok(path) = std::ffi::CString::new(env!("LEAKCHECK_BUILD_PYTHON")) else {
+        return;
+    };
+    // SAFETY: called before the interpreter starts, from the only thread that touches Python;
+    // the decoded string is deliberately never freed, as CPython keeps the pointer.
+    unsafe {
+        let wide = pyo3::ffi::Py_DecodeLocale(path.as_ptr(), std::ptr::null_mut());
+        if !wide.is_null() {
+            #[allow(deprecated)]
+            pyo3::ffi::Py_SetProgramName(wide);
+        }
+    }
+}
+
 impl Interpreter {
     /// Starts CPython, loads the harness and prepares the scenario (paths, code, tracemalloc).
     pub fn start(request: &WorkerRequest) -> Result<Interpreter, ScenarioFailure> {
+        pin_program_name();
         Python::initialize();
         Python::attach(|py| {
             let harness =
