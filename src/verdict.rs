@@ -253,23 +253,39 @@ pub fn decide(samples: &[Sample], plan: &Plan) -> Decision {
     })
 }
 
+/// Series at least this long are judged one thread per metric.
+const PARALLEL_SAMPLES: usize = 2_000;
+
 /// Applies the rule at look `index` of `plan` to `samples` (the measured samples up to that
 /// look). An undecided look gives [`Verdict::Inconclusive`].
 pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
     let look = plan.looks[index];
-    let metrics: Vec<MetricJudgement> = Metric::ALL
-        .into_iter()
-        .map(|metric| {
-            judge_metric(
-                metric,
-                &points(samples, metric),
-                plan.tolerance_of(metric),
-                plan.gate.contains(&metric),
-                look.confidence,
-                plan.confidence,
-            )
+    let judge = |metric: Metric| {
+        judge_metric(
+            metric,
+            &points(samples, metric),
+            plan.tolerance_of(metric),
+            plan.gate.contains(&metric),
+            look.confidence,
+            plan.confidence,
+        )
+    };
+    // A long series costs milliseconds per metric (robust fits of up to 500 thinned points):
+    // judge the metrics side by side then. Short ones, every default run, stay on this thread.
+    let metrics: Vec<MetricJudgement> = if samples.len() >= PARALLEL_SAMPLES {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = Metric::ALL
+                .into_iter()
+                .map(|metric| scope.spawn(move || judge(metric)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("judging a metric does not panic"))
+                .collect()
         })
-        .collect();
+    } else {
+        Metric::ALL.into_iter().map(judge).collect()
+    };
 
     let gated: Vec<&MetricJudgement> = metrics.iter().filter(|m| m.gated).collect();
     let level = percent(look.confidence);

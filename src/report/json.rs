@@ -24,7 +24,8 @@ impl Exporter for JsonExporter {
     }
 }
 
-/// The bytes of `serde_json::to_vec_pretty`, written faster: see [`Pretty`].
+/// Pretty JSON as `serde_json::to_vec_pretty` writes it, except that an array inside an array
+/// sits on one line: see [`Pretty`].
 pub fn to_vec_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, Pretty::default());
@@ -35,14 +36,20 @@ pub fn to_vec_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec
 /// Spaces for the deepest indentation written in one piece; deeper levels repeat it.
 const SPACES: &[u8; 64] = b"                                                                ";
 
-/// serde_json's `PrettyFormatter` (two spaces a level), byte for byte, but writing each
-/// indentation in one piece: that one writes two spaces per level and call, which was most of
-/// the time of a results.json whose samples sit seven levels deep (0.76 s for 100 scenarios ×
-/// 10 000 samples).
+/// serde_json's `PrettyFormatter` (two spaces a level), with two differences that matter for
+/// the raw samples, a list of `[iteration, value]` pairs seven levels deep: an array nested in
+/// an array, and everything inside it, is written on one line (`[120, 4567.0]`, not four
+/// indented lines: the shipped scenarios' results.json shrinks from 650 KB to 335 KB, and
+/// rendering 100 scenarios × 10 000 samples from 0.46 to 0.33 s), and each indentation is
+/// written in one piece.
 #[derive(Default)]
 struct Pretty {
     depth: usize,
     has_value: bool,
+    /// For each open container: whether it is an array.
+    arrays: Vec<bool>,
+    /// Depth at which one-line writing started, while inside such an array.
+    inline_from: Option<usize>,
 }
 
 impl Pretty {
@@ -56,22 +63,38 @@ impl Pretty {
         Ok(())
     }
 
-    fn open<W: ?Sized + io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
+    fn open<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        bracket: &[u8],
+        array: bool,
+    ) -> io::Result<()> {
+        if array && self.inline_from.is_none() && self.arrays.last() == Some(&true) {
+            self.inline_from = Some(self.depth);
+        }
+        self.arrays.push(array);
         self.depth += 1;
         self.has_value = false;
         writer.write_all(bracket)
     }
 
     fn close<W: ?Sized + io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.arrays.pop();
         self.depth -= 1;
-        if self.has_value {
+        if self.inline_from.is_none() && self.has_value {
             writer.write_all(b"\n")?;
             self.indent(writer)?;
+        }
+        if self.inline_from == Some(self.depth) {
+            self.inline_from = None;
         }
         writer.write_all(bracket)
     }
 
     fn next<W: ?Sized + io::Write>(&self, writer: &mut W, first: bool) -> io::Result<()> {
+        if self.inline_from.is_some() {
+            return writer.write_all(if first { b"" } else { b", " });
+        }
         writer.write_all(if first { b"\n" } else { b",\n" })?;
         self.indent(writer)
     }
@@ -79,7 +102,7 @@ impl Pretty {
 
 impl Formatter for Pretty {
     fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.open(writer, b"[")
+        self.open(writer, b"[", true)
     }
 
     fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
@@ -100,7 +123,7 @@ impl Formatter for Pretty {
     }
 
     fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.open(writer, b"{")
+        self.open(writer, b"{", false)
     }
 
     fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
@@ -151,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_the_bytes_of_serde_json_pretty() {
+    fn writes_the_same_json_as_serde_json_pretty() {
         let samples: Vec<(u64, f64)> = (0..50).map(|i| (i, 1e6 + 36.5 * i as f64)).collect();
         for value in [
             json!(null),
@@ -162,10 +185,25 @@ mod tests {
             // Deeper than one piece of spaces: 40 levels of 2 spaces.
             nested(40, json!({ "deep": [1, 2, {"x": []}] })),
         ] {
-            assert_eq!(
-                String::from_utf8(to_vec_pretty(&value).unwrap()).unwrap(),
-                serde_json::to_string_pretty(&value).unwrap()
-            );
+            let ours = String::from_utf8(to_vec_pretty(&value).unwrap()).unwrap();
+            let back: Value = serde_json::from_str(&ours).unwrap();
+            assert_eq!(back, value, "{ours}");
         }
+    }
+
+    #[test]
+    fn objects_stay_pretty_and_sample_pairs_take_one_line_each() {
+        let value = json!({ "metric": { "samples": [[1, 2.5], [3, 4.0]], "unit": "bytes" } });
+        let expected = "{\n  \"metric\": {\n    \"samples\": [\n      [1, 2.5],\n      [3, 4.0]\n    ],\n    \"unit\": \"bytes\"\n  }\n}";
+        assert_eq!(
+            String::from_utf8(to_vec_pretty(&value).unwrap()).unwrap(),
+            expected
+        );
+        // Outside arrays of arrays the layout is serde_json's own.
+        let plain = json!({ "a": [1, 2], "b": { "c": [] } });
+        assert_eq!(
+            String::from_utf8(to_vec_pretty(&plain).unwrap()).unwrap(),
+            serde_json::to_string_pretty(&plain).unwrap()
+        );
     }
 }
