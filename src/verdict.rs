@@ -34,7 +34,9 @@ use crate::protocol::Sample;
 use crate::scenario::{Expect, Scenario};
 use crate::stats::theil_sen::median_slope;
 use crate::stats::trend::{MAX_ROBUST_POINTS, thin};
-use crate::stats::{Fit, Look, Plateau, RobustFit, find_plateau, fit_ols, fit_robust, schedule};
+use crate::stats::{
+    Fit, Look, Plateau, RobustFit, find_plateau, fit_ols, fit_robust, fit_robust_thinned, schedule,
+};
 use crate::units::{Unit, format_quantity};
 
 /// The outcome of one scenario.
@@ -383,7 +385,9 @@ fn judge_metric(
     let n = points.len();
     let fit = fit_ols(points, nominal);
     let robust = fit_robust(points, confidence);
-    let tail = fit_robust(&points[n / 2..], confidence);
+    // The last half, thinned to blocks as wide as the whole series': the same figures for every
+    // series of up to 500 samples (every default run), half the cost on longer ones.
+    let tail = fit_robust_thinned(&points[n / 2..], confidence, MAX_ROBUST_POINTS / 2);
     let persistent = still_growing(points, tolerance);
     let alpha_one_sided = (1.0 - confidence) / 2.0;
     let min_growth = metric.min_growth();
@@ -448,9 +452,10 @@ fn still_growing(points: &[(f64, f64)], tolerance: f64) -> Option<bool> {
     let start = |k: usize| quarter(k)[0].0;
     let floors_rise =
         (2..4).all(|k| floor(k) - floor(k - 1) > tolerance * (start(k) - start(k - 1)));
-    // Thinned like the robust fits: a last eighth of thousands of samples (sample_every: 1 on a
-    // long run) would otherwise cost the square of its length.
-    let last_eighth = thin(&points[n * 7 / 8..], MAX_ROBUST_POINTS);
+    // Thinned to blocks as wide as the robust fits' (unchanged up to 500 samples): a last eighth
+    // of thousands of samples (sample_every: 1 on a long run) would otherwise cost the square of
+    // its length.
+    let last_eighth = thin(&points[n * 7 / 8..], MAX_ROBUST_POINTS / 8);
     let end_rises = median_slope(&last_eighth).is_some_and(|slope| slope > tolerance);
     Some(floors_rise && end_rises)
 }

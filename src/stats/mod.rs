@@ -18,4 +18,4 @@ pub mod trend;
 pub use ols::{Fit, fit_ols};
 pub use plateau::{Plateau, find_plateau, segment_slopes};
 pub use sequential::{Look, schedule};
-pub use trend::{RobustFit, fit_robust};
+pub use trend::{RobustFit, fit_robust, fit_robust_thinned};

@@ -41,6 +41,17 @@ pub struct RobustFit {
 /// Non-finite points are dropped and points are ordered by `x`. `None` with fewer than three
 /// points or no two distinct `x`.
 pub fn fit_robust(points: &[(f64, f64)], confidence: f64) -> Option<RobustFit> {
+    fit_robust_thinned(points, confidence, MAX_ROBUST_POINTS)
+}
+
+/// [`fit_robust`], reducing the series to at most `max_points` block medians first. A part of a
+/// series (its last half, say) is thinned to the same share of [`MAX_ROBUST_POINTS`] so that
+/// its blocks are as wide as the whole series' and it costs no more than its share.
+pub fn fit_robust_thinned(
+    points: &[(f64, f64)],
+    confidence: f64,
+    max_points: usize,
+) -> Option<RobustFit> {
     let mut finite: Vec<(f64, f64)> = points
         .iter()
         .copied()
@@ -52,7 +63,7 @@ pub fn fit_robust(points: &[(f64, f64)], confidence: f64) -> Option<RobustFit> {
         return None;
     }
     let (from, to) = (finite[0].0, finite[n - 1].0);
-    let work = thin(&finite, MAX_ROBUST_POINTS);
+    let work = thin(&finite, max_points);
     // The slopes serve twice: their median detrends the series, then they give the interval.
     let slopes = PairwiseSlopes::of(&work)?;
     let slope = slopes.median();
