@@ -16,6 +16,16 @@ use crate::metric::Metric;
 /// Share of the measured run's time the traced window may take.
 pub const TRACE_SHARE: f64 = 0.05;
 
+/// Time the traced window may always take, whatever the share: a quick scenario's measured run
+/// lasts a few milliseconds, and 5 % of it would not let a small cache turn over before the
+/// window's samples (20 ms of a 200-iteration scenario of microseconds is its whole length).
+pub const TRACE_MIN_BUDGET_SECS: f64 = 0.02;
+
+/// The traced window's time budget for a measured run that took `measured_secs`.
+pub fn trace_budget(measured_secs: f64) -> f64 {
+    (TRACE_SHARE * measured_secs).max(TRACE_MIN_BUDGET_SECS)
+}
+
 /// Fewest iterations of a traced window, whatever the budget.
 pub const TRACE_MIN_ITERATIONS: u64 = 8;
 
@@ -74,6 +84,12 @@ impl TraceWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_is_a_share_of_the_run_with_a_floor() {
+        assert_eq!(trace_budget(10.0), 0.5);
+        assert_eq!(trace_budget(0.01), TRACE_MIN_BUDGET_SECS);
+    }
 
     #[test]
     fn only_a_tracemalloc_gate_traces_throughout() {

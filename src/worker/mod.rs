@@ -281,20 +281,22 @@ impl<'a> Sampler<'a> {
     }
 
     /// Runs the traced window from iteration `start`: tracemalloc on, one timed iteration to
-    /// price a traced iteration, then a window sized to [`sampling::TRACE_SHARE`] of the
-    /// measured run's `measured_secs` ([`TraceWindow::plan`]): its settling half unsampled, its
-    /// fitted half sampled. Returns the iterations done by its end.
+    /// price a traced iteration, then a window sized to [`sampling::trace_budget`] of the
+    /// measured run's `measured_secs` ([`TraceWindow::plan`]): its first two thirds settle
+    /// unsampled, its last third is sampled. Returns the iterations done by its end.
     fn trace_window(
         &mut self,
         start: u64,
         iterations: u64,
         measured_secs: f64,
     ) -> Result<u64, Failure> {
-        let clock = Instant::now();
         self.interpreter.trace_begin()?;
+        // Priced after tracing started: starting it allocates its tables, which is not what an
+        // iteration costs and would shrink the window of a cheap scenario to its minimum.
+        let clock = Instant::now();
         self.interpreter.run_chunk(Phase::Trace, start, start + 1)?;
         let traced_secs = clock.elapsed().as_secs_f64();
-        let budget = (sampling::TRACE_SHARE * measured_secs - traced_secs).max(0.0);
+        let budget = (sampling::trace_budget(measured_secs) - traced_secs).max(0.0);
         let window = TraceWindow::plan(iterations, budget, traced_secs);
         let mut done = start + 1;
         let settled = done + window.settle.saturating_sub(1);
