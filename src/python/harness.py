@@ -41,6 +41,7 @@ _gc_isenabled = gc.isenabled
 _gc_get_objects = gc.get_objects
 _tm_is_tracing = tracemalloc.is_tracing
 _tm_get_traced_memory = tracemalloc.get_traced_memory
+_tm_get_tracemalloc_memory = tracemalloc.get_tracemalloc_memory
 _tm_get_object_traceback = tracemalloc.get_object_traceback
 _getallocatedblocks = sys.getallocatedblocks
 # (module, attribute, the original): replaced attributes mean scenario code patched them.
@@ -232,16 +233,19 @@ def run_teardown():
 def sample():
     """Collect garbage, then read the Python-level metrics.
 
-    Returns ``(traced_bytes, gc_objects, allocated_blocks)``; traced bytes are 0 outside a
-    traced window. Blocks are read before the object list is built so that list never counts;
+    Returns ``(traced_bytes, gc_objects, allocated_blocks, tracemalloc_overhead)``; traced bytes
+    are 0 outside a traced window. The overhead is what tracemalloc itself holds in the C
+    allocator (its traces and tracebacks, growing with the live blocks it traces): the worker
+    takes it off the ``malloc`` figure, which would otherwise grow with any traced growth. Blocks are read before the object list is built so that list never counts;
     the few objects alive during a sample are the same every time and cancel out in a slope.
     """
     _check()
     _gc_collect()
     traced = _tm_get_traced_memory()[0]
+    overhead = _tm_get_tracemalloc_memory()
     blocks = _getallocatedblocks()
     objects = _len(_gc_get_objects())
-    return (traced, objects, blocks)
+    return (traced, objects, blocks, overhead)
 
 
 def _check():

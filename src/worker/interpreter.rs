@@ -60,6 +60,8 @@ pub struct PythonSample {
     pub traced_bytes: f64,
     pub gc_objects: f64,
     pub allocated_blocks: f64,
+    /// Bytes tracemalloc itself holds in the C allocator (0 when it is off).
+    pub tracemalloc_overhead: f64,
 }
 
 /// A running interpreter with the harness loaded and the scenario prepared.
@@ -160,12 +162,13 @@ impl Interpreter {
                 .entry_sample
                 .bind(py)
                 .call0()
-                .and_then(|v| v.extract::<(f64, f64, f64)>())
+                .and_then(|v| v.extract::<(f64, f64, f64, f64)>())
                 .map_err(|err| describe_with(py, harness, err, Phase::Measure, None))?;
             Ok(PythonSample {
                 traced_bytes: values.0,
                 gc_objects: values.1,
                 allocated_blocks: values.2,
+                tracemalloc_overhead: values.3,
             })
         })
     }

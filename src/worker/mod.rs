@@ -321,7 +321,9 @@ impl<'a> Sampler<'a> {
         for (slot, metric) in values.iter_mut().zip(Metric::ALL) {
             *slot = match metric {
                 Metric::Tracemalloc => python.traced_bytes,
-                Metric::Malloc => process_metrics::malloc_in_use(),
+                // tracemalloc's own tables sit in the C allocator and grow with what it
+                // traces: not the scenario's memory.
+                Metric::Malloc => process_metrics::malloc_in_use() - python.tracemalloc_overhead,
                 Metric::GcObjects => python.gc_objects,
                 Metric::AllocBlocks => python.allocated_blocks,
                 Metric::Rss => process_metrics::resident_bytes(),
