@@ -1,9 +1,10 @@
 //! Speed of everything the runner does after the workers are done, at the scale issue 8 asks
-//! for: 100 scenarios × 10 000 measured samples of all five metrics.
+//! for: 100 scenarios × 10 000 measured samples of every metric, plus a traced window.
 //!
-//! - `judge`: per scenario what the runner's `judge` does: keep the measured samples, plan the
-//!   looks (`Plan::for_scenario`), replay them with `verdict::decide` (robust fits, Mann–Kendall,
-//!   persistence, plateau) and assemble the `ScenarioResult`;
+//! - `judge`: per scenario what the runner's `judge` does, through the same
+//!   [`runner::fit_samples`]: plan the looks, replay them with `verdict::decide` (robust fits,
+//!   Mann–Kendall, persistence, plateau), judge tracemalloc on its window, and assemble the
+//!   `ScenarioResult`;
 //! - `render <file>`: each report file in memory, through the same [`Exporter`]s the CLI uses;
 //! - `write_all`: every report file into a temporary folder, as `leakcheck run` writes them;
 //! - `judge + write_all`: the two together, the figure the issue's target (under 1 s) is about.
@@ -15,7 +16,6 @@
 //!
 //! Run with `cargo bench --bench report` (add `-- --measurement-time 20` on a busy machine).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -26,14 +26,14 @@ use leakcheck::diagnosis::{
     TypeGrowth,
 };
 use leakcheck::metric::Metric;
-use leakcheck::protocol::{Sample, Timings};
+use leakcheck::protocol::{Sample, SampleKind, Timings};
 use leakcheck::report;
 use leakcheck::results::{
-    Analysis, MetricAnalysis, MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult,
-    Summary, ToolInfo,
+    PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
 };
+use leakcheck::runner;
 use leakcheck::scenario::{Body, Expect, Scenario};
-use leakcheck::verdict::{self, Plan};
+use leakcheck::verdict;
 
 const SCENARIOS: usize = 100;
 const MEASURED: u64 = 10_000;
@@ -82,8 +82,8 @@ const SHAPES: [Shape; 10] = [
 /// What a worker would have sent for one scenario.
 struct WorkerOutput {
     scenario: Scenario,
-    /// Every sample, warmup ones flagged, as the runner collects them.
-    samples: Vec<(Sample, bool)>,
+    /// Every sample with where it was taken, as the runner collects them.
+    samples: Vec<(Sample, SampleKind)>,
     diagnosis: Option<Diagnosis>,
 }
 
@@ -277,8 +277,22 @@ fn suite() -> Vec<WorkerOutput> {
                         iteration: x,
                         values: values(shape, x, seed),
                     };
-                    (sample, x <= WARMUP)
+                    let kind = if x <= WARMUP {
+                        SampleKind::Warmup
+                    } else {
+                        SampleKind::Measure
+                    };
+                    (sample, kind)
                 })
+                // The traced window after the measured run: ten samples a step apart.
+                .chain((1..=11).map(|k| {
+                    let x = last + 5 + k;
+                    let sample = Sample {
+                        iteration: x,
+                        values: values(shape, x, seed),
+                    };
+                    (sample, SampleKind::Trace)
+                }))
                 .collect();
             let diagnosed = matches!(shape, Shape::KnownLeak | Shape::NewLeak) && index % 20 < 10;
             WorkerOutput {
@@ -293,49 +307,7 @@ fn suite() -> Vec<WorkerOutput> {
 /// What the runner does with one finished worker: fits, verdict, the result entry.
 fn judge(output: &WorkerOutput) -> ScenarioResult {
     let scenario = &output.scenario;
-    let measured: Vec<Sample> = output
-        .samples
-        .iter()
-        .filter(|(_, warmup)| !warmup)
-        .map(|(s, _)| s.clone())
-        .collect();
-    let plan = Plan::for_scenario(scenario, CONFIDENCE);
-    let decision = verdict::decide(&measured, &plan);
-    let series = |metric: Metric, want_warmup: bool| -> Vec<(u64, f64)> {
-        output
-            .samples
-            .iter()
-            .filter(|(_, warmup)| *warmup == want_warmup)
-            .map(|(s, _)| (s.iteration, s.get(metric)))
-            .collect()
-    };
-    let mut metrics = BTreeMap::new();
-    let mut analyses = BTreeMap::new();
-    for j in &decision.metrics {
-        let fit = j.fit;
-        let result = MetricResult {
-            unit: j.metric.unit(),
-            slope: fit.map(|f| f.slope),
-            ci_low: fit.map(|f| f.ci_low),
-            ci_high: fit.map(|f| f.ci_high),
-            stderr: fit.map(|f| f.stderr),
-            intercept: fit.map(|f| f.intercept),
-            tolerance: j.tolerance,
-            gated: j.gated,
-            call: j.call,
-            samples: series(j.metric, false),
-            warmup_samples: series(j.metric, true),
-        };
-        let analysis = MetricAnalysis {
-            robust: j.robust,
-            tail: j.tail,
-            persistent: j.persistent,
-            plateau: j.plateau,
-            note: j.note.clone(),
-        };
-        metrics.insert(j.metric, result);
-        analyses.insert(j.metric, analysis);
-    }
+    let (decision, metrics) = runner::fit_samples(scenario, &output.samples, CONFIDENCE);
     let duration_secs = 2.0 + output.samples.len() as f64 * 1e-4;
     ScenarioResult {
         name: scenario.name.clone(),
@@ -347,7 +319,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
         expected: scenario.expect,
         ok: verdict::is_ok(decision.verdict, scenario.expect, false),
         error: None,
-        reason: decision.reason,
+        reason: decision.reason.clone(),
         traceback: None,
         iterations: scenario.iterations,
         warmup: scenario.warmup,
@@ -369,12 +341,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
         diagnosis: output.diagnosis.clone(),
         stdout: "processing 10000 quotes\n".to_string(),
         stderr: String::new(),
-        analysis: Some(Analysis {
-            max_iterations: scenario.max_iterations,
-            stop: decision.stop,
-            seed: 0,
-            metrics: analyses,
-        }),
+        analysis: Some(runner::analysis(scenario, &decision, 0)),
     }
 }
 

@@ -416,8 +416,7 @@ def finish(namespace, iterations, chain_seconds):
     hints = _hints(before, state_b, iterations, growth, found)
     found.clear()
     del picked[:]
-    if tracing:
-        tracemalloc.start(1)  # as it was before the window, for the scenario's teardown
+    # Tracing stays off: the harness restores what its sampling plan wants for teardown.
     return json.dumps(
         {
             "iterations": iterations,

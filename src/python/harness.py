@@ -68,6 +68,8 @@ _sentinel = None
 # (``_traced_throughout``), else only between ``trace_begin`` and ``trace_end``.
 _tracing = False
 _traced_throughout = False
+# Depth of tracemalloc's tracebacks outside the diagnosis (``spec["frames"]``).
+_frames = 1
 # Iterations completed when the last chunk ended (None: only setup has run), for messages.
 _last_done = None
 # Watchdog hooks from the Rust worker (see src/worker/guard.rs), set by ``prepare``.
@@ -127,7 +129,7 @@ def prepare(spec):
     ``random``, so "random" scenario data is the same on every rerun).
     """
     global _ns, _setup, _run, _call, _teardown, _iteration_started, _iterations_paused
-    global _traced_throughout
+    global _traced_throughout, _frames
     _iteration_started = spec["iteration_started"]
     _iterations_paused = spec["iterations_paused"]
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
@@ -158,8 +160,9 @@ def prepare(spec):
     random.seed(spec["seed"])
     gc.collect()
     _traced_throughout = spec["trace"]
+    _frames = spec["frames"]
     if _traced_throughout:
-        trace_begin(spec["frames"])
+        trace_begin()
     if spec["call"]:
         _call = _resolve_call(spec["call"], spec["call_with_iteration"])
 
@@ -208,10 +211,10 @@ def run_chunk(start, stop):
     _last_done = stop
 
 
-def trace_begin(frames):
+def trace_begin():
     """Start tracemalloc (the traced window, or the whole run of a scenario gated on it)."""
     global _sentinel, _tracing
-    tracemalloc.start(frames)
+    tracemalloc.start(_frames)
     _sentinel = object()
     _tracing = True
 
@@ -236,8 +239,9 @@ def sample():
     Returns ``(traced_bytes, gc_objects, allocated_blocks, tracemalloc_overhead)``; traced bytes
     are 0 outside a traced window. The overhead is what tracemalloc itself holds in the C
     allocator (its traces and tracebacks, growing with the live blocks it traces): the worker
-    takes it off the ``malloc`` figure, which would otherwise grow with any traced growth. Blocks are read before the object list is built so that list never counts;
-    the few objects alive during a sample are the same every time and cancel out in a slope.
+    takes it off the ``malloc`` figure, which would otherwise grow with any traced growth.
+    Blocks are read before the object list is built so that list never counts; the few objects
+    alive during a sample are the same every time and cancel out in a slope.
     """
     _check()
     _gc_collect()
@@ -308,11 +312,11 @@ def diagnose_checkpoint():
 
 
 def diagnose_finish(iterations, chain_seconds):
-    """Checkpoint B; returns the diagnosis as JSON. Tracing then goes back to what the plan
-    wants for teardown: on for a scenario traced throughout, else off."""
+    """Checkpoint B; returns the diagnosis as JSON. The diagnosis ends with tracing off; a
+    scenario traced throughout gets its one-frame tracing back for teardown."""
     result = _diagnose.finish(_ns, iterations, chain_seconds)
-    if not _traced_throughout and _tm_is_tracing():
-        tracemalloc.stop()
+    if _traced_throughout:
+        trace_begin()
     return result
 
 

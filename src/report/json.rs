@@ -44,9 +44,9 @@ const SPACES: &[u8; 64] = b"                                                    
 /// written in one piece.
 #[derive(Default)]
 struct Pretty {
-    depth: usize,
     has_value: bool,
-    /// For each open container: whether it is an array.
+    /// For each open container, outermost first: whether it is an array. Its length is the
+    /// indentation depth.
     arrays: Vec<bool>,
     /// Depth at which one-line writing started, while inside such an array.
     inline_from: Option<usize>,
@@ -54,7 +54,7 @@ struct Pretty {
 
 impl Pretty {
     fn indent<W: ?Sized + io::Write>(&self, writer: &mut W) -> io::Result<()> {
-        let mut left = 2 * self.depth;
+        let mut left = 2 * self.arrays.len();
         while left > 0 {
             let chunk = left.min(SPACES.len());
             writer.write_all(&SPACES[..chunk])?;
@@ -70,22 +70,20 @@ impl Pretty {
         array: bool,
     ) -> io::Result<()> {
         if array && self.inline_from.is_none() && self.arrays.last() == Some(&true) {
-            self.inline_from = Some(self.depth);
+            self.inline_from = Some(self.arrays.len());
         }
         self.arrays.push(array);
-        self.depth += 1;
         self.has_value = false;
         writer.write_all(bracket)
     }
 
     fn close<W: ?Sized + io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
         self.arrays.pop();
-        self.depth -= 1;
         if self.inline_from.is_none() && self.has_value {
             writer.write_all(b"\n")?;
             self.indent(writer)?;
         }
-        if self.inline_from == Some(self.depth) {
+        if self.inline_from == Some(self.arrays.len()) {
             self.inline_from = None;
         }
         writer.write_all(bracket)

@@ -216,16 +216,23 @@ fn run_one(
     Some((judge(scenario, run, settings), version))
 }
 
-/// Turns one worker's report into a scenario result: fits, verdict, expectation.
-fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
+/// What the runner makes of one worker's samples, tagged with where they were taken: the
+/// verdict's decision over the measured ones (tracemalloc judged on its traced window unless
+/// traced throughout) and, per metric, the series and fits results.json keeps. Public so the
+/// report benchmark judges exactly as a run does.
+pub fn fit_samples(
+    scenario: &Scenario,
+    samples: &[(Sample, SampleKind)],
+    confidence: f64,
+) -> (verdict::Decision, BTreeMap<Metric, MetricResult>) {
     let of_kind = |kind: SampleKind| -> Vec<Sample> {
-        run.samples
+        samples
             .iter()
             .filter(|(_, k)| *k == kind)
             .map(|(s, _)| s.clone())
             .collect()
     };
-    let plan = verdict::Plan::for_scenario(scenario, settings.confidence);
+    let plan = verdict::Plan::for_scenario(scenario, confidence);
     let mut decision = verdict::decide(&of_kind(SampleKind::Measure), &plan);
     // Unless traced throughout, tracemalloc was only on in the traced window: its figure comes
     // from that window's samples, and the measured samples' zeros mean nothing.
@@ -238,32 +245,17 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
             }
         }
     }
-    let (verdict, reason, error, traceback) = match &run.failure {
-        None => (decision.verdict, decision.reason.clone(), None, None),
-        // Over the memory cap while iterating: a finding about memory, not a failure to measure.
-        Some(failure) if failure.is_leak() => (Verdict::Leak, failure.summary(), None, None),
-        Some(failure) => {
-            let traceback = failure.traceback().map(str::to_string);
-            (
-                Verdict::Error,
-                failure.summary(),
-                Some(failure.summary()),
-                traceback,
-            )
-        }
-    };
-
     let mut metrics = BTreeMap::new();
     for judgement in &decision.metrics {
         let metric = judgement.metric;
         let series = |kind: SampleKind| -> Vec<(u64, f64)> {
-            run.samples
+            samples
                 .iter()
                 .filter(|(_, k)| *k == kind)
                 .map(|(s, _)| (s.iteration, s.get(metric)))
                 .collect()
         };
-        let (samples, warmup_samples) = if windowed && metric == Metric::Tracemalloc {
+        let (fitted, warmup_samples) = if windowed && metric == Metric::Tracemalloc {
             (series(SampleKind::Trace), Vec::new())
         } else {
             (series(SampleKind::Measure), series(SampleKind::Warmup))
@@ -281,12 +273,32 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
                 tolerance: judgement.tolerance,
                 gated: judgement.gated,
                 call: judgement.call,
-                samples,
+                samples: fitted,
                 warmup_samples,
             },
         );
     }
     debug_assert_eq!(metrics.len(), Metric::ALL.len());
+    (decision, metrics)
+}
+
+/// Turns one worker's report into a scenario result: fits, verdict, expectation.
+fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
+    let (decision, metrics) = fit_samples(scenario, &run.samples, settings.confidence);
+    let (verdict, reason, error, traceback) = match &run.failure {
+        None => (decision.verdict, decision.reason.clone(), None, None),
+        // Over the memory cap while iterating: a finding about memory, not a failure to measure.
+        Some(failure) if failure.is_leak() => (Verdict::Leak, failure.summary(), None, None),
+        Some(failure) => {
+            let traceback = failure.traceback().map(str::to_string);
+            (
+                Verdict::Error,
+                failure.summary(),
+                Some(failure.summary()),
+                traceback,
+            )
+        }
+    };
 
     ScenarioResult {
         name: scenario.name.clone(),
@@ -316,7 +328,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
 }
 
 /// The adaptive run's stop and each metric's robust statistics, for results.json.
-fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) -> Analysis {
+pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) -> Analysis {
     Analysis {
         max_iterations: scenario.max_iterations,
         stop: decision.stop,

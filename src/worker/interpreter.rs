@@ -175,10 +175,8 @@ impl Interpreter {
 
     /// Starts tracemalloc with one-frame tracebacks for the traced window.
     pub fn trace_begin(&self) -> Result<(), ScenarioFailure> {
-        self.call_harness(Phase::Measure, "trace_begin", |py| {
-            (TRACEMALLOC_FRAMES,).into_pyobject(py)
-        })
-        .map(|_| ())
+        self.call_harness(Phase::Measure, "trace_begin", |py| Ok(PyTuple::empty(py)))
+            .map(|_| ())
     }
 
     /// Ends the traced window (tracemalloc stays on for a scenario traced throughout).
