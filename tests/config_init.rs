@@ -36,10 +36,7 @@ fn configuration_file_sits_between_defaults_and_environment_and_flags() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(project.path().join("from-file/results.json")).unwrap(),
-    )
-    .unwrap();
+    let results = project.results("from-file");
     assert_eq!(results["confidence"], 0.95);
     assert_eq!(results["scenarios"][0]["iterations"], 12);
 
@@ -66,10 +63,7 @@ fn configuration_file_sits_between_defaults_and_environment_and_flags() {
         report_dirs(&project),
         ["from-env", "from-file", "from-flag"]
     );
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(project.path().join("from-flag/results.json")).unwrap(),
-    )
-    .unwrap();
+    let results = project.results("from-flag");
     assert_eq!(results["confidence"], 0.9);
 
     // --no-config: built-in defaults (paths fall back to scenarios/, which does not exist here).
@@ -109,10 +103,7 @@ fn init_writes_a_project_that_runs_green_and_never_overwrites() {
 
     let out = project.leakcheck(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(project.path().join("reports/results.json")).unwrap(),
-    )
-    .unwrap();
+    let results = project.results("reports");
     assert_eq!(results["summary"]["total"], 2);
     assert_eq!(
         results["summary"]["leak"], 1,

@@ -168,10 +168,7 @@ fn a_venv_first_on_path_does_not_replace_the_embedded_interpreter() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
-    let results: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(project.path().join("reports/results.json")).unwrap(),
-    )
-    .unwrap();
+    let results = project.results("reports");
     let s = scenario(&results, "where");
     let prefix = python_says(BUILD_PYTHON, "import sys; print(sys.base_prefix)");
     assert!(

@@ -217,6 +217,11 @@ def tables(runs, names, args, meta):
 
     lines = []
     add = lines.append
+
+    def header(first):
+        """A table's first two lines: `first` over the row labels, a column per workload."""
+        add(f"| {first} | " + " | ".join(names) + " |")
+        add("|---|" + "---|" * len(names))
     add(f"Measured {meta['date']} on {meta['machine']}; Python {meta['python']}; "
         f"leakcheck {meta['leakcheck']}. {args.reps} rounds{' (QUICK=1)' if args.quick else ''}, "
         f"tools interleaved in a shuffled order each round; load average {meta['load_before']} "
@@ -233,8 +238,7 @@ def tables(runs, names, args, meta):
     add("")
     add("**Wall time ÷ bare loop** (whole process, start to exit)")
     add("")
-    add("| tool | " + " | ".join(names) + " |")
-    add("|---|" + "---|" * len(names))
+    header("tool")
     for tool, label in TOOLS:
         if tool == "bare":
             row = [cell(walls(name, "bare"), lambda x: f"{x:.2f} s") for name in names]
@@ -245,8 +249,7 @@ def tables(runs, names, args, meta):
     add("**CPU time (user + system, worker included) ÷ bare loop**: less sensitive than wall "
         "time to the other processes on a loaded machine")
     add("")
-    add("| tool | " + " | ".join(names) + " |")
-    add("|---|" + "---|" * len(names))
+    header("tool")
     for tool, label in TOOLS:
         if tool == "bare":
             cpus = lambda name: [by[(name, "bare")][k]["cpu"] for k in reps]  # noqa: E731
@@ -257,8 +260,7 @@ def tables(runs, names, args, meta):
     add("")
     add("**leakcheck ÷ Python harness on the same sampling plan** (wall; CPU)")
     add("")
-    add("| plan | " + " | ".join(names) + " |")
-    add("|---|" + "---|" * len(names))
+    header("plan")
     for lc, h, label in (("leakcheck", "harness", "defaults (untraced + traced window)"),
                          ("leakcheck_traced", "harness_traced", "previous plan (traced)")):
         add(f"| {label} | " + " | ".join(
@@ -268,8 +270,7 @@ def tables(runs, names, args, meta):
     add("**One sample** (median ms: full gc.collect + the metrics; leakcheck: `timings.sampling` "
         "÷ samples taken, channel send included)")
     add("")
-    add("| | " + " | ".join(names) + " |")
-    add("|---|" + "---|" * len(names))
+    header("")
     for tool, label in (("harness", "Python harness, leakcheck's plan"),
                         ("harness_traced", "Python harness, previous plan"),
                         ("leakcheck", "leakcheck")):
@@ -282,8 +283,7 @@ def tables(runs, names, args, meta):
     add("")
     add("**Peak RSS, MiB** (median; leakcheck: the largest process of the tree, i.e. the worker)")
     add("")
-    add("| tool | " + " | ".join(names) + " |")
-    add("|---|" + "---|" * len(names))
+    header("tool")
     for tool, label in TOOLS:
         label = label.replace(" (s)", "")
         row = [f"{statistics.median(by[(name, tool)][k]['rss'] for k in reps):.0f}" for name in names]
@@ -313,8 +313,7 @@ def tables(runs, names, args, meta):
     add("**Verdicts** (every workload is clean: anything but pass/ok is a false alarm or a "
         "failure; for leakcheck, the measured iterations its adaptive run made)")
     add("")
-    add("| tool | " + " | ".join(names) + " |")
-    add("|---|" + "---|" * len(names))
+    header("tool")
     for tool, label in TOOLS:
         label = label.replace(" (s)", "")
         row = []

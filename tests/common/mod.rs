@@ -60,6 +60,14 @@ impl Project {
             serde_json::from_str(&text).expect("results.json is JSON"),
         )
     }
+
+    /// The results.json a run wrote into the report folder `folder` (relative to the project).
+    pub fn results(&self, folder: &str) -> Value {
+        let path = self.dir.path().join(folder).join("results.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{} missing: {err}", path.display()));
+        serde_json::from_str(&text).expect("results.json is JSON")
+    }
 }
 
 /// The result entry of the scenario named `name`.
