@@ -304,3 +304,76 @@ scenarios:
         assert!(blocks.abs() < 0.01, "{name}: {blocks} blocks/iter");
     }
 }
+
+#[test]
+fn run_code_keeps_module_scope_semantics() {
+    // The harness compiles `run` into one function holding the loop where it can (see
+    // `_loop_function` in src/python/harness.py) and falls back to `exec` per iteration where
+    // Python would see a difference. Either way the code must behave as a module body run in
+    // the scenario's namespace, every iteration.
+    let project = Project::new();
+    project.write(
+        "scope.yaml",
+        r#"
+defaults:
+  iterations: 60
+  warmup: 2
+scenarios:
+  - name: globals-walrus-closures-classes
+    setup: |
+      range = None  # the scenario may shadow builtins the loop uses
+      def seen():
+          return last
+    run: |
+      [last := v for v in (i, i + 1)]
+      assert seen() == i + 1, (seen(), i)
+      def later():
+          return total
+      total = i * 2
+      assert later() == 2 * i
+      class Box:
+          size = total
+      assert Box.size == 2 * i
+      tmp = object()
+      del tmp
+      assert "tmp" not in globals()
+  - name: locals-and-exec
+    run: |
+      locals()["written"] = i
+      exec("also = i")
+      assert written == i and also == i
+  - name: star-import-and-annotations
+    run: |
+      from math import *
+      size: int = i
+      assert floor(2.5) == 2 and size == i
+  - name: rebinds-i-then-raises
+    run: |
+      if i == 37:
+          raise ValueError(f"boom {i}")
+      for i in (1000,):
+          pass
+"#,
+    );
+    let (output, results) = project.run(&["scope.yaml"]);
+    let log = transcript(&output);
+    for name in [
+        "globals-walrus-closures-classes",
+        "locals-and-exec",
+        "star-import-and-annotations",
+    ] {
+        let s = scenario(&results, name);
+        assert_eq!(s["verdict"], "pass", "{name}: {log}");
+    }
+    let raises = scenario(&results, "rebinds-i-then-raises");
+    assert_eq!(raises["verdict"], "error", "{log}");
+    assert_eq!(
+        raises["error"], "ValueError: boom 37 (in run, iteration 37)",
+        "{log}"
+    );
+    let traceback = raises["traceback"].as_str().unwrap();
+    assert!(
+        traceback.contains("[rebinds-i-then-raises] run>\", line 2, in <module>"),
+        "{traceback}"
+    );
+}

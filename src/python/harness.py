@@ -19,6 +19,8 @@ instruments at every sample; a change ends the scenario with ``MeasurementTamper
 import builtins
 import faulthandler
 import gc
+import _ast
+import _symtable
 import _leakcheck_diagnose as _diagnose
 import json
 import linecache
@@ -82,6 +84,9 @@ _setup = None
 _run = None
 _call = None
 _teardown = None
+# ``_run`` compiled as one function holding the whole loop (see ``_loop_function``), or None
+# when the run code needs the exec path.
+_loop = None
 # The iteration that raised, so the runner can say which one failed.
 failed_iteration = None
 
@@ -92,6 +97,90 @@ def _compile(source, filename):
     lines = source.splitlines(keepends=True)
     linecache.cache[filename] = (len(source), None, lines, filename)
     return compile(source, filename, "exec")
+
+
+# Names whose use means the run code looks at its own scope (locals(), a frame's f_locals, exec
+# or eval without a namespace): only the exec path keeps that scope the scenario's namespace.
+_INTROSPECTING = {"locals", "vars", "dir", "exec", "eval", "_getframe", "currentframe", "f_locals"}
+# The loop function's own names: never the scenario's.
+_LOOP_ITERATIONS = "__leakcheck_iterations"
+_LOOP_STARTED = "__leakcheck_started"
+_LOOP_I = "__leakcheck_i"
+
+
+def _loop_function(source, filename):
+    """Compile the run code into one function that runs a whole chunk of iterations, or return
+    None when the code needs the exec path.
+
+    ``exec(code, ns)`` per iteration costs ~100 ns (a new frame, name lookups through dicts):
+    3 % of an allocation-heavy 3 µs iteration. The function built here is, in effect::
+
+        def <module>(__leakcheck_iterations, __leakcheck_started):
+            global i, <every name the run code binds or reads at top level>
+            for __leakcheck_i in __leakcheck_iterations:
+                __leakcheck_started(__leakcheck_i)
+                i = __leakcheck_i
+                <the run code, its own line numbers>
+
+    with the scenario's namespace as its globals, so every name means what it means under
+    ``exec`` (the symbol table lists them, walrus targets in comprehensions included) and
+    tracebacks and allocation sites show the same file, lines and ``<module>``. Code that
+    inspects its own scope (``locals()``, frames, ``exec`` or ``eval``) or that Python refuses
+    inside a function (``from m import *``, annotated top-level names) keeps the exec path.
+    """
+    try:
+        names = set(_symtable.symtable(source, filename, "exec").symbols)
+        if names & _INTROSPECTING or any(n.startswith("__leakcheck") for n in names):
+            return None
+        names.add("i")
+        tree = compile(source, filename, "exec", _ast.PyCF_ONLY_AST)
+        at = {"lineno": 1, "col_offset": 0, "end_lineno": 1, "end_col_offset": 0}
+
+        def name(id, ctx):
+            return _ast.Name(id=id, ctx=ctx(), **at)
+
+        loop = _ast.For(
+            target=name(_LOOP_I, _ast.Store),
+            iter=name(_LOOP_ITERATIONS, _ast.Load),
+            body=[
+                _ast.Expr(
+                    value=_ast.Call(
+                        func=name(_LOOP_STARTED, _ast.Load),
+                        args=[name(_LOOP_I, _ast.Load)],
+                        keywords=[],
+                        **at,
+                    ),
+                    **at,
+                ),
+                _ast.Assign(targets=[name("i", _ast.Store)], value=name(_LOOP_I, _ast.Load), **at),
+                *tree.body,
+            ],
+            orelse=[],
+            **at,
+        )
+        arguments = _ast.arguments(
+            posonlyargs=[],
+            args=[_ast.arg(arg=_LOOP_ITERATIONS, **at), _ast.arg(arg=_LOOP_STARTED, **at)],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        )
+        fields = {}
+        if "type_params" in _ast.FunctionDef._fields:  # Python 3.12+
+            fields["type_params"] = []
+        function = _ast.FunctionDef(
+            name="<module>",
+            args=arguments,
+            body=[_ast.Global(names=sorted(names), **at), loop],
+            decorator_list=[],
+            **fields,
+            **at,
+        )
+        module = compile(_ast.Module(body=[function], type_ignores=[]), filename, "exec")
+    except SyntaxError:
+        return None
+    code = next(c for c in module.co_consts if isinstance(c, type(module)))
+    return type(_loop_function)(code, _ns)
 
 
 def _resolve_call(target, with_iteration):
@@ -128,7 +217,7 @@ def prepare(spec):
     (start tracemalloc now and keep it on: the scenario gates on it), seed (for Python's
     ``random``, so "random" scenario data is the same on every rerun).
     """
-    global _ns, _setup, _run, _call, _teardown, _iteration_started, _iterations_paused
+    global _ns, _setup, _run, _call, _teardown, _loop, _iteration_started, _iterations_paused
     global _traced_throughout, _frames
     _iteration_started = spec["iteration_started"]
     _iterations_paused = spec["iterations_paused"]
@@ -156,6 +245,7 @@ def prepare(spec):
     _ns = {"__name__": "__scenario__", "__builtins__": builtins, "i": 0}
     for key, value in spec["params"]:
         _ns[key] = json.loads(value)
+    _loop = _loop_function(spec["run"], f"<{label} run>") if spec["run"] else None
 
     random.seed(spec["seed"])
     gc.collect()
@@ -185,12 +275,16 @@ def run_setup():
 def run_chunk(start, stop):
     """Run iterations ``start`` to ``stop - 1``: the hottest loop of the product.
 
-    ``started(i)`` tells the watchdog which iteration runs (one atomic store in Rust)."""
+    ``run`` code goes through its loop function when it has one (``_loop_function``), else
+    through ``exec`` per iteration; a ``call`` target is called directly. ``started(i)`` tells
+    the watchdog which iteration runs (one atomic store in Rust, ~40 ns)."""
     global failed_iteration, _last_done
     i = start
     started = _iteration_started
     try:
-        if _run is not None:
+        if _loop is not None:
+            _loop(_range(start, stop), started)
+        elif _run is not None:
             ns = _ns
             code = _run
             run = _exec
@@ -203,12 +297,21 @@ def run_chunk(start, stop):
             for i in _range(start, stop):
                 started(i)
                 func(i)
-    except BaseException:
-        failed_iteration = i
+    except BaseException as exc:
+        failed_iteration = i if _loop is None else _loop_iteration(exc.__traceback__, start)
         raise
     finally:
         _iterations_paused()
     _last_done = stop
+
+
+def _loop_iteration(tb, start):
+    """The iteration the loop function was running when it raised, read from its frame."""
+    while tb is not None:
+        if tb.tb_frame.f_code is _loop.__code__:
+            return tb.tb_frame.f_locals.get(_LOOP_I, start)
+        tb = tb.tb_next
+    return start
 
 
 def trace_begin():
