@@ -127,3 +127,24 @@ scenarios:
     assert_eq!(scenario(&results, "async-health")["verdict"], "pass");
     assert_eq!(scenario(&results, "sync-remember")["verdict"], "leak");
 }
+
+#[test]
+fn a_scenario_module_named_like_the_standard_library_does_not_break_async_calls() {
+    // leakcheck imports asyncio itself to await an `async def` target, after the scenario's
+    // folders are on sys.path; a project's own `selectors.py` (which asyncio imports) must
+    // not be picked up by that import.
+    let project = Project::new();
+    project.write(
+        "lib/selectors.py",
+        "raise ImportError('the project selectors.py was imported by the harness')\n",
+    );
+    project.write("lib/jobs.py", "async def tick():\n    return 1\n");
+    project.write(
+        "s.yaml",
+        "python_path: [lib]\niterations: 30\nwarmup: 2\ncall: jobs:tick\nname: async-tick\n",
+    );
+    let (out, results) = project.run(&["s.yaml"]);
+    let log = transcript(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert_eq!(scenario(&results, "async-tick")["verdict"], "pass", "{log}");
+}

@@ -197,15 +197,29 @@ def _resolve_call(target, with_iteration):
         raise TypeError(f"call target {target!r} is not callable (it is {type(obj).__name__})")
     func = obj
     if inspect.iscoroutinefunction(func):
-        import asyncio
-
-        run = asyncio.new_event_loop().run_until_complete
+        run = _stdlib_import("asyncio").new_event_loop().run_until_complete
         if with_iteration:
             return lambda i: run(func(i))
         return lambda i: run(func())
     if with_iteration:
         return func
     return lambda i: func()
+
+
+# The folders ``prepare`` put in front of ``sys.path`` for the scenario's own modules.
+_scenario_paths = ()
+
+
+def _stdlib_import(name):
+    """Import a standard-library module the harness needs after the scenario's folders are on
+    ``sys.path``, with those folders left out: a scenario's ``queue.py`` or ``select.py`` must
+    not break the harness's own imports (asyncio imports a dozen modules)."""
+    saved = sys.path[:]
+    sys.path[:] = [p for p in saved if p not in _scenario_paths]
+    try:
+        return __import__(name)
+    finally:
+        sys.path[:] = saved
 
 
 def prepare(spec):
@@ -218,7 +232,7 @@ def prepare(spec):
     ``random``, so "random" scenario data is the same on every rerun).
     """
     global _ns, _setup, _run, _call, _teardown, _loop, _iteration_started, _iterations_paused
-    global _traced_throughout, _frames
+    global _traced_throughout, _frames, _scenario_paths
     _iteration_started = spec["iteration_started"]
     _iterations_paused = spec["iterations_paused"]
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
@@ -234,7 +248,8 @@ def prepare(spec):
         sys.path[:] = [p for p in sys.path if p not in own]
         for folder in spec["site_packages"]:
             site.addsitedir(folder)
-    sys.path[0:0] = spec["python_path"]
+    _scenario_paths = tuple(spec["python_path"])
+    sys.path[0:0] = _scenario_paths
     sys.executable = spec["executable"]
     sys.argv = [spec["file"]]
 
