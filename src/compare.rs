@@ -5,7 +5,8 @@
 //! `baseline` section of `results.json` and is rendered by every report. Reading the baseline
 //! file is the caller's business.
 //!
-//! The rule for a **significant rise** of one gated metric (the README documents it):
+//! Growth means the figure the verdict used ([`Growth::decided`]: the robust fit). The rule for
+//! a **significant rise** of one gated metric (the README documents it):
 //! - the confidence intervals do not overlap, the new one above: `new.ci_low > old.ci_high`;
 //! - and the growth rose by at least [`MIN_RELATIVE_RISE`] of the old growth and at least
 //!   [`MIN_DEFAULT_TOLERANCE_FRACTION`] of the metric's default tolerance (2 B/iter for
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::metric::Metric;
-use crate::results::{MetricResult, RunResults, ScenarioResult, Summary};
+use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult, Summary};
 use crate::verdict::Verdict;
 
 /// A rise must be at least this fraction of the old growth per iteration to count.
@@ -156,12 +157,31 @@ pub struct Growth {
 }
 
 impl Growth {
-    fn of(metric: &MetricResult) -> Option<Growth> {
+    /// The growth the verdict used for one metric: the robust (Theil–Sen) fit of the scenario's
+    /// `analysis` when it has one, else least squares (results written before robust fits
+    /// existed). Reports state it and comparisons compare it, so both speak of one figure.
+    pub fn decided(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Option<Growth> {
+        if let Some(robust) = analysis.and_then(|a| a.robust.as_ref()) {
+            return Some(Growth {
+                slope: robust.slope,
+                ci_low: robust.ci_low,
+                ci_high: robust.ci_high,
+            });
+        }
         Some(Growth {
             slope: metric.slope?,
             ci_low: metric.ci_low?,
             ci_high: metric.ci_high?,
         })
+    }
+
+    /// [`Growth::decided`] for `metric` of a whole scenario.
+    pub fn of(scenario: &ScenarioResult, metric: Metric) -> Option<Growth> {
+        let analysis = scenario
+            .analysis
+            .as_ref()
+            .and_then(|a| a.metrics.get(&metric));
+        Growth::decided(scenario.metrics.get(&metric)?, analysis)
     }
 }
 
@@ -282,10 +302,8 @@ fn gated_metrics(
         .gate
         .iter()
         .map(|&metric| {
-            let old_metric = before.and_then(|s| s.metrics.get(&metric));
-            let new_metric = now.and_then(|s| s.metrics.get(&metric));
-            let old = old_metric.and_then(Growth::of);
-            let new = new_metric.and_then(Growth::of);
+            let old = before.and_then(|s| Growth::of(s, metric));
+            let new = now.and_then(|s| Growth::of(s, metric));
             let shift = match (old, new) {
                 (Some(old), Some(new)) => shift(metric, old, new),
                 _ => Shift::NotCompared,

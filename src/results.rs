@@ -198,7 +198,8 @@ pub struct MetricAnalysis {
 pub struct MetricResult {
     /// Bytes or count.
     pub unit: Unit,
-    /// Least-squares growth per iteration; `null` when it could not be fitted.
+    /// Least-squares growth per iteration, for transparency (the verdict uses the robust fit in
+    /// the scenario's `analysis`); `null` when it could not be fitted.
     pub slope: Option<f64>,
     /// Lower end of the slope's confidence interval.
     pub ci_low: Option<f64>,
@@ -206,7 +207,7 @@ pub struct MetricResult {
     pub ci_high: Option<f64>,
     /// Standard error of the slope.
     pub stderr: Option<f64>,
-    /// The fitted line's value at iteration 0, for drawing it.
+    /// The least-squares line's value at iteration 0.
     pub intercept: Option<f64>,
     /// Allowed growth per iteration.
     pub tolerance: f64,

@@ -2,7 +2,8 @@
 //! in Rust so the template only places ready-made coordinates and labels.
 //!
 //! A chart shows the warmup region (shaded, its samples in grey), the measured samples, the
-//! fitted line over the measured range, the confidence band of its slope (two lines with the
+//! fitted line over the measured range (the robust Theil–Sen fit the verdict used, so the line
+//! has the slope the caption states; least squares for results written before robust fits), the confidence band of its slope (two lines with the
 //! interval's slopes through the fit at the mean iteration), and a dashed line with the
 //! tolerance's slope through the same point: a fit steeper than the dashed line grows faster
 //! than allowed. Long series are thinned to at most [`MAX_POINTS`] points per series, keeping
@@ -13,6 +14,7 @@ use std::fmt::Write;
 
 use crate::metric::Metric;
 use crate::results::MetricResult;
+use crate::stats::RobustFit;
 use crate::units::Unit;
 
 /// Most points drawn for the measured series (and a third of it for warmup): a chart is about
@@ -121,15 +123,20 @@ impl Scale {
 }
 
 impl Chart {
-    /// Lays out the chart of one metric; `None` when it has no samples at all.
-    pub fn build(metric: Metric, result: &MetricResult) -> Option<Chart> {
+    /// Lays out the chart of one metric; `None` when it has no samples at all. `robust` is the
+    /// fit the verdict used (the scenario's analysis), drawn instead of the least-squares one.
+    pub fn build(
+        metric: Metric,
+        result: &MetricResult,
+        robust: Option<&RobustFit>,
+    ) -> Option<Chart> {
         let measured = thin(&result.samples, MAX_POINTS);
         let warmup = thin(&result.warmup_samples, MAX_POINTS / 3);
         let everything = || result.samples.iter().chain(&result.warmup_samples);
         let (mut x_min, mut x_max) = bounds(everything().map(|&(i, _)| i as f64))?;
         let (mut y_min, mut y_max) = bounds(everything().map(|&(_, v)| v))?;
 
-        let fit = fitted(result);
+        let fit = fitted(result, robust);
         if let Some(fit) = &fit {
             for x in [fit.first, fit.last] {
                 let y = fit.intercept + fit.slope * x;
@@ -301,9 +308,15 @@ struct Fitted {
     at_mean: f64,
 }
 
-fn fitted(result: &MetricResult) -> Option<Fitted> {
-    let slope = result.slope?;
-    let intercept = result.intercept?;
+fn fitted(result: &MetricResult, robust: Option<&RobustFit>) -> Option<Fitted> {
+    let (slope, intercept, ci) = match robust {
+        Some(r) => (r.slope, r.intercept, Some((r.ci_low, r.ci_high))),
+        None => (
+            result.slope?,
+            result.intercept?,
+            result.ci_low.zip(result.ci_high),
+        ),
+    };
     let first = result.samples.first()?.0 as f64;
     let last = result.samples.last()?.0 as f64;
     let mean =
@@ -311,7 +324,7 @@ fn fitted(result: &MetricResult) -> Option<Fitted> {
     Some(Fitted {
         slope,
         intercept,
-        ci: result.ci_low.zip(result.ci_high),
+        ci,
         first,
         last,
         mean,
@@ -532,6 +545,7 @@ mod tests {
                 series(200, |i| 1000.0 + 36.0 * i as f64).split_off(20),
                 series(20, |i| 1000.0 + 36.0 * i as f64),
             ),
+            None,
         )
         .unwrap();
         let warmup = chart.warmup.expect("warmup region");
@@ -552,7 +566,7 @@ mod tests {
         m.unit = Unit::Count;
         m.slope = Some(0.0);
         m.intercept = Some(6.0);
-        let chart = Chart::build(Metric::Fds, &m).unwrap();
+        let chart = Chart::build(Metric::Fds, &m, None).unwrap();
         let fit = chart.fit.unwrap();
         assert!(fit.y1 > 10.0 && fit.y1 < chart.plot.h - 10.0, "{fit:?}");
         assert!(chart.warmup.is_none());
@@ -560,6 +574,30 @@ mod tests {
 
     #[test]
     fn no_samples_no_chart() {
-        assert!(Chart::build(Metric::Rss, &metric(Vec::new(), Vec::new())).is_none());
+        assert!(Chart::build(Metric::Rss, &metric(Vec::new(), Vec::new()), None).is_none());
+    }
+
+    #[test]
+    fn the_line_is_the_robust_fit_the_verdict_used() {
+        // Flat with one spike at the end: least squares tilts up, Theil–Sen stays flat, and the
+        // caption states the Theil–Sen slope, so the line must be flat too.
+        let mut samples = series(100, |_| 5000.0);
+        samples[99].1 = 50_000.0;
+        let mut m = metric(samples.clone(), Vec::new());
+        let points: Vec<(f64, f64)> = samples.iter().map(|&(i, v)| (i as f64, v)).collect();
+        let ols = crate::stats::fit_ols(&points, 0.99).unwrap();
+        m.slope = Some(ols.slope);
+        m.intercept = Some(ols.intercept);
+        assert!(ols.slope > 10.0);
+        let robust = crate::stats::fit_robust(&points, 0.99).unwrap();
+        assert_eq!(robust.slope, 0.0);
+
+        let tilted = Chart::build(Metric::Rss, &m, None).unwrap().fit.unwrap();
+        let flat = Chart::build(Metric::Rss, &m, Some(&robust))
+            .unwrap()
+            .fit
+            .unwrap();
+        assert!(tilted.y2 < tilted.y1 - 1.0, "{tilted:?}");
+        assert_eq!(flat.y1, flat.y2, "{flat:?}");
     }
 }

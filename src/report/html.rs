@@ -316,8 +316,9 @@ fn scenario_view(
         .metrics
         .iter()
         .filter_map(|(&metric, result)| {
-            let chart = Chart::build(metric, result)?;
-            let growth = view::growth(result, view::analysis_of(sc, metric));
+            let analysis = view::analysis_of(sc, metric);
+            let chart = Chart::build(metric, result, analysis.and_then(|a| a.robust.as_ref()))?;
+            let growth = view::growth(result, analysis);
             Some(ChartView {
                 caption: growth.clone(),
                 call_class: call_class(result.call),

@@ -270,7 +270,7 @@ fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> Stri
     if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
         return format!("flat after {:.0}{gated}", plateau.until);
     }
-    match super::view::decided(result, analysis) {
+    match crate::compare::Growth::decided(result, analysis) {
         Some(fit) => format!(
             "{} ±{}{gated}",
             format_quantity(fit.slope, result.unit),

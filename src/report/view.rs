@@ -76,26 +76,6 @@ pub fn anchor(index: usize, name: &str) -> String {
     format!("s{index}-{}", slug.trim_matches('-'))
 }
 
-/// The growth the verdict used for one metric: the robust (Theil–Sen) fit when the results
-/// have one, else least squares (results written before robust fits existed).
-pub fn decided(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Option<Growth> {
-    if let Some(robust) = analysis.and_then(|a| a.robust.as_ref()) {
-        return Some(Growth {
-            slope: robust.slope,
-            ci_low: robust.ci_low,
-            ci_high: robust.ci_high,
-        });
-    }
-    match (metric.slope, metric.ci_low, metric.ci_high) {
-        (Some(slope), Some(low), Some(high)) => Some(Growth {
-            slope,
-            ci_low: low,
-            ci_high: high,
-        }),
-        _ => None,
-    }
-}
-
 /// A scenario's robust analysis of one metric, if it has one.
 pub fn analysis_of(scenario: &ScenarioResult, metric: Metric) -> Option<&MetricAnalysis> {
     scenario
@@ -106,7 +86,7 @@ pub fn analysis_of(scenario: &ScenarioResult, metric: Metric) -> Option<&MetricA
 
 /// `217 B/iter ± 0.229 B` (the growth the verdict used), or `not fitted`.
 pub fn growth(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
-    match decided(metric, analysis) {
+    match Growth::decided(metric, analysis) {
         Some(fit) => growth_of(fit, metric.unit),
         None => "not fitted".to_string(),
     }
@@ -123,7 +103,7 @@ pub fn growth_of(growth: Growth, unit: Unit) -> String {
 
 /// `[216 B, 217 B]`, the interval of the growth per iteration the verdict used.
 pub fn interval(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
-    match decided(metric, analysis) {
+    match Growth::decided(metric, analysis) {
         Some(fit) => format!(
             "[{}, {}]",
             format_quantity(fit.ci_low, metric.unit),
