@@ -1,6 +1,5 @@
 //! Speed of decoding the worker → runner channel: newline-delimited JSON [`WorkerMessage`]s, read
-//! and parsed line by line the way the runner's channel thread does it (`read_until` a newline
-//! on a buffered reader, at most 64 MiB a line, then `serde_json::from_slice`).
+//! by [`protocol::read_messages`], the runner's own reading loop.
 //!
 //! - `one scenario's stream`: the messages of a scenario with 20 warmup and 10 000 measured
 //!   samples (started, phases, samples, progress every 100 iterations, a diagnosis, finished),
@@ -10,18 +9,14 @@
 //! Run with `cargo bench --bench protocol`.
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Read};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use leakcheck::diagnosis::Diagnosis;
-use leakcheck::protocol::{Phase, Sample, SampleKind, Timings, WorkerMessage};
+use leakcheck::protocol::{self, Phase, Sample, SampleKind, Timings, WorkerMessage};
 
 const WARMUP: u64 = 20;
 const MEASURED: u64 = 10_000;
-
-/// Longest line the runner accepts (its `MAX_MESSAGE_BYTES`).
-const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
 fn sample(iteration: u64, kind: SampleKind) -> WorkerMessage {
     let x = iteration as f64;
@@ -87,24 +82,12 @@ fn encode(messages: &[WorkerMessage]) -> Vec<u8> {
 }
 
 /// Reads every message from `channel` as the runner's channel thread does.
-fn decode(channel: impl Read) -> Vec<WorkerMessage> {
-    let mut reader = BufReader::new(channel);
-    let mut line = Vec::new();
+fn decode(channel: &[u8]) -> Vec<WorkerMessage> {
     let mut messages = Vec::new();
-    loop {
-        line.clear();
-        match (&mut reader)
-            .take(MAX_MESSAGE_BYTES)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if let Ok(message) = serde_json::from_slice::<WorkerMessage>(&line) {
-                    messages.push(message);
-                }
-            }
-        }
-    }
+    protocol::read_messages(channel, |message| {
+        messages.push(message);
+        true
+    });
     messages
 }
 

@@ -5,6 +5,7 @@
 //! [`CHANNEL_FD`]) rather than stdout: whatever the scenario prints, from Python or from C, lands
 //! on stdout/stderr, which the runner captures separately, and can never corrupt the samples.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,66 @@ use crate::scenario::Scenario;
 /// close-on-exec descriptor before any scenario code runs, so subprocesses do not inherit it and
 /// code that closes or reuses descriptor 3 does not cut it.
 pub const CHANNEL_FD: i32 = 3;
+
+/// Longest channel message accepted; a longer line (scenario code writing garbage to the
+/// channel) is dropped rather than buffered without bound.
+pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
+
+/// Reads the worker's messages from `channel`, one JSON object a line, passing each to `each`
+/// until end of file, a read error, or `each` returning false.
+///
+/// The channel is the worker's, but scenario code runs in that process and may write to it:
+/// lines that are not a message are skipped, and so are lines over [`MAX_MESSAGE_BYTES`]
+/// (without buffering them), so garbage costs a message at most, never the run.
+pub fn read_messages(channel: impl Read, each: impl FnMut(WorkerMessage) -> bool) {
+    read_limited(channel, MAX_MESSAGE_BYTES, each)
+}
+
+fn read_limited(channel: impl Read, limit: u64, mut each: impl FnMut(WorkerMessage) -> bool) {
+    let mut reader = BufReader::new(channel);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader).take(limit).read_until(b'\n', &mut line);
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.last() != Some(&b'\n') => {
+                // Over the limit: skip the rest of this line.
+                if skip_line(&mut reader).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {
+                let Ok(message) = serde_json::from_slice::<WorkerMessage>(&line) else {
+                    continue;
+                };
+                if !each(message) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Discards input up to and including the next newline.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buffer.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
 
 /// Everything a worker needs to run one scenario.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -254,4 +315,50 @@ pub struct Timings {
     pub diagnosis: f64,
     /// The `teardown` code.
     pub teardown: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_overlong_lines_cost_only_themselves() {
+        let progress = |iteration| WorkerMessage::Progress { iteration };
+        let mut channel = Vec::new();
+        for (i, junk) in [&b"not json at all"[..], &[b'x'; 500][..], b"{\"kind\":"]
+            .iter()
+            .enumerate()
+        {
+            serde_json::to_writer(&mut channel, &progress(i as u64)).unwrap();
+            channel.push(b'\n');
+            channel.extend_from_slice(junk);
+            channel.push(b'\n');
+        }
+        // A last line without its newline (the worker was killed mid-write) is dropped.
+        serde_json::to_writer(&mut channel, &progress(99)).unwrap();
+
+        let mut read = Vec::new();
+        read_limited(channel.as_slice(), 100, |m| {
+            read.push(m);
+            true
+        });
+        let iterations: Vec<u64> = read
+            .iter()
+            .map(|m| match m {
+                WorkerMessage::Progress { iteration } => *iteration,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(iterations, [0, 1, 2]);
+
+        let mut first = None;
+        read_limited(channel.as_slice(), 100, |m| {
+            first = Some(m);
+            false
+        });
+        assert!(matches!(
+            first,
+            Some(WorkerMessage::Progress { iteration: 0 })
+        ));
+    }
 }

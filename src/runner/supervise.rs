@@ -8,7 +8,7 @@
 //! full pipe nor fills our memory, and a stray that keeps a pipe open cannot hang the run. The
 //! worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is killed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -39,10 +39,6 @@ const EXIT_POLL: Duration = Duration::from_millis(1);
 /// How long to wait for the output pipes to close once the worker's processes are gone; a stray
 /// that escaped both nets may hold them open forever.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
-
-/// Longest channel message accepted; a longer line (scenario code writing garbage to the
-/// channel) is dropped rather than buffered without bound.
-const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
 /// Why a worker did not run its scenario to the end.
 #[derive(Clone, Debug, PartialEq)]
@@ -448,31 +444,7 @@ fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
 
     let (sender, messages) = mpsc::channel();
     thread::spawn(move || {
-        let mut reader = BufReader::new(channel_reader);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let read = (&mut reader)
-                .take(MAX_MESSAGE_BYTES)
-                .read_until(b'\n', &mut line);
-            match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) if line.last() != Some(&b'\n') => {
-                    // Over the limit: skip the rest of this line.
-                    if skip_line(&mut reader).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {
-                    let Ok(message) = serde_json::from_slice::<WorkerMessage>(&line) else {
-                        continue;
-                    };
-                    if sender.send(message).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        crate::protocol::read_messages(channel_reader, |message| sender.send(message).is_ok())
     });
     let stdout = Tail::drain(child.stdout.take().expect("stdout was piped"));
     let stderr = Tail::drain(child.stderr.take().expect("stderr was piped"));
@@ -482,26 +454,6 @@ fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
         stdout,
         stderr,
     })
-}
-
-/// Discards input up to and including the next newline.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buffer = reader.fill_buf()?;
-        if buffer.is_empty() {
-            return Ok(());
-        }
-        match buffer.iter().position(|&b| b == b'\n') {
-            Some(at) => {
-                reader.consume(at + 1);
-                return Ok(());
-            }
-            None => {
-                let n = buffer.len();
-                reader.consume(n);
-            }
-        }
-    }
 }
 
 /// The last [`OUTPUT_TAIL_BYTES`] of an output stream, drained by a thread of its own.
