@@ -6,7 +6,7 @@ mod common;
 
 use serde_json::Value;
 
-use common::{scenario, transcript};
+use common::{Project, scenario, transcript};
 
 /// Runs leakcheck on the shipped `scenarios/` folder with extra arguments.
 fn run_shipped(args: &[&str]) -> Value {
@@ -161,4 +161,26 @@ fn clean_scenarios_diagnosed_on_request_show_no_chain() {
         diagnosed += 1;
     }
     assert!(diagnosed >= 4, "{diagnosed}");
+}
+
+#[test]
+fn the_iteration_number_kept_is_attributed_to_the_loop_not_to_the_first_line() {
+    // Past 256, each `i` is a new int made by leakcheck's loop: its allocation site is that
+    // loop's own line (shown as such), not whatever the run code's first line happens to be.
+    let project = Project::new();
+    project.write(
+        "keeps.yaml",
+        "name: keeps-i\nwarmup: 300\nsetup: kept = []\nrun: |\n  x = 1\n  kept.append(i)\n",
+    );
+    let (output, results) = project.run(&["keeps.yaml"]);
+    let log = transcript(&output);
+    let s = scenario(&results, "keeps-i");
+    assert_eq!(s["verdict"], "leak", "{log}");
+    let sites = s["diagnosis"]["sites"].as_array().expect("sites");
+    let codes: Vec<&str> = sites.iter().filter_map(|x| x["code"].as_str()).collect();
+    assert!(
+        codes.iter().any(|c| c.contains("leakcheck's loop")),
+        "{codes:?}"
+    );
+    assert!(codes.iter().all(|c| *c != "x = 1"), "{codes:?}");
 }

@@ -124,7 +124,8 @@ def _loop_function(source, filename):
 
     with the scenario's namespace as its globals, so every name means what it means under
     ``exec`` (the symbol table lists them, walrus targets in comprehensions included) and
-    tracebacks and allocation sites show the same file, lines and ``<module>``. Code that
+    tracebacks and allocation sites show the same file, lines and ``<module>``. The loop's own
+    statements sit on one extra line after the run code, which linecache shows as the loop. Code that
     inspects its own scope (``locals()``, frames, ``exec`` or ``eval``) or that Python refuses
     inside a function (``from m import *``, annotated top-level names) keeps the exec path.
     """
@@ -134,7 +135,12 @@ def _loop_function(source, filename):
             return None
         names.add("i")
         tree = compile(source, filename, "exec", _ast.PyCF_ONLY_AST)
-        at = {"lineno": 1, "col_offset": 0, "end_lineno": 1, "end_col_offset": 0}
+        # The loop's own lines come after the run code's, with a line of text of their own, so
+        # an allocation site "the iteration number" (code keeping `i`) is not shown as the run
+        # code's first line.
+        lines = linecache.cache[filename][2]
+        line = len(lines) + 1
+        at = {"lineno": line, "col_offset": 0, "end_lineno": line, "end_col_offset": 0}
 
         def name(id, ctx):
             return _ast.Name(id=id, ctx=ctx(), **at)
@@ -179,6 +185,7 @@ def _loop_function(source, filename):
         module = compile(_ast.Module(body=[function], type_ignores=[]), filename, "exec")
     except SyntaxError:
         return None
+    lines.append("for i in range(...):  # leakcheck's loop, which makes each iteration's `i`\n")
     code = next(c for c in module.co_consts if isinstance(c, type(module)))
     return type(_loop_function)(code, _ns)
 
