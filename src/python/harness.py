@@ -125,9 +125,10 @@ def _loop_function(source, filename):
     with the scenario's namespace as its globals, so every name means what it means under
     ``exec`` (the symbol table lists them, walrus targets in comprehensions included) and
     tracebacks and allocation sites show the same file, lines and ``<module>``. The loop's own
-    statements sit on one extra line after the run code, which linecache shows as the loop. Code that
-    inspects its own scope (``locals()``, frames, ``exec`` or ``eval``) or that Python refuses
-    inside a function (``from m import *``, annotated top-level names) keeps the exec path.
+    statements sit on one extra line after the run code, which linecache shows as the loop.
+    Code that inspects its own scope (``locals()``, frames, ``exec`` or ``eval``) or that Python
+    refuses inside a function (``from m import *``, annotated top-level names) keeps the exec
+    path.
     """
     try:
         names = set(_symtable.symtable(source, filename, "exec").symbols)
