@@ -271,7 +271,6 @@ def prepare(spec):
     _loop = _loop_function(spec["run"], f"<{label} run>") if spec["run"] else None
 
     random.seed(spec["seed"])
-    gc.collect()
     _traced_throughout = spec["trace"]
     _frames = spec["frames"]
     if _traced_throughout:
