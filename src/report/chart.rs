@@ -3,12 +3,12 @@
 //!
 //! A chart shows the warmup region (shaded, its samples in grey), the measured samples, the
 //! fitted line over the measured range (the robust Theil–Sen fit the verdict used, so the line
-//! has the slope the caption states; least squares for results written before robust fits), the confidence band of its slope (two lines with the
-//! interval's slopes through the fit at the mean iteration), and a dashed line with the
-//! tolerance's slope through the same point: a fit steeper than the dashed line grows faster
-//! than allowed. Long series are thinned to at most [`MAX_POINTS`] points per series, keeping
-//! each bucket's minimum and maximum so spikes and sawtooth envelopes survive; the raw samples
-//! stay in `results.json`.
+//! has the slope the caption states; least squares for results written before robust fits),
+//! the confidence band of its slope (two lines with the interval's slopes through the fit at
+//! the mean iteration), and a dashed line with the tolerance's slope through the same point: a
+//! fit steeper than the dashed line grows faster than allowed. Long series are thinned to at
+//! most [`MAX_POINTS`] points per series, keeping each bucket's minimum and maximum so spikes
+//! and sawtooth envelopes survive; the raw samples stay in `results.json`.
 
 use std::fmt::Write;
 
