@@ -1,8 +1,12 @@
-//! Accuracy of the verdict on a corpus of known truth (`benches/accuracy/corpus/`).
+//! Accuracy of the verdict on a corpus of known truth, in two parts: synthetic scenarios
+//! (`benches/accuracy/corpus/`) and documented leaks in released PyPI packages
+//! (`benches/accuracy/pypi/`: `leaks.yaml` runs against a venv of the leaky releases,
+//! `clean.yaml` against a venv of the fixed ones, both made under `target/accuracy-venvs/` and
+//! reused while their requirements match). Without a network the PyPI part is skipped, and said.
 //!
 //! Run with `cargo bench --bench accuracy` (options after `--`: `--runs R`, default 10;
-//! `--corpus DIR`; `--out DIR`, default `benches/accuracy`). Each run `r` executes the whole
-//! corpus twice with the real binary and `--seed r`: once with the defaults (adaptive budget,
+//! `--corpus DIR`; `--pypi DIR`; `--no-pypi`; `--out DIR`, default `benches/accuracy`). Each run
+//! `r` executes the whole corpus twice with the real binary and `--seed r`: once with the defaults (adaptive budget,
 //! untraced run plus a traced window), once with a fixed count (`--max-iterations 0`) and the
 //! previous sampling plan (gate `tracemalloc, rss, alloc_blocks, fds`, so traced from start to
 //! end). From the fixed runs' samples the benchmark also replays two older rules, so every
@@ -12,12 +16,14 @@
 //! - **block deltas**: CPython's `regrtest -R 5:4` decision on `sys.getallocatedblocks()`, the
 //!   run split in 9 parts, a leak when each of the last 4 deltas is at least 1 block.
 //!
-//! Writes `results.json` (every run) and `results.md` (the table for the README) into `--out`.
+//! Writes `results.json` (every run) and `results.md` (the table for the README, totals per
+//! part) into `--out`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use anyhow::{Context, bail};
 use leakcheck::metric::Metric;
 use leakcheck::results::{self, ScenarioResult};
 use leakcheck::stats::fit_ols;
@@ -27,6 +33,8 @@ use serde::Serialize;
 /// One scenario's outcome in one run, under every rule.
 #[derive(Clone, Debug, Serialize)]
 struct Outcome {
+    /// The corpus part: [`SYNTHETIC`] or [`PYPI`].
+    part: &'static str,
     scenario: String,
     leaks: bool,
     run: u32,
@@ -40,6 +48,17 @@ struct Outcome {
     block_delta: Verdict,
 }
 
+/// Names of the corpus parts, in the order of the report.
+const SYNTHETIC: &str = "synthetic";
+const PYPI: &str = "PyPI";
+
+/// Scenario files (a file or a folder) run by one leakcheck invocation, and the interpreter
+/// whose packages they import (`--python`; none: the embedded one's).
+struct Batch {
+    scenarios: PathBuf,
+    python: Option<PathBuf>,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
@@ -51,19 +70,71 @@ fn main() {
     let runs: u32 = value("--runs").map_or(10, |v| v.parse().expect("--runs N"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = value("--corpus").map_or(root.join("benches/accuracy/corpus"), PathBuf::from);
+    let pypi = value("--pypi").map_or(root.join("benches/accuracy/pypi"), PathBuf::from);
     let out = value("--out").map_or(root.join("benches/accuracy"), PathBuf::from);
     let work = tempfile::tempdir().expect("temporary folder");
 
+    let mut parts = vec![(
+        SYNTHETIC,
+        vec![Batch {
+            scenarios: corpus,
+            python: None,
+        }],
+    )];
+    let mut notes = Vec::new();
+    if !args.iter().any(|a| a == "--no-pypi") {
+        let venvs = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or(root.join("target"), PathBuf::from)
+            .join("accuracy-venvs");
+        match pypi_batches(&pypi, &venvs) {
+            Ok(batches) => parts.push((PYPI, batches)),
+            Err(e) => {
+                let note = format!("PyPI corpus not run: {e:#}");
+                eprintln!("accuracy: {note}; running the synthetic corpus only");
+                notes.push(note);
+            }
+        }
+    }
+
     let mut outcomes = Vec::new();
     for run in 1..=runs {
-        let adaptive = run_corpus(&corpus, &work.path().join(format!("a{run}")), run, false);
-        let fixed = run_corpus(&corpus, &work.path().join(format!("f{run}")), run, true);
-        for a in &adaptive {
+        for (part, batches) in &parts {
+            for (b, batch) in batches.iter().enumerate() {
+                let dir = work.path().join(format!("{part}{b}-r{run}"));
+                let adaptive = run_corpus(batch, &dir.join("adaptive"), run, false);
+                let fixed = run_corpus(batch, &dir.join("fixed"), run, true);
+                outcomes.extend(compare_runs(part, run, &adaptive, &fixed));
+            }
+        }
+        eprintln!("accuracy: run {run}/{runs} done");
+    }
+    std::fs::create_dir_all(&out).expect("output folder");
+    let json = serde_json::to_string_pretty(&outcomes).expect("serializable");
+    std::fs::write(out.join("results.json"), json).expect("write results.json");
+    let mut table = render(&outcomes, runs);
+    for note in notes {
+        table.push_str(&format!("\n{note}\n"));
+    }
+    std::fs::write(out.join("results.md"), &table).expect("write results.md");
+    println!("{table}");
+}
+
+/// One outcome per scenario from the adaptive and the fixed run of the same batch.
+fn compare_runs(
+    part: &'static str,
+    run: u32,
+    adaptive: &[ScenarioResult],
+    fixed: &[ScenarioResult],
+) -> Vec<Outcome> {
+    adaptive
+        .iter()
+        .map(|a| {
             let f = fixed
                 .iter()
                 .find(|f| f.name == a.name)
                 .expect("same corpus");
-            outcomes.push(Outcome {
+            Outcome {
+                part,
                 scenario: a.name.clone(),
                 leaks: a.expected == leakcheck::scenario::Expect::Leak,
                 run,
@@ -75,33 +146,98 @@ fn main() {
                 fixed_secs: f.duration_secs,
                 ols: old_ols_rule(f),
                 block_delta: block_delta_rule(f),
-            });
-        }
-        eprintln!("accuracy: run {run}/{runs} done");
+            }
+        })
+        .collect()
+}
+
+/// The PyPI part: `leaks.yaml` against a venv of `leaky-requirements.txt`, `clean.yaml` against
+/// one of `fixed-requirements.txt`, both venvs made (or reused) under `venvs`.
+fn pypi_batches(pypi: &Path, venvs: &Path) -> anyhow::Result<Vec<Batch>> {
+    let mut batches = Vec::new();
+    for (scenarios, kind) in [("leaks.yaml", "leaky"), ("clean.yaml", "fixed")] {
+        let requirements = pypi.join(format!("{kind}-requirements.txt"));
+        let python = venv(&venvs.join(kind), &requirements)?;
+        batches.push(Batch {
+            scenarios: pypi.join(scenarios),
+            python: Some(python),
+        });
     }
-    std::fs::create_dir_all(&out).expect("output folder");
-    let json = serde_json::to_string_pretty(&outcomes).expect("serializable");
-    std::fs::write(out.join("results.json"), json).expect("write results.json");
-    let table = render(&outcomes, runs);
-    std::fs::write(out.join("results.md"), &table).expect("write results.md");
-    println!("{table}");
+    Ok(batches)
+}
+
+/// The copy of the requirements kept in a venv: it matches when this file equals them.
+const VENV_STAMP: &str = "accuracy-requirements.txt";
+
+/// A venv at `dir` with exactly `requirements` installed, reused when its stamp matches, else
+/// made afresh with `python3 -m venv` (`PYO3_PYTHON` if set: the interpreter leakcheck embeds)
+/// and `pip install -r`.
+fn venv(dir: &Path, requirements: &Path) -> anyhow::Result<PathBuf> {
+    let wanted = std::fs::read_to_string(requirements)
+        .with_context(|| format!("cannot read {}", requirements.display()))?;
+    let stamp = dir.join(VENV_STAMP);
+    let python = dir.join("bin/python");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(dir.to_path_buf());
+    }
+    eprintln!(
+        "accuracy: creating {} from {}",
+        dir.display(),
+        requirements.display()
+    );
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let interpreter = std::env::var_os("PYO3_PYTHON").unwrap_or_else(|| "python3".into());
+    let mut create = Command::new(interpreter);
+    create.args(["-m", "venv"]).arg(dir);
+    succeed(create, "python3 -m venv")?;
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(requirements);
+    succeed(install, "pip install")?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(dir.to_path_buf())
+}
+
+/// Runs `cmd`; an error naming `what` and the end of its stderr when it cannot start or fails.
+fn succeed(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    let output = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({}): {}", output.status, tail.join(" / "));
+    }
+    Ok(())
 }
 
 /// Runs the corpus once and reads back its results.
-fn run_corpus(corpus: &Path, dir: &Path, seed: u32, fixed: bool) -> Vec<ScenarioResult> {
-    let corpus = if fixed {
-        traced_copy(corpus, &dir.with_extension("corpus"))
+fn run_corpus(batch: &Batch, dir: &Path, seed: u32, fixed: bool) -> Vec<ScenarioResult> {
+    let scenarios = if fixed {
+        traced_copy(&batch.scenarios, &dir.with_extension("corpus"))
     } else {
-        corpus.to_path_buf()
+        batch.scenarios.clone()
     };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakcheck"));
     cmd.arg("run")
-        .arg(&corpus)
+        .arg(&scenarios)
         .args(["--no-diagnose", "--quiet", "--seed", &seed.to_string()])
         .arg("--report-dir")
         .arg(dir);
     if fixed {
         cmd.args(["--max-iterations", "0"]);
+    }
+    if let Some(python) = &batch.python {
+        cmd.arg("--python").arg(python);
     }
     let output = cmd.output().expect("leakcheck runs");
     assert!(
@@ -117,28 +253,44 @@ fn run_corpus(corpus: &Path, dir: &Path, seed: u32, fixed: bool) -> Vec<Scenario
 /// The gate before the untraced sampling plan; gating on tracemalloc traces the whole run.
 const PREVIOUS_GATE: &str = "[tracemalloc, rss, alloc_blocks, fds]";
 
-/// A copy of the corpus in `dir` whose scenarios gate on [`PREVIOUS_GATE`], so the fixed runs
-/// sample tracemalloc throughout as leakcheck did before, and the old rules replayed on their
-/// samples see the series they were designed for.
-fn traced_copy(corpus: &Path, dir: &Path) -> PathBuf {
+/// A copy in `dir` of `scenarios` (a YAML file, or a folder of them) whose scenarios gate on
+/// [`PREVIOUS_GATE`], so the fixed runs sample tracemalloc throughout as leakcheck did before,
+/// and the old rules replayed on their samples see the series they were designed for. Python
+/// files beside the scenarios are copied as they are (their `python_path` is `.`).
+fn traced_copy(scenarios: &Path, dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).expect("corpus copy folder");
-    for entry in std::fs::read_dir(corpus).expect("corpus folder") {
+    let (folder, only) = if scenarios.is_dir() {
+        (scenarios, None)
+    } else {
+        let parent = scenarios.parent().expect("scenario file's folder");
+        (parent, Some(scenarios.file_name().expect("file name")))
+    };
+    for entry in std::fs::read_dir(folder).expect("corpus folder") {
         let path = entry.expect("corpus entry").path();
-        let text = std::fs::read_to_string(&path).expect("corpus file");
-        assert!(
-            text.contains("\ndefaults:\n"),
-            "{} needs a `defaults:` mapping",
-            path.display()
-        );
-        let traced = text.replacen(
-            "\ndefaults:\n",
-            &format!("\ndefaults:\n  gate: {PREVIOUS_GATE}\n"),
-            1,
-        );
         let name = path.file_name().expect("file name");
-        std::fs::write(dir.join(name), traced).expect("write corpus copy");
+        let copy = dir.join(name);
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") if only.is_none_or(|o| o == name) => {
+                let text = std::fs::read_to_string(&path).expect("corpus file");
+                assert!(
+                    text.contains("\ndefaults:\n"),
+                    "{} needs a `defaults:` mapping",
+                    path.display()
+                );
+                let traced = text.replacen(
+                    "\ndefaults:\n",
+                    &format!("\ndefaults:\n  gate: {PREVIOUS_GATE}\n"),
+                    1,
+                );
+                std::fs::write(copy, traced).expect("write corpus copy");
+            }
+            Some("py") => {
+                std::fs::copy(&path, copy).expect("copy corpus module");
+            }
+            _ => {}
+        }
     }
-    dir.to_path_buf()
+    only.map_or(dir.to_path_buf(), |name| dir.join(name))
 }
 
 fn measured(s: &ScenarioResult) -> u64 {
@@ -215,12 +367,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// Which verdict of an outcome a column shows.
 type Pick = fn(&Outcome) -> Verdict;
 
-/// The per-scenario matrix and the totals, as Markdown.
+/// The per-scenario matrix and the totals of each corpus part, as Markdown.
 fn render(outcomes: &[Outcome], runs: u32) -> String {
-    let mut by_scenario: BTreeMap<(bool, String), Vec<&Outcome>> = BTreeMap::new();
+    let part_order = |part: &str| usize::from(part != SYNTHETIC);
+    let mut by_scenario: BTreeMap<(usize, bool, String), Vec<&Outcome>> = BTreeMap::new();
     for o in outcomes {
         by_scenario
-            .entry((!o.leaks, o.scenario.clone()))
+            .entry((part_order(o.part), !o.leaks, o.scenario.clone()))
             .or_default()
             .push(o);
     }
@@ -238,11 +391,12 @@ fn render(outcomes: &[Outcome], runs: u32) -> String {
     };
     let mut text = format!(
         "Leak verdicts out of {runs} runs per scenario (inc. = inconclusive runs). Iterations \
-         and time: median of the adaptive runs (measured iterations; seconds per worker).\n\n\
+         and time: median of the adaptive runs (measured iterations; seconds per worker). \
+         `pypi-leak-*` ran against the leaky releases, `pypi-clean-*` against the fixed ones.\n\n\
          | scenario | truth | adaptive (default) | fixed 200, traced, previous gate | OLS (before) | block deltas | iterations | time |\n\
          |---|---|---|---|---|---|---|---|\n"
     );
-    for ((_, name), list) in &by_scenario {
+    for ((_, _, name), list) in &by_scenario {
         text.push_str(&format!(
             "| {name} | {} | {} | {} | {} | {} | {} | {:.2} s |\n",
             if list[0].leaks { "leak" } else { "clean" },
@@ -254,11 +408,35 @@ fn render(outcomes: &[Outcome], runs: u32) -> String {
             median(list.iter().map(|o| o.adaptive_secs).collect()),
         ));
     }
-    let totals = |leaks: bool, pick: fn(&Outcome) -> Verdict| {
-        let group: Vec<&Vec<&Outcome>> = by_scenario
+    for part in [SYNTHETIC, PYPI] {
+        let scenarios: Vec<&Vec<&Outcome>> = by_scenario
             .iter()
-            .filter(|((clean, _), _)| *clean != leaks)
+            .filter(|((order, _, _), _)| *order == part_order(part))
             .map(|(_, list)| list)
+            .collect();
+        if !scenarios.is_empty() {
+            text.push_str(&format!("\nTotals, {part} corpus:\n"));
+            text.push_str(&totals(&scenarios));
+        }
+    }
+    let clean_iterations: Vec<f64> = outcomes
+        .iter()
+        .filter(|o| !o.leaks && o.adaptive == Verdict::Pass)
+        .map(|o| o.adaptive_iterations as f64)
+        .collect();
+    text.push_str(&format!(
+        "\nClean runs that passed: median {} measured iterations (the adaptive budget is 800).\n",
+        median(clean_iterations)
+    ));
+    text
+}
+
+/// The totals table of one part: per rule, leaks caught in every run and false alarms.
+fn totals(scenarios: &[&Vec<&Outcome>]) -> String {
+    let tally = |leaks: bool, pick: Pick| {
+        let group: Vec<&&Vec<&Outcome>> = scenarios
+            .iter()
+            .filter(|list| list[0].leaks == leaks)
             .collect();
         let always = group
             .iter()
@@ -275,7 +453,9 @@ fn render(outcomes: &[Outcome], runs: u32) -> String {
         let run_total: usize = group.iter().map(|list| list.len()).sum();
         (always, ever, group.len(), run_hits, run_total)
     };
-    text.push_str("\n| rule | leaks caught in every run | leak runs caught | clean scenarios with any false alarm | false-alarm runs |\n|---|---|---|---|---|\n");
+    let mut text = String::from(
+        "\n| rule | leaks caught in every run | leak runs caught | clean scenarios with any false alarm | false-alarm runs |\n|---|---|---|---|---|\n",
+    );
     let rules: [(&str, Pick); 4] = [
         ("adaptive (default)", |o| o.adaptive),
         ("fixed 200, traced, previous gate", |o| o.fixed),
@@ -283,20 +463,11 @@ fn render(outcomes: &[Outcome], runs: u32) -> String {
         ("block deltas (regrtest -R)", |o| o.block_delta),
     ];
     for (name, pick) in rules {
-        let (caught, _, leaks, hits, leak_runs) = totals(true, pick);
-        let (_, alarmed, clean, alarms, clean_runs) = totals(false, pick);
+        let (caught, _, leaks, hits, leak_runs) = tally(true, pick);
+        let (_, alarmed, clean, alarms, clean_runs) = tally(false, pick);
         text.push_str(&format!(
             "| {name} | {caught}/{leaks} | {hits}/{leak_runs} | {alarmed}/{clean} | {alarms}/{clean_runs} |\n"
         ));
     }
-    let clean_iterations: Vec<f64> = outcomes
-        .iter()
-        .filter(|o| !o.leaks && o.adaptive == Verdict::Pass)
-        .map(|o| o.adaptive_iterations as f64)
-        .collect();
-    text.push_str(&format!(
-        "\nClean runs that passed: median {} measured iterations (the adaptive budget is 800).\n",
-        median(clean_iterations)
-    ));
     text
 }
