@@ -46,6 +46,7 @@ _tm_get_traced_memory = tracemalloc.get_traced_memory
 _tm_get_tracemalloc_memory = tracemalloc.get_tracemalloc_memory
 _tm_get_object_traceback = tracemalloc.get_object_traceback
 _getallocatedblocks = sys.getallocatedblocks
+_clear_lookup_cache = _diagnose.clear_lookup_cache
 # (module, attribute, the original): replaced attributes mean scenario code patched them.
 _INSTRUMENTS = (
     (gc, "collect", _gc_collect),
@@ -359,7 +360,8 @@ def run_teardown():
 
 
 def sample():
-    """Collect garbage, then read the Python-level metrics.
+    """Clear the attribute lookup cache (see ``_diagnose.clear_lookup_cache``) and collect
+    garbage, then read the Python-level metrics.
 
     Returns ``(traced_bytes, gc_objects, allocated_blocks, tracemalloc_overhead)``; traced bytes
     are 0 outside a traced window. The overhead is what tracemalloc itself holds in the C
@@ -369,6 +371,7 @@ def sample():
     alive during a sample are the same every time and cancel out in a slope.
     """
     _check()
+    _clear_lookup_cache()
     _gc_collect()
     traced = _tm_get_traced_memory()[0]
     overhead = _tm_get_tracemalloc_memory()
