@@ -189,6 +189,9 @@ pub struct MetricAnalysis {
     pub persistent: Option<bool>,
     /// Growth that stopped: `until` (iteration) and `growth` (total), for a plateau.
     pub plateau: Option<Plateau>,
+    /// For a metric that swings but falls back to a flat level: the robust fit of the floors
+    /// (lower quartiles) of 16 blocks of the run, whose interval lies within the tolerance.
+    pub floor: Option<RobustFit>,
     /// The plateau in words, e.g. "rss grew 180 KiB until iteration 240, then flat".
     pub note: Option<String>,
 }

@@ -17,7 +17,10 @@
 //! - **within** when the interval over the whole window lies at or below the tolerance and the
 //!   last half is not rising faster than the tolerance, or when the interval over the last half
 //!   alone lies at or below it: growth that stopped is a plateau, reported in a note such as
-//!   "grew 180 KiB until iteration 240, then flat";
+//!   "grew 180 KiB until iteration 240, then flat"; or, when the last half is not rising either,
+//!   when the level the metric falls back to is flat (the interval of the floors of 16 blocks
+//!   lies at or below the tolerance): a buffer flushed now and then, or churn in random sizes,
+//!   whose swings keep the whole interval straddling the tolerance however long the run;
 //! - **unclear** otherwise.
 //!
 //! A scenario is `leak` when any gated metric grows, `pass` when every gated metric is within,
@@ -100,6 +103,9 @@ pub struct MetricJudgement {
     pub persistent: Option<bool>,
     /// Where growth stopped, for a metric judged within after growing.
     pub plateau: Option<Plateau>,
+    /// Robust fit of the floors of the run's blocks, for a metric judged within because the
+    /// level it falls back to is flat although it swings (see `flat_floor`).
+    pub floor: Option<RobustFit>,
     /// A sentence about the shape of the series, e.g. "grew 180 KiB until iteration 240, then
     /// flat".
     pub note: Option<String>,
@@ -401,6 +407,7 @@ fn judge_metric(
         tail,
         persistent,
         plateau: None,
+        floor: None,
         note: None,
         tolerance,
         gated,
@@ -427,10 +434,71 @@ fn judge_metric(
         });
         judgement.plateau = plateau;
         Call::Within
+    } else if let Some(floors) = (!tail_rising && persistent != Some(true))
+        .then(|| flat_floor(points, tolerance, confidence))
+        .flatten()
+    {
+        judgement.note = Some(format!(
+            "{metric} rises and falls by up to {}, but the level it falls back to stays flat \
+             ({}/iter, CI [{}, {}])",
+            format_quantity(floors.swing, metric.unit()),
+            format_quantity(floors.fit.slope, metric.unit()),
+            format_quantity(floors.fit.ci_low, metric.unit()),
+            format_quantity(floors.fit.ci_high, metric.unit()),
+        ));
+        judgement.floor = Some(floors.fit);
+        Call::Within
     } else {
         Call::Unclear
     };
     judgement
+}
+
+/// Blocks the run is cut into for [`flat_floor`]: enough floors for a robust interval, blocks
+/// long enough to hold a whole cycle of a buffer flushed every few dozen iterations at the
+/// later looks (50 iterations a block at 800).
+const FLOOR_BLOCKS: usize = 16;
+
+/// The level a metric falls back to, when it is flat.
+struct FlatFloor {
+    /// Robust fit of the blocks' floors against their first iteration.
+    fit: RobustFit,
+    /// Largest rise of a sample over its block's floor: how far the metric swings.
+    swing: f64,
+}
+
+/// Whether what the metric comes back down to is flat: the floor (lower quartile) of each of
+/// [`FLOOR_BLOCKS`] consecutive blocks, fitted robustly, has an interval at or below
+/// `tolerance`. A buffer flushed now and then, or memory that churns in random sizes, swings
+/// so widely that the interval of the slope over all samples may straddle the tolerance for as
+/// long as the run lasts, while the level it falls back to is plainly flat; memory that is kept
+/// raises every later floor, so a leak never passes this way. `None` below two samples a block
+/// or when the floors are not flat.
+fn flat_floor(points: &[(f64, f64)], tolerance: f64, confidence: f64) -> Option<FlatFloor> {
+    let n = points.len();
+    if n < 2 * FLOOR_BLOCKS {
+        return None;
+    }
+    let mut swing = 0.0f64;
+    let floors: Vec<(f64, f64)> = (0..FLOOR_BLOCKS)
+        .map(|k| {
+            let block = &points[k * n / FLOOR_BLOCKS..(k + 1) * n / FLOOR_BLOCKS];
+            let floor = lower_quartile(block);
+            let peak = block.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+            swing = swing.max(peak - floor);
+            (block[0].0, floor)
+        })
+        .collect();
+    let fit = fit_robust(&floors, confidence)?;
+    (fit.ci_high <= tolerance).then_some(FlatFloor { fit, swing })
+}
+
+/// The lower quartile of `points`' values: what memory comes back down to (a buffer flushed, a
+/// temporary freed), robust to a few outlying samples.
+fn lower_quartile(points: &[(f64, f64)]) -> f64 {
+    let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let rank = (values.len() - 1) / 4;
+    *values.select_nth_unstable_by(rank, f64::total_cmp).1
 }
 
 /// Whether growth persists to the end of `points`: the floor of each of the last two quarters is
@@ -444,11 +512,7 @@ fn still_growing(points: &[(f64, f64)], tolerance: f64) -> Option<bool> {
         return None;
     }
     let quarter = |k: usize| &points[k * n / 4..(k + 1) * n / 4];
-    let floor = |k: usize| {
-        let mut values: Vec<f64> = quarter(k).iter().map(|p| p.1).collect();
-        let rank = (values.len() - 1) / 4;
-        *values.select_nth_unstable_by(rank, f64::total_cmp).1
-    };
+    let floor = |k: usize| lower_quartile(quarter(k));
     let start = |k: usize| quarter(k)[0].0;
     let floors_rise =
         (2..4).all(|k| floor(k) - floor(k - 1) > tolerance * (start(k) - start(k - 1)));

@@ -390,3 +390,33 @@ scenarios:
         "{traceback}"
     );
 }
+
+#[test]
+fn a_flushed_log_buffer_passes_because_the_level_it_falls_back_to_is_flat() {
+    // logging's MemoryHandler keeps 50 records, then flushes: live blocks swing by hundreds
+    // every 50 iterations, and the interval of the slope over all samples straddles the
+    // tolerance however long the run (inconclusive at 800 iterations before the floor rule).
+    let project = Project::new();
+    project.write(
+        "buffer.yaml",
+        r#"
+name: memory-handler
+setup: |
+  import logging, logging.handlers
+  log = logging.getLogger("orders")
+  log.propagate = False
+  log.setLevel(logging.INFO)
+  log.addHandler(logging.handlers.MemoryHandler(capacity=50, target=logging.NullHandler()))
+run: log.info("order %d paid", i)
+"#,
+    );
+    let (output, results) = project.run(&["buffer.yaml"]);
+    let log = transcript(&output);
+    let s = scenario(&results, "memory-handler");
+    assert_eq!(s["verdict"], "pass", "{log}");
+    let reason = s["reason"].as_str().unwrap();
+    assert!(reason.contains("falls back to stays flat"), "{reason}");
+    let floor = &s["analysis"]["metrics"]["alloc_blocks"]["floor"];
+    assert!(floor["ci_high"].as_f64().unwrap() <= 0.1, "{floor}");
+    assert!(log.contains("floor flat*"), "{log}");
+}

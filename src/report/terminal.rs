@@ -256,6 +256,7 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         style(
             "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
              interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak); \
+             \"floor flat\": rises and falls, but the level it falls back to is flat (not a leak); \
              tracemalloc, unless gated, is from the short traced window after the run"
         )
         .dim()
@@ -264,11 +265,14 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
 
 /// `36 B ±0.4*`: the robust slope the verdict used (least squares for results written before
 /// it existed), the half-width of its interval, and a star for gated metrics; `flat after N`
-/// for growth that stopped.
+/// for growth that stopped, `floor flat` for swings around a flat level.
 fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
     let gated = if result.gated { "*" } else { "" };
     if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
         return format!("flat after {:.0}{gated}", plateau.until);
+    }
+    if analysis.is_some_and(|a| a.floor.is_some()) {
+        return format!("floor flat{gated}");
     }
     match crate::compare::Growth::decided(result, analysis) {
         Some(fit) => format!(

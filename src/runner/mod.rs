@@ -342,6 +342,7 @@ pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) ->
                     tail: m.tail,
                     persistent: m.persistent,
                     plateau: m.plateau,
+                    floor: m.floor,
                     note: m.note.clone(),
                 };
                 (m.metric, stats)

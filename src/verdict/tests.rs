@@ -302,3 +302,27 @@ proptest! {
         prop_assert!((c.slope - scale * sa).abs() <= 1e-6 * scale * sa.abs().max(1.0));
     }
 }
+
+#[test]
+fn a_flushed_buffer_passes_once_the_level_it_falls_back_to_is_seen_flat() {
+    // MemoryHandler(capacity=50): 600 B a record, flushed every 50 iterations, with jitter.
+    // Its slope's interval straddles the tolerance for as long as the run lasts; the floor
+    // of each stretch of the run (what the buffer falls back to) is flat.
+    // A third of the way in the buffer's records got a little bigger (a dict resized): the
+    // floor and the peaks step up once.
+    let sawtooth = |x: u64| {
+        let (floor, record) = if x < 300 {
+            (0.0, 768.0)
+        } else {
+            (160.0, 784.0)
+        };
+        1000.0 + floor + record * (x % 50) as f64
+    };
+    let d = decide(&series(400, sawtooth), &adaptive());
+    assert_eq!(d.verdict, Verdict::Pass, "{}", d.reason);
+    assert!(d.reason.contains("falls back to"), "{}", d.reason);
+
+    // The same buffer over a leak at twice the tolerance is never a pass.
+    let d = decide(&series(400, |x| sawtooth(x) + 16.0 * x as f64), &adaptive());
+    assert_ne!(d.verdict, Verdict::Pass, "{}", d.reason);
+}
