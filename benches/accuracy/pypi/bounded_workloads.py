@@ -40,8 +40,9 @@ def attrs_class_per_call(i):
     """A class per call: `attrs.define` builds a slotted class and generated methods.
 
     The class, its methods and their `__globals__`/closure cells form reference cycles that
-    only the cyclic collector frees. attrs registers the generated source in `linecache` under a
-    name derived from the class's qualified name, so the same entry is replaced each call.
+    only the cyclic collector frees. attrs keeps each generated method's source in `linecache`
+    under a name made of the class's qualified name, and reuses the entry when the source is the
+    same (`_linecache_and_compile`), as it is here: one entry per method whatever the call count.
     """
 
     @attrs.define(frozen=True)
@@ -118,9 +119,9 @@ class _Shape:
 def numpy_array_churn(i):
     """Native churn: numpy array data, small (numpy's bounded cache) and 64 KiB (glibc malloc).
 
-    numpy keeps freed data blocks under 1 KiB and dimension arrays in small per-size caches
-    (`npy_alloc_cache`, a few per size), which fill in the first calls; larger data goes back
-    to the C allocator at once.
+    numpy keeps freed data blocks under 1 KiB and shape/stride arrays in per-size caches
+    (`npy_alloc_cache`: at most 7 blocks per size), which fill in the first calls; larger data
+    goes back to the C allocator at once.
     """
     shape = _Shape(rows=i % 16 + 1, cols=8)
     small = numpy.arange(shape.rows * shape.cols, dtype=numpy.float64).reshape(shape.rows, -1)
