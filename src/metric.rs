@@ -71,10 +71,11 @@ impl Metric {
     /// Chosen so that one leaked small object per iteration (an `int` appended to a list is
     /// about 36 B and one block) is well above the line, while the jitter of pymalloc freelists
     /// and lazily created interpreter caches after warmup stays below it. RSS moves in 4 KiB pages
-    /// and allocator arenas, so its allowance is larger. The C allocator counts chunks parked in
-    /// its per-thread caches (up to 7 per size class) as in use, which moves `malloc` in steps of
-    /// a few KiB: 64 B/iter keeps a sawtooth or random-size buffer below the line (see
-    /// `benches/accuracy`) while a leaked 4 KiB native buffer per iteration is far above it.
+    /// and allocator arenas, so its allowance is larger. `malloc` moves in steps of a few KiB as
+    /// the allocator splits and merges chunks (workers run with glibc's per-thread cache off, see
+    /// `worker::allocator`, so freed chunks no longer count as in use): 64 B/iter keeps a sawtooth
+    /// or random-size buffer below the line (see `benches/accuracy`) while a leaked 4 KiB native
+    /// buffer per iteration is far above it.
     pub fn default_tolerance(self) -> f64 {
         match self {
             Metric::Tracemalloc => 8.0,

@@ -179,3 +179,49 @@ fn a_venv_first_on_path_does_not_replace_the_embedded_interpreter() {
         "{s:#}"
     );
 }
+
+#[test]
+fn the_worker_runs_without_the_malloc_thread_cache_and_subprocesses_get_the_users_tunables() {
+    // glibc's per-thread cache counts freed chunks as in use in mallinfo2(): the worker starts
+    // with it off, then gives scenario code (and its subprocesses) the user's GLIBC_TUNABLES.
+    let project = Project::new();
+    project.write(
+        "tunables.yaml",
+        r#"
+name: tunables
+iterations: 10
+warmup: 0
+setup: |
+  import ctypes, os, subprocess, sys
+  # A freed 600 B chunk would sit in the thread cache, counted as in use by mallinfo2().
+  libc = ctypes.CDLL(None)
+  class MallInfo2(ctypes.Structure):
+      _fields_ = [(n, ctypes.c_size_t) for n in
+                  "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+  libc.mallinfo2.restype = MallInfo2
+  libc.malloc.restype = ctypes.c_void_p
+  chunk = libc.malloc(600)
+  before = libc.mallinfo2().uordblks
+  libc.free(ctypes.c_void_p(chunk))
+  after = libc.mallinfo2().uordblks
+  assert after <= before - 600, (before, after)
+  assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2", os.environ["GLIBC_TUNABLES"]
+  assert not any(k.startswith("LEAKCHECK_USER") for k in os.environ)
+  child = subprocess.run([sys.executable, "-c", "import os; print(os.environ['GLIBC_TUNABLES'])"],
+                         capture_output=True, text=True, check=True)
+  assert child.stdout.strip() == "glibc.malloc.arena_max=2", child.stdout
+run: pass
+"#,
+    );
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let output = cmd
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+        .args(["run", "tunables.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    let results = project.results("reports");
+    assert_eq!(scenario(&results, "tunables")["verdict"], "pass");
+}

@@ -405,6 +405,7 @@ fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
         .env("PYTHONHASHSEED", "0")
         .env(reap::COOKIE_VAR, cookie)
         .env_remove("PYTHONHOME")
+        .envs(crate::worker::allocator::worker_env())
         .process_group(0);
     // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, _exit) between fork and
     // exec.

@@ -7,6 +7,7 @@
 //!
 //! The worker never formats anything for humans; it reports facts and exits.
 
+pub mod allocator;
 mod channel;
 mod guard;
 pub mod interpreter;
@@ -45,6 +46,8 @@ pub fn main() -> i32 {
 }
 
 fn run() -> Result<()> {
+    // SAFETY: first thing in the worker, before any thread starts.
+    unsafe { allocator::restore_user_env() };
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)

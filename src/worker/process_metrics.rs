@@ -23,8 +23,8 @@ pub fn open_fds() -> f64 {
 /// Bytes the C allocator has handed out and not got back: glibc's `mallinfo2()` in-use arena
 /// bytes (`uordblks`) plus mmapped blocks (`hblkhd`), over every arena of every thread.
 ///
-/// Chunks parked in glibc's per-thread caches count as in use; there are at most a few hundred
-/// of them per thread, so they add bounded jitter, never a trend.
+/// Chunks parked in glibc's per-thread caches would count as in use; workers run with those
+/// caches off ([`super::allocator`]), so the figure is what the program holds.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn malloc_in_use() -> f64 {
     // SAFETY: mallinfo2 takes no arguments and only reads the allocator's own state under its
