@@ -208,9 +208,18 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         .iter()
         .map(|s| {
             let mut row = vec![s.name.clone(), verdict_label(s)];
+            // Unless the scenario gates on it, tracemalloc's figure comes from the short traced
+            // window after the run: marked as approximate.
+            let windowed = !crate::sampling::traced_throughout(&s.gate);
             row.extend(Metric::ALL.iter().map(|m| match s.metrics.get(m) {
                 Some(result) => {
-                    growth_cell(result, s.analysis.as_ref().and_then(|a| a.metrics.get(m)))
+                    let cell =
+                        growth_cell(result, s.analysis.as_ref().and_then(|a| a.metrics.get(m)));
+                    if *m == Metric::Tracemalloc && windowed && cell != "-" {
+                        format!("~{cell}")
+                    } else {
+                        cell
+                    }
                 }
                 None => "-".to_string(),
             }));
@@ -257,7 +266,8 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
             "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
              interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak); \
              \"floor flat\": rises and falls, but the level it falls back to is flat (not a leak); \
-             tracemalloc, unless gated, is from the short traced window after the run"
+             ~ = tracemalloc from the short traced window after the run: not gated, \
+             approximate while caches turn over"
         )
         .dim()
     )
