@@ -52,6 +52,25 @@ fn main() {
         "cargo:rustc-env=LEAKCHECK_BUILD_PYTHON_LIBDIR={}",
         config.lib_dir().unwrap_or("")
     );
+    // Which installation this is, to recognise its own venvs at run time (their
+    // `sys.base_prefix` and `sys.version` are the installation's).
+    let (base_prefix, sys_version) = config
+        .executable()
+        .and_then(|python| {
+            let output = Command::new(python)
+                .args([
+                    "-c",
+                    "import sys; print(sys.base_prefix); print(sys.version)",
+                ])
+                .output()
+                .ok()?;
+            let text = String::from_utf8(output.stdout).ok()?;
+            let mut lines = text.lines();
+            Some((lines.next()?.to_string(), lines.next()?.to_string()))
+        })
+        .unwrap_or_default();
+    println!("cargo:rustc-env=LEAKCHECK_BUILD_PYTHON_BASE_PREFIX={base_prefix}");
+    println!("cargo:rustc-env=LEAKCHECK_BUILD_PYTHON_SYS_VERSION={sys_version}");
 
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     for (name, file_name) in PYTHON_MODULES {

@@ -146,6 +146,10 @@ pub struct PythonEnvironment {
     pub version: String,
     /// Its site-packages folders, in its own order; `.pth` files in them are honoured.
     pub site_packages: Vec<PathBuf>,
+    /// A venv of the embedded installation itself: the worker starts CPython as its
+    /// `executable`, so CPython sets the venv up as running it would, and `site_packages` are
+    /// not swapped in by hand.
+    pub native: bool,
 }
 
 /// Which part of a scenario the worker is in, so errors and progress can say where.

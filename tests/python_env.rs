@@ -57,9 +57,20 @@ fn venv_from_other_python(project: &Project) -> std::path::PathBuf {
     })
     .expect("a second CPython 3.11 on this machine (Debian's /usr/bin/python3)");
     let venv = project.path().join("venv");
-    let status = Command::new(other)
+    make_venv(
+        other,
+        &venv,
+        "only_in_venv.py",
+        "registry = []\n\ndef remember(x):\n    registry.append(x)\n",
+    );
+    venv
+}
+
+/// `python -m venv --without-pip venv`, with `file` written into its site-packages.
+fn make_venv(python: &str, venv: &std::path::Path, file: &str, text: &str) {
+    let status = Command::new(python)
         .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
+        .arg(venv)
         .status()
         .unwrap();
     assert!(status.success());
@@ -67,12 +78,7 @@ fn venv_from_other_python(project: &Project) -> std::path::PathBuf {
         venv.join("bin/python").to_str().unwrap(),
         "import sysconfig; print(sysconfig.get_paths()['purelib'])",
     );
-    std::fs::write(
-        std::path::Path::new(&site).join("only_in_venv.py"),
-        "registry = []\n\ndef remember(x):\n    registry.append(x)\n",
-    )
-    .unwrap();
-    venv
+    std::fs::write(std::path::Path::new(&site).join(file), text).unwrap();
 }
 
 const VENV_SCENARIO: &str = r#"
@@ -224,4 +230,45 @@ run: pass
     assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
     let results = project.results("reports");
     assert_eq!(scenario(&results, "tunables")["verdict"], "pass");
+}
+
+#[test]
+fn a_venv_of_the_embedded_installation_is_set_up_as_running_it_would() {
+    // The embedded interpreter starts as the venv's own python: sys.prefix is the venv, its
+    // `.pth` files run, and none of the installation's own site-packages (or their `.pth` files,
+    // such as setuptools' distutils shim) come in.
+    let project = Project::new();
+    let venv = project.path().join("own-venv");
+    make_venv(
+        BUILD_PYTHON,
+        &venv,
+        "marker.pth",
+        "import sys; sys.venv_pth_ran = True\n",
+    );
+    let own_site = python_says(
+        BUILD_PYTHON,
+        "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+    );
+    project.write(
+        "own.yaml",
+        &format!(
+            r#"
+name: own-venv
+iterations: 10
+warmup: 0
+setup: |
+  import sys
+  assert sys.prefix == {venv:?}, sys.prefix
+  assert sys.executable.startswith({venv:?}), sys.executable
+  assert getattr(sys, "venv_pth_ran", False), "the venv's .pth did not run"
+  assert {own_site:?} not in sys.path, sys.path
+  assert "_distutils_hack" not in sys.modules, "the installation's .pth files ran"
+run: pass
+"#,
+            venv = venv.display().to_string(),
+        ),
+    );
+    let (output, results) = project.run(&["own.yaml", "--python", venv.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert_eq!(scenario(&results, "own-venv")["verdict"], "pass");
 }

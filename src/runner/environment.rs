@@ -5,6 +5,11 @@
 //! interpreter for its package folders and the worker uses them instead of the embedded
 //! interpreter's own site-packages. Extension modules only load into the same minor version, so a
 //! different `X.Y` is refused up front with an explanation.
+//!
+//! A venv of the embedded installation itself (same `sys.base_prefix`, same build) is used
+//! natively instead: the worker starts CPython as that venv's `python`, which then sets itself up
+//! exactly as running the venv would (`sys.prefix`, its site-packages and `.pth` files, and none
+//! of the installation's own).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +34,8 @@ print(json.dumps({
     "version": "%d.%d.%d" % sys.version_info[:3],
     "executable": sys.executable,
     "prefix": sys.prefix,
+    "base_prefix": sys.base_prefix,
+    "sys_version": sys.version,
     "paths": [p for p in sys.path if p and not is_std(p)],
 }))
 "#;
@@ -67,8 +74,18 @@ struct Probe {
     version: String,
     executable: PathBuf,
     prefix: PathBuf,
+    // Defaulted so that the version check speaks first for an interpreter that answers oddly.
+    #[serde(default)]
+    base_prefix: PathBuf,
+    #[serde(default)]
+    sys_version: String,
     paths: Vec<PathBuf>,
 }
+
+/// `sys.base_prefix` of the interpreter leakcheck embeds (empty if the build could not tell).
+const BUILD_BASE_PREFIX: &str = env!("LEAKCHECK_BUILD_PYTHON_BASE_PREFIX");
+/// `sys.version` of the interpreter leakcheck embeds: its build, not only its number.
+const BUILD_SYS_VERSION: &str = env!("LEAKCHECK_BUILD_PYTHON_SYS_VERSION");
 
 /// Resolves `--python`, else `VIRTUAL_ENV`, else `None` (the embedded interpreter's own packages).
 pub fn resolve(python: Option<&Path>) -> Result<Option<PythonEnvironment>, EnvironmentError> {
@@ -136,6 +153,10 @@ fn probe(origin: &'static str, path: &Path) -> Result<PythonEnvironment, Environ
         } else {
             std::path::absolute(&executable).unwrap_or(probe.executable)
         },
+        native: probe.prefix != probe.base_prefix
+            && !BUILD_BASE_PREFIX.is_empty()
+            && probe.base_prefix == Path::new(BUILD_BASE_PREFIX)
+            && probe.sys_version == BUILD_SYS_VERSION,
         prefix: probe.prefix,
         version: probe.version,
         site_packages: probe.paths,

@@ -84,9 +84,15 @@ pub struct Interpreter {
 /// leakcheck's own name has no slash, so it would search `PATH` for `python3`, and a virtual
 /// environment first on `PATH` (of another Python build, say) would supply a standard library
 /// that does not match the linked libpython. Environments are chosen with `--python` and
-/// `VIRTUAL_ENV` instead (their site-packages are swapped in by the harness's `prepare`).
-fn pin_program_name() {
-    let Ok(path) = std::ffi::CString::new(env!("LEAKCHECK_BUILD_PYTHON")) else {
+/// `VIRTUAL_ENV` instead: a venv of this very installation becomes the program (CPython then
+/// finds its `pyvenv.cfg` and sets the venv up as running it would); any other environment's
+/// site-packages are swapped in by the harness's `prepare`.
+fn pin_program_name(request: &WorkerRequest) {
+    let program = match &request.environment {
+        Some(env) if env.native => env.executable.as_os_str().as_encoded_bytes().to_vec(),
+        _ => env!("LEAKCHECK_BUILD_PYTHON").as_bytes().to_vec(),
+    };
+    let Ok(path) = std::ffi::CString::new(program) else {
         return;
     };
     // SAFETY: called before the interpreter starts, from the only thread that touches Python;
@@ -103,7 +109,7 @@ fn pin_program_name() {
 impl Interpreter {
     /// Starts CPython, loads the harness and prepares the scenario (paths, code, tracemalloc).
     pub fn start(request: &WorkerRequest) -> Result<Interpreter, ScenarioFailure> {
-        pin_program_name();
+        pin_program_name(request);
         Python::initialize();
         Python::attach(|py| {
             let harness =
@@ -333,6 +339,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
         .collect();
     spec.set_item("python_path", python_path)?;
     let (site_packages, executable) = match &request.environment {
+        Some(env) if env.native => (None, env.executable.display().to_string()),
         Some(env) => (
             Some(
                 env.site_packages
