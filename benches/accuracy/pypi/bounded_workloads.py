@@ -14,7 +14,6 @@ import dataclasses
 
 import attrs
 import jinja2
-import marshmallow
 import numpy
 import pydantic
 import yaml
@@ -65,24 +64,6 @@ def pydantic_model_per_call(i):
     limit = 1000 + i % 500
     order = pydantic.create_model("Order", qty=(pydantic.conint(ge=0, le=limit), ...))
     order(qty=limit).model_dump()
-
-
-def marshmallow_schema_class_per_call(i):
-    """A Schema class defined in a function: marshmallow's class registry keeps one per path.
-
-    Before marshmallow 2.16.3 each definition was appended to `class_registry._registry`, an
-    unbounded leak (https://github.com/marshmallow-code/marshmallow/issues/657, #732; fixed by
-    https://github.com/marshmallow-code/marshmallow/pull/1036). Since then a class with the same
-    module and name replaces the last one under its full path, and the short name keeps only
-    the first: the registry holds two classes whatever the call count; the rest is cyclic
-    garbage.
-    """
-
-    class EventSchema(marshmallow.Schema):
-        id = marshmallow.fields.Int(required=True)
-        when = marshmallow.fields.DateTime()
-
-    EventSchema().load({"id": i, "when": "2023-01-28T13:27:53"})
 
 
 def dateutil_utc_offsets(i):
