@@ -4,7 +4,7 @@ Two plans, each as leakcheck runs it (src/sampling.rs, src/worker/mod.rs, src/py
 
 --plan untraced (leakcheck's default): gc.collect() + gc.freeze() after setup, a sample after
 setup and then every N // 100 iterations through 20 warmup and N measured iterations (~100
-measured samples), each a gc.collect() + malloc in-use bytes from glibc mallinfo2() +
+measured samples), each sys._clear_type_cache() + gc.collect() + malloc in-use bytes from glibc mallinfo2() +
 sys.getallocatedblocks() + len(gc.get_objects()) + RSS (/proc/self/statm) + open fds
 (/proc/self/fd); then a traced window: tracemalloc on, one iteration timed, as many iterations as
 fit in 5 % of the measured run's time or 20 ms, whichever is more (at least 8, at most N), the
@@ -75,7 +75,8 @@ def sample(values, row, first):
     """One sample into row ``row`` of the preallocated ``values``, ``first()`` in column 0:
     storing an int into an ``array`` allocates nothing, so the harness's own records never
     show up as growth (a list of dicts would: ~0.1 block and ~7 B per iteration at 100
-    samples)."""
+    samples). Clears CPython's attribute lookup cache first, as leakcheck does."""
+    sys._clear_type_cache()
     gc.collect()
     base = row * 5
     values[base] = first()
