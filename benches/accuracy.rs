@@ -389,10 +389,15 @@ fn render(outcomes: &[Outcome], runs: u32) -> String {
             leak.to_string()
         }
     };
+    let pypi_note = if outcomes.iter().any(|o| o.part == PYPI) {
+        " `pypi-leak-*` ran against the leaky releases, `pypi-clean-*` against the fixed ones."
+    } else {
+        ""
+    };
     let mut text = format!(
         "Leak verdicts out of {runs} runs per scenario (inc. = inconclusive runs). Iterations \
-         and time: median of the adaptive runs (measured iterations; seconds per worker). \
-         `pypi-leak-*` ran against the leaky releases, `pypi-clean-*` against the fixed ones.\n\n\
+         and time: median of the adaptive runs (measured iterations; seconds per worker).\
+         {pypi_note}\n\n\
          | scenario | truth | adaptive (default) | fixed 200, traced, previous gate | OLS (before) | block deltas | iterations | time |\n\
          |---|---|---|---|---|---|---|---|\n"
     );
