@@ -17,7 +17,7 @@ use super::{ScenarioError, load_file};
 fn check(dir: &Path, bytes: &[u8]) -> Result<(), TestCaseError> {
     let path = dir.join("fuzz.yaml");
     std::fs::write(&path, bytes).expect("write fuzz input");
-    let lines = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+    let lines = yaml_lines(bytes);
     match load_file(&path) {
         Ok(scenarios) => {
             for scenario in scenarios {
@@ -37,6 +37,25 @@ fn check(dir: &Path, bytes: &[u8]) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Lines of `bytes` as the YAML parser counts them: `\n`, `\r\n`, a lone `\r`, NEL, and the
+/// Unicode line and paragraph separators all end a line (YAML 1.1, which the parser follows).
+fn yaml_lines(bytes: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let mut chars = text.chars().peekable();
+    let mut lines = 1;
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                lines += 1;
+            }
+            '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' => lines += 1,
+            _ => {}
+        }
+    }
+    lines
 }
 
 fn check_error(error: &ScenarioError, lines: usize) -> Result<(), TestCaseError> {
@@ -123,6 +142,14 @@ fn document() -> impl Strategy<Value = String> {
             text
         }),
     ]
+}
+
+#[test]
+fn a_unicode_line_separator_ends_a_line_for_the_error_location() {
+    // Found by `arbitrary_text_never_panics`: the parser counts U+2028 as a line break.
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "0:\u{2028}並".as_bytes()).unwrap();
+    assert_eq!(yaml_lines("a\r\nb\rc\u{85}d\u{2029}e\n".as_bytes()), 6);
 }
 
 proptest! {
