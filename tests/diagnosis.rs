@@ -184,3 +184,37 @@ fn the_iteration_number_kept_is_attributed_to_the_loop_not_to_the_first_line() {
     );
     assert!(codes.iter().all(|c| *c != "x = 1"), "{codes:?}");
 }
+
+#[test]
+fn a_native_leak_is_named_as_such_with_where_to_look_next() {
+    // libc malloc through ctypes: invisible to tracemalloc, so no allocation site explains the
+    // growth; the diagnosis says so instead of staying silent. A Python leak gets no such note.
+    let project = Project::new();
+    project.write(
+        "native.yaml",
+        r#"
+scenarios:
+  - name: native
+    setup: |
+      import ctypes
+      libc = ctypes.CDLL(None)
+      libc.malloc.restype = ctypes.c_void_p
+      libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    run: libc.memset(libc.malloc(16384), 1, 16384)
+  - name: python
+    setup: kept = []
+    run: kept.append(bytes(4000))
+"#,
+    );
+    let (output, results) = project.run(&["native.yaml"]);
+    let log = transcript(&output);
+    let native = scenario(&results, "native");
+    assert_eq!(native["verdict"], "leak", "{log}");
+    let notes = native["diagnosis"]["notes"].to_string();
+    assert!(notes.contains("native memory"), "{notes}");
+    assert!(notes.contains("memray run --native"), "{notes}");
+    let python = scenario(&results, "python");
+    assert_eq!(python["verdict"], "leak", "{log}");
+    let notes = python["diagnosis"]["notes"].to_string();
+    assert!(!notes.contains("native memory"), "{notes}");
+}

@@ -24,6 +24,7 @@ use crate::protocol::{
     DiagnoseMode, Phase, Sample, SampleKind, Timings, WorkerMessage, WorkerRequest,
 };
 use crate::sampling::{self, TraceWindow};
+use crate::units::format_bytes;
 use crate::verdict::{self, Verdict};
 use channel::Channel;
 use interpreter::{Interpreter, ScenarioFailure};
@@ -145,11 +146,21 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     let sampling_before = sampler.spent;
     let mut done = scenario.warmup;
     let mut verdict = Verdict::Inconclusive;
+    // The C allocator's growth per iteration when above its tolerance, for the diagnosis.
+    let mut malloc_growth = None;
     for index in 0..plan.looks.len() {
         let end = plan.look_end(index);
         sampler.run(Phase::Measure, done, end, scenario.sample_every)?;
         done = end;
-        verdict = verdict::judge_look(&sampler.measured, &plan, index).verdict;
+        let decision = verdict::judge_look(&sampler.measured, &plan, index);
+        verdict = decision.verdict;
+        malloc_growth = decision
+            .metrics
+            .iter()
+            .find(|m| m.metric == Metric::Malloc)
+            .and_then(|m| m.robust)
+            .map(|fit| fit.slope)
+            .filter(|&slope| slope > plan.tolerance_of(Metric::Malloc));
         if verdict != Verdict::Inconclusive {
             break;
         }
@@ -177,7 +188,10 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
         sampler.channel.send(&WorkerMessage::Phase {
             phase: Phase::Diagnose,
         })?;
-        let diagnosis = diagnose_window(sampler.interpreter, request, done)?;
+        let mut diagnosis = diagnose_window(sampler.interpreter, request, done)?;
+        if let Some(note) = malloc_growth.and_then(|growth| native_note(&diagnosis, growth)) {
+            diagnosis.notes.push(note);
+        }
         timings.diagnosis = clock.elapsed().as_secs_f64();
         sampler.channel.send(&WorkerMessage::Diagnosis {
             diagnosis: Box::new(diagnosis),
@@ -191,6 +205,27 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     interpreter.run_teardown()?;
     timings.teardown = clock.elapsed().as_secs_f64();
     Ok(timings)
+}
+
+/// A note for a diagnosis whose allocation sites explain less than half of what the C
+/// allocator grew by per iteration: the rest is memory tracemalloc cannot see, and nothing in
+/// the diagnosis points at it, so the user should know where to look instead.
+fn native_note(diagnosis: &Diagnosis, malloc_growth: f64) -> Option<String> {
+    let traced: f64 = diagnosis
+        .sites
+        .iter()
+        .map(|site| site.bytes_per_iteration.max(0.0))
+        .sum();
+    (traced < malloc_growth / 2.0).then(|| {
+        format!(
+            "the C allocator (malloc) grew {}/iter, of which the traced allocation sites \
+             account for {}/iter: the rest is native memory (a C extension, ctypes or a native \
+             library) that tracemalloc cannot see; run the scenario's code under \
+             `memray run --native` or heaptrack to see the C stack that allocates it",
+            format_bytes(malloc_growth),
+            format_bytes(traced)
+        )
+    })
 }
 
 /// Runs the diagnosis window after the measured iterations: half of it to let bounded state
