@@ -420,3 +420,34 @@ run: log.info("order %d paid", i)
     assert!(floor["ci_high"].as_f64().unwrap() <= 0.1, "{floor}");
     assert!(log.contains("floor flat*"), "{log}");
 }
+
+#[test]
+fn growth_at_the_tolerance_is_inconclusive_does_not_fail_and_says_what_to_do() {
+    // One object kept every 10 iterations (alloc_blocks' tolerance is 0.1/iter) under noise of
+    // up to 60 temporary objects: the interval straddles the tolerance at every look.
+    let project = Project::new();
+    project.write(
+        "edge.yaml",
+        r#"
+name: at-tolerance
+setup: |
+  import random
+  kept = []
+run: |
+  jitter = [object() for _ in range(random.randint(0, 60))]
+  if i % 10 == 0:
+      kept.append(object())
+"#,
+    );
+    let (output, results) = project.run(&["edge.yaml", "--no-diagnose"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    let s = scenario(&results, "at-tolerance");
+    assert_eq!(s["verdict"], "inconclusive", "{log}");
+    assert!(
+        log.contains("to decide: run it longer (`max_iterations: 3200` in the scenario"),
+        "{log}"
+    );
+    let (output, _) = project.run(&["edge.yaml", "--no-diagnose", "--fail-on-inconclusive"]);
+    assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
+}

@@ -155,6 +155,9 @@ pub fn print_summary(
                 "  marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
             )?;
         }
+        if scenario.verdict == Verdict::Inconclusive {
+            writeln!(out, "  {}", inconclusive_advice(scenario))?;
+        }
         if !scenario.ok && crate::compare::regressed(results, &scenario.name) {
             writeln!(
                 out,
@@ -270,6 +273,23 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
              approximate while caches turn over"
         )
         .dim()
+    )
+}
+
+/// What to do about an inconclusive scenario: more samples narrow the interval, and a growth
+/// that is acceptable calls for a tolerance that says so.
+fn inconclusive_advice(scenario: &ScenarioResult) -> String {
+    let longer = match scenario.analysis.as_ref().map(|a| a.max_iterations) {
+        Some(most) if most > 0 => format!(
+            "run it longer (`max_iterations: {}` in the scenario, or `--max-iterations {}`)",
+            most * 4,
+            most * 4
+        ),
+        _ => "run it longer (`max_iterations` in the scenario)".to_string(),
+    };
+    format!(
+        "to decide: {longer}; or, if growth this close to the tolerance is acceptable, raise the \
+         metric's `tolerance`"
     )
 }
 
