@@ -11,12 +11,15 @@ import datetime
 import io
 import struct
 
+import greenlet
 import ijson
 import marshmallow
 import msgspec
+import rapidjson
 import ujson
 from babel.dates import format_datetime
 from PIL import Image
+from selectolax.lexbor import LexborHTMLParser
 
 MOMENT = datetime.datetime(2023, 1, 28, 13, 27, 53)
 
@@ -122,3 +125,49 @@ def marshmallow_schema_class_per_call(i):
         when = marshmallow.fields.DateTime()
 
     EventSchema().load({"id": i, "when": "2023-01-28T13:27:53"})
+
+
+def rapidjson_rawjson_rejected():
+    """C extension, reference leak: `RawJSON()` keeps the object it allocated when it rejects
+    its argument.
+
+    https://github.com/python-rapidjson/python-rapidjson/pull/239 ("Fix a leak in RawJSON() when
+    the argument is rejected"): `RawJSON_new` called `tp_alloc` before parsing its arguments and
+    returned NULL on failure without releasing it, one 24-byte object a call (1.23). Merged in
+    1.24, which was yanked for its packaging metadata; 1.25, the next release, has the fix too
+    and is the one pinned.
+    """
+    try:
+        rapidjson.RawJSON(12345)
+    except TypeError:
+        pass
+
+
+LEXBOR_TREE = LexborHTMLParser("<div></div><div></div><div></div>")
+
+
+def selectolax_css_matches():
+    """Native: lexbor's CSS parser and selector memory are not freed by `css_matches`.
+
+    https://github.com/rushter/selectolax/issues/107 ("css_matches of LexborHTMLParser does not
+    free memory"), the reporter's loop on a three-div document, fixed in 0.3.18 (the maintainer's
+    fix of 2024-01-21; the reporter notes its CHANGES entry was first misnumbered 0.3.15). About
+    109 KiB of libc malloc a call in 0.3.17, invisible to tracemalloc and to the block count.
+    """
+    LEXBOR_TREE.css_matches("div")
+
+
+def _greenlet_body():
+    return "hello"
+
+
+def greenlet_spawn():
+    """Native: on Python 3.11 every greenlet that ran keeps its 16 KiB frame data-stack chunk.
+
+    https://github.com/python-greenlet/greenlet/issues/328 (SQLAlchemy's `greenlet_spawn`, as
+    here; also https://github.com/gevent/gevent/issues/1924), fixed by
+    https://github.com/python-greenlet/greenlet/pull/329, CHANGES 2.0.1: "Python 3.11: Fix a
+    memory leak". The chunk is CPython's own mmap'ed data stack: invisible to tracemalloc, the
+    block count and mallinfo; only RSS (~4 KiB a call, one touched page) and VmSize grow.
+    """
+    greenlet.greenlet(_greenlet_body, greenlet.getcurrent()).switch()
