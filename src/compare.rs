@@ -177,11 +177,7 @@ impl Growth {
 
     /// [`Growth::decided`] for `metric` of a whole scenario.
     pub fn of(scenario: &ScenarioResult, metric: Metric) -> Option<Growth> {
-        let analysis = scenario
-            .analysis
-            .as_ref()
-            .and_then(|a| a.metrics.get(&metric));
-        Growth::decided(scenario.metrics.get(&metric)?, analysis)
+        Growth::decided(scenario.metrics.get(&metric)?, scenario.analysis_of(metric))
     }
 }
 

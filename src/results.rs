@@ -162,6 +162,14 @@ pub struct ScenarioResult {
     pub analysis: Option<Analysis>,
 }
 
+impl ScenarioResult {
+    /// The robust analysis of one metric at the deciding look, if the results have one (files
+    /// written before robust fits existed do not).
+    pub fn analysis_of(&self, metric: Metric) -> Option<&MetricAnalysis> {
+        self.analysis.as_ref().and_then(|a| a.metrics.get(&metric))
+    }
+}
+
 /// The sequential run and the robust statistics behind a verdict.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Analysis {

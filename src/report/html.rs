@@ -276,7 +276,7 @@ impl Page {
                         .iter()
                         .map(|m| match sc.metrics.get(m) {
                             Some(result) => Cell {
-                                text: view::growth(result, view::analysis_of(sc, *m)),
+                                text: view::growth(result, sc.analysis_of(*m)),
                                 class: match (sc.gate.contains(m), result.call) {
                                     (false, _) => "ungated",
                                     (true, Call::Grows) => "grows",
@@ -316,7 +316,7 @@ fn scenario_view(
         .metrics
         .iter()
         .filter_map(|(&metric, result)| {
-            let analysis = view::analysis_of(sc, metric);
+            let analysis = sc.analysis_of(metric);
             let chart = Chart::build(metric, result, analysis.and_then(|a| a.robust.as_ref()))?;
             let growth = view::growth(result, analysis);
             Some(ChartView {
@@ -369,8 +369,8 @@ fn scenario_view(
             .iter()
             .map(|(&metric, m)| MetricRow {
                 metric,
-                growth: view::growth(m, view::analysis_of(sc, metric)),
-                interval: view::interval(m, view::analysis_of(sc, metric)),
+                growth: view::growth(m, sc.analysis_of(metric)),
+                interval: view::interval(m, sc.analysis_of(metric)),
                 tolerance: view::tolerance(m),
                 call: view::call_name(m),
                 call_class: call_class(m.call),

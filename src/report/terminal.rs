@@ -216,8 +216,7 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
             let windowed = !crate::sampling::traced_throughout(&s.gate);
             row.extend(Metric::ALL.iter().map(|m| match s.metrics.get(m) {
                 Some(result) => {
-                    let cell =
-                        growth_cell(result, s.analysis.as_ref().and_then(|a| a.metrics.get(m)));
+                    let cell = growth_cell(result, s.analysis_of(*m));
                     if *m == Metric::Tracemalloc && windowed && cell != "-" {
                         format!("~{cell}")
                     } else {

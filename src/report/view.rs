@@ -5,7 +5,6 @@
 
 use crate::compare::{self, Growth};
 use crate::diagnosis::{AllocationSite, Diagnosis};
-use crate::metric::Metric;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::scenario::Expect;
 use crate::units::{Unit, format_quantity};
@@ -74,14 +73,6 @@ pub fn anchor(index: usize, name: &str) -> String {
         .take(60)
         .collect();
     format!("s{index}-{}", slug.trim_matches('-'))
-}
-
-/// A scenario's robust analysis of one metric, if it has one.
-pub fn analysis_of(scenario: &ScenarioResult, metric: Metric) -> Option<&MetricAnalysis> {
-    scenario
-        .analysis
-        .as_ref()
-        .and_then(|a| a.metrics.get(&metric))
 }
 
 /// `217 B/iter ± 0.229 B` (the growth the verdict used), or `not fitted`.
@@ -172,9 +163,9 @@ pub fn growth_lines(results: &RunResults, scenario: &ScenarioResult) -> Vec<Stri
         .map(|(metric, m)| {
             format!(
                 "{metric}: {}, {} % CI {}, tolerance {} ({}{})",
-                growth(m, analysis_of(scenario, *metric)),
+                growth(m, scenario.analysis_of(*metric)),
                 percent(results.confidence),
-                interval(m, analysis_of(scenario, *metric)),
+                interval(m, scenario.analysis_of(*metric)),
                 tolerance(m),
                 if m.gated { "gated, " } else { "" },
                 call_name(m)
