@@ -160,6 +160,7 @@ fn scenario(index: usize, shape: Shape) -> Scenario {
         teardown: None,
         iterations,
         max_iterations: MEASURED,
+        max_iterations_set: true,
         warmup: WARMUP,
         sample_every: 1,
         python_path: vec![PathBuf::from("scenarios/pylib")],
@@ -307,7 +308,7 @@ fn suite() -> Vec<WorkerOutput> {
 /// What the runner does with one finished worker: fits, verdict, the result entry.
 fn judge(output: &WorkerOutput) -> ScenarioResult {
     let scenario = &output.scenario;
-    let (decision, metrics) = runner::fit_samples(scenario, &output.samples, CONFIDENCE);
+    let (decision, metrics) = runner::fit_samples(scenario, &output.samples, None, CONFIDENCE);
     let duration_secs = 2.0 + output.samples.len() as f64 * 1e-4;
     ScenarioResult {
         name: scenario.name.clone(),
@@ -342,6 +343,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
         stdout: "processing 10000 quotes\n".to_string(),
         stderr: String::new(),
         analysis: Some(runner::analysis(scenario, &decision, 0)),
+        holders: None,
     }
 }
 

@@ -160,6 +160,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     if let Some(max) = args.max_iterations {
         for scenario in &mut scenarios {
             scenario.max_iterations = max.max(scenario.iterations);
+            scenario.max_iterations_set = true;
         }
     }
     // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
@@ -203,6 +204,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             },
             frames: args.frames,
             chain_timeout_secs: args.chain_timeout.max(0.0),
+            probe_holders: true,
             max_rss: args.max_rss.unwrap_or_else(|| {
                 runner::limits::default_max_rss(jobs.unwrap_or_else(default_jobs))
             }),

@@ -408,6 +408,7 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             analysis: None,
+            holders: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnosis::Diagnosis;
+use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::scenario::Scenario;
 
@@ -103,10 +104,20 @@ pub struct WorkerOptions {
     pub chain_timeout_secs: f64,
     /// Memory cap of this worker in resident bytes: the scenario's `max_rss`, else the run's.
     pub max_rss: u64,
+    /// Whether to probe who holds the growth when a look would call it a leak, and extend the
+    /// run while bounded holders fill (see [`crate::holders`]); off only for the accuracy
+    /// bench's record of the rule without it.
+    #[serde(default = "yes")]
+    pub probe_holders: bool,
     /// `PYTHONHASHSEED` of the worker and the seed of Python's `random` before `setup`
     /// (`--seed`), so reruns see the same dict layouts and the same "random" data.
     #[serde(default)]
     pub seed: u64,
+}
+
+/// serde's default for flags that are on unless a request says otherwise.
+fn yes() -> bool {
+    true
 }
 
 impl Default for WorkerOptions {
@@ -117,6 +128,7 @@ impl Default for WorkerOptions {
             frames: 10,
             chain_timeout_secs: 3.0,
             max_rss: 4 << 30,
+            probe_holders: true,
             seed: 0,
         }
     }
@@ -262,6 +274,12 @@ pub enum WorkerMessage {
     Diagnosis {
         /// The findings.
         diagnosis: Box<Diagnosis>,
+    },
+    /// Who held the growth at a look that would have called it a leak, and what the worker did
+    /// about it (see [`crate::holders`]); the runner replays the verdict from it.
+    Holders {
+        /// The probe, its outcome and the holders' sizes.
+        report: Box<HolderReport>,
     },
     /// The worker's watchdog thread found a limit exceeded; the worker kills itself right after
     /// sending this.

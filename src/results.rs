@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::Comparison;
 use crate::diagnosis::Diagnosis;
+use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::Timings;
 use crate::scenario::Expect;
@@ -160,6 +161,11 @@ pub struct ScenarioResult {
     /// schema version 1 without a bump: older readers ignore it, older files lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<Analysis>,
+    /// Who held the growth, when a look would have called it a leak: the holders the probe
+    /// found, their bounds, and whether the run was extended until they were full (see
+    /// [`crate::holders`]). Added in schema version 1 without a bump, like `analysis`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holders: Option<HolderReport>,
 }
 
 impl ScenarioResult {

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::Sample;
 use crate::scenario::{Expect, Scenario};
@@ -41,6 +42,7 @@ use crate::stats::{
     Fit, Look, Plateau, RobustFit, find_plateau, fit_ols, fit_robust, fit_robust_thinned, schedule,
 };
 use crate::units::{Unit, format_quantity};
+pub use saturated::decide_with_holders;
 
 /// The outcome of one scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -231,6 +233,15 @@ impl Plan {
 /// (pass or leak), or the last look reached when none decided. The worker stops at that same
 /// look, so this reproduces its stopping decision from the samples alone.
 pub fn decide(samples: &[Sample], plan: &Plan) -> Decision {
+    decide_with(samples, plan, None)
+}
+
+/// [`decide`] for a run whose worker probed who held the growth (`holders`): the look the probe
+/// was taken at is judged as [`decide_with_holders`] says, as the worker did.
+pub fn decide_with(samples: &[Sample], plan: &Plan, holders: Option<&HolderReport>) -> Decision {
+    if let Some(report) = holders.filter(|r| r.look < plan.looks.len()) {
+        return decide_with_holders(samples, plan, report);
+    }
     let last_iteration = samples.iter().map(|s| s.iteration).max();
     let mut decision = None;
     for index in 0..plan.looks.len() {
@@ -268,19 +279,63 @@ const PARALLEL_SAMPLES: usize = 2_000;
 /// look). An undecided look gives [`Verdict::Inconclusive`].
 pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
     let look = plan.looks[index];
+    let mut decision = judge_points(
+        &|m| points(samples, m),
+        samples.len(),
+        plan,
+        look.confidence,
+    );
+    let last = index + 1 == plan.looks.len();
+    let stop_reason = match decision.verdict {
+        Verdict::Leak | Verdict::Pass => StopReason::Decided,
+        _ if last => StopReason::MaxIterations,
+        _ => StopReason::Decided,
+    };
+    let minimum = plan.looks[0].measured;
+    let maximum = plan.looks.last().map_or(look.measured, |l| l.measured);
+    match stop_reason {
+        StopReason::MaxIterations if maximum > minimum => decision.reason.push_str(&format!(
+            "; still undecided after max_iterations ({maximum})"
+        )),
+        _ if maximum > minimum => decision.reason.push_str(&format!(
+            "; decided after {} iterations (look {} of {})",
+            look.measured,
+            index + 1,
+            plan.looks.len()
+        )),
+        _ => {}
+    }
+    decision.stop = Stop {
+        reason: stop_reason,
+        measured_iterations: look.measured,
+        look: index + 1,
+        looks: plan.looks.len(),
+        confidence: look.confidence,
+    };
+    decision
+}
+
+/// The rule applied to every metric's `points_of(metric)` at `confidence`: the verdict and its
+/// reason, without the look's stop (the callers fill it in). `samples` sizes the work.
+fn judge_points(
+    points_of: &(dyn Fn(Metric) -> Vec<(f64, f64)> + Sync),
+    samples: usize,
+    plan: &Plan,
+    confidence: f64,
+) -> Decision {
     let judge = |metric: Metric| {
         judge_metric(
             metric,
-            &points(samples, metric),
+            &points_of(metric),
             plan.tolerance_of(metric),
             plan.gate.contains(&metric),
-            look.confidence,
+            confidence,
             plan.confidence,
         )
     };
     // A long series costs milliseconds per metric (robust fits of up to 500 thinned points):
     // judge the metrics side by side then. Short ones, every default run, stay on this thread.
-    let metrics: Vec<MetricJudgement> = if samples.len() >= PARALLEL_SAMPLES {
+    let metrics: Vec<MetricJudgement> = if samples >= PARALLEL_SAMPLES {
         std::thread::scope(|scope| {
             let handles: Vec<_> = Metric::ALL
                 .into_iter()
@@ -296,9 +351,8 @@ pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
     };
 
     let gated: Vec<&MetricJudgement> = metrics.iter().filter(|m| m.gated).collect();
-    let level = percent(look.confidence);
-    let (verdict, mut reason) = if let Some(growing) = gated.iter().find(|m| m.call == Call::Grows)
-    {
+    let level = percent(confidence);
+    let (verdict, reason) = if let Some(growing) = gated.iter().find(|m| m.call == Call::Grows) {
         (Verdict::Leak, describe_growth(growing, &level))
     } else if !gated.is_empty() && gated.iter().all(|m| m.call == Call::Within) {
         let names: Vec<&str> = gated.iter().map(|m| m.metric.name()).collect();
@@ -320,36 +374,16 @@ pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
         )
     };
 
-    let last = index + 1 == plan.looks.len();
-    let stop_reason = match verdict {
-        Verdict::Leak | Verdict::Pass => StopReason::Decided,
-        _ if last => StopReason::MaxIterations,
-        _ => StopReason::Decided,
-    };
-    let minimum = plan.looks[0].measured;
-    let maximum = plan.looks.last().map_or(look.measured, |l| l.measured);
-    match stop_reason {
-        StopReason::MaxIterations if maximum > minimum => reason.push_str(&format!(
-            "; still undecided after max_iterations ({maximum})"
-        )),
-        _ if maximum > minimum => reason.push_str(&format!(
-            "; decided after {} iterations (look {} of {})",
-            look.measured,
-            index + 1,
-            plan.looks.len()
-        )),
-        _ => {}
-    }
     Decision {
         verdict,
         reason,
         metrics,
         stop: Stop {
-            reason: stop_reason,
-            measured_iterations: look.measured,
-            look: index + 1,
+            reason: StopReason::Decided,
+            measured_iterations: 0,
+            look: 0,
             looks: plan.looks.len(),
-            confidence: look.confidence,
+            confidence,
         },
     }
 }
@@ -612,5 +646,6 @@ pub fn is_ok(verdict: Verdict, expect: Expect, fail_on_inconclusive: bool) -> bo
     }
 }
 
+mod saturated;
 #[cfg(test)]
 mod tests;

@@ -272,9 +272,13 @@ def _allocated_in_window(obj, traceback_of):
 def _own_ids():
     """Objects of leakcheck itself that a census or a referrer search must not see."""
     ids = {id(_state), id(globals()), id(OWN_FILES)}
-    harness = sys.modules.get("_leakcheck_harness")
-    if harness is not None:
-        ids.add(id(vars(harness)))
+    for name in ("_leakcheck_harness", "_leakcheck_holders"):
+        module = sys.modules.get(name)
+        if module is not None:
+            ids.add(id(vars(module)))
+    holders = sys.modules.get("_leakcheck_holders")
+    if holders is not None:
+        ids.add(id(holders._holders))
     return ids
 
 

@@ -22,6 +22,7 @@ import gc
 import _ast
 import _symtable
 import _leakcheck_diagnose as _diagnose
+import _leakcheck_holders as _holders
 import json
 import linecache
 import random
@@ -31,7 +32,7 @@ import tracemalloc
 import traceback
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
-_diagnose.OWN_FILES.update((_HARNESS_FILE, _diagnose.__file__))
+_diagnose.OWN_FILES.update((_HARNESS_FILE, _diagnose.__file__, _holders.__file__))
 
 # Private references to what the loop and the samples use, so that scenario code replacing
 # ``builtins.exec`` or ``gc.collect`` changes nothing here (and is reported, see _check).
@@ -423,6 +424,26 @@ def describe(exc):
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return (message, text)
+
+
+def probe_holders():
+    """Who holds what survived since setup (``_leakcheck_holders.probe``), as JSON."""
+    return _holders.probe(_ns)
+
+
+def holder_sizes():
+    """The sizes of the holders the last probe found, as JSON."""
+    return _holders.sizes()
+
+
+def keep_holders(indices):
+    """Keep only some holders of the last probe (``_leakcheck_holders.keep``)."""
+    _holders.keep(indices)
+
+
+def holders_full():
+    """The holders are full: unfreeze the heap (``_leakcheck_holders.thaw``)."""
+    _holders.thaw()
 
 
 def diagnose_begin(frames):

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::{Phase, PythonEnvironment, Sample, SampleKind, WorkerOptions, WorkerRequest};
 use crate::results::{
@@ -223,6 +224,7 @@ fn run_one(
 pub fn fit_samples(
     scenario: &Scenario,
     samples: &[(Sample, SampleKind)],
+    holders: Option<&HolderReport>,
     confidence: f64,
 ) -> (verdict::Decision, BTreeMap<Metric, MetricResult>) {
     let of_kind = |kind: SampleKind| -> Vec<Sample> {
@@ -233,7 +235,7 @@ pub fn fit_samples(
             .collect()
     };
     let plan = verdict::Plan::for_scenario(scenario, confidence);
-    let mut decision = verdict::decide(&of_kind(SampleKind::Measure), &plan);
+    let mut decision = verdict::decide_with(&of_kind(SampleKind::Measure), &plan, holders);
     // Unless traced throughout, tracemalloc was only on in the traced window: its figure comes
     // from that window's samples, and the measured samples' zeros mean nothing.
     let windowed = !sampling::traced_throughout(&scenario.gate);
@@ -284,7 +286,12 @@ pub fn fit_samples(
 
 /// Turns one worker's report into a scenario result: fits, verdict, expectation.
 fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
-    let (decision, metrics) = fit_samples(scenario, &run.samples, settings.confidence);
+    let (decision, metrics) = fit_samples(
+        scenario,
+        &run.samples,
+        run.holders.as_ref(),
+        settings.confidence,
+    );
     let (verdict, reason, error, traceback) = match &run.failure {
         None => (decision.verdict, decision.reason.clone(), None, None),
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
@@ -324,6 +331,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         stdout: run.stdout,
         stderr: run.stderr,
         analysis: Some(analysis(scenario, &decision, settings.worker.seed)),
+        holders: run.holders,
     }
 }
 

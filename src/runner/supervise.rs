@@ -200,6 +200,8 @@ pub struct WorkerRun {
     pub timings: Option<Timings>,
     /// Where memory went, when the worker ran its diagnosis window.
     pub diagnosis: Option<Diagnosis>,
+    /// Who held the growth, when a look would have called it a leak.
+    pub holders: Option<crate::holders::HolderReport>,
     /// `sys.version` the worker reported.
     pub python_version: Option<String>,
     /// Iterations completed, as last reported.
@@ -308,6 +310,7 @@ pub fn run_worker(
                     finished = true;
                 }
                 WorkerMessage::Diagnosis { diagnosis } => run.diagnosis = Some(*diagnosis),
+                WorkerMessage::Holders { report } => run.holders = Some(*report),
                 WorkerMessage::Finished { timings } => {
                     run.timings = Some(timings);
                     finished = true;

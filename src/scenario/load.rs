@@ -718,6 +718,7 @@ impl Checker<'_> {
             Some(given) => given.value,
             None => (iterations / 100).max(1),
         };
+        let max_iterations_set = s.max_iterations.is_some();
         let max_iterations = match &s.max_iterations {
             Some(given) if !s.has_failed("iterations") && given.value < iterations => {
                 let message = format!(
@@ -768,6 +769,7 @@ impl Checker<'_> {
             tags: s.tags.map(|g| g.value).unwrap_or_default(),
             params: Vec::new(),
             call_with_iteration: s.call_with_iteration.is_some_and(|g| g.value),
+            max_iterations_set,
         };
         // One scenario per parameter set, named `name[key=value,...]`.
         match param_sets {

@@ -126,6 +126,11 @@ pub struct Scenario {
     /// Whether `call:` receives the iteration number as its argument.
     #[serde(default)]
     pub call_with_iteration: bool,
+    /// Whether `max_iterations` was set (by the scenario, its file's defaults or
+    /// `--max-iterations`) rather than defaulted: a run extended until a bounded cache is full
+    /// (see [`crate::holders`]) then never goes past it.
+    #[serde(default)]
+    pub max_iterations_set: bool,
 }
 
 /// Loads and validates every scenario in one file.

@@ -32,6 +32,13 @@ const DIAGNOSE: EmbeddedModule = EmbeddedModule {
     bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/diagnose.bytecode")),
 };
 
+const HOLDERS: EmbeddedModule = EmbeddedModule {
+    name: c"_leakcheck_holders",
+    file_name: c"<leakcheck holders>",
+    source: include_str!("../python/holders.py"),
+    bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/holders.bytecode")),
+};
+
 const HARNESS: EmbeddedModule = EmbeddedModule {
     name: c"_leakcheck_harness",
     file_name: c"<leakcheck harness>",
@@ -191,6 +198,32 @@ impl Interpreter {
             .map(|_| ())
     }
 
+    /// Probes who holds what survived since setup (`holders.py`); returns its JSON.
+    pub fn probe_holders(&self) -> Result<String, ScenarioFailure> {
+        self.call_harness(Phase::Measure, "probe_holders", |py| Ok(PyTuple::empty(py)))
+    }
+
+    /// The sizes of the holders the last probe found, as a JSON list (`null` for one without a
+    /// length).
+    pub fn holder_sizes(&self) -> Result<String, ScenarioFailure> {
+        self.call_harness(Phase::Measure, "holder_sizes", |py| Ok(PyTuple::empty(py)))
+    }
+
+    /// Keeps only the holders at `indices` (in the last probe's order) for later size readings.
+    pub fn keep_holders(&self, indices: &[usize]) -> Result<(), ScenarioFailure> {
+        let json = serde_json::to_string(indices).expect("indices serialize");
+        self.call_harness(Phase::Measure, "keep_holders", |py| {
+            (json,).into_pyobject(py)
+        })
+        .map(|_| ())
+    }
+
+    /// Tells the harness the holders are full: the heap is unfrozen for the rest of the run.
+    pub fn holders_full(&self) -> Result<(), ScenarioFailure> {
+        self.call_harness(Phase::Measure, "holders_full", |py| Ok(PyTuple::empty(py)))
+            .map(|_| ())
+    }
+
     /// Restarts tracemalloc with `frames`-deep tracebacks for the diagnosis window.
     pub fn diagnose_begin(&self, frames: u32) -> Result<(), ScenarioFailure> {
         self.call_harness(Phase::Diagnose, "diagnose_begin", |py| {
@@ -268,9 +301,11 @@ impl Interpreter {
     }
 }
 
-/// Loads `diagnose.py`, then `harness.py` (which imports it), before tracemalloc starts.
+/// Loads `diagnose.py` and `holders.py`, then `harness.py` (which imports them), before
+/// tracemalloc starts.
 fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     load_module(py, &DIAGNOSE)?;
+    load_module(py, &HOLDERS)?;
     load_module(py, &HARNESS)
 }
 

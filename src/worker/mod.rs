@@ -10,6 +10,7 @@
 pub mod allocator;
 mod channel;
 mod guard;
+mod holders;
 pub mod interpreter;
 pub mod process_metrics;
 
@@ -148,11 +149,20 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     let mut verdict = Verdict::Inconclusive;
     // The C allocator's growth per iteration when above its tolerance, for the diagnosis.
     let mut malloc_growth = None;
+    let mut holders = None;
     for index in 0..plan.looks.len() {
         let end = plan.look_end(index);
         sampler.run(Phase::Measure, done, end, scenario.sample_every)?;
         done = end;
-        let decision = verdict::judge_look(&sampler.measured, &plan, index);
+        let mut decision = verdict::judge_look(&sampler.measured, &plan, index);
+        if decision.verdict == Verdict::Leak && request.options.probe_holders {
+            // Who holds it: a bounded cache still filling is run until full, and judged after.
+            let (report, reached) =
+                holders::extend(&mut sampler, scenario, &plan, index, done, started)?;
+            done = reached;
+            decision = verdict::decide_with_holders(&sampler.measured, &plan, &report);
+            holders = Some(report);
+        }
         verdict = decision.verdict;
         malloc_growth = decision
             .metrics
@@ -161,9 +171,14 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
             .and_then(|m| m.robust)
             .map(|fit| fit.slope)
             .filter(|&slope| slope > plan.tolerance_of(Metric::Malloc));
-        if verdict != Verdict::Inconclusive {
+        if verdict != Verdict::Inconclusive || holders.is_some() {
             break;
         }
+    }
+    if let Some(report) = holders {
+        sampler.channel.send(&WorkerMessage::Holders {
+            report: Box::new(report),
+        })?;
     }
     let measured_secs = clock.elapsed().as_secs_f64();
     timings.iterations = measured_secs - (sampler.spent - sampling_before);

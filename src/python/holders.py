@@ -1,0 +1,477 @@
+"""Holder probe: who holds what survived since setup, and whether that holder is bounded.
+
+Loaded by the Rust worker as ``_leakcheck_holders``. It runs only at a look whose samples would
+call the scenario a leak, never per iteration:
+
+    probe(namespace)   follow a sample of the objects that survived since ``gc.freeze()`` up their
+                       referrers to the nearest container made before them (the holder), and read
+                       each holder's bound: ``lru_cache(maxsize=N)``, ``deque(maxlen=N)``, an owner
+                       with a capacity attribute (``maxsize``, ``capacity``, ...), or a module
+                       global dict whose module compares ``len()`` of it against an int constant
+    sizes()            the current size of every holder the last probe found (cheap: ``len``)
+
+A filling bounded cache and a leak look the same until the cache is full; the worker uses the
+probe to keep running until bounded holders are full and then judges only what comes after, so
+a cache bigger than the run is not called a leak, while growth that an unbounded container holds
+is decided as before. The verdict never trusts a bound blindly: a holder that keeps growing past
+its advertised capacity, or anything else that keeps growing once the holders are full, is still
+growth in the samples after saturation.
+
+After setup the harness freezes the heap, so ``gc.get_objects()`` lists just the objects made
+since. ``gc.get_referrers`` does not search frozen objects, so the probe unfreezes the heap, and
+freezes it again when done so that samples stay cheap while the holders fill; ``thaw`` unfreezes
+it for good once they are full (see its docstring).
+"""
+
+import functools
+import gc
+import json
+import sys
+import types
+
+# The objects followed to their holders, and the referrer levels climbed. gc.get_referrers costs
+# one walk of the heap per level, comparing every reference with each object sought: a small
+# sample keeps a probe within tens of milliseconds on heaps of a few hundred thousand objects.
+_SAMPLE = 48
+_DEPTH = 8
+_FRONTIER = 64
+# Attribute names under which caches publish their capacity (functools, cachetools, Jinja2,
+# SQLAlchemy, boltons, pylru, ...): read on the holder and on up to two owners above it.
+_CAPACITY_ATTRIBUTES = (
+    "maxsize",
+    "max_size",
+    "capacity",
+    "maxlen",
+    "cache_size",
+    "size_limit",
+    "max_entries",
+    "_maxsize",
+    "_max_size",
+    "_capacity",
+)
+_BOUND_WORDS = ("MAX", "SIZE", "LIMIT", "CAP")
+# Containers a module constant can bound.
+_CONTAINERS = (dict, list, set)
+# functools' C lru_cache wrapper type (None should a build lack it).
+_LRU = getattr(functools, "_lru_cache_wrapper", ())
+# Containers that, held by a namespace, are holders in their own right.
+_GLOBAL_CONTAINERS = (dict, list, set, sys.modules["collections"].deque)
+
+# Holders of the last probe, strongly referenced: they are old objects, alive anyway, and
+# ``sizes`` reads them until the scenario ends. Never grows: replaced by each probe.
+_holders = []
+
+
+def _type_name(t):
+    module = getattr(t, "__module__", None)
+    name = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
+    if module in (None, "builtins"):
+        return name
+    return f"{module}.{name}"
+
+
+def _size(obj):
+    try:
+        return len(obj)
+    except Exception:
+        return None
+
+
+def probe(namespace):
+    """Find the holders of what survived since setup; returns JSON (see the Rust
+    ``holders::Probe``): each holder of a sampled survivor with its share of the sample, name,
+    type, size and bound, the most common first."""
+    global _holders
+    _holders = []
+    gc.collect()
+    survivors = gc.get_objects()
+    here = sys._getframe()
+    frame_type = types.FrameType
+    candidates = [o for o in survivors if type(o) is not frame_type]
+    total = len(candidates)
+    step = max(1, total // _SAMPLE)
+    sample = candidates[::step][:_SAMPLE]
+    del candidates, survivors
+    own = {id(sample), id(namespace), id(_holders)}
+
+    # 1. Climb among the objects made since setup while the heap is still frozen: each
+    # gc.get_referrers walks only those, not the whole heap. ``up`` links each object to the new
+    # objects that refer to it; ``inbound`` counts those references.
+    nodes = {id(o): o for o in sample}
+    up = {}
+    inbound = {}
+    own.update((id(nodes), id(up), id(inbound)))
+    frontier = list(sample)
+    for _ in range(_DEPTH):
+        if not frontier:
+            break
+        wanted = {id(o) for o in frontier}
+        referrers = gc.get_referrers(*frontier)
+        del frontier
+        found = []
+        for ref in referrers:
+            rid = id(ref)
+            if rid in own or type(ref) is frame_type or ref is here or ref is referrers:
+                continue
+            for child in gc.get_referents(ref):
+                cid = id(child)
+                if cid in wanted:
+                    up.setdefault(cid, []).append(rid)
+                    inbound[cid] = inbound.get(cid, 0) + 1
+            if rid not in nodes:
+                nodes[rid] = ref
+                found.append(ref)
+        del referrers, wanted
+        frontier = found[:_FRONTIER]
+        del found
+
+    # 2. Anchors: objects referred to from outside the new objects (an old container, a frame,
+    # C state), told by their reference count: one reference is ``nodes``', one the sample's,
+    # one getrefcount's argument and one the loop variable's.
+    in_sample = {id(o) for o in sample}
+    anchors = []
+    for rid, obj in nodes.items():
+        expected = 3 + (rid in in_sample) + inbound.get(rid, 0)
+        if sys.getrefcount(obj) > expected:
+            anchors.append(obj)
+        if len(anchors) >= _FRONTIER:
+            break
+    del obj
+
+    # 3. The anchors' old referrers, in one walk of the whole heap.
+    gc.unfreeze()
+    holders_of = {}
+    wanted = {id(o) for o in anchors}
+    referrers = gc.get_referrers(*anchors) if anchors else []
+    roots = _namespaces()
+    roots[id(namespace)] = namespace
+    for ref in referrers:
+        rid = id(ref)
+        if rid in nodes or rid in own or type(ref) is frame_type or ref is here:
+            continue
+        if ref is anchors or ref is referrers:
+            continue
+        for child in gc.get_referents(ref):
+            if id(child) in wanted:
+                # A container that a namespace holds is the holder itself, even when it looks
+                # new: a dict empty at setup is untracked, and gc lists it once it fills.
+                if rid in roots and isinstance(child, _GLOBAL_CONTAINERS):
+                    holders_of.setdefault(id(child), child)
+                else:
+                    holders_of.setdefault(id(child), ref)
+    del referrers, anchors, wanted, roots
+
+    # 4. Each sampled survivor's holder: the old container nearest to it up the links.
+    counts = {}
+    unattributed = 0
+    for obj in sample:
+        holder = None
+        seen = {id(obj)}
+        level = [id(obj)]
+        while level and holder is None:
+            following = []
+            for nid in level:
+                holder = holders_of.get(nid)
+                if holder is not None:
+                    break
+                for parent in up.get(nid, ()):
+                    if parent not in seen:
+                        seen.add(parent)
+                        following.append(parent)
+            level = following
+        if holder is None:
+            unattributed += 1
+            continue
+        entry = counts.setdefault(id(holder), [holder, 0])
+        entry[1] += 1
+    sampled = len(sample)
+    nodes.clear()
+    up.clear()
+    del sample, nodes, up, inbound, in_sample
+
+    described = _describe_all([holder for holder, _ in counts.values()], namespace, own)
+    merged = {}
+    for (holder, n), entry in zip(counts.values(), described):
+        key = entry.pop("_key")
+        if key in merged:
+            merged[key]["share"] += n / sampled
+            continue
+        entry["share"] = n / sampled
+        merged[key] = entry
+    out = sorted(merged.values(), key=lambda e: -e["share"])
+    for entry in out:
+        entry["scanned"] = False
+        _holders.append(entry.pop("_container"))
+    # Growth the collector does not track (ints, strings, atom-only dicts kept in a list or an
+    # lru_cache) leaves no survivor to follow: every lru_cache and every container a namespace
+    # holds is listed too, and the worker keeps those whose size grows.
+    seen = {id(h) for h in _holders}
+    for container, name, bound in _scan(namespace, own | {id(seen), id(out)}):
+        if id(container) in seen:
+            continue
+        seen.add(id(container))
+        _holders.append(container)
+        out.append(
+            {
+                "name": name,
+                "type_name": "functools.lru_cache"
+                if isinstance(container, _LRU)
+                else _type_name(type(container)),
+                "size": _size(container),
+                "bound": bound,
+                "share": 0.0,
+                "scanned": True,
+            }
+        )
+    del seen
+    result = json.dumps(
+        {"survivors": total, "sampled": sampled, "unattributed": unattributed, "holders": out}
+    )
+    del counts, described, merged, out, holders_of
+    # Frozen again (found by the scan, the lru_caches are listed while the heap is unfrozen), so
+    # the samples while the holders fill stay cheap: nothing is evicted before
+    # they are full, so nothing frozen here turns into garbage the collector cannot reach until
+    # ``thaw``.
+    gc.collect()
+    gc.freeze()
+    return result
+
+
+def thaw():
+    """Unfreeze the heap for good once the holders are full: from then on they evict entries
+    alive at the probe, and frozen cyclic garbage would never be collected (growth that is not
+    there)."""
+    gc.unfreeze()
+
+
+def sizes():
+    """The current size of each holder of the last probe, in the probe's order (JSON list)."""
+    return json.dumps([_size(h) for h in _holders])
+
+
+def keep(indices):
+    """Keep only the holders at ``indices`` (a JSON list): the scanned ones that did not grow
+    are dropped, so reading sizes stays cheap."""
+    global _holders
+    _holders = [_holders[k] for k in json.loads(indices)]
+
+
+def _scan(namespace, own):
+    """``(container, name, bound)`` for every lru_cache and every dict, list, set or deque that a
+    module or the scenario's namespace holds as a global."""
+    lru = getattr(functools, "_lru_cache_wrapper", None)
+    deque = sys.modules["collections"].deque
+    found = []
+    tables = [("the scenario's global", namespace)] if namespace is not None else []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("_leakcheck"):
+            continue
+        table = getattr(module, "__dict__", None)
+        if isinstance(table, dict) and table is not namespace:
+            tables.append((name, table))
+    for owner, table in tables:
+        for key, value in list(table.items()):
+            if not isinstance(key, str) or id(value) in own:
+                continue
+            label = f"{owner} '{key}'" if owner == "the scenario's global" else f"{owner}.{key}"
+            if type(value) in (dict, list, set) or isinstance(value, deque):
+                if owner == "the scenario's global" and key == "__builtins__":
+                    continue
+                bound = None
+                if isinstance(value, deque) and value.maxlen is not None:
+                    bound = {"kind": "maxlen", "capacity": value.maxlen}
+                elif type(value) in _CONTAINERS and owner != "the scenario's global":
+                    bound = _module_bound(sys.modules[owner], key)
+                found.append((value, label, bound))
+    if lru is not None:
+        for obj in gc.get_objects():
+            if isinstance(obj, lru) and id(obj) not in own:
+                bound = _bound(obj, None, lru, {})
+                qualname = getattr(obj, "__qualname__", "?")
+                found.append((obj, f"{getattr(obj, '__module__', '?')}.{qualname}", bound))
+    return found
+
+
+def _size(obj):
+    lru = getattr(functools, "_lru_cache_wrapper", None)
+    if lru is not None and isinstance(obj, lru):
+        try:
+            return obj.cache_info().currsize
+        except Exception:
+            return None
+    try:
+        return len(obj)
+    except Exception:
+        return None
+
+
+def _namespaces():
+    """``{id(module.__dict__): module}`` for every loaded module."""
+    modules = {}
+    for module in list(sys.modules.values()):
+        table = getattr(module, "__dict__", None)
+        if isinstance(table, dict):
+            modules[id(table)] = module
+    return modules
+
+
+def _referrers(objects, own):
+    """``{id(obj): [referrers]}`` for ``objects``, in one walk of the heap."""
+    wanted = {id(o) for o in objects}
+    out = {i: [] for i in wanted}
+    if not objects:
+        return out
+    referrers = gc.get_referrers(*objects)
+    for ref in referrers:
+        if id(ref) in own or type(ref) is types.FrameType or ref is objects:
+            continue
+        for child in gc.get_referents(ref):
+            if id(child) in wanted and ref not in out[id(child)]:
+                out[id(child)].append(ref)
+    del referrers
+    return out
+
+
+def _describe_all(containers, namespace, own):
+    """Name, kind, size and bound of each container a climb stopped at. The container itself,
+    then up to two owners above it, may set the bound: an lru_cache is the container itself; a
+    cache class's dict is owned by its instance (or the instance's __dict__); a module's global
+    dict by the module's namespace."""
+    lru = getattr(functools, "_lru_cache_wrapper", None)
+    modules = _namespaces()
+    own = own | {id(containers), id(modules)}
+    first = _referrers(containers, own)
+    second_wanted = []
+    for refs in first.values():
+        for ref in refs:
+            if id(ref) not in modules and ref is not namespace:
+                second_wanted.append(ref)
+    second = _referrers(second_wanted[:_FRONTIER], own | {id(first), id(second_wanted)})
+    out = []
+    for container in containers:
+        chain = [(container, None)]
+        # A module's or the scenario's namespace is a root: what it holds are its globals.
+        is_root = id(container) in modules or container is namespace
+        for owner in [] if is_root else first.get(id(container), []):
+            chain.append((owner, container))
+            for above in second.get(id(owner), []):
+                chain.append((above, owner))
+        entry = {
+            "name": None,
+            "type_name": _type_name(type(container)),
+            "size": _size(container),
+            "bound": None,
+            "_container": container,
+            "_key": id(container),
+        }
+        for obj, child in chain:
+            bound = _bound(obj, child, lru, modules)
+            if bound is None:
+                continue
+            entry["bound"] = bound
+            entry["_key"] = id(obj)
+            if obj is not container and not isinstance(obj, dict):
+                entry["type_name"] = _type_name(type(obj))
+            if isinstance(obj, dict):
+                entry["name"] = _name(container, first, second, namespace, modules, lru)
+            else:
+                entry["name"] = _name(obj, first, second, namespace, modules, lru)
+            break
+        if lru is not None and isinstance(container, lru):
+            entry["type_name"] = "functools.lru_cache"
+        if is_root:
+            entry["name"] = (
+                "the scenario's namespace"
+                if container is namespace
+                else f"the globals of module {modules[id(container)].__name__}"
+            )
+        if entry["name"] is None:
+            entry["name"] = _name(container, first, second, namespace, modules, lru)
+        out.append(entry)
+    return out
+
+
+def _bound(obj, child, lru, modules):
+    """The capacity ``obj`` sets on the container below it (``child``; None for the container
+    itself), or None."""
+    if lru is not None and isinstance(obj, lru):
+        try:
+            info = obj.cache_info()
+        except Exception:
+            return None
+        if info.maxsize is None:
+            return None
+        return {"kind": "lru_cache", "capacity": info.maxsize}
+    if isinstance(obj, sys.modules["collections"].deque):
+        if obj.maxlen is None:
+            return None
+        return {"kind": "maxlen", "capacity": obj.maxlen}
+    if isinstance(obj, dict):
+        module = modules.get(id(obj))
+        if module is None or not isinstance(child, _CONTAINERS):
+            return None
+        for name, value in list(obj.items()):
+            if value is child and isinstance(name, str):
+                return _module_bound(module, name)
+        return None
+    if isinstance(obj, (list, tuple, set, frozenset, types.FunctionType, types.ModuleType, type)):
+        return None
+    for attribute in _CAPACITY_ATTRIBUTES:
+        try:
+            value = getattr(obj, attribute)
+        except Exception:
+            continue
+        if type(value) is int and value > 0:
+            return {"kind": "attribute", "capacity": value, "attribute": attribute}
+    return None
+
+
+def _module_bound(module, name):
+    """The bound a module sets on its global container ``name``: an int global that one of its
+    functions reads together with ``len`` and ``name`` (``if len(_cache) >= _MAXCACHE``)."""
+    table = vars(module)
+    for value in list(table.values()):
+        code = getattr(value, "__code__", None)
+        if code is None or getattr(value, "__module__", None) != module.__name__:
+            continue
+        names = code.co_names
+        if name not in names or "len" not in names:
+            continue
+        for n in names:
+            bound = table.get(n)
+            if type(bound) is int and bound > 0 and any(w in n.upper() for w in _BOUND_WORDS):
+                return {"kind": "module_constant", "capacity": bound, "attribute": f"{module.__name__}.{n}"}
+    return None
+
+
+def _name(obj, first, second, namespace, modules, lru):
+    """How a user would name ``obj``: ``re._cache``, ``Engine._compiled_cache``, the scenario's
+    global ``x``, ``babel.dates.parse_pattern``."""
+    if lru is not None and isinstance(obj, lru):
+        qualname = getattr(obj, "__qualname__", None)
+        if qualname:
+            return f"{getattr(obj, '__module__', '?')}.{qualname}"
+    owners = first.get(id(obj)) or second.get(id(obj)) or []
+    for owner in owners:
+        if isinstance(owner, dict):
+            key = next((k for k, v in list(owner.items()) if v is obj and isinstance(k, str)), None)
+            if key is None:
+                continue
+            if owner is namespace:
+                return f"the scenario's global '{key}'"
+            module = modules.get(id(owner))
+            if module is not None:
+                return f"{module.__name__}.{key}"
+            for instance in second.get(id(owner), []):
+                if getattr(instance, "__dict__", None) is owner:
+                    return f"{_type_name(type(instance))}.{key}"
+            return f"dict key '{key}'"
+        attributes = getattr(owner, "__dict__", None)
+        if isinstance(attributes, dict):
+            for key, value in list(attributes.items()):
+                if value is obj:
+                    return f"{_type_name(type(owner))}.{key}"
+        for key in getattr(type(owner), "__slots__", ()):
+            if getattr(owner, key, None) is obj:
+                return f"{_type_name(type(owner))}.{key}"
+    return f"a {_type_name(type(obj))}"

@@ -1,0 +1,269 @@
+//! The run past a look that would call growth a leak, while bounded holders fill.
+//!
+//! See [`crate::holders`] for the why. Here: probe, a short run to measure how fast each holder
+//! fills, then either stop (an unbounded holder, or a fill beyond the budget) or run on until
+//! every major bounded holder is full and `2 × iterations` more, recording the holders' size at
+//! every sample so the verdict can take their sawtooth out.
+
+use std::time::Instant;
+
+use crate::holders::{BUDGET_FACTOR, EXTEND_SHARE, HolderReport, MAJOR_SHARE, Outcome, Probe};
+use crate::protocol::{Phase, SampleKind};
+use crate::scenario::Scenario;
+use crate::verdict::{self, Plan, Verdict};
+
+use super::{Failure, Sampler};
+
+/// Growth a holder must show over the rate run to count as growing: at least this many entries,
+/// and a tenth of an entry per iteration (the `alloc_blocks` tolerance). An unbounded holder
+/// that grows so holds the leak.
+const GROWING_MIN_ENTRIES: f64 = 3.0;
+const GROWING_MIN_RATE: f64 = 0.1;
+
+/// Share of the scenario's `timeout` an extension may use, judged from the pace so far.
+const TIME_SHARE: f64 = 0.5;
+
+/// Samples of the window judged after saturation, about as many as a default run has: once the
+/// heap is unfrozen each costs a full collection.
+const POST_SAMPLES: u64 = 100;
+
+/// Windows of `2 × iterations` the run may go on for after saturation while its verdict is open.
+const POST_ROUNDS: usize = 3;
+
+/// A holder this many times over its advertised capacity does not keep to it: SQLAlchemy's
+/// LRU, trimmed at 1.5 × its capacity, is the most lenient seen.
+const OVERFULL: f64 = 2.0;
+
+/// Runs the probe at iteration `done` (warmup included), measured at look `look`, and whatever
+/// extension it calls for; returns the report and the iteration the run has reached.
+pub(super) fn extend(
+    sampler: &mut Sampler<'_>,
+    scenario: &Scenario,
+    plan: &Plan,
+    look: usize,
+    done: u64,
+    started: Instant,
+) -> Result<(HolderReport, u64), Failure> {
+    let warmup = scenario.warmup;
+    let probed_at = done - warmup;
+    let mut report = HolderReport {
+        look,
+        probed_at,
+        probe: Probe {
+            survivors: 0,
+            sampled: 0,
+            unattributed: 0,
+            holders: Vec::new(),
+        },
+        outcome: Outcome::Unbounded,
+        sizes: Vec::new(),
+        note: None,
+    };
+    let probe = match sampler.interpreter.probe_holders() {
+        Ok(json) => {
+            serde_json::from_str::<Probe>(&json).map_err(|err| format!("undecodable probe: {err}"))
+        }
+        Err(failure) => Err(failure.message),
+    };
+    report.probe = match probe {
+        Ok(probe) => probe,
+        Err(why) => {
+            report.note = Some(why);
+            return Ok((report, done));
+        }
+    };
+    let count = report.probe.holders.len();
+    let before = sizes(sampler, count)?;
+    let mut most = before.clone();
+
+    // How fast each holder fills: a quarter of `iterations`, at least one sample.
+    let every = scenario.sample_every.max(1);
+    let rate_end = done + (scenario.iterations / 4).max(every);
+    let mut at = done;
+    let mut after = before.clone();
+    let none = vec![false; count];
+    while at < rate_end {
+        (at, after) = step(sampler, &mut report, &none, at, rate_end, every, &mut most)?;
+    }
+    report.sizes.clear();
+    let span = (at - done) as f64;
+    let grew = |k: usize| match (before[k], after[k]) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
+    let growing = |k: usize| grew(k) >= GROWING_MIN_ENTRIES && grew(k) / span >= GROWING_MIN_RATE;
+    // Scanned containers matter only when they grow; the rest are dropped here, so later size
+    // readings cost a few `len()`s.
+    let kept: Vec<usize> = (0..count)
+        .filter(|&k| !report.probe.holders[k].scanned || growing(k))
+        .collect();
+    for &k in &kept {
+        report.probe.holders[k].growth = Some(grew(k) / span);
+    }
+    let keep =
+        |values: &[Option<f64>]| -> Vec<Option<f64>> { kept.iter().map(|&k| values[k]).collect() };
+    let (before, after, mut most) = (keep(&before), keep(&after), keep(&most));
+    report.probe.holders = kept
+        .iter()
+        .map(|&k| report.probe.holders[k].clone())
+        .collect();
+    sampler.interpreter.keep_holders(&kept)?;
+    let holders = &report.probe.holders;
+    let grew = |k: usize| match (before[k], after[k]) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
+    let growing = |k: usize| grew(k) >= GROWING_MIN_ENTRIES && grew(k) / span >= GROWING_MIN_RATE;
+    let count = holders.len();
+    if (0..count).any(|k| holders[k].bound.is_none() && growing(k)) {
+        // An unbounded container grows: it holds the leak, decided at the look.
+        return Ok((report, at));
+    }
+    let capacity: Vec<Option<f64>> = holders
+        .iter()
+        .map(|h| h.bound.as_ref().map(|b| b.capacity as f64))
+        .collect();
+    let major: Vec<bool> = (0..count)
+        .map(|k| {
+            holders[k].bound.is_some()
+                && (holders[k].share >= MAJOR_SHARE || (holders[k].scanned && growing(k)))
+        })
+        .collect();
+    let scanned_bounded_grows = (0..count).any(|k| major[k] && holders[k].scanned);
+    if report.probe.bounded_share() < EXTEND_SHARE && !scanned_bounded_grows {
+        // What grew is mostly held elsewhere (or nowhere the probe could see).
+        return Ok((report, at));
+    }
+    // Iterations until every major holder still filling is full, at its pace so far.
+    let mut to_fill = 0.0f64;
+    let mut filling = false;
+    for k in (0..after.len()).filter(|&k| major[k]) {
+        let (Some(size), Some(cap)) = (after[k], capacity[k]) else {
+            continue;
+        };
+        let full = size >= cap || most[k].is_some_and(|m| size < m);
+        let rate = grew(k) / span;
+        if full {
+            filling = true;
+        } else if rate > 0.0 {
+            filling = true;
+            to_fill = to_fill.max((cap - size) / rate);
+        }
+    }
+    if !filling {
+        // The bounded holders neither fill nor are full: what grows is elsewhere.
+        return Ok((report, at));
+    }
+    let post = 2 * scenario.iterations;
+    let budget = if scenario.max_iterations_set {
+        scenario.max_iterations
+    } else {
+        scenario
+            .max_iterations
+            .max(BUDGET_FACTOR.saturating_mul(scenario.iterations))
+    };
+    let fill_at = (at - warmup).saturating_add(to_fill.ceil() as u64);
+    let pace = started.elapsed().as_secs_f64() / at.max(1) as f64;
+    let time_left = scenario.timeout_secs * TIME_SHARE - started.elapsed().as_secs_f64();
+    let needed = (fill_at + post).saturating_sub(at - warmup);
+    if fill_at.saturating_add(post) > budget || pace * needed as f64 > time_left {
+        report.outcome = Outcome::BeyondBudget { fill_at, budget };
+        return Ok((report, at));
+    }
+    // Room for every sample the extension can take, made now: vectors growing later would show
+    // in `malloc` inside the window that is judged.
+    let post_every = every.max(post / POST_SAMPLES);
+    let most_samples =
+        ((warmup + budget).saturating_sub(at) / every + post / post_every + 2) as usize;
+    sampler.measured.reserve(most_samples);
+    report.sizes.reserve(most_samples);
+
+    // Run until every major holder is full: trimmed, or at capacity and no longer growing.
+    let last_start = warmup + budget - post;
+    let mut previous = before.clone();
+    let mut now = after;
+    loop {
+        let full = |k: usize| match (now[k], capacity[k]) {
+            (Some(size), Some(cap)) => {
+                most[k].is_some_and(|m| size < m)
+                    || (size >= cap && previous[k].is_some_and(|p| size <= p))
+            }
+            _ => true,
+        };
+        if (0..now.len()).filter(|&k| major[k]).all(full) {
+            break;
+        }
+        let overfull = (0..now.len()).any(|k| {
+            major[k]
+                && matches!((now[k], capacity[k]), (Some(size), Some(cap)) if size > OVERFULL * cap)
+        });
+        if at >= last_start || overfull {
+            report.outcome = Outcome::NotFilled { end: at - warmup };
+            return Ok((report, at));
+        }
+        let target = (at + every).min(last_start);
+        previous = now;
+        (at, now) = step(sampler, &mut report, &major, at, target, every, &mut most)?;
+    }
+    // From here on the holders evict what was alive at the probe: the heap must be collectable.
+    sampler.interpreter.holders_full()?;
+    let saturated_at = at - warmup;
+    // The window after saturation: `post` iterations, and more while the verdict on it is still
+    // open, within the budget (noise that straddles the tolerance narrows with more samples).
+    let mut end = at + post;
+    for _ in 0..POST_ROUNDS {
+        while at < end {
+            (at, _) = step(sampler, &mut report, &major, at, end, post_every, &mut most)?;
+        }
+        report.outcome = Outcome::Saturated {
+            saturated_at,
+            end: at - warmup,
+        };
+        let decision = verdict::decide_with_holders(&sampler.measured, plan, &report);
+        if decision.verdict != Verdict::Inconclusive || at + post > warmup + budget {
+            break;
+        }
+        end = at + post;
+    }
+    Ok((report, at))
+}
+
+/// Runs one sample's worth of measured iterations from `at` (up to `limit`), takes the sample
+/// and records the major bounded holders' total size with it; returns the iteration reached and
+/// every holder's size there.
+fn step(
+    sampler: &mut Sampler<'_>,
+    report: &mut HolderReport,
+    major: &[bool],
+    at: u64,
+    limit: u64,
+    every: u64,
+    most: &mut [Option<f64>],
+) -> Result<(u64, Vec<Option<f64>>), Failure> {
+    let stop = (at + every).min(limit);
+    sampler.interpreter.run_chunk(Phase::Measure, at, stop)?;
+    sampler.take(stop, SampleKind::Measure)?;
+    sampler.progress(stop)?;
+    let now = sizes(sampler, major.len())?;
+    let total: f64 = (0..now.len())
+        .filter(|&k| major.get(k).copied().unwrap_or(false))
+        .filter_map(|k| now[k])
+        .sum();
+    report.sizes.push((stop, total));
+    for (seen, size) in most.iter_mut().zip(&now) {
+        if let Some(size) = *size {
+            *seen = Some(seen.map_or(size, |m: f64| m.max(size)));
+        }
+    }
+    Ok((stop, now))
+}
+
+/// The current size of each of the last probe's `count` holders, in its order (`None` for one
+/// without a length, or for all of them should the answer not decode).
+fn sizes(sampler: &Sampler<'_>, count: usize) -> Result<Vec<Option<f64>>, Failure> {
+    let json = sampler.interpreter.holder_sizes()?;
+    let sizes = serde_json::from_str::<Vec<Option<f64>>>(&json)
+        .ok()
+        .filter(|s| s.len() == count);
+    Ok(sizes.unwrap_or_else(|| vec![None; count]))
+}
