@@ -141,13 +141,17 @@ fn judge_window_of(
 }
 
 /// Whether the holders' size swings (a cache trimmed in bulk: SQLAlchemy's LRU drops from 750
-/// entries to 500) while staying at or below `peak`, the most it held up to saturation: a holder
-/// that makes new highs is not bounded, and its size must not be taken out of the memory figures.
+/// entries to 500) while staying near `peak`, the most seen of it up to saturation (samples
+/// may land on either side of a trim, hence [`PEAK_SLACK`]): a holder that makes new highs is
+/// not bounded, and its size must not be taken out of the memory figures.
 fn swings_within(sizes: &[f64], peak: f64) -> bool {
     let max = sizes.iter().copied().fold(f64::MIN, f64::max);
     let min = sizes.iter().copied().fold(f64::MAX, f64::min);
-    sizes.len() >= 8 && max > min && max <= peak
+    sizes.len() >= 8 && max > min && max <= peak * (1.0 + PEAK_SLACK) + 1.0
 }
+
+/// How far above the peak before saturation a bounded holder's size may be seen again.
+const PEAK_SLACK: f64 = 0.02;
 
 /// Memory per holder entry: the coefficient of the holders' size in a least-squares fit of the
 /// metric on iteration and size together, so that steady growth beside the holders stays in the

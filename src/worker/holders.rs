@@ -74,7 +74,7 @@ pub(super) fn extend(
     };
     let count = report.probe.holders.len();
     let before = sizes(sampler, count)?;
-    let mut most = before.clone();
+    let mut tracks: Vec<Track> = before.iter().map(|&size| Track::new(size)).collect();
 
     // How fast each holder fills: a quarter of `iterations`, at least one sample.
     let every = scenario.sample_every.max(1);
@@ -83,7 +83,15 @@ pub(super) fn extend(
     let mut after = before.clone();
     let none = vec![false; count];
     while at < rate_end {
-        (at, after) = step(sampler, &mut report, &none, at, rate_end, every, &mut most)?;
+        (at, after) = step(
+            sampler,
+            &mut report,
+            &none,
+            at,
+            rate_end,
+            every,
+            &mut tracks,
+        )?;
     }
     report.sizes.clear();
     let span = (at - done) as f64;
@@ -102,7 +110,8 @@ pub(super) fn extend(
     }
     let keep =
         |values: &[Option<f64>]| -> Vec<Option<f64>> { kept.iter().map(|&k| values[k]).collect() };
-    let (before, after, mut most) = (keep(&before), keep(&after), keep(&most));
+    let (before, after) = (keep(&before), keep(&after));
+    let mut tracks: Vec<Track> = kept.iter().map(|&k| tracks[k]).collect();
     report.probe.holders = kept
         .iter()
         .map(|&k| report.probe.holders[k].clone())
@@ -141,7 +150,7 @@ pub(super) fn extend(
         let (Some(size), Some(cap)) = (after[k], capacity[k]) else {
             continue;
         };
-        let full = size >= cap || most[k].is_some_and(|m| size < m);
+        let full = size >= cap || tracks[k].trims > 0;
         let rate = grew(k) / span;
         if full {
             filling = true;
@@ -178,15 +187,16 @@ pub(super) fn extend(
     sampler.measured.reserve(most_samples);
     report.sizes.reserve(most_samples);
 
-    // Run until every major holder is full: trimmed, or at capacity and no longer growing.
+    // Run until every major holder is full: at capacity and no longer growing, or trimmed twice
+    // (the first trim of a cache that drops entries in bulk is followed by a cycle of settling:
+    // its tables resize, freed memory is reused).
     let last_start = warmup + budget - post;
-    let mut previous = before.clone();
+    let mut previous = before;
     let mut now = after;
     loop {
         let full = |k: usize| match (now[k], capacity[k]) {
             (Some(size), Some(cap)) => {
-                most[k].is_some_and(|m| size < m)
-                    || (size >= cap && previous[k].is_some_and(|p| size <= p))
+                tracks[k].trims >= 2 || (size >= cap && previous[k] == Some(size))
             }
             _ => true,
         };
@@ -203,7 +213,7 @@ pub(super) fn extend(
         }
         let target = (at + every).min(last_start);
         previous = now;
-        (at, now) = step(sampler, &mut report, &major, at, target, every, &mut most)?;
+        (at, now) = step(sampler, &mut report, &major, at, target, every, &mut tracks)?;
     }
     // From here on the holders evict what was alive at the probe: the heap must be collectable.
     sampler.interpreter.holders_full()?;
@@ -213,7 +223,15 @@ pub(super) fn extend(
     let mut end = at + post;
     for _ in 0..POST_ROUNDS {
         while at < end {
-            (at, _) = step(sampler, &mut report, &major, at, end, post_every, &mut most)?;
+            (at, _) = step(
+                sampler,
+                &mut report,
+                &major,
+                at,
+                end,
+                post_every,
+                &mut tracks,
+            )?;
         }
         report.outcome = Outcome::Saturated {
             saturated_at,
@@ -238,7 +256,7 @@ fn step(
     at: u64,
     limit: u64,
     every: u64,
-    most: &mut [Option<f64>],
+    tracks: &mut [Track],
 ) -> Result<(u64, Vec<Option<f64>>), Failure> {
     let stop = (at + every).min(limit);
     sampler.interpreter.run_chunk(Phase::Measure, at, stop)?;
@@ -250,12 +268,35 @@ fn step(
         .filter_map(|k| now[k])
         .sum();
     report.sizes.push((stop, total));
-    for (seen, size) in most.iter_mut().zip(&now) {
-        if let Some(size) = *size {
-            *seen = Some(seen.map_or(size, |m: f64| m.max(size)));
-        }
+    for (track, size) in tracks.iter_mut().zip(&now) {
+        track.saw(*size);
     }
     Ok((stop, now))
+}
+
+/// What was seen of one holder's size: its last reading, and how often it dropped.
+#[derive(Clone, Copy, Debug)]
+struct Track {
+    last: Option<f64>,
+    trims: u32,
+}
+
+impl Track {
+    fn new(size: Option<f64>) -> Self {
+        Track {
+            last: size,
+            trims: 0,
+        }
+    }
+
+    fn saw(&mut self, size: Option<f64>) {
+        if let (Some(last), Some(size)) = (self.last, size)
+            && size < last
+        {
+            self.trims += 1;
+        }
+        self.last = size.or(self.last);
+    }
 }
 
 /// The current size of each of the last probe's `count` holders, in its order (`None` for one
