@@ -148,12 +148,13 @@ pub struct HolderReport {
 
 impl HolderReport {
     /// The bounded holders that hold a real share of the growth: a share of the sampled
-    /// survivors of at least [`MAJOR_SHARE`], or, found by the scan, a size that grew.
+    /// survivors of at least [`MAJOR_SHARE`], or a size that grew while the worker measured how
+    /// fast holders fill.
     pub fn major_bounded(&self) -> impl Iterator<Item = &Holder> {
-        self.probe
-            .holders
-            .iter()
-            .filter(|h| h.bound.is_some() && (h.share >= MAJOR_SHARE || h.scanned))
+        self.probe.holders.iter().filter(|h| {
+            h.bound.is_some()
+                && (h.share >= MAJOR_SHARE || h.growth.is_some_and(|g| g >= GROWING_MIN_RATE))
+        })
     }
 
     /// Who held the growth, in words: the main bounded holders joined with "and" when the run
@@ -162,7 +163,15 @@ impl HolderReport {
     pub fn describe(&self) -> Option<String> {
         let bounded: Vec<String> = self.major_bounded().map(describe_holder).collect();
         if !bounded.is_empty() && !matches!(self.outcome, Outcome::Unbounded) {
-            return Some(bounded.join(" and "));
+            return Some(match bounded.len() {
+                1 | 2 => bounded.join(" and "),
+                n => format!(
+                    "{}, {} and {} more bounded holders",
+                    bounded[0],
+                    bounded[1],
+                    n - 2
+                ),
+            });
         }
         let unbounded = || self.probe.holders.iter().filter(|h| h.bound.is_none());
         unbounded()
@@ -179,6 +188,14 @@ impl HolderReport {
             .map(describe_holder)
     }
 }
+
+/// Growth a holder must show while the worker measures how fast holders fill to count as
+/// growing: at least [`GROWING_MIN_ENTRIES`] entries, and a tenth of an entry per iteration (the
+/// `alloc_blocks` tolerance). An unbounded holder that grows so holds the leak; a bounded one
+/// must be full before the run is judged.
+pub const GROWING_MIN_ENTRIES: f64 = 3.0;
+/// See [`GROWING_MIN_ENTRIES`].
+pub const GROWING_MIN_RATE: f64 = 0.1;
 
 /// A holder's share below this is incidental (a lazily filled module cache): it does not have to
 /// be full before the run is judged.

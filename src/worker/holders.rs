@@ -7,18 +7,15 @@
 
 use std::time::Instant;
 
-use crate::holders::{BUDGET_FACTOR, EXTEND_SHARE, HolderReport, MAJOR_SHARE, Outcome, Probe};
+use crate::holders::{
+    BUDGET_FACTOR, EXTEND_SHARE, GROWING_MIN_ENTRIES, GROWING_MIN_RATE, HolderReport, MAJOR_SHARE,
+    Outcome, Probe,
+};
 use crate::protocol::{Phase, SampleKind};
 use crate::scenario::Scenario;
 use crate::verdict::{self, Plan, Verdict};
 
 use super::{Failure, Sampler};
-
-/// Growth a holder must show over the rate run to count as growing: at least this many entries,
-/// and a tenth of an entry per iteration (the `alloc_blocks` tolerance). An unbounded holder
-/// that grows so holds the leak.
-const GROWING_MIN_ENTRIES: f64 = 3.0;
-const GROWING_MIN_RATE: f64 = 0.1;
 
 /// Share of the scenario's `timeout` an extension may use, judged from the pace so far.
 const TIME_SHARE: f64 = 0.5;
@@ -133,10 +130,7 @@ pub(super) fn extend(
         .map(|h| h.bound.as_ref().map(|b| b.capacity as f64))
         .collect();
     let major: Vec<bool> = (0..count)
-        .map(|k| {
-            holders[k].bound.is_some()
-                && (holders[k].share >= MAJOR_SHARE || (holders[k].scanned && growing(k)))
-        })
+        .map(|k| holders[k].bound.is_some() && (holders[k].share >= MAJOR_SHARE || growing(k)))
         .collect();
     let scanned_bounded_grows = (0..count).any(|k| major[k] && holders[k].scanned);
     if report.probe.bounded_share() < EXTEND_SHARE && !scanned_bounded_grows {

@@ -11,9 +11,14 @@ its bound; each was checked by hand on CPython 3.11 with 20 000 calls in a plain
 """
 
 import dataclasses
+import re
 
 import attrs
+import cachetools
 import jinja2
+import regex
+import sqlalchemy
+import sympy
 import numpy
 import pydantic
 import yaml
@@ -109,3 +114,67 @@ def numpy_array_churn(i):
     (small @ small.T).sum()
     large = numpy.ones(8192) * (i % 7)
     float(large.mean())
+
+
+# --- Real bounded caches at their default sizes, bigger than a default run -------------------
+# Each call adds one entry under a new key; each cache is full only after 300 to 1024 calls.
+
+_ENGINE = sqlalchemy.create_engine("sqlite://")
+_CONNECTION = _ENGINE.connect()
+
+
+def sqlalchemy_new_statement(i):
+    """Bounded cache: `Engine._compiled_cache`, a `sqlalchemy.util.LRUCache(capacity=500)`.
+
+    Each new SQL string is compiled once and cached by its cache key; past `capacity * (1 +
+    threshold)` = 750 entries the least recently used are dropped back to 500, so the cache
+    grows to 750, then swings between 500 and 750 (`sqlalchemy/util/_collections.py`).
+    """
+    _CONNECTION.execute(sqlalchemy.text(f"SELECT {i % 7} AS n -- query {i}")).all()
+
+
+_MANY_PAGES = jinja2.FunctionLoader(lambda name: f"<p>{{{{ x }}}} {name}</p>")
+_DEFAULT_ENVIRONMENT = jinja2.Environment(loader=_MANY_PAGES)
+
+
+def jinja2_default_cache(i):
+    """Bounded cache: `Environment.cache`, an LRU of `cache_size` templates, 400 by default.
+
+    A new template name per call: compiled, cached, and from the 401st call on the least
+    recently used one is evicted (`jinja2/utils.py` `LRUCache`).
+    """
+    _DEFAULT_ENVIRONMENT.get_template(f"page-{i}.html").render(x=i)
+
+
+def re_new_pattern(i):
+    """Bounded cache: `re._cache`, at most `re._MAXCACHE` (512) compiled patterns on 3.11; when
+    full, `re._compile` drops the oldest before adding one."""
+    re.compile(f"item-{i}-[a-z]+").match("item-1-ab")
+
+
+def regex_new_pattern(i):
+    """Bounded cache: `regex._main._cache`, at most `_MAXCACHE` (500) patterns; when full,
+    `_shrink_cache` drops a fifth of them at random (and their entries in `_named_args`)."""
+    regex.compile(f"item-{i}-[a-z]+").match("item-1-ab")
+
+
+_LOOKUPS = cachetools.LRUCache(maxsize=300)
+
+
+@cachetools.cached(_LOOKUPS)
+def _lookup(key):
+    return {"key": key, "payload": [key] * 8}
+
+
+def cachetools_lookup(i):
+    """Bounded cache: a `cachetools.LRUCache(maxsize=300)` memoising a lookup, as services use
+    it; past 300 keys `popitem()` evicts the least recently used."""
+    _lookup(f"customer-{i}")
+
+
+def sympy_new_symbol(i):
+    """Bounded caches: sympy's `@cacheit` functions, each an `lru_cache(maxsize=1000)`
+    (`SYMPY_CACHE_SIZE`); a new Symbol per call fills `Symbol.__xnew_cached_` one entry a call,
+    and the arithmetic fills `Pow.__new__`, `AssocOp.__new__` and others faster."""
+    x = sympy.Symbol(f"x{i}")
+    sympy.expand((x + 1) ** 2)

@@ -30,7 +30,8 @@ def babel_new_pattern(i):
     https://github.com/python-babel/babel/issues/962: `babel.dates.parse_pattern` stores each
     new pattern in `_pattern_cache`, a plain dict that grows without bound (2.11.0). Fixed in
     2.12.1 by https://github.com/python-babel/babel/pull/967 ("Use lru_cache where suitable"):
-    an `lru_cache(maxsize=1024)`, which the scenarios' warmup fills.
+    an `lru_cache(maxsize=1024)`, which the run fills (no warmup is set: leakcheck finds the
+    bounded holder and waits for it to be full).
     """
     format_datetime(MOMENT, f"yyyy-MM-dd HH:mm '{i}'", locale="en")
 
