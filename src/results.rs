@@ -169,6 +169,13 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// Whether the run went on until bounded holders were full, and was judged after.
+    pub fn waited_for_holders(&self) -> bool {
+        self.holders
+            .as_ref()
+            .is_some_and(|h| matches!(h.outcome, crate::holders::Outcome::Saturated { .. }))
+    }
+
     /// The robust analysis of one metric at the deciding look, if the results have one (files
     /// written before robust fits existed do not).
     pub fn analysis_of(&self, metric: Metric) -> Option<&MetricAnalysis> {

@@ -124,7 +124,8 @@ fn verdict_label(result: &ScenarioResult) -> String {
     colour.apply_to(text).to_string()
 }
 
-/// Writes the summary table and the details of every leak, error and unexpected outcome.
+/// Writes the summary table and the details of every leak, error and unexpected outcome, and of
+/// every pass that waited for a bounded cache to fill (its reason names the cache).
 pub fn print_summary(
     results: &RunResults,
     out: &mut dyn Write,
@@ -134,7 +135,10 @@ pub fn print_summary(
         print_table(results, out)?;
     }
     for scenario in &results.scenarios {
-        if scenario.ok && scenario.verdict == Verdict::Pass {
+        if scenario.ok
+            && scenario.verdict == Verdict::Pass
+            && (quiet || !scenario.waited_for_holders())
+        {
             continue;
         }
         if quiet && scenario.ok {

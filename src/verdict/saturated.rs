@@ -210,3 +210,154 @@ fn growth_until(at_look: &Decision, samples: &[Sample], warmup: u64, until: u64)
         _ => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::holders::{Bound, BoundKind, Holder, Probe};
+    use crate::stats::schedule;
+
+    /// A holder of 500 entries that fills one per iteration until 750, is trimmed back to 500
+    /// and fills again (SQLAlchemy's LRU): its size at iteration `x` (warmup 20 included).
+    fn sawtooth(x: u64) -> f64 {
+        let n = x as f64;
+        if n <= 750.0 {
+            n
+        } else {
+            500.0 + ((n - 751.0) % 251.0)
+        }
+    }
+
+    /// Samples every 2 iterations up to `last`, alloc_blocks = 30 blocks per entry + `extra(x)`,
+    /// the other metrics flat; the report of a run saturated at the second trim.
+    fn run(last: u64, extra: impl Fn(u64) -> f64) -> (Vec<Sample>, Plan, HolderReport) {
+        let samples: Vec<Sample> = (11..=last / 2)
+            .map(|k| {
+                let x = 2 * k;
+                let mut values = [0.0, 3e6, 1e7, 5000.0, 20000.0, 5.0];
+                values[Metric::AllocBlocks as usize] = 20000.0 + 30.0 * sawtooth(x) + extra(x);
+                Sample {
+                    iteration: x,
+                    values,
+                }
+            })
+            .collect();
+        let plan = Plan {
+            gate: vec![Metric::AllocBlocks],
+            tolerance: Metric::ALL
+                .into_iter()
+                .map(|m| (m, m.default_tolerance()))
+                .collect(),
+            confidence: 0.99,
+            warmup: 20,
+            looks: schedule(200, 800, 0.99),
+        };
+        let report = HolderReport {
+            look: 0,
+            probed_at: 200,
+            probe: Probe {
+                survivors: 6000,
+                sampled: 48,
+                unattributed: 0,
+                holders: vec![Holder {
+                    name: "sqlalchemy.engine.base.Engine._compiled_cache".to_string(),
+                    type_name: "sqlalchemy.util._collections.LRUCache".to_string(),
+                    size: Some(220),
+                    bound: Some(Bound {
+                        kind: BoundKind::Attribute,
+                        capacity: 500,
+                        attribute: Some("capacity".to_string()),
+                    }),
+                    share: 0.98,
+                    scanned: false,
+                    growth: Some(1.0),
+                }],
+            },
+            outcome: Outcome::Saturated {
+                saturated_at: 1002 - 20,
+                end: last - 20,
+            },
+            sizes: (111..=last / 2).map(|k| (2 * k, sawtooth(2 * k))).collect(),
+            note: None,
+        };
+        (samples, plan, report)
+    }
+
+    #[test]
+    fn a_trimmed_cache_passes_once_full_naming_its_holder() {
+        let (samples, plan, report) = run(1402, |_| 0.0);
+        let decision = decide_with_holders(&samples, &plan, &report);
+        assert_eq!(decision.verdict, Verdict::Pass, "{}", decision.reason);
+        assert!(
+            decision.reason.contains(
+                "until iteration 1002, then flat — held by \
+                 sqlalchemy.engine.base.Engine._compiled_cache (LRUCache, capacity 500)"
+            ),
+            "{}",
+            decision.reason
+        );
+        assert_eq!(decision.stop.measured_iterations, 1382);
+        // Without the holder's size taken out, the same samples swing too much to decide.
+        let raw = judge_window_of(&between(&samples, 1002, 1402), None, &plan, &report, 1382);
+        assert_ne!(raw.verdict, Verdict::Pass, "{}", raw.reason);
+    }
+
+    #[test]
+    fn a_leak_beside_a_trimmed_cache_is_still_a_leak() {
+        // One block per iteration kept beside the cache: ten times the tolerance.
+        let (samples, plan, report) = run(1402, |x| x as f64);
+        let decision = decide_with_holders(&samples, &plan, &report);
+        assert_eq!(decision.verdict, Verdict::Leak, "{}", decision.reason);
+        assert!(
+            decision.reason.contains("after sqlalchemy"),
+            "{}",
+            decision.reason
+        );
+    }
+
+    #[test]
+    fn a_holder_that_makes_new_highs_is_not_taken_out() {
+        let (samples, plan, mut report) = run(1402, |_| 0.0);
+        // The same sizes, but rising past the peak seen before saturation.
+        for (x, size) in &mut report.sizes {
+            if *x > 1002 {
+                *size += (*x - 1002) as f64;
+            }
+        }
+        let decision = decide_with_holders(&samples, &plan, &report);
+        assert_ne!(decision.verdict, Verdict::Pass, "{}", decision.reason);
+    }
+
+    #[test]
+    fn size_growing_with_the_iterations_cannot_explain_a_trend() {
+        let points: Vec<(f64, f64, f64)> = (0..100)
+            .map(|k| (k as f64, 5.0 * k as f64, k as f64))
+            .collect();
+        assert_eq!(per_entry(&points), None);
+        let swinging: Vec<(f64, f64, f64)> = (0..100)
+            .map(|k| {
+                let h = (k % 25) as f64;
+                (k as f64, 7.0 * h + 0.5 * k as f64, h)
+            })
+            .collect();
+        let beta = per_entry(&swinging).unwrap();
+        assert!((beta - 7.0).abs() < 1e-9, "{beta}");
+    }
+
+    #[test]
+    fn unbounded_growth_keeps_the_looks_verdict_and_names_the_holder() {
+        let (samples, plan, mut report) = run(1402, |_| 0.0);
+        report.outcome = Outcome::Unbounded;
+        report.probe.holders[0].bound = None;
+        let decision = decide_with_holders(&samples, &plan, &report);
+        assert_eq!(decision.verdict, Verdict::Leak, "{}", decision.reason);
+        assert_eq!(decision.stop.look, 1);
+        assert!(
+            decision.reason.contains(
+                "held by sqlalchemy.engine.base.Engine._compiled_cache (LRUCache, no bound)"
+            ),
+            "{}",
+            decision.reason
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! Holder-aware verdicts end to end: a bounded cache bigger than the run is run until it is full
+//! and passes, naming the holder and its capacity; growth held by an unbounded container, or
+//! hidden behind a bound, is still a leak. Real binary, real workers, real embedded CPython.
+
+mod common;
+
+use common::{Project, scenario, transcript};
+
+/// Each scenario fills or grows one entry per iteration, past a default run's 220 iterations.
+const CACHES: &str = r#"
+defaults:
+  setup: |
+    import collections, functools
+    kept = []
+    @functools.lru_cache(maxsize=400)
+    def price(n):
+        return (n, n * 1.07, str(n))
+    class Advertised:
+        """Says it holds 300 entries at most, and never evicts."""
+        def __init__(self):
+            self.maxsize = 300
+            self._data = {}
+        def __len__(self):
+            return len(self._data)
+        def put(self, key, value):
+            self._data[key] = value
+    advertised = Advertised()
+scenarios:
+  - name: lru-cache-of-400
+    run: price(i)
+
+  - name: deque-of-500
+    setup: |
+      import collections
+      window = collections.deque(maxlen=500)
+    run: window.append(bytes(80) + str(i).encode())
+
+  - name: list-beside-the-cache
+    expect: leak
+    run: |
+      price(i)
+      kept.append(bytes(100))
+
+  - name: advertises-but-never-evicts
+    expect: leak
+    run: advertised.put(i, [i, str(i)])
+
+  - name: lru-cache-of-400-fixed-count
+    max_iterations: 200
+    expect: leak
+    run: price(i)
+"#;
+
+#[test]
+fn bounded_caches_pass_and_hidden_leaks_do_not() {
+    let project = Project::new();
+    project.write("caches.yaml", CACHES);
+    let (output, results) = project.run(&["caches.yaml", "--no-diagnose"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+
+    // Filled one key per iteration, full only at 400: judged after it filled, and named.
+    let lru = scenario(&results, "lru-cache-of-400");
+    assert_eq!(lru["verdict"], "pass", "{lru:#}");
+    let reason = lru["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("held by __scenario__.price (lru_cache, capacity 400)"),
+        "{reason}"
+    );
+    assert!(reason.contains("then flat"), "{reason}");
+    let outcome = &lru["holders"]["outcome"];
+    assert_eq!(outcome["kind"], "saturated", "{outcome:#}");
+    let saturated = outcome["saturated_at"].as_u64().unwrap();
+    let end = outcome["end"].as_u64().unwrap();
+    // Full when its 400 entries are in: 20 warmup iterations fill the first 20.
+    assert!((370..=400).contains(&saturated), "{outcome:#}");
+    assert!(end >= saturated + 400, "{outcome:#}");
+    assert_eq!(lru["analysis"]["stop"]["measured_iterations"], end);
+
+    let deque = scenario(&results, "deque-of-500");
+    assert_eq!(deque["verdict"], "pass", "{deque:#}");
+    assert!(
+        deque["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(deque, capacity 500)"),
+        "{deque:#}"
+    );
+
+    // The list beside the filling cache holds a leak: decided at the first look, as before,
+    // naming the unbounded holder.
+    let beside = scenario(&results, "list-beside-the-cache");
+    assert_eq!(beside["verdict"], "leak", "{beside:#}");
+    assert_eq!(beside["holders"]["outcome"]["kind"], "unbounded");
+    assert_eq!(beside["analysis"]["stop"]["look"], 1);
+    assert!(
+        beside["reason"]
+            .as_str()
+            .unwrap()
+            .contains("held by the scenario's global 'kept' (list, no bound)"),
+        "{beside:#}"
+    );
+
+    // A capacity that is never kept to is not a bound.
+    let advertised = scenario(&results, "advertises-but-never-evicts");
+    assert_eq!(advertised["verdict"], "leak", "{advertised:#}");
+    assert_eq!(
+        advertised["holders"]["outcome"]["kind"], "not_filled",
+        "{advertised:#}"
+    );
+
+    // max_iterations set by the user wins: no extension, the leak verdict stays, and the reason
+    // says what would let the cache fill.
+    let fixed = scenario(&results, "lru-cache-of-400-fixed-count");
+    assert_eq!(fixed["verdict"], "leak", "{fixed:#}");
+    assert_eq!(fixed["holders"]["outcome"]["kind"], "beyond_budget");
+    assert!(
+        fixed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("set max_iterations to"),
+        "{fixed:#}"
+    );
+
+    // The terminal, the HTML report and JUnit say who held a pass's growth, too.
+    let named = "held by __scenario__.price (lru_cache, capacity 400)";
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(named), "{stdout}");
+    let html = std::fs::read_to_string(project.path().join("reports/index.html")).unwrap();
+    assert!(html.contains(named), "index.html does not name the holder");
+    let junit = std::fs::read_to_string(project.path().join("reports/junit.xml")).unwrap();
+    assert!(junit.contains(named), "junit.xml does not name the holder");
+}
