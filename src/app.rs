@@ -160,6 +160,23 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     if let Some(max) = args.max_iterations {
         for scenario in &mut scenarios {
             scenario.max_iterations = max.max(scenario.iterations);
+            if let Some(samples) = scenario::samples_over_budget(
+                scenario.warmup,
+                scenario.max_iterations,
+                scenario.sample_every,
+            ) {
+                eprintln!(
+                    "error: --max-iterations {max}: scenario `{}` ({}:{}) samples every {} \
+                     iterations, so it would take {samples} samples, and at most {} are kept \
+                     (lower --max-iterations or raise its `sample_every`)",
+                    scenario.name,
+                    scenario.file.display(),
+                    scenario.line,
+                    scenario.sample_every,
+                    scenario::MAX_SAMPLES,
+                );
+                return Ok(Outcome::InvalidInput);
+            }
         }
     }
     // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over

@@ -151,13 +151,23 @@ pub struct RunArgs {
 
     /// Most measured iterations of any scenario: overrides each scenario's `max_iterations`
     /// (default 4 × `iterations`). A value at or below a scenario's `iterations` gives it a fixed
-    /// count, e.g. `--max-iterations 0`.
-    #[arg(long, value_name = "N")]
+    /// count, e.g. `--max-iterations 0`. At most 10^12, and at most 100000 samples a run.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(..=crate::scenario::MAX_ITERATIONS)
+    )]
     pub max_iterations: Option<u64>,
 
     /// Seed of the workers' PYTHONHASHSEED and of Python's `random` before `setup`, so reruns
-    /// see the same dict layouts and the same random data.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// see the same dict layouts and the same random data: 0 to 4294967295, PYTHONHASHSEED's
+    /// range.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX))
+    )]
     pub seed: u64,
 
     /// Treat `inconclusive` verdicts as failures (exit code 1).

@@ -131,10 +131,13 @@ fn load_pyproject(file: &Path) -> Result<Option<ProjectConfig>, ConfigError> {
     finish(file, raw, |value| serde_yaml_ng::to_string(value).ok()).map(Some)
 }
 
+/// Largest configuration file read; more is not a configuration (`/dev/zero`, a data file).
+const MAX_CONFIG_BYTES: u64 = 10 << 20;
+
 fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
+    crate::input::read_text(file, MAX_CONFIG_BYTES).map_err(|err| ConfigError::Io {
         file: file.to_path_buf(),
-        source,
+        source: err.into_io(),
     })
 }
 

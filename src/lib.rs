@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod diagnosis;
+pub mod input;
 pub mod merge;
 pub mod metric;
 pub mod protocol;

@@ -195,3 +195,161 @@ fn a_python_that_is_not_a_usable_python_is_refused_before_running() {
         assert_refused(&project, &["s.yaml", "--python", python], expected);
     }
 }
+
+#[test]
+fn limits_beyond_what_the_run_can_hold_are_located_errors_not_crashes() {
+    // Each once crashed or hung a run (a panic adding a deadline to the clock, a look schedule
+    // of 10^12 entries, warmup + iterations overflowing into an `inconclusive` exit 0); a clean
+    // scenario beside each shows the whole run is refused, not only the bad scenario.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let cases = [
+        (
+            "name: t\ntimeout: 1e19\nrun: pass\n",
+            "t.yaml:2:10: key `timeout` in scenario `t`: must be at most 2592000 seconds (30 days), found number `1e19`",
+        ),
+        (
+            "name: t\niteration_timeout: 1e20\nrun: pass\n",
+            "t.yaml:2:20: key `iteration_timeout` in scenario `t`: must be at most 2592000 seconds",
+        ),
+        (
+            "name: t\nmax_iterations: 3000000000000\nrun: pass\n",
+            "t.yaml:2:17: key `max_iterations` in scenario `t`: must be at most 1000000000000 (10^12), found 3000000000000",
+        ),
+        (
+            "name: t\niterations: 18446744073709551615\nrun: pass\n",
+            "t.yaml:2:13: key `iterations` in scenario `t`: must be at most 1000000000000 (10^12)",
+        ),
+        (
+            "name: t\nmax_iterations: 900000000000\nrun: pass\n",
+            "t.yaml:2:17: key `max_iterations` in scenario `t`: 20 warmup and up to 900000000000 measured iterations, sampled every 2, take 450000000010 samples, and at most 100000 are kept",
+        ),
+        (
+            "defaults:\n  timeout: 1e300\nscenarios:\n  - name: t\n    run: pass\n",
+            "t.yaml:2:12: key `timeout` in `defaults`: must be at most 2592000 seconds (30 days), found number `1e300`",
+        ),
+    ];
+    for (text, expected) in cases {
+        project.write("t.yaml", text);
+        assert_refused(&project, &["clean.yaml", "t.yaml"], expected);
+    }
+    // The same limits in the project configuration's defaults.
+    project.write("big-timeout.yaml", "defaults:\n  timeout: 1e300\n");
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "big-timeout.yaml"],
+        "must be at most 2592000 seconds (30 days), found number `1e300`",
+    );
+}
+
+#[test]
+fn flags_beyond_what_the_run_can_hold_are_refused() {
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let deep = format!("{}clean{}", "(".repeat(20_000), ")".repeat(20_000));
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--max-iterations", "1000000000000"],
+            "error: --max-iterations 1000000000000: scenario `clean` (clean.yaml:1) samples every 1 iterations, so it would take 1000000000000 samples, and at most 100000 are kept",
+        ),
+        (
+            &["--max-iterations", "10000000000000"],
+            "10000000000000 is not in 0..=1000000000000",
+        ),
+        // PYTHONHASHSEED takes 0 to 2^32 - 1: a larger seed killed every worker.
+        (
+            &["--seed", "4294967296"],
+            "4294967296 is not in 0..=4294967295",
+        ),
+        // 20 000 nested parentheses overflowed the parser's stack (abort).
+        (&["-k", &deep], "at most 1000 are allowed"),
+        (
+            &[
+                "-k",
+                &format!("{}clean{}", "(".repeat(101), ")".repeat(101)),
+            ],
+            "`(` and `not` are nested more than 100 deep",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["clean.yaml"];
+        args.extend_from_slice(flags);
+        assert_refused(&project, &args, expected);
+    }
+    // At the seed's limit the run works.
+    let out = run(&project, &["clean.yaml", "--seed", "4294967295"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn an_alias_of_a_large_string_repeated_is_refused_before_it_is_expanded() {
+    // 2 000 aliases of a 4 MB string: 8 GB expanded (abort); 300 of 1 MB made a 300 MB report.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let big = "A".repeat(4 << 20);
+    let refs = vec!["*x"; 2000].join(", ");
+    project.write(
+        "bomb.yaml",
+        &format!("description: &x \"{big}\"\nname: bomb\nrun: pass\ntags: [{refs}]\n"),
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "bomb.yaml"],
+        "bomb.yaml:1:14: the document expands to more than 16 MiB of values",
+    );
+}
+
+#[test]
+fn unbounded_inputs_are_read_up_to_a_limit_and_idle_pipes_are_not_waited_for() {
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "/dev/zero"],
+        "error: cannot read `/dev/zero`: file is too large (the limit is 10 MiB)",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--baseline", "/dev/zero"],
+        "error: cannot read `/dev/zero`: file is too large (the limit is 256 MiB)",
+    );
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let out = cmd
+        .current_dir(project.path())
+        .env("LEAKCHECK_CONFIG", "/dev/zero")
+        .args(["run", "clean.yaml", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file is too large (the limit is 10 MiB)")
+    );
+    let out = project.leakcheck(&["report", "/dev/zero", "--html", "x.html"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file is too large (the limit is 256 MiB)")
+    );
+    assert!(!project.path().join("x.html").exists());
+    // A named pipe with no writer: opening it for reading used to wait forever.
+    let fifo = project.path().join("pipe.yaml");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    assert_refused(
+        &project,
+        &["clean.yaml", "pipe.yaml"],
+        "pipe.yaml: is a named pipe (FIFO) with nothing writing to it",
+    );
+}

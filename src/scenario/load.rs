@@ -124,27 +124,23 @@ const MAX_FILE_BYTES: u64 = 10 << 20;
 
 /// Reads at most [`MAX_FILE_BYTES`] of `file`, refusing anything longer.
 fn read_bounded(file: &Path) -> Result<Vec<u8>, ScenarioError> {
-    use std::io::Read;
-    let cannot =
-        |err: std::io::Error| ScenarioError::in_file(file, format!("cannot read file: {err}"));
-    let mut bytes = Vec::new();
-    fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        let size = fs::metadata(file).ok().filter(|m| m.is_file()).map_or_else(
-            || "more than 10 MiB".to_string(),
-            |m| crate::units::format_bytes(m.len() as f64),
-        );
-        return Err(ScenarioError::in_file(
-            file,
-            format!(
-                "file is too large for a scenario file ({size}; the limit is 10 MiB): keep data in \
-                 Python modules or data files that `setup` loads"
-            ),
-        ));
-    }
-    Ok(bytes)
+    use crate::input::{InputError, read_bounded};
+    read_bounded(file, MAX_FILE_BYTES).map_err(|err| match err {
+        InputError::TooLarge { size, .. } => {
+            let size = size.map_or_else(
+                || "more than 10 MiB".to_string(),
+                |s| crate::units::format_bytes(s as f64),
+            );
+            ScenarioError::in_file(
+                file,
+                format!(
+                    "file is too large for a scenario file ({size}; the limit is 10 MiB): keep \
+                     data in Python modules or data files that `setup` loads"
+                ),
+            )
+        }
+        other => ScenarioError::in_file(file, other.to_string()),
+    })
 }
 
 /// Validates the text of a scenario file under the project's defaults, if any; `file` is used
@@ -733,6 +729,29 @@ impl Checker<'_> {
             Some(given) => given.value,
             None => iterations.saturating_mul(DEFAULT_MAX_FACTOR),
         };
+        let warmup = s.warmup.as_ref().map_or(DEFAULT_WARMUP, |g| g.value);
+        if let Some(samples) = super::samples_over_budget(warmup, max_iterations, sample_every)
+            && !["iterations", "max_iterations", "warmup", "sample_every"]
+                .iter()
+                .any(|key| s.has_failed(key))
+        {
+            // Pointed at the key that set the largest count, as the user wrote it.
+            let (at, key) = match (&s.max_iterations, &s.iterations, &s.sample_every) {
+                (Some(given), _, _) => (given.value_at, "max_iterations"),
+                (None, Some(given), _) => (given.value_at, "iterations"),
+                (None, None, Some(given)) => (given.value_at, "sample_every"),
+                (None, None, None) => (start, "warmup"),
+            };
+            let message = format!(
+                "key `{key}` {}: {warmup} warmup and up to {max_iterations} measured iterations, \
+                 sampled every {sample_every}, take {samples} samples, and at most {} are kept \
+                 (raise `sample_every` or lower `max_iterations`)",
+                label.place(),
+                super::MAX_SAMPLES,
+            );
+            self.error(at, Some(key), message);
+            valid = false;
+        }
         if !valid || !s.failed.is_empty() {
             return;
         }
@@ -754,7 +773,7 @@ impl Checker<'_> {
             teardown: s.teardown.map(|g| g.value),
             iterations,
             max_iterations,
-            warmup: s.warmup.map_or(DEFAULT_WARMUP, |g| g.value),
+            warmup,
             sample_every,
             python_path: s.python_path.map(|g| g.value).unwrap_or_default(),
             timeout_secs: s.timeout.map_or(DEFAULT_TIMEOUT_SECS, |g| g.value),
@@ -1014,6 +1033,7 @@ fn is_identifier(word: &str) -> bool {
 
 /// A non-negative integer of at least `min`; whole floats such as `1e3` are accepted.
 fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
+    const MAX: u64 = super::MAX_ITERATIONS;
     let value = match node.value {
         Value::Int(i) => u64::try_from(i).ok(),
         Value::Float(f) if f.fract() == 0.0 && (0.0..=9.007_199_254_740_992e15).contains(&f) => {
@@ -1030,6 +1050,12 @@ fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
             format!("must be at least {min}, found {value}"),
         ));
     }
+    if value > MAX {
+        return Err(Invalid::new(
+            node.pos,
+            format!("must be at most {MAX} (10^12), found {value}"),
+        ));
+    }
     Ok(value)
 }
 
@@ -1044,6 +1070,16 @@ fn parse_seconds(node: &Node) -> Result<f64, Invalid> {
             node.pos,
             format!(
                 "must be a finite number of seconds above 0, found {}",
+                node.value.describe()
+            ),
+        ));
+    }
+    if seconds > super::MAX_SECONDS {
+        return Err(Invalid::new(
+            node.pos,
+            format!(
+                "must be at most {} seconds (30 days), found {}",
+                super::MAX_SECONDS,
                 node.value.describe()
             ),
         ));
