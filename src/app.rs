@@ -292,6 +292,33 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         };
         results.baseline = Some(compare::compare(&old, path, &results));
     }
+    let dir = args.report_dir.clone().or_else(|| {
+        args.html.is_none().then(|| match args.results.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+    });
+    // An output over an input would replace the results with a report of them.
+    let inputs: Vec<&PathBuf> = std::iter::once(&args.results)
+        .chain(args.baseline.as_ref())
+        .collect();
+    let outputs = args.html.iter().cloned().chain(dir.iter().flat_map(|dir| {
+        ["index.html", "junit.xml", "results.json"]
+            .map(|name| dir.join(name))
+            .into_iter()
+            .filter(|path| !same_file(path, &args.results))
+    }));
+    for output in outputs {
+        if let Some(input) = inputs.iter().find(|input| same_file(&output, input)) {
+            eprintln!(
+                "error: `{}` is an input of this command (`{}`), and writing a report there \
+                 would replace it: choose another --html or --report-dir",
+                output.display(),
+                input.display()
+            );
+            return Ok(Outcome::InvalidInput);
+        }
+    }
     let mut written = Vec::new();
     if let Some(html) = &args.html {
         if let Some(parent) = html.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -301,12 +328,6 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         report::write_atomically(html, report::html::render(&results)?.as_bytes())?;
         written.push(html.clone());
     }
-    let dir = args.report_dir.clone().or_else(|| {
-        args.html.is_none().then(|| match args.results.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        })
-    });
     if let Some(dir) = dir {
         written.extend(report::write_all_except(
             &results,
@@ -316,6 +337,15 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     }
     print_outcome(&results, &written, false)?;
     Ok(Outcome::Success)
+}
+
+/// Whether `a` and `b` name one existing file (through links, `..` or hard links alike).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The baseline comparison first, then the summary, then the files written.

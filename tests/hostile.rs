@@ -737,3 +737,101 @@ fn a_full_disk_leaves_the_previous_reports_whole() {
         .collect();
     assert_eq!(names.len(), 3, "no temporary files left: {names:?}");
 }
+
+const HOSTILE_TEXT: &str = r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i] * 10
+  - name: "evil\e]0;pwned\a\e[2J::error::name"
+    run: x = 1
+  - name: raises-invalid-xml
+    run: |
+      import sys
+      print("::add-mask::secret")
+      print("  ::error file=x.py,line=1::forged")
+      print("bell \a nul \0 osc \x1b]8;;http://x\x1b\\ ##[error]legacy")
+      print("\uffff and \ufffe and \x01 and \u202e", file=sys.stderr)
+      raise ValueError("\uffff\x1b[31m::warning::in the message\x07")
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#;
+
+/// No byte a terminal acts on (ESC, BEL, NUL, other C0 but tab and newline, C1 CSI), and no
+/// line the GitHub Actions runner would read as a workflow command but `allowed`.
+fn assert_inert(stream: &str, text: &str, allowed: &[&str]) {
+    for c in text.chars() {
+        assert!(
+            !(c.is_control() && c != '\n' && c != '\t'),
+            "{stream} holds {c:?}:\n{text}"
+        );
+    }
+    for line in text.lines() {
+        let start = line.trim_start();
+        if start.starts_with("::") || line.contains("##[") {
+            assert!(
+                allowed.iter().any(|a| start.starts_with(a)),
+                "{stream} has a workflow command: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scenario_text_cannot_drive_the_terminal_the_ci_log_or_break_a_report() {
+    let project = Project::new();
+    project.write("text.yaml", HOSTILE_TEXT);
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let output = cmd
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .args(["run", "text.yaml", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    let results = project.results("reports");
+    for name in ["clean-first", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{log}");
+    }
+    let error = error_of(&results, "raises-invalid-xml");
+    assert!(error.contains("ValueError: \u{ffff}"), "{error}");
+    // Shown, escaped, never obeyed: the runner sees only leakcheck's own annotation.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_inert("stdout", &stdout, &["::error file=text.yaml,line="]);
+    assert_inert("stderr", &stderr, &[]);
+    assert!(stdout.contains("\\x3a:add-mask::secret"), "{log}");
+    assert!(
+        stdout.contains("\\x1b]0;pwned\\x07\\x1b[2J::error::name"),
+        "{log}"
+    );
+    assert!(
+        stdout.contains("\\x1b[31m::warning::in the message\\x07"),
+        "{log}"
+    );
+
+    // junit.xml stays well-formed XML, with the forbidden characters shown as escapes.
+    let junit = std::fs::read_to_string(project.path().join("reports/junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap_or_else(|err| panic!("{err}:\n{junit}"));
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| n.attribute("name").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(cases.len(), 4, "{cases:?}");
+    assert!(junit.contains("ValueError: \\uffff"), "{junit}");
+    // index.html holds no control character HTML forbids.
+    let html = std::fs::read_to_string(project.path().join("reports/index.html")).unwrap();
+    assert!(
+        !html
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')),
+        "raw controls in index.html"
+    );
+    assert!(html.contains("clean-last"));
+}

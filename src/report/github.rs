@@ -123,11 +123,12 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
 
 /// `::error file=…,line=…,title=…::message` with GitHub's escaping.
 fn command(level: &str, file: &str, line: usize, title: &str, message: &str) -> String {
+    use super::untrusted::annotation;
     format!(
         "::{level} file={},line={line},title={}::{}",
-        escape_property(file),
-        escape_property(title),
-        escape_data(message)
+        escape_property(&annotation(file)),
+        escape_property(&annotation(title)),
+        escape_data(&annotation(message))
     )
 }
 

@@ -11,6 +11,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod terminal;
+pub mod untrusted;
 pub mod view;
 
 use std::io::Write;

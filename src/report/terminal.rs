@@ -11,6 +11,7 @@ use std::time::Duration;
 use console::{Style, style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::untrusted;
 use crate::metric::Metric;
 use crate::protocol::Phase;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
@@ -68,9 +69,10 @@ impl EventSink for ProgressDisplay {
                     .progress_chars("=> "),
                 );
                 bar.set_prefix(format!("[{}/{}]", index + 1, self.total));
-                bar.set_message(format!("{} (starting)", scenario.name));
+                let name = untrusted::terminal(&scenario.name).into_owned();
+                bar.set_message(format!("{name} (starting)"));
                 bar.enable_steady_tick(Duration::from_millis(200));
-                self.running.insert(*index, (bar, scenario.name.clone()));
+                self.running.insert(*index, (bar, name));
             }
             Event::PhaseChanged { index, phase } => {
                 if let Some((bar, name)) = self.running.get(index) {
@@ -94,7 +96,7 @@ impl EventSink for ProgressDisplay {
                     "{} {} {} {}",
                     style(format!("[{}/{}]", index + 1, self.total)).bold(),
                     verdict_label(result),
-                    result.name,
+                    untrusted::terminal(&result.name),
                     style(format!("({:.1} s)", result.duration_secs)).dim(),
                 );
                 if let Some((bar, _)) = self.running.remove(index) {
@@ -145,10 +147,17 @@ pub fn print_summary(
             out,
             "{} {}  {}",
             verdict_label(scenario),
-            style(&scenario.name).bold(),
-            style(format!("{}:{}", scenario.file.display(), scenario.line)).dim()
+            style(untrusted::terminal(&scenario.name)).bold(),
+            style(format!(
+                "{}:{}",
+                untrusted::terminal(&scenario.file.display().to_string()),
+                scenario.line
+            ))
+            .dim()
         )?;
-        writeln!(out, "  {}", scenario.reason)?;
+        for line in scenario.reason.lines() {
+            writeln!(out, "  {}", untrusted::terminal(line))?;
+        }
         if scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak {
             writeln!(
                 out,
@@ -166,12 +175,14 @@ pub fn print_summary(
         }
         if let Some(diagnosis) = &scenario.diagnosis {
             for line in diagnosis.summary_lines() {
-                writeln!(out, "  {line}")?;
+                for line in line.lines() {
+                    writeln!(out, "  {}", untrusted::terminal(line))?;
+                }
             }
         }
         if let Some(traceback) = &scenario.traceback {
             for line in traceback.lines() {
-                writeln!(out, "  {line}")?;
+                writeln!(out, "  {}", untrusted::terminal(line))?;
             }
         }
         if scenario.verdict == Verdict::Error {
@@ -182,7 +193,7 @@ pub fn print_summary(
                 }
                 writeln!(out, "  {label} (last lines):")?;
                 for line in &lines[lines.len().saturating_sub(15)..] {
-                    writeln!(out, "    {line}")?;
+                    writeln!(out, "    {}", untrusted::terminal(line))?;
                 }
             }
         }
@@ -210,7 +221,7 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         .scenarios
         .iter()
         .map(|s| {
-            let mut row = vec![s.name.clone(), verdict_label(s)];
+            let mut row = vec![untrusted::terminal(&s.name).into_owned(), verdict_label(s)];
             // Unless the scenario gates on it, tracemalloc's figure comes from the short traced
             // window after the run: marked as approximate.
             let windowed = !crate::sampling::traced_throughout(&s.gate);
