@@ -220,8 +220,10 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             },
             frames: args.frames,
             chain_timeout_secs: args.chain_timeout.max(0.0),
+            // Shared by the workers that can run at once: never more than the scenarios.
             max_rss: args.max_rss.unwrap_or_else(|| {
-                runner::limits::default_max_rss(jobs.unwrap_or_else(default_jobs))
+                let at_once = jobs.unwrap_or_else(default_jobs).min(scenarios.len());
+                runner::limits::default_max_rss(at_once)
             }),
             seed: args.seed,
         },

@@ -214,7 +214,8 @@ pub struct RunArgs {
 
     /// Memory cap of each worker, subprocesses included, e.g. `2 GiB`: a worker that goes over
     /// it is stopped (verdict `leak`). A scenario's `max_rss` wins. Default: half the machine's
-    /// memory shared between the parallel jobs, at most 4 GiB.
+    /// memory shared between the workers that run at once (at most -j, at most the number of
+    /// scenarios), at most 4 GiB.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_rss: Option<u64>,
 }

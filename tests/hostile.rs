@@ -835,3 +835,62 @@ fn scenario_text_cannot_drive_the_terminal_the_ci_log_or_break_a_report() {
     );
     assert!(html.contains("clean-last"));
 }
+
+#[test]
+fn forked_children_sharing_memory_are_counted_once() {
+    // A 120 MiB setup and three forked readers: 480 MiB of summed resident sizes ("exceeded
+    // memory cap", LEAK) for 120 MiB of memory. The children live through several group polls.
+    let project = Project::new();
+    project.write(
+        "fork.yaml",
+        r#"
+defaults:
+  iterations: 30
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i] * 10
+  - name: forked-readers
+    max_rss: 400 MiB
+    setup: |
+      import os, time
+      data = b"x" * (120 << 20)
+      children = []
+      for _ in range(3):
+          pid = os.fork()
+          if pid == 0:
+              total = sum(data[::1 << 20])
+              time.sleep(2)
+              os._exit(0)
+          children.append(pid)
+    run: time.sleep(0.05)
+    teardown: |
+      for pid in children:
+          os.waitpid(pid, 0)
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#,
+    );
+    let (output, results) = project.run(&["fork.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    for name in ["clean-first", "forked-readers", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+}
+
+#[test]
+fn more_jobs_than_scenarios_do_not_shrink_the_default_memory_cap() {
+    // -j 1000 on two scenarios divided the default cap by 1000: every scenario then exceeded
+    // it in prepare.
+    let project = Project::new();
+    project.write(
+        "two.yaml",
+        "defaults:\n  iterations: 10\n  warmup: 2\nscenarios:\n  - name: a\n    run: x = [i]\n  - name: b\n    run: y = dict(a=i)\n",
+    );
+    let (output, results) = project.run(&["two.yaml", "-j", "1000"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert_eq!(scenario(&results, "a")["verdict"], "pass", "{log}");
+    assert_eq!(scenario(&results, "b")["verdict"], "pass", "{log}");
+}
