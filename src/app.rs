@@ -107,7 +107,8 @@ fn select(args: &SelectArgs, config: Option<&ProjectConfig>) -> Option<Vec<Scena
         Ok(scenarios) => scenarios,
         Err(errors) => {
             for err in &errors {
-                eprintln!("error: {err}");
+                // A file's text is quoted in its errors: shown escaped, as scenario text is.
+                eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
             }
             let files: std::collections::BTreeSet<&PathBuf> =
                 errors.iter().map(|e| &e.file).collect();

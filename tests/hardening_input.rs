@@ -353,3 +353,51 @@ fn unbounded_inputs_are_read_up_to_a_limit_and_idle_pipes_are_not_waited_for() {
         "pipe.yaml: is a named pipe (FIFO) with nothing writing to it",
     );
 }
+
+#[test]
+fn values_the_worker_could_not_receive_as_written_are_located_errors() {
+    // `.inf`, `.nan` and a 128-bit integer in `params` became `None` or a string on the way to
+    // Python; a NUL in a name passed validation and then failed in the worker.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let cases = [
+        (
+            "name: p\nparams:\n  limit: [1.5, .inf]\nrun: pass\n",
+            "t.yaml:3:16: key `params` in scenario `p`: number `inf` cannot be a parameter value: parameters travel as JSON, which has no infinity or NaN",
+        ),
+        (
+            "name: p\nparams:\n  - {limit: -.inf}\nrun: pass\n",
+            "t.yaml:3:13: key `params` in scenario `p`: number `-inf` cannot be a parameter value",
+        ),
+        (
+            "name: p\nparams:\n  - {limit: [1, {deep: .nan}]}\nrun: pass\n",
+            "t.yaml:3:24: key `params` in scenario `p`: number `NaN` cannot be a parameter value",
+        ),
+        (
+            "name: p\nparams:\n  big: [170141183460469231731687303715884105727]\nrun: pass\n",
+            "t.yaml:3:9: key `params` in scenario `p`: integer `170141183460469231731687303715884105727` does not fit in 64 bits",
+        ),
+        (
+            "name: \"nul\\0name\"\nrun: pass\n",
+            "t.yaml:1:7: key `name` in scenario `nul\\x00name`: must not contain control characters, found '\\0'",
+        ),
+        (
+            "name: \"bell\\aname\"\nrun: pass\n",
+            "must not contain control characters, found '\\u{7}'",
+        ),
+    ];
+    for (text, expected) in cases {
+        project.write("t.yaml", text);
+        assert_refused(&project, &["clean.yaml", "t.yaml"], expected);
+    }
+    // What JSON carries is still accepted: u64 beyond i64, floats, nesting.
+    project.write(
+        "ok.yaml",
+        "name: ok\niterations: 10\nwarmup: 0\nparams:\n  - {n: 18446744073709551615, f: 1.5e300}\nsetup: assert n == 2**64 - 1 and f == 1.5e300, (n, f)\nrun: pass\n",
+    );
+    let out = run(&project, &["clean.yaml", "ok.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}

@@ -845,7 +845,7 @@ fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
             .map(|item| match &item.value {
                 Value::Map(entries) if !entries.is_empty() => entries
                     .iter()
-                    .map(|(k, v)| Ok((key_of(k)?, to_json(v))))
+                    .map(|(k, v)| Ok((key_of(k)?, to_json(v)?)))
                     .collect::<Result<ParamSet, Invalid>>(),
                 _ => Err(Invalid::expected(item, "a mapping of parameter values")),
             })
@@ -856,7 +856,7 @@ fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
                 let name = key_of(k)?;
                 let values: Vec<serde_json::Value> = match &v.value {
                     Value::Seq(values) if !values.is_empty() => {
-                        values.iter().map(to_json).collect()
+                        values.iter().map(to_json).collect::<Result<_, _>>()?
                     }
                     _ => return Err(Invalid::expected(v, "a non-empty list of values")),
                 };
@@ -882,19 +882,44 @@ fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
     Ok(sets)
 }
 
-/// A YAML value as JSON, to travel to the worker and become a Python value.
-fn to_json(node: &Node) -> serde_json::Value {
-    match &node.value {
+/// A YAML value as JSON, to travel to the worker and become a Python value; a value JSON cannot
+/// carry as it is (`.inf`, `.nan`, an integer beyond 64 bits) is an error at its place rather
+/// than a silent `None` or string.
+fn to_json(node: &Node) -> Result<serde_json::Value, Invalid> {
+    Ok(match &node.value {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => i64::try_from(*i)
-            .map(serde_json::Value::from)
-            .unwrap_or_else(|_| serde_json::Value::String(i.to_string())),
-        Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
+        Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
+            (Ok(small), _) => serde_json::Value::from(small),
+            (_, Ok(large)) => serde_json::Value::from(large),
+            _ => {
+                return Err(Invalid::new(
+                    node.pos,
+                    format!(
+                        "integer `{i}` does not fit in 64 bits, as parameter values must: \
+                         write it as a string and convert it in `setup`"
+                    ),
+                ));
+            }
+        },
+        Value::Float(f) => match serde_json::Number::from_f64(*f) {
+            Some(number) => serde_json::Value::Number(number),
+            None => {
+                return Err(Invalid::new(
+                    node.pos,
+                    format!(
+                        "{} cannot be a parameter value: parameters travel as JSON, which has \
+                         no infinity or NaN; write it as a string and convert it in `setup` \
+                         (`float(x)`)",
+                        node.value.describe()
+                    ),
+                ));
+            }
+        },
         Value::Str(text) => serde_json::Value::String(text.clone()),
-        Value::Seq(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Seq(items) => {
+            serde_json::Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Value::Map(entries) => serde_json::Value::Object(
             entries
                 .iter()
@@ -904,14 +929,14 @@ fn to_json(node: &Node) -> serde_json::Value {
                         other => to_json(&Node {
                             pos: k.pos,
                             value: other.clone(),
-                        })
+                        })?
                         .to_string(),
                     };
-                    (key, to_json(v))
+                    Ok((key, to_json(v)?))
                 })
-                .collect(),
+                .collect::<Result<_, Invalid>>()?,
         ),
-    }
+    })
 }
 
 fn parse_bool(node: &Node) -> Result<bool, Invalid> {
@@ -996,6 +1021,14 @@ fn parse_name(node: &Node) -> Result<String, Invalid> {
     }
     if name.contains(['\n', '\r']) {
         return Err(Invalid::new(node.pos, "must be a single line"));
+    }
+    // A name reaches C strings (NUL ended them: the worker failed on it), terminals, CI logs
+    // and `-k`; control characters have no place in any of them.
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Invalid::new(
+            node.pos,
+            format!("must not contain control characters, found {c:?}"),
+        ));
     }
     Ok(name)
 }
