@@ -236,7 +236,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         return Ok(Outcome::InvalidInput);
     }
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
-    let mut results = runner::run_scenarios(&scenarios, &settings, &mut display);
+    let mut journal = report::journal::Journal::new(&mut display, &settings, report_dir.clone());
+    let mut results = runner::run_scenarios(&scenarios, &settings, &mut journal);
     if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
         results.baseline = Some(compare::compare(old, path, &results));
         if args.fail_on_regression {

@@ -891,3 +891,187 @@ fn more_jobs_than_scenarios_do_not_shrink_the_default_memory_cap() {
     assert_eq!(scenario(&results, "a")["verdict"], "pass", "{log}");
     assert_eq!(scenario(&results, "b")["verdict"], "pass", "{log}");
 }
+
+#[test]
+fn a_worker_that_hangs_after_finishing_or_leaves_its_group_is_still_stopped() {
+    // Exit-time code that never returns hung leakcheck forever after `Finished` (neither
+    // `timeout` nor a grace period applied); a worker that moved into leakcheck's own process
+    // group was never killed, and its subprocesses escaped the memory cap.
+    let (joined, bomb) = (marker(7), marker(8));
+    let scenarios = format!(
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: hangs-at-exit
+    setup: |
+      import ctypes
+      libc = ctypes.CDLL(None)
+      libc.on_exit(libc.pause, None)
+    run: x = [i]
+  - name: joins-leakcheck-group
+    timeout: 3
+    setup: |
+      import os, subprocess
+      subprocess.Popen(["sleep", "{joined}"])
+      try:
+          os.setpgid(0, os.getpgid(os.getppid()))
+      except PermissionError:
+          pass
+    run: |
+      import time
+      time.sleep(60)
+  - name: left-group-then-bomb
+    max_rss: 300 MiB
+    setup: |
+      import os, subprocess, sys
+      try:
+          os.setpgid(0, os.getpgid(os.getppid()))
+      except PermissionError:
+          pass
+      subprocess.Popen([sys.executable, "-c",
+          "import os, time\nos.setpgid(0, 0)\nkept = []\nfor _ in range(40):\n    kept.append(b'x' * (32 << 20))\n    time.sleep(0.02)\ntime.sleep(60)\n", "{bomb}"])
+    run: |
+      import time
+      time.sleep(0.05)
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#
+    );
+    let project = Project::new();
+    project.write("exit.yaml", &scenarios);
+    let (output, results) = project.run(&["exit.yaml", "-j", "2"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    for name in ["clean-first", "hangs-at-exit", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    let stderr = scenario(&results, "hangs-at-exit")["stderr"]
+        .as_str()
+        .unwrap();
+    assert!(
+        stderr.contains("had not exited 5 s after its last message"),
+        "{stderr}"
+    );
+    assert!(
+        error_of(&results, "joins-leakcheck-group").contains("timed out after 3 s"),
+        "{log}"
+    );
+    let bombed = scenario(&results, "left-group-then-bomb");
+    assert_eq!(bombed["verdict"], "leak", "{log}");
+    assert!(
+        bombed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("worker and its subprocesses"),
+        "{bombed:#}"
+    );
+    for arg in [&joined, &bomb] {
+        let left = processes_with_arg(arg);
+        assert!(left.is_empty(), "left running: {left:?}");
+    }
+}
+
+#[test]
+fn a_parent_killed_with_sigkill_leaves_every_finished_scenario_in_results_json() {
+    // Reports were written once, at the end: SIGKILL (or the OOM killer) lost every finished
+    // scenario. results.json is now rewritten atomically after each one.
+    let project = Project::new();
+    project.write(
+        "suite.yaml",
+        r#"
+defaults:
+  iterations: 20
+  warmup: 2
+scenarios:
+  - name: finishes-first
+    run: x = [i]
+  - name: finishes-second
+    run: y = [i, i]
+  - name: slow
+    setup: open("started", "w").close()
+    run: |
+      import time
+      time.sleep(5)
+"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leakcheck"))
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .args(["run", "suite.yaml", "-j", "1", "--report-dir", "reports"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("leakcheck starts");
+    let journal = project.path().join("reports/results.json");
+    let has_both = || {
+        std::fs::read_to_string(&journal)
+            .is_ok_and(|text| text.contains("finishes-first") && text.contains("finishes-second"))
+    };
+    for _ in 0..600 {
+        if project.path().join("started").exists() && has_both() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(has_both(), "the journal never held both finished scenarios");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let results = project.results("reports");
+    assert_eq!(results["interrupted"], true, "a partial run says so");
+    let names: Vec<&str> = results["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["finishes-first", "finishes-second"]);
+    assert_eq!(results["summary"]["total"], 2);
+    // `leakcheck report` renders it like any results file.
+    let output = project.leakcheck(&["report", "reports/results.json", "--report-dir", "again"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert!(project.path().join("again/index.html").exists());
+}
+
+#[test]
+fn subprocesses_that_leave_the_group_and_clear_their_environment_end_with_the_run() {
+    // Neither the group kill nor the cookie sweep can see these; leakcheck is their reaper
+    // (PR_SET_CHILD_SUBREAPER), so once their worker is gone they are its children.
+    let (session, daemon) = (marker(9), marker(10));
+    let scenarios = format!(
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: hides-subprocesses
+    setup: |
+      import subprocess, sys
+      subprocess.Popen(["/bin/sleep", "{session}"], start_new_session=True, env={{}})
+      subprocess.run([sys.executable, "-c",
+          "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execve('/bin/sleep', ['sleep', '{daemon}'], {{}})\n"],
+          env={{}})
+    run: x = [i]
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#
+    );
+    let project = Project::new();
+    project.write("hide.yaml", &scenarios);
+    let (output, results) = project.run(&["hide.yaml"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    for name in ["clean-first", "hides-subprocesses", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    for arg in [&session, &daemon] {
+        let left = processes_with_arg(arg);
+        assert!(left.is_empty(), "left running: {left:?}");
+    }
+}

@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod chart;
 pub mod github;
 pub mod html;
+pub mod journal;
 pub mod json;
 pub mod junit;
 pub mod terminal;

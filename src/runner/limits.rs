@@ -37,9 +37,13 @@ fn mem_total() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Memory of every process in group `pgid`: the sum of their proportional set sizes, each
-/// process's resident size where its PSS cannot be read.
-pub fn group_resident_bytes(pgid: u32) -> u64 {
+/// Memory of a worker and everything it started: the worker `pgid` itself, every process in its
+/// group, and every process carrying its `cookie` (subprocesses that left the group, and all of
+/// them if the worker itself left it); the sum of their proportional set sizes, each process's
+/// resident size where its PSS cannot be read.
+pub fn group_resident_bytes(pgid: u32, cookie: &str) -> u64 {
+    let needle = reap::cookie_needle(cookie);
+    let own = std::process::id() as i32;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
     reap::processes()
@@ -51,7 +55,10 @@ pub fn group_resident_bytes(pgid: u32) -> u64 {
                 .split_whitespace()
                 .collect();
             let group: u32 = fields.get(2)?.parse().ok()?;
-            if group != pgid {
+            let ours = pid as u32 == pgid
+                || group == pgid
+                || (pid != own && reap::environ_contains(pid, &needle));
+            if !ours {
                 return None;
             }
             let pages: u64 = fields.get(21)?.parse().ok()?;
@@ -101,6 +108,6 @@ mod tests {
     fn group_memory_counts_our_own_group() {
         // SAFETY: getpgrp has no preconditions.
         let group = unsafe { libc::getpgrp() } as u32;
-        assert!(group_resident_bytes(group) > 0);
+        assert!(group_resident_bytes(group, "no-such-cookie") > 0);
     }
 }
