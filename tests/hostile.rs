@@ -1075,3 +1075,45 @@ scenarios:
         assert!(left.is_empty(), "left running: {left:?}");
     }
 }
+
+#[test]
+fn iteration_timeout_covers_destructors_run_by_the_samples_collection() {
+    // A `__del__` that hangs ran inside the sample's garbage collection, outside every
+    // iteration, and was only stopped by `timeout`.
+    let project = Project::new();
+    project.write(
+        "del.yaml",
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+  sample_every: 1
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: hangs-in-del
+    timeout: 120
+    iteration_timeout: 0.5
+    setup: |
+      import time
+      class Cycle:
+          def __del__(self):
+              time.sleep(600)
+    run: |
+      if i == 5:
+          c = Cycle()
+          c.me = c
+          del c
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#,
+    );
+    let (output, results) = project.run(&["del.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    for name in ["clean-first", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    let error = error_of(&results, "hangs-in-del");
+    assert!(error.contains("ran longer than 0.5 s"), "{error}");
+}
