@@ -1117,3 +1117,54 @@ scenarios:
     let error = error_of(&results, "hangs-in-del");
     assert!(error.contains("ran longer than 0.5 s"), "{error}");
 }
+
+#[test]
+fn a_scenario_that_signals_leakcheck_is_stopped_and_the_run_goes_on() {
+    // os.kill(os.getppid(), SIGTERM) stopped the whole run (exit 143) and named no culprit.
+    let project = Project::new();
+    project.write(
+        "signals.yaml",
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: sends-sigterm
+    run: |
+      import os, signal, time
+      if i == 4:
+          os.kill(os.getppid(), signal.SIGTERM)
+          time.sleep(30)
+  - name: child-sends-sigint
+    setup: |
+      import os, subprocess, sys, time
+    run: |
+      if i == 4:
+          subprocess.run([sys.executable, "-c",
+              "import os, signal; os.kill(int(os.environ['TARGET']), signal.SIGINT)"],
+              env=dict(os.environ, TARGET=str(os.getppid())))
+          time.sleep(30)
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#,
+    );
+    let (output, results) = project.run(&["signals.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert_eq!(results["interrupted"], false, "{log}");
+    for name in ["clean-first", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    let error = error_of(&results, "sends-sigterm");
+    assert!(
+        error.contains("sent SIGTERM to leakcheck itself in"),
+        "{error}"
+    );
+    let error = error_of(&results, "child-sends-sigint");
+    assert!(
+        error.contains("sent SIGINT (Ctrl-C) to leakcheck itself in"),
+        "{error}"
+    );
+}

@@ -99,6 +99,14 @@ pub enum WorkerFailure {
     },
     /// leakcheck itself received a stopping signal; the worker was stopped unfinished.
     Interrupted,
+    /// The scenario (or a process it started) sent leakcheck a stopping signal, which leakcheck
+    /// ignored, stopping the scenario instead.
+    SignalledLeakcheck {
+        /// The phase it was in.
+        phase: Phase,
+        /// The signal, e.g. `libc::SIGTERM`.
+        signal: i32,
+    },
     /// The worker could not be started at all.
     Spawn(String),
 }
@@ -161,6 +169,11 @@ impl WorkerFailure {
                 )
             }
             WorkerFailure::Interrupted => "interrupted before it finished".to_string(),
+            WorkerFailure::SignalledLeakcheck { phase, signal } => format!(
+                "sent {} to leakcheck itself in {phase} (`os.kill(os.getppid(), …)`); leakcheck \
+                 ignored it and stopped this scenario",
+                signals::name(*signal)
+            ),
             WorkerFailure::Spawn(reason) => format!("could not start the worker: {reason}"),
         }
     }
@@ -245,6 +258,7 @@ pub fn run_worker(
         }
     };
     let pid = spawned.child.id();
+    let slot = signals::WorkerSlot::register(pid);
     let cap = request.options.max_rss;
 
     let mut phase = Phase::Prepare;
@@ -332,6 +346,11 @@ pub fn run_worker(
         // A subprocess that inherited the channel can keep it open after the worker exits;
         // stop listening shortly after the worker itself is gone.
         if exited_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+            break;
+        }
+        if let Some(signal) = slot.sent() {
+            reap::kill_group(pid);
+            run.failure = Some(WorkerFailure::SignalledLeakcheck { phase, signal });
             break;
         }
         if signals::interrupted() {
