@@ -148,7 +148,12 @@ fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, ()> {
             })
             .and_then(|dir| config::discover(&dir))
     };
-    found.map_err(|err| eprintln!("error: {err}"))
+    found.map_err(|err| {
+        // One line per problem, each its own `error:`.
+        for line in err.to_string().lines() {
+            eprintln!("error: {}", report::untrusted::terminal(line));
+        }
+    })
 }
 
 fn run_command(args: RunArgs) -> Result<Outcome> {
@@ -189,7 +194,22 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         .or(from_config.report_dir)
         .unwrap_or_else(|| PathBuf::from("reports"));
     let confidence = args.confidence.or(from_config.confidence).unwrap_or(0.99);
-    let python = args.python.clone().or(from_config.python);
+    // The flag over the variable over the configuration, each named in its errors.
+    let python = args
+        .python
+        .clone()
+        .map(|path| (path, "--python".to_string()))
+        .or_else(|| {
+            std::env::var_os("LEAKCHECK_PYTHON")
+                .filter(|v| !v.is_empty())
+                .map(|v| (PathBuf::from(v), "LEAKCHECK_PYTHON".to_string()))
+        })
+        .or_else(|| {
+            let file = config.as_ref().map(|c| c.file.display().to_string());
+            from_config
+                .python
+                .map(|path| (path, format!("`python` in {}", file.unwrap_or_default())))
+        });
     let jobs = args.jobs.or(from_config.jobs).map(usize::from);
     // Read the baseline before spending minutes on scenarios.
     let baseline = match args.baseline.as_deref().map(results::read).transpose() {
@@ -199,10 +219,15 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let environment = match environment::resolve(python.as_deref()) {
+    let environment = match environment::resolve(
+        python
+            .as_ref()
+            .map(|(path, origin)| (path.as_path(), origin.as_str())),
+    ) {
         Ok(env) => env,
         Err(err) => {
-            eprintln!("error: {err}");
+            // It quotes what the program said: not ours to trust.
+            eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
             return Ok(Outcome::InvalidInput);
         }
     };

@@ -175,9 +175,10 @@ pub struct RunArgs {
     pub fail_on_inconclusive: bool,
 
     /// Python interpreter or virtual-environment folder whose packages the scenarios import
-    /// (default: the configuration's `python`, else the active VIRTUAL_ENV, else the embedded
-    /// interpreter's own).
-    #[arg(long, value_name = "PATH", env = "LEAKCHECK_PYTHON")]
+    /// (default: LEAKCHECK_PYTHON, else the configuration's `python`, else the active
+    /// VIRTUAL_ENV, else the embedded interpreter's own). LEAKCHECK_PYTHON is read by leakcheck
+    /// itself rather than by the flag parser, so that its errors name it.
+    #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 
     /// Print only failures and the final line.

@@ -401,3 +401,113 @@ fn values_the_worker_could_not_receive_as_written_are_located_errors() {
     let out = run(&project, &["clean.yaml", "ok.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }
+
+#[test]
+fn bad_configuration_gets_what_bad_scenarios_get() {
+    // Errors once located (`at line 3 column 1` after `line 3:`), without suggestions, the
+    // defaults' at 1:1, TOML's without a line, `--config x.toml` read as YAML, `jobs: 0`
+    // accepted, only the first `tolerance` problem, a missing `python_path` entry accepted.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    project.write(
+        "bad.yaml",
+        "paths: [.]\njobs: 0\nconfidense: 0.9\ndefaults:\n  timeout: 1e300\n  iteratons: 5\n  tolerance: {rss: -1, fds: lots, tracemaloc: 3}\n  python_path: [nowhere]\n",
+    );
+    let out = run(&project, &["clean.yaml", "--config", "bad.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = [
+        "error: bad.yaml:2:7: key `jobs`: must be between 1 and 65535, found 0",
+        "error: bad.yaml:3:1: unknown key `confidense` (did you mean `confidence`?)",
+        "error: bad.yaml:5:12: key `timeout` in project `defaults`: must be at most 2592000 seconds",
+        "error: bad.yaml:6:3: unknown key `iteratons` in project `defaults` (did you mean `iterations`?)",
+        "error: bad.yaml:7:20: key `tolerance.rss` in project `defaults`: must be zero or more",
+        "error: bad.yaml:7:29: key `tolerance.fds` in project `defaults`: `lots` is not a number",
+        "error: bad.yaml:7:35: key `tolerance` in project `defaults`: unknown metric `tracemaloc` (did you mean `tracemalloc`?)",
+        "error: bad.yaml:8:17: key `python_path` in project `defaults`: `nowhere` does not exist",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "expected\n{line}\nin\n{stderr}");
+    }
+    assert!(!stderr.contains("line 3 column"), "{stderr}");
+    assert!(!project.path().join("reports").exists());
+
+    // Any `.toml` is TOML: its [tool.leakcheck], or its top level.
+    project.write(
+        "other.toml",
+        "[tool.leakcheck]\njobs = 0\nconfidense = 0.9\n[tool.leakcheck.defaults]\niteratons = 5\n",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "other.toml"],
+        "error: other.toml:3:1: unknown key `confidense` in [tool.leakcheck] (did you mean `confidence`?)",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "other.toml"],
+        "error: other.toml:5:1: unknown key `iteratons` in project `defaults` (did you mean `iterations`?)",
+    );
+    project.write("broken.toml", "[tool.leakcheck\njobs = 2\n");
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "broken.toml"],
+        "error: broken.toml:1:16: invalid TOML: unclosed table",
+    );
+    // A scenario file's own missing python_path entry, beside a clean scenario.
+    project.write(
+        "lib-missing.yaml",
+        "name: libs\nrun: pass\npython_path: [src, nowhere]\n",
+    );
+    std::fs::create_dir(project.path().join("src")).unwrap();
+    assert_refused(
+        &project,
+        &["clean.yaml", "lib-missing.yaml"],
+        "lib-missing.yaml:3:20: key `python_path` in scenario `libs`: `nowhere` does not exist",
+    );
+    // A TOML file without [tool.leakcheck] is the configuration itself.
+    project.write("plain.toml", "jobs = 2\n");
+    let out = run(&project, &["clean.yaml", "--config", "plain.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn a_bad_python_is_named_as_it_was_given_and_quoted_briefly() {
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let out = cmd
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("LEAKCHECK_PYTHON", "/nope")
+        .args(["run", "clean.yaml", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: LEAKCHECK_PYTHON `/nope` is not a Python interpreter"),
+        "{stderr}"
+    );
+    // A program that is not Python no longer echoes the whole probe script back.
+    assert_refused(
+        &project,
+        &["clean.yaml", "--python", "/bin/ls"],
+        "--python `/bin/ls` is not a Python interpreter or virtual environment: running it failed",
+    );
+    let out = run(&project, &["clean.yaml", "--python", "/bin/ls"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("sysconfig"), "{stderr}");
+    assert!(stderr.lines().count() <= 2, "{stderr}");
+    project.write("py.yaml", "python: /nope\n");
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "py.yaml"],
+        "`python` in py.yaml `/nope` is not a Python interpreter",
+    );
+}

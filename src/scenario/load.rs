@@ -293,6 +293,8 @@ struct Invalid {
     pos: Pos,
     key: Option<String>,
     text: String,
+    /// Further problems of the same value (each entry of a `tolerance` map is checked).
+    more: Vec<Invalid>,
 }
 
 impl Invalid {
@@ -301,7 +303,18 @@ impl Invalid {
             pos,
             key: None,
             text: text.into(),
+            more: Vec::new(),
         }
+    }
+
+    /// All of `problems` as one error, or `None` when there are none.
+    fn all(mut problems: Vec<Invalid>) -> Option<Invalid> {
+        if problems.is_empty() {
+            return None;
+        }
+        let mut first = problems.remove(0);
+        first.more.extend(problems);
+        Some(first)
     }
 
     /// "expected {what}, found {the value}", with a hint when a scalar only needs quotes.
@@ -343,7 +356,7 @@ pub struct ProjectDefaults(Settings);
 /// relative `python_path` entries start from.
 pub(crate) fn project_defaults(
     file: &Path,
-    source: &str,
+    node: &Node,
 ) -> Result<ProjectDefaults, Vec<ScenarioError>> {
     let mut checker = Checker {
         file,
@@ -351,27 +364,17 @@ pub(crate) fn project_defaults(
         outcome: FileOutcome::default(),
         project: None,
     };
-    let settings = match yaml::parse(source) {
-        Ok(Document::Node(node)) => match &node.value {
-            Value::Map(map) => {
-                checker.settings(map, &Label("project `defaults`".into()), Kind::Defaults)
-            }
-            other => {
-                let message = format!(
-                    "`defaults` must be a mapping of scenario keys, found {}",
-                    other.describe()
-                );
-                checker.error(node.pos, Some("defaults"), message);
-                Settings::default()
-            }
-        },
-        Ok(Document::Empty) => Settings::default(),
-        Err(syntax) => {
-            checker.error(
-                syntax.pos.unwrap_or(Pos::START),
-                Some("defaults"),
-                syntax.message,
+    let settings = match &node.value {
+        Value::Map(map) => {
+            checker.settings(map, &Label("project `defaults`".into()), Kind::Defaults)
+        }
+        Value::Null => Settings::default(),
+        other => {
+            let message = format!(
+                "`defaults` must be a mapping of scenario keys, found {}",
+                other.describe()
             );
+            checker.error(node.pos, Some("defaults"), message);
             Settings::default()
         }
     };
@@ -653,10 +656,13 @@ impl Checker<'_> {
                 at: entry.key_pos,
                 value_at: entry.value.pos,
             }),
-            Err(invalid) => {
-                let key = invalid.key.as_deref().unwrap_or(entry.key);
-                let message = format!("key `{key}` {place}: {}", invalid.text);
-                self.error(invalid.pos, Some(key), message);
+            Err(mut invalid) => {
+                let more = std::mem::take(&mut invalid.more);
+                for invalid in std::iter::once(invalid).chain(more) {
+                    let key = invalid.key.as_deref().unwrap_or(entry.key);
+                    let message = format!("key `{key}` {place}: {}", invalid.text);
+                    self.error(invalid.pos, Some(key), message);
+                }
                 failed.push(entry.key);
                 None
             }
@@ -1163,14 +1169,14 @@ fn parse_strings<'n>(node: &'n Node, what: &str) -> Result<Vec<(&'n Node, &'n st
 /// `python_path` entries, resolved against the scenario file's directory and made absolute
 /// (without resolving symlinks, so paths read as the user wrote them).
 fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
-    parse_strings(node, "directories")?
+    let (paths, problems): (Vec<_>, Vec<_>) = parse_strings(node, "directories")?
         .into_iter()
         .map(|(item, text)| {
             let path = std::path::absolute(dir.join(text)).map_err(|err| {
                 Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}"))
             })?;
-            // A missing folder is allowed (Python skips it), a symlink loop is not: it is
-            // always a mistake, and every import would trip over it.
+            // Python skips a missing folder without a word, and the scenario then fails with
+            // ModuleNotFoundError far from the typo; a symlink loop would trip every import.
             match fs::metadata(&path) {
                 Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(Invalid::new(
                     item.pos,
@@ -1179,10 +1185,23 @@ fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
                         path.display()
                     ),
                 )),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Invalid::new(
+                    item.pos,
+                    format!(
+                        "`{text}` does not exist ({}; relative entries start from the file's \
+                         folder)",
+                        path.display()
+                    ),
+                )),
                 _ => Ok(path),
             }
         })
-        .collect()
+        .partition(Result::is_ok);
+    // Every entry is checked, and every problem reported.
+    match Invalid::all(problems.into_iter().filter_map(Result::err).collect()) {
+        Some(invalid) => Err(invalid),
+        None => Ok(paths.into_iter().filter_map(Result::ok).collect()),
+    }
 }
 
 fn parse_tags(node: &Node) -> Result<Vec<String>, Invalid> {
@@ -1233,48 +1252,69 @@ fn parse_tolerance(node: &Node) -> Result<BTreeMap<Metric, f64>, Invalid> {
         ));
     };
     let mut tolerance = BTreeMap::new();
+    // Every entry is checked, and every problem reported.
+    let mut problems = Vec::new();
     for (key, value) in entries {
-        let Value::Str(name) = &key.value else {
-            return Err(Invalid::expected(key, "a metric name"));
-        };
-        let metric = parse_metric(key, name)?;
-        let sub_key = format!("tolerance.{name}");
-        let at_value = |text: String| Invalid {
-            pos: value.pos,
-            key: Some(sub_key.clone()),
-            text,
-        };
-        if tolerance.contains_key(&metric) {
-            return Err(Invalid {
-                pos: key.pos,
-                key: Some(sub_key.clone()),
-                text: "appears twice: keep one".to_string(),
-            });
-        }
-        let allowed = match &value.value {
-            Value::Int(i) => *i as f64,
-            Value::Float(f) => *f,
-            Value::Str(text) => parse_quantity(text, metric.unit()).map_err(at_value)?,
-            _ => {
-                let example = match metric.unit() {
-                    crate::units::Unit::Bytes => "a number of bytes or a quantity such as \"64 B\"",
-                    crate::units::Unit::Count => "a number",
-                };
-                return Err(at_value(format!(
-                    "expected {example}, found {}",
-                    value.value.describe()
-                )));
+        match tolerance_entry(key, value, &tolerance) {
+            Ok((metric, allowed)) => {
+                tolerance.insert(metric, allowed);
             }
-        };
-        if !allowed.is_finite() || allowed < 0.0 {
+            Err(invalid) => problems.push(invalid),
+        }
+    }
+    match Invalid::all(problems) {
+        Some(invalid) => Err(invalid),
+        None => Ok(tolerance),
+    }
+}
+
+/// One `metric: allowed` entry of a `tolerance` map, given the entries read before it.
+fn tolerance_entry(
+    key: &Node,
+    value: &Node,
+    seen: &BTreeMap<Metric, f64>,
+) -> Result<(Metric, f64), Invalid> {
+    let Value::Str(name) = &key.value else {
+        return Err(Invalid::expected(key, "a metric name"));
+    };
+    let metric = parse_metric(key, name)?;
+    let sub_key = format!("tolerance.{name}");
+    let at_value = |text: String| Invalid {
+        pos: value.pos,
+        key: Some(sub_key.clone()),
+        text,
+        more: Vec::new(),
+    };
+    if seen.contains_key(&metric) {
+        return Err(Invalid {
+            pos: key.pos,
+            key: Some(sub_key.clone()),
+            text: "appears twice: keep one".to_string(),
+            more: Vec::new(),
+        });
+    }
+    let allowed = match &value.value {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::Str(text) => parse_quantity(text, metric.unit()).map_err(at_value)?,
+        _ => {
+            let example = match metric.unit() {
+                crate::units::Unit::Bytes => "a number of bytes or a quantity such as \"64 B\"",
+                crate::units::Unit::Count => "a number",
+            };
             return Err(at_value(format!(
-                "must be zero or more, found {}",
+                "expected {example}, found {}",
                 value.value.describe()
             )));
         }
-        tolerance.insert(metric, allowed);
+    };
+    if !allowed.is_finite() || allowed < 0.0 {
+        return Err(at_value(format!(
+            "must be zero or more, found {}",
+            value.value.describe()
+        )));
     }
-    Ok(tolerance)
+    Ok((metric, allowed))
 }
 
 fn parse_expect(node: &Node) -> Result<Expect, Invalid> {

@@ -31,7 +31,7 @@
 mod discover;
 mod error;
 mod load;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,9 +64,15 @@ pub fn samples_over_budget(warmup: u64, max_iterations: u64, sample_every: u64) 
     (samples > MAX_SAMPLES).then_some(samples)
 }
 
-/// Reads the `defaults` of a project configuration file, given as YAML text.
-pub fn project_defaults(file: &Path, yaml: &str) -> Result<ProjectDefaults, Vec<ScenarioError>> {
-    load::project_defaults(file, yaml)
+pub(crate) use load::closest;
+
+/// Checks the `defaults` mapping of a project configuration file, read into a positioned tree
+/// (from YAML or TOML), with the rules of a scenario file's `defaults:`.
+pub(crate) fn project_defaults(
+    file: &Path,
+    node: &yaml::Node,
+) -> Result<ProjectDefaults, Vec<ScenarioError>> {
+    load::project_defaults(file, node)
 }
 
 /// The code a scenario runs once per iteration, the thing checked for leaks.
