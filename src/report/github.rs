@@ -226,9 +226,11 @@ fn outcome(results: &RunResults, scenario: &ScenarioResult) -> String {
     }
 }
 
-/// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML.
+/// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML, no control
+/// characters.
 fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
+    super::untrusted::annotation(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")
