@@ -210,7 +210,7 @@ pub struct RunArgs {
     pub frames: u32,
 
     /// Time budget in seconds for the referrer-chain search of one scenario.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_budget)]
     pub chain_timeout: f64,
 
     /// Memory cap of each worker, subprocesses included, e.g. `2 GiB`: a worker that goes over
@@ -248,6 +248,22 @@ fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` must be a size above 0, e.g. `2 GiB`"));
     }
     Ok(bytes as u64)
+}
+
+/// A time budget in seconds: finite, from 0 to 30 days (`inf` reached the worker as JSON
+/// `null` and failed every scenario).
+fn parse_budget(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.0..=crate::scenario::MAX_SECONDS).contains(&secs) {
+        return Err(format!(
+            "`{text}` must be a number of seconds from 0 to {} (30 days)",
+            crate::scenario::MAX_SECONDS
+        ));
+    }
+    Ok(secs)
 }
 
 fn parse_confidence(text: &str) -> Result<f64, String> {

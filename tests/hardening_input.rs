@@ -253,7 +253,16 @@ fn flags_beyond_what_the_run_can_hold_are_refused() {
         "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
     );
     let deep = format!("{}clean{}", "(".repeat(20_000), ")".repeat(20_000));
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        // `inf` reached the workers as JSON null: every scenario failed.
+        (
+            &["--chain-timeout", "inf"],
+            "`inf` must be a number of seconds from 0 to 2592000 (30 days)",
+        ),
+        (
+            &["--chain-timeout", "nan"],
+            "`nan` must be a number of seconds from 0 to 2592000",
+        ),
         (
             &["--max-iterations", "1000000000000"],
             "error: --max-iterations 1000000000000: scenario `clean` (clean.yaml:1) samples every 1 iterations, so it would take 1000000000000 samples, and at most 100000 are kept",
