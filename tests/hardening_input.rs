@@ -397,6 +397,14 @@ fn values_the_worker_could_not_receive_as_written_are_located_errors() {
             "name: \"bell\\aname\"\nrun: pass\n",
             "must not contain control characters, found '\\u{7}'",
         ),
+        (
+            "name: t\nsetup: \"x = 1\\0\"\nrun: pass\n",
+            "t.yaml:2:8: key `setup` in scenario `t`: Python source cannot contain NUL characters",
+        ),
+        (
+            "name: t\nrun: pass\ntags: [ok, \"b\\x1bad\"]\n",
+            "t.yaml:3:12: key `tags` in scenario `t`: tags must not contain control characters",
+        ),
     ];
     for (text, expected) in cases {
         project.write("t.yaml", text);

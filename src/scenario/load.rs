@@ -592,8 +592,8 @@ impl Checker<'_> {
                 }
                 "name" => s.name = self.field(entry, &place, failed, parse_name),
                 "description" => s.description = self.field(entry, &place, failed, parse_text),
-                "setup" => s.setup = self.field(entry, &place, failed, parse_text),
-                "teardown" => s.teardown = self.field(entry, &place, failed, parse_text),
+                "setup" => s.setup = self.field(entry, &place, failed, parse_code),
+                "teardown" => s.teardown = self.field(entry, &place, failed, parse_code),
                 "run" | "call" if body_key.is_some() => {
                     let message = format!("{} sets both `run` and `call`: keep one", label.0);
                     self.error(entry.key_pos, Some(entry.key), message);
@@ -1039,8 +1039,20 @@ fn parse_name(node: &Node) -> Result<String, Invalid> {
     Ok(name)
 }
 
-fn parse_run(node: &Node) -> Result<Body, Invalid> {
+/// Python source: text without NUL, which `compile` refuses (the worker failed on it).
+fn parse_code(node: &Node) -> Result<String, Invalid> {
     let code = parse_text(node)?;
+    if code.contains('\0') {
+        return Err(Invalid::new(
+            node.pos,
+            "Python source cannot contain NUL characters: write `\\0` inside a string literal",
+        ));
+    }
+    Ok(code)
+}
+
+fn parse_run(node: &Node) -> Result<Body, Invalid> {
+    let code = parse_code(node)?;
     if code.trim().is_empty() {
         return Err(Invalid::new(
             node.pos,
@@ -1205,10 +1217,17 @@ fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
 }
 
 fn parse_tags(node: &Node) -> Result<Vec<String>, Invalid> {
-    Ok(parse_strings(node, "strings")?
+    parse_strings(node, "strings")?
         .into_iter()
-        .map(|(_, t)| t.to_string())
-        .collect())
+        .map(|(item, tag)| match tag.chars().find(|c| c.is_control()) {
+            // Tags are matched by `-k` and listed, as names are.
+            Some(c) => Err(Invalid::new(
+                item.pos,
+                format!("tags must not contain control characters, found {c:?}"),
+            )),
+            None => Ok(tag.to_string()),
+        })
+        .collect()
 }
 
 /// A metric by name, suggesting the closest one for a typo.
