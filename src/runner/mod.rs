@@ -99,6 +99,11 @@ enum Report {
 /// Each scheduling thread takes the next scenario index from a shared counter, supervises its
 /// worker and sends what happens to this thread, which alone talks to the event sink: reporters
 /// need no locking and see events in a consistent order per scenario.
+///
+/// The calling process becomes a child subreaper for the run and, once no worker runs, kills
+/// every child it still has (the strays of workers re-parented to it, see
+/// `reap::kill_orphans`): call it from a process whose only children are its workers, as the
+/// `leakcheck` binary is.
 pub fn run_scenarios(
     scenarios: &[Scenario],
     settings: &RunSettings,
