@@ -286,17 +286,41 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
     )
 }
 
+/// How to run a scenario that ran up to `most` iterations four times as long, within what a
+/// scenario may ask for (a wrapped product once suggested fewer iterations than it ran).
+fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
+    use crate::scenario::{MAX_ITERATIONS, MAX_SAMPLES};
+    match most {
+        Some(most) if most > 0 && most < MAX_ITERATIONS => {
+            let suggested = most.saturating_mul(4).min(MAX_ITERATIONS);
+            // Sampled sparsely enough to stay within the sample budget.
+            let needed = warmup
+                .saturating_add(suggested)
+                .div_ceil(MAX_SAMPLES)
+                .max(sample_every);
+            let sampling = if needed > sample_every {
+                format!(" with `sample_every: {needed}`")
+            } else {
+                String::new()
+            };
+            format!(
+                "run it longer (`max_iterations: {suggested}`{sampling} in the scenario, or \
+                 `--max-iterations {suggested}`)"
+            )
+        }
+        Some(_) => "it already runs the most iterations a scenario may".to_string(),
+        None => "run it longer (`max_iterations` in the scenario)".to_string(),
+    }
+}
+
 /// What to do about an inconclusive scenario: more samples narrow the interval, and a growth
 /// that is acceptable calls for a tolerance that says so.
 fn inconclusive_advice(scenario: &ScenarioResult) -> String {
-    let longer = match scenario.analysis.as_ref().map(|a| a.max_iterations) {
-        Some(most) if most > 0 => format!(
-            "run it longer (`max_iterations: {}` in the scenario, or `--max-iterations {}`)",
-            most * 4,
-            most * 4
-        ),
-        _ => "run it longer (`max_iterations` in the scenario)".to_string(),
-    };
+    let longer = longer_run(
+        scenario.warmup,
+        scenario.sample_every,
+        scenario.analysis.as_ref().map(|a| a.max_iterations),
+    );
     format!(
         "to decide: {longer}; or, if growth this close to the tolerance is acceptable, raise the \
          metric's `tolerance`"
@@ -321,5 +345,30 @@ fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> Stri
             format_quantity((fit.ci_high - fit.ci_low) / 2.0, result.unit),
         ),
         None => "-".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_longer_run_is_suggested_within_the_limits() {
+        assert_eq!(
+            longer_run(20, 8, Some(800)),
+            "run it longer (`max_iterations: 3200` in the scenario, or `--max-iterations 3200`)"
+        );
+        // Past the sample budget, sampled more sparsely.
+        assert_eq!(
+            longer_run(20, 2, Some(100_000)),
+            "run it longer (`max_iterations: 400000` with `sample_every: 5` in the scenario, or \
+             `--max-iterations 400000`)"
+        );
+        // Never beyond the largest count, never wrapped below what ran.
+        assert!(longer_run(0, 1, Some(900_000_000_000)).contains("max_iterations: 1000000000000"));
+        assert_eq!(
+            longer_run(0, 1, Some(crate::scenario::MAX_ITERATIONS)),
+            "it already runs the most iterations a scenario may"
+        );
     }
 }
