@@ -107,7 +107,8 @@ fn select(args: &SelectArgs, config: Option<&ProjectConfig>) -> Option<Vec<Scena
         Ok(scenarios) => scenarios,
         Err(errors) => {
             for err in &errors {
-                eprintln!("error: {err}");
+                // A file's text is quoted in its errors: shown escaped, as scenario text is.
+                eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
             }
             let files: std::collections::BTreeSet<&PathBuf> =
                 errors.iter().map(|e| &e.file).collect();
@@ -147,7 +148,12 @@ fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, ()> {
             })
             .and_then(|dir| config::discover(&dir))
     };
-    found.map_err(|err| eprintln!("error: {err}"))
+    found.map_err(|err| {
+        // One line per problem, each its own `error:`.
+        for line in err.to_string().lines() {
+            eprintln!("error: {}", report::untrusted::terminal(line));
+        }
+    })
 }
 
 fn run_command(args: RunArgs) -> Result<Outcome> {
@@ -161,6 +167,23 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         for scenario in &mut scenarios {
             scenario.max_iterations = max.max(scenario.iterations);
             scenario.max_iterations_set = true;
+            if let Some(samples) = scenario::samples_over_budget(
+                scenario.warmup,
+                scenario.max_iterations,
+                scenario.sample_every,
+            ) {
+                eprintln!(
+                    "error: --max-iterations {max}: scenario `{}` ({}:{}) samples every {} \
+                     iterations, so it would take {samples} samples, and at most {} are kept \
+                     (lower --max-iterations or raise its `sample_every`)",
+                    scenario.name,
+                    scenario.file.display(),
+                    scenario.line,
+                    scenario.sample_every,
+                    scenario::MAX_SAMPLES,
+                );
+                return Ok(Outcome::InvalidInput);
+            }
         }
     }
     // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
@@ -172,7 +195,22 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         .or(from_config.report_dir)
         .unwrap_or_else(|| PathBuf::from("reports"));
     let confidence = args.confidence.or(from_config.confidence).unwrap_or(0.99);
-    let python = args.python.clone().or(from_config.python);
+    // The flag over the variable over the configuration, each named in its errors.
+    let python = args
+        .python
+        .clone()
+        .map(|path| (path, "--python".to_string()))
+        .or_else(|| {
+            std::env::var_os("LEAKCHECK_PYTHON")
+                .filter(|v| !v.is_empty())
+                .map(|v| (PathBuf::from(v), "LEAKCHECK_PYTHON".to_string()))
+        })
+        .or_else(|| {
+            let file = config.as_ref().map(|c| c.file.display().to_string());
+            from_config
+                .python
+                .map(|path| (path, format!("`python` in {}", file.unwrap_or_default())))
+        });
     let jobs = args.jobs.or(from_config.jobs).map(usize::from);
     // Read the baseline before spending minutes on scenarios.
     let baseline = match args.baseline.as_deref().map(results::read).transpose() {
@@ -182,10 +220,15 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let environment = match environment::resolve(python.as_deref()) {
+    let environment = match environment::resolve(
+        python
+            .as_ref()
+            .map(|(path, origin)| (path.as_path(), origin.as_str())),
+    ) {
         Ok(env) => env,
         Err(err) => {
-            eprintln!("error: {err}");
+            // It quotes what the program said: not ours to trust.
+            eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
             return Ok(Outcome::InvalidInput);
         }
     };
@@ -205,8 +248,10 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             frames: args.frames,
             chain_timeout_secs: args.chain_timeout.max(0.0),
             probe_holders: true,
+            // Shared by the workers that can run at once: never more than the scenarios.
             max_rss: args.max_rss.unwrap_or_else(|| {
-                runner::limits::default_max_rss(jobs.unwrap_or_else(default_jobs))
+                let at_once = jobs.unwrap_or_else(default_jobs).min(scenarios.len());
+                runner::limits::default_max_rss(at_once)
             }),
             seed: args.seed,
         },
@@ -218,7 +263,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         return Ok(Outcome::InvalidInput);
     }
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
-    let mut results = runner::run_scenarios(&scenarios, &settings, &mut display);
+    let mut journal = report::journal::Journal::new(&mut display, &settings, report_dir.clone());
+    let mut results = runner::run_scenarios(&scenarios, &settings, &mut journal);
     if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
         results.baseline = Some(compare::compare(old, path, &results));
         if args.fail_on_regression {
@@ -277,6 +323,33 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         };
         results.baseline = Some(compare::compare(&old, path, &results));
     }
+    let dir = args.report_dir.clone().or_else(|| {
+        args.html.is_none().then(|| match args.results.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+    });
+    // An output over an input would replace the results with a report of them.
+    let inputs: Vec<&PathBuf> = std::iter::once(&args.results)
+        .chain(args.baseline.as_ref())
+        .collect();
+    let outputs = args.html.iter().cloned().chain(dir.iter().flat_map(|dir| {
+        ["index.html", "junit.xml", "results.json"]
+            .map(|name| dir.join(name))
+            .into_iter()
+            .filter(|path| !same_file(path, &args.results))
+    }));
+    for output in outputs {
+        if let Some(input) = inputs.iter().find(|input| same_file(&output, input)) {
+            eprintln!(
+                "error: `{}` is an input of this command (`{}`), and writing a report there \
+                 would replace it: choose another --html or --report-dir",
+                output.display(),
+                input.display()
+            );
+            return Ok(Outcome::InvalidInput);
+        }
+    }
     let mut written = Vec::new();
     if let Some(html) = &args.html {
         if let Some(parent) = html.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -286,12 +359,6 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         report::write_atomically(html, report::html::render(&results)?.as_bytes())?;
         written.push(html.clone());
     }
-    let dir = args.report_dir.clone().or_else(|| {
-        args.html.is_none().then(|| match args.results.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        })
-    });
     if let Some(dir) = dir {
         written.extend(report::write_all_except(
             &results,
@@ -301,6 +368,15 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     }
     print_outcome(&results, &written, false)?;
     Ok(Outcome::Success)
+}
+
+/// Whether `a` and `b` name one existing file (through links, `..` or hard links alike).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The baseline comparison first, then the summary, then the files written.

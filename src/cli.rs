@@ -151,13 +151,23 @@ pub struct RunArgs {
 
     /// Most measured iterations of any scenario: overrides each scenario's `max_iterations`
     /// (default 4 × `iterations`). A value at or below a scenario's `iterations` gives it a fixed
-    /// count, e.g. `--max-iterations 0`.
-    #[arg(long, value_name = "N")]
+    /// count, e.g. `--max-iterations 0`. At most 10^12, and at most 100000 samples a run.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(..=crate::scenario::MAX_ITERATIONS)
+    )]
     pub max_iterations: Option<u64>,
 
     /// Seed of the workers' PYTHONHASHSEED and of Python's `random` before `setup`, so reruns
-    /// see the same dict layouts and the same random data.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// see the same dict layouts and the same random data: 0 to 4294967295, PYTHONHASHSEED's
+    /// range.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX))
+    )]
     pub seed: u64,
 
     /// Treat `inconclusive` verdicts as failures (exit code 1).
@@ -165,9 +175,10 @@ pub struct RunArgs {
     pub fail_on_inconclusive: bool,
 
     /// Python interpreter or virtual-environment folder whose packages the scenarios import
-    /// (default: the configuration's `python`, else the active VIRTUAL_ENV, else the embedded
-    /// interpreter's own).
-    #[arg(long, value_name = "PATH", env = "LEAKCHECK_PYTHON")]
+    /// (default: LEAKCHECK_PYTHON, else the configuration's `python`, else the active
+    /// VIRTUAL_ENV, else the embedded interpreter's own). LEAKCHECK_PYTHON is read by leakcheck
+    /// itself rather than by the flag parser, so that its errors name it.
+    #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 
     /// Print only failures and the final line.
@@ -199,12 +210,13 @@ pub struct RunArgs {
     pub frames: u32,
 
     /// Time budget in seconds for the referrer-chain search of one scenario.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_budget)]
     pub chain_timeout: f64,
 
     /// Memory cap of each worker, subprocesses included, e.g. `2 GiB`: a worker that goes over
     /// it is stopped (verdict `leak`). A scenario's `max_rss` wins. Default: half the machine's
-    /// memory shared between the parallel jobs, at most 4 GiB.
+    /// memory shared between the workers that run at once (at most -j, at most the number of
+    /// scenarios), at most 4 GiB.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_rss: Option<u64>,
 }
@@ -236,6 +248,22 @@ fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` must be a size above 0, e.g. `2 GiB`"));
     }
     Ok(bytes as u64)
+}
+
+/// A time budget in seconds: finite, from 0 to 30 days (`inf` reached the worker as JSON
+/// `null` and failed every scenario).
+fn parse_budget(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.0..=crate::scenario::MAX_SECONDS).contains(&secs) {
+        return Err(format!(
+            "`{text}` must be a number of seconds from 0 to {} (30 days)",
+            crate::scenario::MAX_SECONDS
+        ));
+    }
+    Ok(secs)
 }
 
 fn parse_confidence(text: &str) -> Result<f64, String> {

@@ -8,8 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
+use crate::scenario::yaml::{self, Document, Node, Pos, Value};
 use crate::scenario::{self, ProjectDefaults};
 
 /// File names looked for in each folder, in this order.
@@ -45,33 +44,31 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// Wrong keys or values.
+    /// A problem with the file as a whole.
     #[error("{}: {message}", file.display())]
     Invalid {
         /// The file.
         file: PathBuf,
-        /// What is wrong, with line and key where known.
+        /// What is wrong.
         message: String,
     },
-    /// Invalid scenario defaults.
+    /// Wrong keys or values, every one, each as `file:line:column: message`.
     #[error("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Defaults {
-        /// One per problem.
+        /// One per problem, in file order.
         errors: Vec<scenario::ScenarioError>,
     },
 }
 
-/// The keys of the configuration, in either file format.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw<D> {
-    paths: Option<Vec<PathBuf>>,
-    report_dir: Option<PathBuf>,
-    jobs: Option<u16>,
-    python: Option<PathBuf>,
-    confidence: Option<f64>,
-    defaults: Option<D>,
-}
+/// The keys of a configuration, in either file format.
+const KEYS: [&str; 6] = [
+    "paths",
+    "report_dir",
+    "jobs",
+    "python",
+    "confidence",
+    "defaults",
+];
 
 /// Looks for a configuration in `start` and its parents.
 pub fn discover(start: &Path) -> Result<Option<ProjectConfig>, ConfigError> {
@@ -83,7 +80,7 @@ pub fn discover(start: &Path) -> Result<Option<ProjectConfig>, ConfigError> {
         let pyproject = folder.join(FILE_NAMES[1]);
         if pyproject.is_file() {
             // A pyproject.toml without [tool.leakcheck] does not stop the search.
-            if let Some(config) = load_pyproject(&pyproject)? {
+            if let Some(config) = load_toml(&pyproject, true)? {
                 return Ok(Some(config));
             }
         }
@@ -91,94 +88,316 @@ pub fn discover(start: &Path) -> Result<Option<ProjectConfig>, ConfigError> {
     Ok(None)
 }
 
-/// Reads one configuration file of either kind.
+/// Reads one configuration file: TOML when its name ends in `.toml` (its `[tool.leakcheck]`
+/// table, or for a file other than pyproject.toml its top level when it has none), else YAML.
 pub fn load(file: &Path) -> Result<ProjectConfig, ConfigError> {
-    if file.file_name().is_some_and(|n| n == "pyproject.toml") {
-        return load_pyproject(file)?.ok_or_else(|| ConfigError::Invalid {
+    let is_toml = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if is_toml {
+        let pyproject = file.file_name().is_some_and(|n| n == FILE_NAMES[1]);
+        return load_toml(file, pyproject)?.ok_or_else(|| ConfigError::Invalid {
             file: file.to_path_buf(),
             message: "no [tool.leakcheck] table".to_string(),
         });
     }
     let text = read(file)?;
-    let raw: Raw<serde_yaml_ng::Value> =
-        serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Invalid {
-            file: file.to_path_buf(),
-            message: match err.location() {
-                Some(at) => format!("line {}: {err}", at.line()),
-                None => err.to_string(),
+    let located = |pos: Option<Pos>, message: String| ConfigError::Defaults {
+        errors: vec![match pos {
+            Some(pos) => scenario::ScenarioError::at(file, pos, None, message),
+            None => scenario::ScenarioError::in_file(file, message),
+        }],
+    };
+    match yaml::parse(&text) {
+        Ok(Document::Node(root)) => check(file, &root, None),
+        Ok(Document::Empty) => check(
+            file,
+            &Node {
+                pos: Pos::START,
+                value: Value::Map(Vec::new()),
             },
-        })?;
-    finish(file, raw, |value| serde_yaml_ng::to_string(value).ok())
-}
-
-fn load_pyproject(file: &Path) -> Result<Option<ProjectConfig>, ConfigError> {
-    let text = read(file)?;
-    let invalid = |message: String| ConfigError::Invalid {
-        file: file.to_path_buf(),
-        message,
-    };
-    let document: toml::Table = toml::from_str(&text).map_err(|err| invalid(err.to_string()))?;
-    let Some(table) = document
-        .get("tool")
-        .and_then(|tool| tool.get("leakcheck"))
-        .cloned()
-    else {
-        return Ok(None);
-    };
-    let raw: Raw<toml::Value> = table
-        .try_into()
-        .map_err(|err: toml::de::Error| invalid(format!("[tool.leakcheck]: {err}")))?;
-    finish(file, raw, |value| serde_yaml_ng::to_string(value).ok()).map(Some)
-}
-
-fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
-        file: file.to_path_buf(),
-        source,
-    })
-}
-
-/// Resolves paths against the file's folder and checks the scenario defaults with the scenario
-/// loader itself, so they obey exactly the rules of a scenario file's `defaults:`.
-fn finish<D>(
-    file: &Path,
-    raw: Raw<D>,
-    to_yaml: impl Fn(&D) -> Option<String>,
-) -> Result<ProjectConfig, ConfigError> {
-    let folder = file.parent().unwrap_or(Path::new("."));
-    let resolve = |p: PathBuf| if p.is_absolute() { p } else { folder.join(p) };
-    if let Some(confidence) = raw.confidence
-        && !(0.5..=0.9999).contains(&confidence)
-    {
-        return Err(ConfigError::Invalid {
-            file: file.to_path_buf(),
-            message: format!("key `confidence`: {confidence} is outside 0.5 to 0.9999"),
-        });
+            None,
+        ),
+        Err(syntax) => Err(located(syntax.pos, syntax.message)),
     }
-    let defaults = match &raw.defaults {
-        None => None,
-        Some(value) => {
-            let yaml = to_yaml(value).unwrap_or_default();
-            Some(
-                scenario::project_defaults(file, &yaml)
-                    .map_err(|errors| ConfigError::Defaults { errors })?,
-            )
+}
+
+/// Reads a TOML configuration: `[tool.leakcheck]`, or `None` when there is none and `only_tool`
+/// (pyproject.toml, which other tools share); otherwise the whole document when there is none.
+fn load_toml(file: &Path, only_tool: bool) -> Result<Option<ProjectConfig>, ConfigError> {
+    let text = read(file)?;
+    let lines = LineIndex::new(&text);
+    let document = toml::de::DeTable::parse(&text).map_err(|err| ConfigError::Defaults {
+        errors: vec![match err.span() {
+            Some(span) => scenario::ScenarioError::at(
+                file,
+                lines.pos(span.start),
+                None,
+                format!("invalid TOML: {}", err.message().trim_end()),
+            ),
+            None => scenario::ScenarioError::in_file(
+                file,
+                format!("invalid TOML: {}", err.message().trim_end()),
+            ),
+        }],
+    })?;
+    let root = toml_node(
+        &lines,
+        document.span(),
+        &toml::de::DeValue::Table(document.into_inner()),
+    );
+    let tool = lookup(&root, "tool").and_then(|tool| lookup(tool, "leakcheck"));
+    match tool {
+        Some(table) => check(file, table, Some("[tool.leakcheck]")).map(Some),
+        None if only_tool => Ok(None),
+        None => check(file, &root, None).map(Some),
+    }
+}
+
+/// The value of `key` in a mapping node.
+fn lookup<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    let Value::Map(entries) = &node.value else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+        .map(|(_, v)| v)
+}
+
+/// Byte offsets to 1-based lines and columns (in characters, as libyaml counts them).
+struct LineIndex<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
+    }
+
+    fn pos(&self, offset: usize) -> Pos {
+        let line = self.starts.partition_point(|&start| start <= offset).max(1);
+        let start = self.starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset.min(self.text.len()))
+            .map_or(0, |s| s.chars().count());
+        Pos {
+            line,
+            column: column + 1,
+        }
+    }
+}
+
+/// A TOML value as the positioned tree scenario files are checked on, so that both formats
+/// get the same checks and the same `file:line:column` messages.
+fn toml_node(
+    lines: &LineIndex<'_>,
+    span: std::ops::Range<usize>,
+    value: &toml::de::DeValue<'_>,
+) -> Node {
+    use toml::de::DeValue;
+    let pos = lines.pos(span.start);
+    let value = match value {
+        DeValue::String(s) => Value::Str(s.to_string()),
+        DeValue::Integer(i) => {
+            let digits = i.as_str().replace('_', "");
+            match i128::from_str_radix(digits.trim_start_matches('+'), i.radix()) {
+                Ok(n) => Value::Int(n),
+                Err(_) => Value::Str(i.as_str().to_string()),
+            }
+        }
+        DeValue::Float(f) => {
+            let text = f.as_str().replace('_', "");
+            Value::Float(text.parse().unwrap_or(f64::NAN))
+        }
+        DeValue::Boolean(b) => Value::Bool(*b),
+        DeValue::Datetime(d) => Value::Str(d.to_string()),
+        DeValue::Array(items) => Value::Seq(
+            items
+                .iter()
+                .map(|item| toml_node(lines, item.span(), item.get_ref()))
+                .collect(),
+        ),
+        DeValue::Table(table) => {
+            let mut entries: Vec<(Node, Node)> = table
+                .iter()
+                .map(|(key, value)| {
+                    let key_node = Node {
+                        pos: lines.pos(key.span().start),
+                        value: Value::Str(key.get_ref().to_string()),
+                    };
+                    (key_node, toml_node(lines, value.span(), value.get_ref()))
+                })
+                .collect();
+            entries.sort_by_key(|(k, _)| k.pos);
+            Value::Map(entries)
         }
     };
-    Ok(ProjectConfig {
+    Node { pos, value }
+}
+
+/// Largest configuration file read; more is not a configuration (`/dev/zero`, a data file).
+const MAX_CONFIG_BYTES: u64 = 10 << 20;
+
+fn read(file: &Path) -> Result<String, ConfigError> {
+    crate::input::read_text(file, MAX_CONFIG_BYTES).map_err(|err| ConfigError::Io {
         file: file.to_path_buf(),
-        paths: raw
-            .paths
-            .unwrap_or_default()
-            .into_iter()
-            .map(resolve)
-            .collect(),
-        report_dir: raw.report_dir.map(resolve),
-        jobs: raw.jobs,
-        python: raw.python.map(resolve),
-        confidence: raw.confidence,
-        defaults,
+        source: err.into_io(),
     })
+}
+
+/// Checks every key of the configuration mapping `root` and reports every problem at once,
+/// each at its place, with the closest key suggested for a typo; `table` names a TOML table
+/// for messages. The scenario defaults are checked by the scenario loader itself, so they obey
+/// exactly the rules of a scenario file's `defaults:`. Paths are resolved against the file's
+/// folder.
+fn check(file: &Path, root: &Node, table: Option<&str>) -> Result<ProjectConfig, ConfigError> {
+    let mut errors = Vec::new();
+    let mut error = |pos: Pos, key: &str, message: String| {
+        errors.push(scenario::ScenarioError::at(file, pos, Some(key), message));
+    };
+    let place = table.map(|t| format!(" in {t}")).unwrap_or_default();
+    let entries: &[(Node, Node)] = match &root.value {
+        Value::Map(entries) => entries,
+        Value::Null => &[],
+        other => {
+            let message = format!(
+                "the configuration must be a mapping of keys, found {}",
+                other.describe()
+            );
+            error(root.pos, "", message);
+            &[]
+        }
+    };
+    let folder = file.parent().unwrap_or(Path::new("."));
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { folder.join(p) };
+    let mut config = ProjectConfig {
+        file: file.to_path_buf(),
+        ..ProjectConfig::default()
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    let mut defaults_errors = Vec::new();
+    for (key, value) in entries {
+        let Value::Str(name) = &key.value else {
+            error(
+                key.pos,
+                "",
+                format!("keys must be names, found {}", key.value.describe()),
+            );
+            continue;
+        };
+        let Some(known) = KEYS.iter().copied().find(|k| k == name) else {
+            let advice = match scenario::closest(name, KEYS) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("expected one of: {}", KEYS.join(", ")),
+            };
+            error(
+                key.pos,
+                name,
+                format!("unknown key `{name}`{place} ({advice})"),
+            );
+            continue;
+        };
+        if seen.contains(&known) {
+            error(
+                key.pos,
+                known,
+                format!("key `{known}`{place} appears twice: keep one"),
+            );
+            continue;
+        }
+        seen.push(known);
+        let text = |node: &Node| match &node.value {
+            Value::Str(s) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(format!("expected a path, found {}", node.value.describe())),
+        };
+        let problem = match known {
+            "paths" => match &value.value {
+                Value::Seq(items) => {
+                    let mut paths = Vec::new();
+                    for item in items {
+                        match text(item) {
+                            Ok(path) => paths.push(resolve(PathBuf::from(path))),
+                            Err(message) => {
+                                error(item.pos, known, format!("key `paths`{place}: {message}"))
+                            }
+                        }
+                    }
+                    config.paths = paths;
+                    None
+                }
+                Value::Str(_) => text(value)
+                    .map(|p| config.paths = vec![resolve(PathBuf::from(p))])
+                    .err(),
+                other => Some(format!(
+                    "expected a list of paths, found {}",
+                    other.describe()
+                )),
+            },
+            "report_dir" => text(value)
+                .map(|p| config.report_dir = Some(resolve(PathBuf::from(p))))
+                .err(),
+            "python" => text(value)
+                .map(|p| config.python = Some(resolve(PathBuf::from(p))))
+                .err(),
+            "jobs" => match &value.value {
+                // As `-j`: 0 workers would run nothing.
+                Value::Int(n) if (1..=i128::from(u16::MAX)).contains(n) => {
+                    config.jobs = u16::try_from(*n).ok();
+                    None
+                }
+                Value::Int(n) => Some(format!("must be between 1 and {}, found {n}", u16::MAX)),
+                other => Some(format!(
+                    "expected a number of workers, found {}",
+                    other.describe()
+                )),
+            },
+            "confidence" => {
+                let level = match &value.value {
+                    Value::Float(f) => Some(*f),
+                    Value::Int(i) => Some(*i as f64),
+                    _ => None,
+                };
+                match level {
+                    Some(level) if (0.5..=0.9999).contains(&level) => {
+                        config.confidence = Some(level);
+                        None
+                    }
+                    Some(_) => Some(format!(
+                        "{} is outside 0.5 to 0.9999",
+                        value.value.describe()
+                    )),
+                    None => Some(format!(
+                        "expected a level such as 0.99, found {}",
+                        value.value.describe()
+                    )),
+                }
+            }
+            "defaults" => {
+                match scenario::project_defaults(file, value) {
+                    Ok(defaults) => config.defaults = Some(defaults),
+                    Err(errors) => defaults_errors.extend(errors),
+                }
+                None
+            }
+            _ => unreachable!("every key of KEYS has a reader"),
+        };
+        if let Some(message) = problem {
+            error(value.pos, known, format!("key `{known}`{place}: {message}"));
+        }
+    }
+    errors.extend(defaults_errors);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(ConfigError::Defaults { errors })
+    }
 }
 
 #[cfg(test)]

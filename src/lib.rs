@@ -13,6 +13,7 @@ pub mod compare;
 pub mod config;
 pub mod diagnosis;
 pub mod holders;
+pub mod input;
 pub mod merge;
 pub mod metric;
 pub mod protocol;

@@ -24,6 +24,31 @@ pub enum MergeError {
         /// Second file.
         second: PathBuf,
     },
+    /// The same scenario twice in one file: not a file `leakcheck run` wrote.
+    #[error("scenario `{name}` is in `{path}` twice: a run never lists a scenario twice")]
+    Repeated {
+        /// Scenario name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Files of different runs: another leakcheck, Python or seed.
+    #[error(
+        "`{path}` is not a shard of the run of `{first}`: {what} {found}, against {expected} \
+         (shards of one run are made by the same leakcheck, Python and --seed)"
+    )]
+    Unrelated {
+        /// Offending file.
+        path: PathBuf,
+        /// What differs.
+        what: &'static str,
+        /// Its value there.
+        found: String,
+        /// The first file.
+        first: PathBuf,
+        /// Its value in the first file.
+        expected: String,
+    },
     /// Different confidence levels make the intervals incomparable.
     #[error(
         "`{path}` was run at confidence {found}, `{first}` at {expected}: rerun with the same --confidence"
@@ -47,6 +72,15 @@ pub enum MergeError {
 /// side by side), `interrupted` is set if any shard was interrupted. Baseline comparisons are
 /// dropped: compare the merged run with `leakcheck report --baseline`.
 pub fn merge(parts: Vec<(PathBuf, RunResults)>) -> Result<RunResults, MergeError> {
+    for (path, part) in &parts {
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(s) = part.scenarios.iter().find(|s| !names.insert(&s.name)) {
+            return Err(MergeError::Repeated {
+                name: s.name.clone(),
+                path: path.clone(),
+            });
+        }
+    }
     let mut parts = parts.into_iter();
     let (first_path, mut merged) = parts.next().ok_or(MergeError::Empty)?;
     let mut owner: BTreeMap<String, PathBuf> = merged
@@ -54,7 +88,17 @@ pub fn merge(parts: Vec<(PathBuf, RunResults)>) -> Result<RunResults, MergeError
         .iter()
         .map(|s| (s.name.clone(), first_path.clone()))
         .collect();
+    let origin = Origin::of(&merged);
     for (path, part) in parts {
+        if let Some((what, found, expected)) = Origin::of(&part).differs_from(&origin) {
+            return Err(MergeError::Unrelated {
+                path,
+                what,
+                found,
+                first: first_path,
+                expected,
+            });
+        }
         if part.confidence != merged.confidence {
             return Err(MergeError::Confidence {
                 path,
@@ -88,6 +132,52 @@ pub fn merge(parts: Vec<(PathBuf, RunResults)>) -> Result<RunResults, MergeError
     merged.summary = Summary::of(&merged.scenarios);
     merged.baseline = None;
     Ok(merged)
+}
+
+/// What the shards of one run share: schema 1 records no run id, so a merge checks what it can.
+#[derive(Debug, PartialEq)]
+struct Origin {
+    tool_version: String,
+    python: String,
+    environment: Option<PathBuf>,
+    seed: Option<u64>,
+}
+
+impl Origin {
+    fn of(results: &RunResults) -> Origin {
+        Origin {
+            tool_version: results.tool.version.clone(),
+            python: results.python.executable.display().to_string(),
+            environment: results.python.environment.clone(),
+            seed: results
+                .scenarios
+                .iter()
+                .find_map(|s| s.analysis.as_ref().map(|a| a.seed)),
+        }
+    }
+
+    /// The first difference from `other` as (what, this value, the other's), if any; a seed
+    /// missing from either side (no scenario, or an older file) is not a difference.
+    fn differs_from(&self, other: &Origin) -> Option<(&'static str, String, String)> {
+        if self.tool_version != other.tool_version {
+            return Some((
+                "leakcheck",
+                self.tool_version.clone(),
+                other.tool_version.clone(),
+            ));
+        }
+        if self.python != other.python || self.environment != other.environment {
+            let show = |o: &Origin| match &o.environment {
+                Some(env) => format!("{} ({})", o.python, env.display()),
+                None => o.python.clone(),
+            };
+            return Some(("Python", show(self), show(other)));
+        }
+        match (self.seed, other.seed) {
+            (Some(a), Some(b)) if a != b => Some(("seed", a.to_string(), b.to_string())),
+            _ => None,
+        }
+    }
 }
 
 /// Reads each file (with the schema check of `results::read`).

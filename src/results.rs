@@ -277,12 +277,16 @@ pub enum ReadError {
     },
 }
 
+/// Largest results file [`read`] takes (a run of 100 scenarios writes a few MiB); more is not
+/// a results file (`/dev/zero`, a log) and is refused after reading this much.
+pub const MAX_READ_BYTES: u64 = 256 << 20;
+
 /// Reads a `results.json` written by `leakcheck run`, checking its `schema_version` first so that
 /// a file from another version is refused with that reason rather than a missing-field error.
 pub fn read(path: &Path) -> Result<RunResults, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+    let text = crate::input::read_text(path, MAX_READ_BYTES).map_err(|err| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        source: err.into_io(),
     })?;
     let invalid = |source| ReadError::Invalid {
         path: path.to_path_buf(),

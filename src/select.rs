@@ -30,19 +30,45 @@ pub struct ExprError {
     problem: String,
 }
 
+/// Most words, operators and parentheses in one `-k` expression. Matching (and dropping) the
+/// parsed tree recurses once per operator, so a bound on its size keeps a pasted or generated
+/// expression from overflowing the stack; real filters have a few dozen.
+pub const MAX_TOKENS: usize = 1000;
+
+/// Most `(` and `not` one inside the other, which the parser itself recurses through.
+pub const MAX_NESTING: usize = 100;
+
 impl Expr {
     /// Parses `word`, `not x`, `a and b`, `a or b`, with parentheses; `not` binds tighter than
     /// `and`, which binds tighter than `or`, as in pytest.
     pub fn parse(text: &str) -> Result<Expr, ExprError> {
         let tokens = tokenize(text);
-        let error = |problem: String| ExprError {
-            expression: text.to_string(),
-            problem,
+        let error = |problem: String| {
+            // A runaway expression is quoted by its start only.
+            let mut expression: String = text.chars().take(80).collect();
+            if expression.len() < text.len() {
+                expression.push('…');
+            }
+            ExprError {
+                expression,
+                problem,
+            }
         };
         if tokens.is_empty() {
             return Err(error("it is empty".to_string()));
         }
-        let mut parser = Parser { tokens, at: 0 };
+        if tokens.len() > MAX_TOKENS {
+            return Err(error(format!(
+                "it has {} words, operators and parentheses, and at most {MAX_TOKENS} are \
+                 allowed",
+                tokens.len()
+            )));
+        }
+        let mut parser = Parser {
+            tokens,
+            at: 0,
+            depth: 0,
+        };
         let expr = parser.or().map_err(error)?;
         match parser.tokens.get(parser.at) {
             None => Ok(expr),
@@ -88,11 +114,25 @@ fn tokenize(text: &str) -> Vec<String> {
 struct Parser {
     tokens: Vec<String>,
     at: usize,
+    /// `(` and `not` open around the token at `at`.
+    depth: usize,
 }
 
 impl Parser {
     fn peek(&self) -> Option<&str> {
         self.tokens.get(self.at).map(String::as_str)
+    }
+
+    /// Enters one more `(` or `not`, refusing more than [`MAX_NESTING`].
+    fn nest(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!(
+                "`(` and `not` are nested more than {MAX_NESTING} deep"
+            ));
+        }
+        self.at += 1;
+        Ok(())
     }
 
     fn or(&mut self) -> Result<Expr, String> {
@@ -115,8 +155,10 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, String> {
         if self.peek() == Some("not") {
-            self.at += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.nest()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.atom()
     }
@@ -125,12 +167,13 @@ impl Parser {
         match self.peek() {
             None => Err("it ends where a name or tag was expected".to_string()),
             Some("(") => {
-                self.at += 1;
+                self.nest()?;
                 let inner = self.or()?;
                 if self.peek() != Some(")") {
                     return Err("a `(` is not closed".to_string());
                 }
                 self.at += 1;
+                self.depth -= 1;
                 Ok(inner)
             }
             Some(token @ (")" | "and" | "or")) => {
@@ -271,6 +314,28 @@ mod tests {
             let err = Expr::parse(text).unwrap_err().to_string();
             assert!(err.contains(problem), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn runaway_expressions_are_refused_before_they_overflow_the_stack() {
+        // 20 000 nested parentheses once overflowed the parser's stack (abort, exit 134).
+        let deep = format!("{}a{}", "(".repeat(20_000), ")".repeat(20_000));
+        let err = Expr::parse(&deep).unwrap_err().to_string();
+        assert!(err.contains("at most 1000 are allowed"), "{err}");
+        assert!(
+            err.len() < 400,
+            "the expression is quoted by its start: {err}"
+        );
+        let nested = format!("{}a{}", "(".repeat(101), ")".repeat(101));
+        let err = Expr::parse(&nested).unwrap_err().to_string();
+        assert!(err.contains("nested more than 100 deep"), "{err}");
+        let nots = format!("{}a", "not ".repeat(101));
+        assert!(Expr::parse(&nots).is_err());
+        // At the limits, they parse and match.
+        let ok = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+        assert!(Expr::parse(&ok).unwrap().matches("a", &[]));
+        let chain = vec!["a"; 500].join(" or ");
+        assert!(Expr::parse(&chain).unwrap().matches("xa", &[]));
     }
 
     #[test]

@@ -195,3 +195,336 @@ fn a_python_that_is_not_a_usable_python_is_refused_before_running() {
         assert_refused(&project, &["s.yaml", "--python", python], expected);
     }
 }
+
+#[test]
+fn limits_beyond_what_the_run_can_hold_are_located_errors_not_crashes() {
+    // Each once crashed or hung a run (a panic adding a deadline to the clock, a look schedule
+    // of 10^12 entries, warmup + iterations overflowing into an `inconclusive` exit 0); a clean
+    // scenario beside each shows the whole run is refused, not only the bad scenario.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let cases = [
+        (
+            "name: t\ntimeout: 1e19\nrun: pass\n",
+            "t.yaml:2:10: key `timeout` in scenario `t`: must be at most 2592000 seconds (30 days), found number `1e19`",
+        ),
+        (
+            "name: t\niteration_timeout: 1e20\nrun: pass\n",
+            "t.yaml:2:20: key `iteration_timeout` in scenario `t`: must be at most 2592000 seconds",
+        ),
+        (
+            "name: t\nmax_iterations: 3000000000000\nrun: pass\n",
+            "t.yaml:2:17: key `max_iterations` in scenario `t`: must be at most 1000000000000 (10^12), found 3000000000000",
+        ),
+        (
+            "name: t\niterations: 18446744073709551615\nrun: pass\n",
+            "t.yaml:2:13: key `iterations` in scenario `t`: must be at most 1000000000000 (10^12)",
+        ),
+        (
+            "name: t\nmax_iterations: 900000000000\nrun: pass\n",
+            "t.yaml:2:17: key `max_iterations` in scenario `t`: 20 warmup and up to 900000000000 measured iterations, sampled every 2, take 450000000010 samples, and at most 100000 are kept",
+        ),
+        (
+            "defaults:\n  timeout: 1e300\nscenarios:\n  - name: t\n    run: pass\n",
+            "t.yaml:2:12: key `timeout` in `defaults`: must be at most 2592000 seconds (30 days), found number `1e300`",
+        ),
+    ];
+    for (text, expected) in cases {
+        project.write("t.yaml", text);
+        assert_refused(&project, &["clean.yaml", "t.yaml"], expected);
+    }
+    // The same limits in the project configuration's defaults.
+    project.write("big-timeout.yaml", "defaults:\n  timeout: 1e300\n");
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "big-timeout.yaml"],
+        "must be at most 2592000 seconds (30 days), found number `1e300`",
+    );
+}
+
+#[test]
+fn flags_beyond_what_the_run_can_hold_are_refused() {
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let deep = format!("{}clean{}", "(".repeat(20_000), ")".repeat(20_000));
+    let cases: [(&[&str], &str); 7] = [
+        // `inf` reached the workers as JSON null: every scenario failed.
+        (
+            &["--chain-timeout", "inf"],
+            "`inf` must be a number of seconds from 0 to 2592000 (30 days)",
+        ),
+        (
+            &["--chain-timeout", "nan"],
+            "`nan` must be a number of seconds from 0 to 2592000",
+        ),
+        (
+            &["--max-iterations", "1000000000000"],
+            "error: --max-iterations 1000000000000: scenario `clean` (clean.yaml:1) samples every 1 iterations, so it would take 1000000000000 samples, and at most 100000 are kept",
+        ),
+        (
+            &["--max-iterations", "10000000000000"],
+            "10000000000000 is not in 0..=1000000000000",
+        ),
+        // PYTHONHASHSEED takes 0 to 2^32 - 1: a larger seed killed every worker.
+        (
+            &["--seed", "4294967296"],
+            "4294967296 is not in 0..=4294967295",
+        ),
+        // 20 000 nested parentheses overflowed the parser's stack (abort).
+        (&["-k", &deep], "at most 1000 are allowed"),
+        (
+            &[
+                "-k",
+                &format!("{}clean{}", "(".repeat(101), ")".repeat(101)),
+            ],
+            "`(` and `not` are nested more than 100 deep",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["clean.yaml"];
+        args.extend_from_slice(flags);
+        assert_refused(&project, &args, expected);
+    }
+    // At the seed's limit the run works.
+    let out = run(&project, &["clean.yaml", "--seed", "4294967295"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn an_alias_of_a_large_string_repeated_is_refused_before_it_is_expanded() {
+    // 2 000 aliases of a 4 MB string: 8 GB expanded (abort); 300 of 1 MB made a 300 MB report.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let big = "A".repeat(4 << 20);
+    let refs = vec!["*x"; 2000].join(", ");
+    project.write(
+        "bomb.yaml",
+        &format!("description: &x \"{big}\"\nname: bomb\nrun: pass\ntags: [{refs}]\n"),
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "bomb.yaml"],
+        "bomb.yaml:1:14: the document expands to more than 16 MiB of values",
+    );
+}
+
+#[test]
+fn unbounded_inputs_are_read_up_to_a_limit_and_idle_pipes_are_not_waited_for() {
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "/dev/zero"],
+        "error: cannot read `/dev/zero`: file is too large (the limit is 10 MiB)",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--baseline", "/dev/zero"],
+        "error: cannot read `/dev/zero`: file is too large (the limit is 256 MiB)",
+    );
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let out = cmd
+        .current_dir(project.path())
+        .env("LEAKCHECK_CONFIG", "/dev/zero")
+        .args(["run", "clean.yaml", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file is too large (the limit is 10 MiB)")
+    );
+    let out = project.leakcheck(&["report", "/dev/zero", "--html", "x.html"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file is too large (the limit is 256 MiB)")
+    );
+    assert!(!project.path().join("x.html").exists());
+    // A named pipe with no writer: opening it for reading used to wait forever.
+    let fifo = project.path().join("pipe.yaml");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    assert_refused(
+        &project,
+        &["clean.yaml", "pipe.yaml"],
+        "pipe.yaml: is a named pipe (FIFO) with nothing writing to it",
+    );
+}
+
+#[test]
+fn values_the_worker_could_not_receive_as_written_are_located_errors() {
+    // `.inf`, `.nan` and a 128-bit integer in `params` became `None` or a string on the way to
+    // Python; a NUL in a name passed validation and then failed in the worker.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let cases = [
+        (
+            "name: p\nparams:\n  limit: [1.5, .inf]\nrun: pass\n",
+            "t.yaml:3:16: key `params` in scenario `p`: number `inf` cannot be a parameter value: parameters travel as JSON, which has no infinity or NaN",
+        ),
+        (
+            "name: p\nparams:\n  - {limit: -.inf}\nrun: pass\n",
+            "t.yaml:3:13: key `params` in scenario `p`: number `-inf` cannot be a parameter value",
+        ),
+        (
+            "name: p\nparams:\n  - {limit: [1, {deep: .nan}]}\nrun: pass\n",
+            "t.yaml:3:24: key `params` in scenario `p`: number `NaN` cannot be a parameter value",
+        ),
+        (
+            "name: p\nparams:\n  big: [170141183460469231731687303715884105727]\nrun: pass\n",
+            "t.yaml:3:9: key `params` in scenario `p`: integer `170141183460469231731687303715884105727` does not fit in 64 bits",
+        ),
+        (
+            "name: \"nul\\0name\"\nrun: pass\n",
+            "t.yaml:1:7: key `name` in scenario `nul\\x00name`: must not contain control characters, found '\\0'",
+        ),
+        (
+            "name: \"bell\\aname\"\nrun: pass\n",
+            "must not contain control characters, found '\\u{7}'",
+        ),
+        (
+            "name: t\nsetup: \"x = 1\\0\"\nrun: pass\n",
+            "t.yaml:2:8: key `setup` in scenario `t`: Python source cannot contain NUL characters",
+        ),
+        (
+            "name: t\nrun: pass\ntags: [ok, \"b\\x1bad\"]\n",
+            "t.yaml:3:12: key `tags` in scenario `t`: tags must not contain control characters",
+        ),
+    ];
+    for (text, expected) in cases {
+        project.write("t.yaml", text);
+        assert_refused(&project, &["clean.yaml", "t.yaml"], expected);
+    }
+    // What JSON carries is still accepted: u64 beyond i64, floats, nesting.
+    project.write(
+        "ok.yaml",
+        "name: ok\niterations: 10\nwarmup: 0\nparams:\n  - {n: 18446744073709551615, f: 1.5e300}\nsetup: assert n == 2**64 - 1 and f == 1.5e300, (n, f)\nrun: pass\n",
+    );
+    let out = run(&project, &["clean.yaml", "ok.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn bad_configuration_gets_what_bad_scenarios_get() {
+    // Errors once located (`at line 3 column 1` after `line 3:`), without suggestions, the
+    // defaults' at 1:1, TOML's without a line, `--config x.toml` read as YAML, `jobs: 0`
+    // accepted, only the first `tolerance` problem, a missing `python_path` entry accepted.
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    project.write(
+        "bad.yaml",
+        "paths: [.]\njobs: 0\nconfidense: 0.9\ndefaults:\n  timeout: 1e300\n  iteratons: 5\n  tolerance: {rss: -1, fds: lots, tracemaloc: 3}\n  python_path: [nowhere]\n",
+    );
+    let out = run(&project, &["clean.yaml", "--config", "bad.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = [
+        "error: bad.yaml:2:7: key `jobs`: must be between 1 and 65535, found 0",
+        "error: bad.yaml:3:1: unknown key `confidense` (did you mean `confidence`?)",
+        "error: bad.yaml:5:12: key `timeout` in project `defaults`: must be at most 2592000 seconds",
+        "error: bad.yaml:6:3: unknown key `iteratons` in project `defaults` (did you mean `iterations`?)",
+        "error: bad.yaml:7:20: key `tolerance.rss` in project `defaults`: must be zero or more",
+        "error: bad.yaml:7:29: key `tolerance.fds` in project `defaults`: `lots` is not a number",
+        "error: bad.yaml:7:35: key `tolerance` in project `defaults`: unknown metric `tracemaloc` (did you mean `tracemalloc`?)",
+        "error: bad.yaml:8:17: key `python_path` in project `defaults`: `nowhere` does not exist",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "expected\n{line}\nin\n{stderr}");
+    }
+    assert!(!stderr.contains("line 3 column"), "{stderr}");
+    assert!(!project.path().join("reports").exists());
+
+    // Any `.toml` is TOML: its [tool.leakcheck], or its top level.
+    project.write(
+        "other.toml",
+        "[tool.leakcheck]\njobs = 0\nconfidense = 0.9\n[tool.leakcheck.defaults]\niteratons = 5\n",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "other.toml"],
+        "error: other.toml:3:1: unknown key `confidense` in [tool.leakcheck] (did you mean `confidence`?)",
+    );
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "other.toml"],
+        "error: other.toml:5:1: unknown key `iteratons` in project `defaults` (did you mean `iterations`?)",
+    );
+    project.write("broken.toml", "[tool.leakcheck\njobs = 2\n");
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "broken.toml"],
+        "error: broken.toml:1:16: invalid TOML: unclosed table",
+    );
+    // A scenario file's own missing python_path entry, beside a clean scenario.
+    project.write(
+        "lib-missing.yaml",
+        "name: libs\nrun: pass\npython_path: [src, nowhere]\n",
+    );
+    std::fs::create_dir(project.path().join("src")).unwrap();
+    assert_refused(
+        &project,
+        &["clean.yaml", "lib-missing.yaml"],
+        "lib-missing.yaml:3:20: key `python_path` in scenario `libs`: `nowhere` does not exist",
+    );
+    // A TOML file without [tool.leakcheck] is the configuration itself.
+    project.write("plain.toml", "jobs = 2\n");
+    let out = run(&project, &["clean.yaml", "--config", "plain.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+}
+
+#[test]
+fn a_bad_python_is_named_as_it_was_given_and_quoted_briefly() {
+    let project = Project::new();
+    project.write(
+        "clean.yaml",
+        "name: clean\niterations: 10\nwarmup: 0\nrun: x = 1\n",
+    );
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let out = cmd
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("LEAKCHECK_PYTHON", "/nope")
+        .args(["run", "clean.yaml", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: LEAKCHECK_PYTHON `/nope` is not a Python interpreter"),
+        "{stderr}"
+    );
+    // A program that is not Python no longer echoes the whole probe script back.
+    assert_refused(
+        &project,
+        &["clean.yaml", "--python", "/bin/ls"],
+        "--python `/bin/ls` is not a Python interpreter or virtual environment: running it failed",
+    );
+    let out = run(&project, &["clean.yaml", "--python", "/bin/ls"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("sysconfig"), "{stderr}");
+    assert!(stderr.lines().count() <= 2, "{stderr}");
+    project.write("py.yaml", "python: /nope\n");
+    assert_refused(
+        &project,
+        &["clean.yaml", "--config", "py.yaml"],
+        "`python` in py.yaml `/nope` is not a Python interpreter",
+    );
+}

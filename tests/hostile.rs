@@ -737,3 +737,439 @@ fn a_full_disk_leaves_the_previous_reports_whole() {
         .collect();
     assert_eq!(names.len(), 3, "no temporary files left: {names:?}");
 }
+
+const HOSTILE_TEXT: &str = r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i] * 10
+  - name: "::error::forged-name"
+    run: x = 1
+  - name: raises-invalid-xml
+    run: |
+      import sys
+      print("::add-mask::secret")
+      print("  ::error file=x.py,line=1::forged")
+      print("bell \a nul \0 osc \x1b]8;;http://x\x1b\\ ##[error]legacy")
+      print("\uffff and \ufffe and \x01 and \u202e", file=sys.stderr)
+      raise ValueError("\uffff\x1b[31m::warning::in the message\x07")
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#;
+
+/// No byte a terminal acts on (ESC, BEL, NUL, other C0 but tab and newline, C1 CSI), and no
+/// line the GitHub Actions runner would read as a workflow command but `allowed`.
+fn assert_inert(stream: &str, text: &str, allowed: &[&str]) {
+    for c in text.chars() {
+        assert!(
+            !(c.is_control() && c != '\n' && c != '\t'),
+            "{stream} holds {c:?}:\n{text}"
+        );
+    }
+    for line in text.lines() {
+        let start = line.trim_start();
+        if start.starts_with("::") || line.contains("##[") {
+            assert!(
+                allowed.iter().any(|a| start.starts_with(a)),
+                "{stream} has a workflow command: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scenario_text_cannot_drive_the_terminal_the_ci_log_or_break_a_report() {
+    let project = Project::new();
+    project.write("text.yaml", HOSTILE_TEXT);
+    let mut cmd = assert_cmd::Command::cargo_bin("leakcheck").unwrap();
+    let output = cmd
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .args(["run", "text.yaml", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    let results = project.results("reports");
+    for name in ["clean-first", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{log}");
+    }
+    let error = error_of(&results, "raises-invalid-xml");
+    assert!(error.contains("ValueError: \u{ffff}"), "{error}");
+    // Shown, escaped, never obeyed: the runner sees only leakcheck's own annotation.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_inert("stdout", &stdout, &["::error file=text.yaml,line="]);
+    assert_inert("stderr", &stderr, &[]);
+    assert!(stdout.contains("\\x3a:add-mask::secret"), "{log}");
+    assert!(stdout.contains("\\x3a:error::forged-name"), "{log}");
+    assert!(
+        stdout.contains("\\x1b[31m::warning::in the message\\x07"),
+        "{log}"
+    );
+
+    // junit.xml stays well-formed XML, with the forbidden characters shown as escapes.
+    let junit = std::fs::read_to_string(project.path().join("reports/junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap_or_else(|err| panic!("{err}:\n{junit}"));
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| n.attribute("name").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(cases.len(), 4, "{cases:?}");
+    assert!(junit.contains("ValueError: \\uffff"), "{junit}");
+    // index.html holds no control character HTML forbids.
+    let html = std::fs::read_to_string(project.path().join("reports/index.html")).unwrap();
+    assert!(
+        !html
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')),
+        "raw controls in index.html"
+    );
+    assert!(html.contains("clean-last"));
+}
+
+#[test]
+fn forked_children_sharing_memory_are_counted_once() {
+    // A 120 MiB setup and three forked readers: 480 MiB of summed resident sizes ("exceeded
+    // memory cap", LEAK) for 120 MiB of memory. The children live through several group polls.
+    let project = Project::new();
+    project.write(
+        "fork.yaml",
+        r#"
+defaults:
+  iterations: 30
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i] * 10
+  - name: forked-readers
+    max_rss: 400 MiB
+    setup: |
+      import os, time
+      data = b"x" * (120 << 20)
+      children = []
+      for _ in range(3):
+          pid = os.fork()
+          if pid == 0:
+              total = sum(data[::1 << 20])
+              time.sleep(2)
+              os._exit(0)
+          children.append(pid)
+    run: time.sleep(0.05)
+    teardown: |
+      for pid in children:
+          os.waitpid(pid, 0)
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#,
+    );
+    let (output, results) = project.run(&["fork.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    for name in ["clean-first", "forked-readers", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+}
+
+#[test]
+fn more_jobs_than_scenarios_do_not_shrink_the_default_memory_cap() {
+    // -j 1000 on two scenarios divided the default cap by 1000: every scenario then exceeded
+    // it in prepare.
+    let project = Project::new();
+    project.write(
+        "two.yaml",
+        "defaults:\n  iterations: 10\n  warmup: 2\nscenarios:\n  - name: a\n    run: x = [i]\n  - name: b\n    run: y = dict(a=i)\n",
+    );
+    let (output, results) = project.run(&["two.yaml", "-j", "1000"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert_eq!(scenario(&results, "a")["verdict"], "pass", "{log}");
+    assert_eq!(scenario(&results, "b")["verdict"], "pass", "{log}");
+}
+
+#[test]
+fn a_worker_that_hangs_after_finishing_or_leaves_its_group_is_still_stopped() {
+    // Exit-time code that never returns hung leakcheck forever after `Finished` (neither
+    // `timeout` nor a grace period applied); a worker that moved into leakcheck's own process
+    // group was never killed, and its subprocesses escaped the memory cap.
+    let (joined, bomb) = (marker(7), marker(8));
+    let scenarios = format!(
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: hangs-at-exit
+    setup: |
+      import ctypes
+      libc = ctypes.CDLL(None)
+      libc.on_exit(libc.pause, None)
+    run: x = [i]
+  - name: joins-leakcheck-group
+    timeout: 3
+    setup: |
+      import os, subprocess
+      subprocess.Popen(["sleep", "{joined}"])
+      try:
+          os.setpgid(0, os.getpgid(os.getppid()))
+      except PermissionError:
+          pass
+    run: |
+      import time
+      time.sleep(60)
+  - name: left-group-then-bomb
+    max_rss: 300 MiB
+    setup: |
+      import os, subprocess, sys
+      try:
+          os.setpgid(0, os.getpgid(os.getppid()))
+      except PermissionError:
+          pass
+      # The child leaves the group too, and says when it holds its 1.3 GB, so that the run
+      # (20 × 50 ms, several polls) always sees it.
+      child = subprocess.Popen([sys.executable, "-c",
+          "import os, sys, time\nos.setpgid(0, 0)\nkept = [b'x' * (32 << 20) for _ in range(40)]\nprint('ready', flush=True)\ntime.sleep(60)\n", "{bomb}"],
+          stdout=subprocess.PIPE)
+      child.stdout.readline()
+    iterations: 20
+    run: |
+      import time
+      time.sleep(0.05)
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#
+    );
+    let project = Project::new();
+    project.write("exit.yaml", &scenarios);
+    let (output, results) = project.run(&["exit.yaml", "-j", "2"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    for name in ["clean-first", "hangs-at-exit", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    let stderr = scenario(&results, "hangs-at-exit")["stderr"]
+        .as_str()
+        .unwrap();
+    assert!(
+        stderr.contains("had not exited 5 s after its last message"),
+        "{stderr}"
+    );
+    assert!(
+        error_of(&results, "joins-leakcheck-group").contains("timed out after 3 s"),
+        "{log}"
+    );
+    // Caught in setup (while it waits for the child) or in the run: by the group poll, which
+    // now counts processes by cookie as well as by group.
+    let bombed = scenario(&results, "left-group-then-bomb");
+    let reason = bombed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exceeded memory cap") && reason.contains("worker and its subprocesses"),
+        "{bombed:#}"
+    );
+
+    for arg in [&joined, &bomb] {
+        let left = processes_with_arg(arg);
+        assert!(left.is_empty(), "left running: {left:?}");
+    }
+}
+
+#[test]
+fn a_parent_killed_with_sigkill_leaves_every_finished_scenario_in_results_json() {
+    // Reports were written once, at the end: SIGKILL (or the OOM killer) lost every finished
+    // scenario. results.json is now rewritten atomically after each one.
+    let project = Project::new();
+    project.write(
+        "suite.yaml",
+        r#"
+defaults:
+  iterations: 20
+  warmup: 2
+scenarios:
+  - name: finishes-first
+    run: x = [i]
+  - name: finishes-second
+    run: y = [i, i]
+  - name: slow
+    setup: open("started", "w").close()
+    run: |
+      import time
+      time.sleep(5)
+"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leakcheck"))
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .args(["run", "suite.yaml", "-j", "1", "--report-dir", "reports"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("leakcheck starts");
+    let journal = project.path().join("reports/results.json");
+    let has_both = || {
+        std::fs::read_to_string(&journal)
+            .is_ok_and(|text| text.contains("finishes-first") && text.contains("finishes-second"))
+    };
+    for _ in 0..600 {
+        if project.path().join("started").exists() && has_both() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(has_both(), "the journal never held both finished scenarios");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let results = project.results("reports");
+    assert_eq!(results["interrupted"], true, "a partial run says so");
+    let names: Vec<&str> = results["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["finishes-first", "finishes-second"]);
+    assert_eq!(results["summary"]["total"], 2);
+    // `leakcheck report` renders it like any results file.
+    let output = project.leakcheck(&["report", "reports/results.json", "--report-dir", "again"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert!(project.path().join("again/index.html").exists());
+}
+
+#[test]
+fn subprocesses_that_leave_the_group_and_clear_their_environment_end_with_the_run() {
+    // Neither the group kill nor the cookie sweep can see these; leakcheck is their reaper
+    // (PR_SET_CHILD_SUBREAPER), so once their worker is gone they are its children.
+    let (session, daemon) = (marker(9), marker(10));
+    let scenarios = format!(
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: hides-subprocesses
+    setup: |
+      import subprocess, sys
+      subprocess.Popen(["/bin/sleep", "{session}"], start_new_session=True, env={{}})
+      subprocess.run([sys.executable, "-c",
+          "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execve('/bin/sleep', ['sleep', '{daemon}'], {{}})\n"],
+          env={{}})
+    run: x = [i]
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#
+    );
+    let project = Project::new();
+    project.write("hide.yaml", &scenarios);
+    let (output, results) = project.run(&["hide.yaml"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    for name in ["clean-first", "hides-subprocesses", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    for arg in [&session, &daemon] {
+        let left = processes_with_arg(arg);
+        assert!(left.is_empty(), "left running: {left:?}");
+    }
+}
+
+#[test]
+fn iteration_timeout_covers_destructors_run_by_the_samples_collection() {
+    // A `__del__` that hangs ran inside the sample's garbage collection, outside every
+    // iteration, and was only stopped by `timeout`.
+    let project = Project::new();
+    project.write(
+        "del.yaml",
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+  sample_every: 1
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: hangs-in-del
+    timeout: 120
+    iteration_timeout: 0.5
+    setup: |
+      import time
+      class Cycle:
+          def __del__(self):
+              time.sleep(600)
+    run: |
+      if i == 5:
+          c = Cycle()
+          c.me = c
+          del c
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#,
+    );
+    let (output, results) = project.run(&["del.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    for name in ["clean-first", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    let error = error_of(&results, "hangs-in-del");
+    assert!(error.contains("ran longer than 0.5 s"), "{error}");
+}
+
+#[test]
+fn a_scenario_that_signals_leakcheck_is_stopped_and_the_run_goes_on() {
+    // os.kill(os.getppid(), SIGTERM) stopped the whole run (exit 143) and named no culprit.
+    let project = Project::new();
+    project.write(
+        "signals.yaml",
+        r#"
+defaults:
+  iterations: 10
+  warmup: 2
+scenarios:
+  - name: clean-first
+    run: x = [i]
+  - name: sends-sigterm
+    run: |
+      import os, signal, time
+      if i == 4:
+          os.kill(os.getppid(), signal.SIGTERM)
+          time.sleep(30)
+  - name: child-sends-sigint
+    setup: |
+      import os, subprocess, sys, time
+    run: |
+      if i == 4:
+          subprocess.run([sys.executable, "-c",
+              "import os, signal; os.kill(int(os.environ['TARGET']), signal.SIGINT)"],
+              env=dict(os.environ, TARGET=str(os.getppid())))
+          time.sleep(30)
+  - name: clean-last
+    run: d = dict.fromkeys(range(20))
+"#,
+    );
+    let (output, results) = project.run(&["signals.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert_eq!(results["interrupted"], false, "{log}");
+    for name in ["clean-first", "clean-last"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    let error = error_of(&results, "sends-sigterm");
+    assert!(
+        error.contains("sent SIGTERM to leakcheck itself in"),
+        "{error}"
+    );
+    let error = error_of(&results, "child-sends-sigint");
+    assert!(
+        error.contains("sent SIGINT (Ctrl-C) to leakcheck itself in"),
+        "{error}"
+    );
+}

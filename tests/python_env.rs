@@ -4,9 +4,10 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Project, scenario, transcript};
+use common::{Project, required, scenario, transcript};
 
 /// The interpreter build.rs resolved (pyo3's choice: PYO3_PYTHON, else `python3` on PATH).
 const BUILD_PYTHON: &str = env!("LEAKCHECK_BUILD_PYTHON");
@@ -42,28 +43,81 @@ fn version_shows_the_embedded_interpreter_that_was_built_against() {
     );
 }
 
-/// A venv made from the *other* CPython 3.11 on the machine (Debian's `/usr/bin/python3` when
-/// leakcheck embeds pyenv's, or the reverse), holding a module only it has.
-fn venv_from_other_python(project: &Project) -> std::path::PathBuf {
-    let build_prefix = python_says(BUILD_PYTHON, "import sys; print(sys.base_prefix)");
-    let other = [
-        "/usr/bin/python3",
-        "/root/.pyenv/versions/3.11.7/bin/python3",
-    ]
-    .into_iter()
-    .find(|candidate| {
-        std::path::Path::new(candidate).exists()
-            && python_says(candidate, "import sys; print(sys.base_prefix)") != build_prefix
-    })
-    .expect("a second CPython 3.11 on this machine (Debian's /usr/bin/python3)");
+/// `(major.minor, sys.base_prefix)` of `python`, or `None` when it does not run.
+fn identify(python: &Path) -> Option<(String, String)> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix)",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines();
+    let found = (lines.next()?.to_string(), lines.next()?.to_string());
+    out.status.success().then_some(found)
+}
+
+/// Every CPython installation on this machine of the embedded one's minor version other than
+/// the embedded one: `python3` and `python3.X` on `PATH`, in `/usr/bin` and `/usr/local/bin`,
+/// and pyenv's versions (`$PYENV_ROOT`, else `~/.pyenv`). One interpreter per installation.
+fn other_pythons_of_the_embedded_version() -> Vec<PathBuf> {
+    let (minor, build_prefix) =
+        identify(Path::new(BUILD_PYTHON)).expect("the build interpreter runs");
+    let names = ["python3".to_string(), format!("python{minor}")];
+    let mut folders: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    folders.extend(["/usr/bin", "/usr/local/bin"].map(PathBuf::from));
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")));
+    if let Some(Ok(versions)) = pyenv.map(|root| std::fs::read_dir(root.join("versions"))) {
+        let mut versions: Vec<PathBuf> = versions.flatten().map(|v| v.path().join("bin")).collect();
+        versions.sort();
+        folders.extend(versions);
+    }
+    let mut seen = vec![build_prefix];
+    let mut found = Vec::new();
+    for candidate in folders
+        .iter()
+        .flat_map(|f| names.iter().map(move |n| f.join(n)))
+    {
+        if !candidate.is_file() {
+            continue;
+        }
+        if let Some((version, prefix)) = identify(&candidate)
+            && version == minor
+            && !seen.contains(&prefix)
+        {
+            seen.push(prefix);
+            found.push(candidate);
+        }
+    }
+    found
+}
+
+/// A venv made from another installation of the embedded CPython's minor version (Debian's
+/// `/usr/bin/python3` when leakcheck embeds pyenv's, or the reverse), holding a module only it
+/// has; `None` (a skipped test, see [`required`]) when the machine has only one.
+fn venv_from_other_python(project: &Project) -> Option<PathBuf> {
+    let other = other_pythons_of_the_embedded_version().into_iter().next();
+    let how = format!(
+        "the build interpreter is {BUILD_PYTHON}; install another CPython of its minor version \
+         (Debian's python3, or one from pyenv)"
+    );
+    if !required("a second CPython installation", other.is_some(), &how) {
+        return None;
+    }
+    let other = other?;
     let venv = project.path().join("venv");
     make_venv(
-        other,
+        other.to_str().unwrap(),
         &venv,
         "only_in_venv.py",
         "registry = []\n\ndef remember(x):\n    registry.append(x)\n",
     );
-    venv
+    Some(venv)
 }
 
 /// `python -m venv --without-pip venv`, with `file` written into its site-packages.
@@ -95,7 +149,9 @@ scenarios:
 #[test]
 fn python_flag_and_virtual_env_import_packages_from_another_installation() {
     let project = Project::new();
-    let venv = venv_from_other_python(&project);
+    let Some(venv) = venv_from_other_python(&project) else {
+        return;
+    };
     let scenario_text = VENV_SCENARIO.replace("VENV", &format!("{:?}", venv.display().to_string()));
     project.write("venv.yaml", &scenario_text);
 
@@ -128,9 +184,15 @@ fn python_flag_and_virtual_env_import_packages_from_another_installation() {
 #[test]
 fn a_python_of_another_minor_version_is_refused_before_running() {
     let project = Project::new();
+    // A minor version next to the embedded one, whichever that is.
+    let (minor, _) = identify(Path::new(BUILD_PYTHON)).expect("the build interpreter runs");
+    let other_minor: u32 = minor.split_once('.').unwrap().1.parse::<u32>().unwrap() + 1;
+    let other = format!("3.{other_minor}.1");
     let fake = project.write(
         "fake/bin/python3",
-        "#!/bin/sh\necho '{\"version\": \"3.12.1\", \"executable\": \"/x/python3.12\", \"prefix\": \"/x\", \"paths\": []}'\n",
+        &format!(
+            "#!/bin/sh\necho '{{\"version\": \"{other}\", \"executable\": \"/x/python3\", \"prefix\": \"/x\", \"paths\": []}}'\n"
+        ),
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -139,7 +201,9 @@ fn a_python_of_another_minor_version_is_refused_before_running() {
     assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("is Python 3.12.1, but leakcheck embeds CPython 3.11"),
+        stderr.contains(&format!(
+            "is Python {other}, but leakcheck embeds CPython {minor}"
+        )),
         "{stderr}"
     );
     assert!(!project.path().join("reports").exists(), "nothing was run");
@@ -155,7 +219,9 @@ fn a_venv_first_on_path_does_not_replace_the_embedded_interpreter() {
     // searched PATH for python3 and took this venv of another build, whose standard library
     // does not match the linked libpython (`No module named '_struct'` in prepare).
     let project = Project::new();
-    let venv = venv_from_other_python(&project);
+    let Some(venv) = venv_from_other_python(&project) else {
+        return;
+    };
     project.write(
         "where.yaml",
         "name: where\nsetup: |\n  import sys, json\n  print('PREFIX', sys.base_prefix, flush=True)\nrun: x = [i]\n",

@@ -279,6 +279,68 @@ fn report_rerenders_saved_results_without_running_anything() {
 }
 
 #[test]
+fn report_never_writes_over_its_inputs() {
+    // `report R.json --html R.json` replaced the results with HTML.
+    let run = mixed();
+    let original = read(run, "reports/results.json");
+    std::fs::create_dir_all(run.project.path().join("guard")).unwrap();
+    std::fs::write(run.project.path().join("guard/results.json"), &original).unwrap();
+    std::fs::write(run.project.path().join("guard/old.json"), &original).unwrap();
+    std::fs::hard_link(
+        run.project.path().join("guard/old.json"),
+        run.project.path().join("guard/linked.json"),
+    )
+    .unwrap();
+    let cases: [&[&str]; 4] = [
+        &[
+            "report",
+            "guard/results.json",
+            "--html",
+            "guard/results.json",
+        ],
+        &[
+            "report",
+            "guard/results.json",
+            "--html",
+            "guard/../guard/results.json",
+        ],
+        &[
+            "report",
+            "guard/results.json",
+            "--baseline",
+            "guard/old.json",
+            "--html",
+            "guard/linked.json",
+        ],
+        // The report folder's results.json is the baseline.
+        &[
+            "report",
+            "guard/old.json",
+            "--baseline",
+            "guard/results.json",
+        ],
+    ];
+    for args in cases {
+        let output = run.project.leakcheck(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            transcript(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is an input of this command"), "{stderr}");
+        for file in ["results.json", "old.json"] {
+            assert_eq!(read(run, &format!("guard/{file}")), original, "{args:?}");
+        }
+    }
+    assert!(
+        !run.project.path().join("guard/index.html").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
 fn report_refuses_missing_invalid_and_foreign_files_with_exit_2() {
     let project = Project::new();
     project.write("garbage.json", "{ not json");

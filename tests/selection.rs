@@ -149,4 +149,43 @@ fn merged_shards_report_like_a_single_run() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is in both"));
+
+    // Files no run wrote, and shards of different runs, are refused too.
+    let shard = |k: u32| -> serde_json::Value {
+        let text = std::fs::read_to_string(project.path().join(format!("shard{k}/results.json")));
+        serde_json::from_str(&text.unwrap()).unwrap()
+    };
+    let write = |name: &str, value: &serde_json::Value| {
+        project.write(name, &serde_json::to_string(value).unwrap());
+    };
+    let mut twice = shard(1);
+    let first = twice["scenarios"][0].clone();
+    twice["scenarios"].as_array_mut().unwrap().push(first);
+    write("twice.json", &twice);
+    let mut other_tool = shard(2);
+    other_tool["tool"]["version"] = "0.0.1".into();
+    write("other-tool.json", &other_tool);
+    let mut other_seed = shard(2);
+    for s in other_seed["scenarios"].as_array_mut().unwrap() {
+        s["analysis"]["seed"] = 7.into();
+    }
+    write("other-seed.json", &other_seed);
+    let mut other_python = shard(2);
+    other_python["python"]["executable"] = "/opt/other/python3".into();
+    write("other-python.json", &other_python);
+    for (second, expected) in [
+        ("twice.json", "is in `twice.json` twice"),
+        (
+            "other-tool.json",
+            "is not a shard of the run of `shard1/results.json`: leakcheck 0.0.1",
+        ),
+        ("other-seed.json", "seed 7, against 0"),
+        ("other-python.json", "Python /opt/other/python3"),
+    ] {
+        let out = project.leakcheck(&["merge", "shard1/results.json", second, "-o", "x.json"]);
+        assert_eq!(out.status.code(), Some(2), "{second}: {}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{second}: {stderr}");
+    }
+    assert!(!project.path().join("x.json").exists());
 }

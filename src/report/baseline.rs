@@ -53,7 +53,8 @@ pub fn print_comparison(
         } else {
             String::new()
         };
-        writeln!(out, "  {label}  {}{verdicts}{fails}", entry.name)?;
+        let name = super::untrusted::terminal(&entry.name);
+        writeln!(out, "  {label}  {name}{verdicts}{fails}")?;
         for line in shifted_metrics(entry, results) {
             writeln!(out, "  {:width$}    {line}", "")?;
         }

@@ -450,8 +450,15 @@ pub fn thin(points: &[(u64, f64)], max: usize) -> Vec<(u64, f64)> {
     out
 }
 
+/// A coordinate to one decimal, kept finite: a line far steeper than the plot (a hand-edited
+/// tolerance of -1e308 in results.json) would otherwise reach `-inf`, which is not SVG. Beyond
+/// a hundred plot heights the clip rectangle shows the same either way.
 fn round(value: f64) -> f64 {
-    (value * 10.0).round() / 10.0
+    const FAR: f64 = 100.0 * HEIGHT;
+    if value.is_nan() {
+        return 0.0;
+    }
+    (value.clamp(-FAR, FAR) * 10.0).round() / 10.0
 }
 
 /// One zero-length segment per point: with round line caps each draws as a dot, so a whole
@@ -493,6 +500,22 @@ mod tests {
             call: Call::Grows,
             samples,
             warmup_samples: warmup,
+        }
+    }
+
+    #[test]
+    fn extreme_slopes_give_finite_coordinates() {
+        for tolerance in [-1e308, 1e308, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            let mut result = metric(series(50, |i| 1000.0 + 36.0 * i as f64), Vec::new());
+            result.tolerance = tolerance;
+            result.ci_low = Some(-1e308);
+            let chart = Chart::build(Metric::Tracemalloc, &result, None).unwrap();
+            let t = chart.tolerance.expect("tolerance line");
+            for v in [t.x1, t.y1, t.x2, t.y2] {
+                assert!(v.is_finite(), "{tolerance}: {t:?}");
+            }
+            let band = chart.band.expect("band");
+            assert!(!band.contains("inf") && !band.contains("NaN"), "{band}");
         }
     }
 

@@ -123,11 +123,12 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
 
 /// `::error file=…,line=…,title=…::message` with GitHub's escaping.
 fn command(level: &str, file: &str, line: usize, title: &str, message: &str) -> String {
+    use super::untrusted::annotation;
     format!(
         "::{level} file={},line={line},title={}::{}",
-        escape_property(file),
-        escape_property(title),
-        escape_data(message)
+        escape_property(&annotation(file)),
+        escape_property(&annotation(title)),
+        escape_data(&annotation(message))
     )
 }
 
@@ -225,9 +226,11 @@ fn outcome(results: &RunResults, scenario: &ScenarioResult) -> String {
     }
 }
 
-/// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML.
+/// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML, no control
+/// characters.
 fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
+    super::untrusted::annotation(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")

@@ -34,9 +34,11 @@ impl Exporter for HtmlExporter {
 
 /// Renders the page for `results`.
 pub fn render(results: &RunResults) -> Result<String> {
-    Page::new(results)
+    let page = Page::new(results)
         .render()
-        .context("cannot render the HTML report")
+        .context("cannot render the HTML report")?;
+    // askama escapes markup, not the control characters HTML forbids.
+    Ok(super::untrusted::html(&page).into_owned())
 }
 
 #[derive(Template)]

@@ -4,7 +4,8 @@
 //! the gate is a `<failure>` whose message carries the reason with its growth figure and the top
 //! allocation site; an `error` verdict is an `<error>` carrying the traceback. Every testcase's
 //! `<system-out>` lists the growth figures and where the HTML report shows it. Serialized by
-//! quick-junit (escaping, invalid characters, schema), never by hand.
+//! quick-junit (escaping, schema), never by hand; quick-junit drops C0 controls but lets
+//! U+FFFE/U+FFFF through, which XML forbids, so all text passes [`xml`] first.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::Exporter;
+use super::untrusted;
 use super::view;
 use crate::results::{RunResults, ScenarioResult};
 use crate::verdict::Verdict;
@@ -56,7 +58,7 @@ pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
         }
     }
     for (file, members) in suites {
-        let name = file.display().to_string();
+        let name = xml(&file.display().to_string());
         let mut suite = TestSuite::new(name.as_str());
         suite.set_time(seconds(members.iter().map(|(_, s)| s.duration_secs).sum()));
         suite.add_property(Property::new(
@@ -64,7 +66,11 @@ pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
             view::percent(results.confidence) + " %",
         ));
         for (index, scenario) in members {
-            let link = format!("{}#{}", html.display(), view::anchor(index, &scenario.name));
+            let link = xml(&format!(
+                "{}#{}",
+                html.display(),
+                view::anchor(index, &scenario.name)
+            ));
             suite.add_test_case(test_case(results, scenario, &name, &link));
         }
         report.add_test_suite(suite);
@@ -76,28 +82,26 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
     let status = if scenario.verdict == Verdict::Error {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status
-            .set_message(scenario.error.as_deref().unwrap_or(&scenario.reason))
+            .set_message(xml(scenario.error.as_deref().unwrap_or(&scenario.reason)))
             .set_type("error")
-            .set_description(
-                scenario
-                    .traceback
-                    .clone()
-                    .or_else(|| scenario.error.clone())
-                    .unwrap_or_else(|| scenario.reason.clone()),
-            );
+            .set_description(xml(scenario
+                .traceback
+                .as_deref()
+                .or(scenario.error.as_deref())
+                .unwrap_or(&scenario.reason)));
         status
     } else if let Some(why) = view::failure(results, scenario) {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
         status
-            .set_message(view::failure_message(results, scenario))
+            .set_message(xml(&view::failure_message(results, scenario)))
             .set_type(why)
-            .set_description(failure_details(results, scenario));
+            .set_description(xml(&failure_details(results, scenario)));
         status
     } else {
         TestCaseStatus::success()
     };
 
-    let mut case = TestCase::new(scenario.name.as_str(), status);
+    let mut case = TestCase::new(xml(&scenario.name), status);
     case.set_classname(suite)
         .set_time(seconds(scenario.duration_secs))
         .add_property(Property::new("verdict", scenario.verdict.name()))
@@ -107,7 +111,7 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
         ))
         .add_property(Property::new(
             "location",
-            format!("{}:{}", scenario.file.display(), scenario.line),
+            xml(&format!("{}:{}", scenario.file.display(), scenario.line)),
         ));
 
     let mut out = format!("verdict: {}\n{}\n", scenario.verdict, scenario.reason);
@@ -120,9 +124,9 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
         out.push_str("--- captured stdout\n");
         out.push_str(&scenario.stdout);
     }
-    case.set_system_out(out);
+    case.set_system_out(xml(&out));
     if !scenario.stderr.is_empty() {
-        case.set_system_err(scenario.stderr.as_str());
+        case.set_system_err(xml(&scenario.stderr));
     }
     case
 }
@@ -145,6 +149,11 @@ fn failure_details(results: &RunResults, scenario: &ScenarioResult) -> String {
         }
     }
     text
+}
+
+/// Text XML allows, for quick-junit.
+fn xml(text: &str) -> String {
+    untrusted::xml(text).into_owned()
 }
 
 fn seconds(secs: f64) -> Duration {

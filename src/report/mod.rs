@@ -8,9 +8,11 @@ pub mod baseline;
 pub mod chart;
 pub mod github;
 pub mod html;
+pub mod journal;
 pub mod json;
 pub mod junit;
 pub mod terminal;
+pub mod untrusted;
 pub mod view;
 
 use std::io::Write;

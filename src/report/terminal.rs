@@ -11,6 +11,7 @@ use std::time::Duration;
 use console::{Style, style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::untrusted;
 use crate::metric::Metric;
 use crate::protocol::Phase;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
@@ -68,9 +69,10 @@ impl EventSink for ProgressDisplay {
                     .progress_chars("=> "),
                 );
                 bar.set_prefix(format!("[{}/{}]", index + 1, self.total));
-                bar.set_message(format!("{} (starting)", scenario.name));
+                let name = untrusted::terminal(&scenario.name).into_owned();
+                bar.set_message(format!("{name} (starting)"));
                 bar.enable_steady_tick(Duration::from_millis(200));
-                self.running.insert(*index, (bar, scenario.name.clone()));
+                self.running.insert(*index, (bar, name));
             }
             Event::PhaseChanged { index, phase } => {
                 if let Some((bar, name)) = self.running.get(index) {
@@ -94,7 +96,7 @@ impl EventSink for ProgressDisplay {
                     "{} {} {} {}",
                     style(format!("[{}/{}]", index + 1, self.total)).bold(),
                     verdict_label(result),
-                    result.name,
+                    untrusted::terminal(&result.name),
                     style(format!("({:.1} s)", result.duration_secs)).dim(),
                 );
                 if let Some((bar, _)) = self.running.remove(index) {
@@ -149,10 +151,17 @@ pub fn print_summary(
             out,
             "{} {}  {}",
             verdict_label(scenario),
-            style(&scenario.name).bold(),
-            style(format!("{}:{}", scenario.file.display(), scenario.line)).dim()
+            style(untrusted::terminal(&scenario.name)).bold(),
+            style(format!(
+                "{}:{}",
+                untrusted::terminal(&scenario.file.display().to_string()),
+                scenario.line
+            ))
+            .dim()
         )?;
-        writeln!(out, "  {}", scenario.reason)?;
+        for line in scenario.reason.lines() {
+            writeln!(out, "  {}", untrusted::terminal(line))?;
+        }
         if scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak {
             writeln!(
                 out,
@@ -170,12 +179,14 @@ pub fn print_summary(
         }
         if let Some(diagnosis) = &scenario.diagnosis {
             for line in diagnosis.summary_lines() {
-                writeln!(out, "  {line}")?;
+                for line in line.lines() {
+                    writeln!(out, "  {}", untrusted::terminal(line))?;
+                }
             }
         }
         if let Some(traceback) = &scenario.traceback {
             for line in traceback.lines() {
-                writeln!(out, "  {line}")?;
+                writeln!(out, "  {}", untrusted::terminal(line))?;
             }
         }
         if scenario.verdict == Verdict::Error {
@@ -186,7 +197,7 @@ pub fn print_summary(
                 }
                 writeln!(out, "  {label} (last lines):")?;
                 for line in &lines[lines.len().saturating_sub(15)..] {
-                    writeln!(out, "    {line}")?;
+                    writeln!(out, "    {}", untrusted::terminal(line))?;
                 }
             }
         }
@@ -214,7 +225,7 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         .scenarios
         .iter()
         .map(|s| {
-            let mut row = vec![s.name.clone(), verdict_label(s)];
+            let mut row = vec![untrusted::terminal(&s.name).into_owned(), verdict_label(s)];
             // Unless the scenario gates on it, tracemalloc's figure comes from the short traced
             // window after the run: marked as approximate.
             let windowed = !crate::sampling::traced_throughout(&s.gate);
@@ -279,17 +290,41 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
     )
 }
 
+/// How to run a scenario that ran up to `most` iterations four times as long, within what a
+/// scenario may ask for (a wrapped product once suggested fewer iterations than it ran).
+fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
+    use crate::scenario::{MAX_ITERATIONS, MAX_SAMPLES};
+    match most {
+        Some(most) if most > 0 && most < MAX_ITERATIONS => {
+            let suggested = most.saturating_mul(4).min(MAX_ITERATIONS);
+            // Sampled sparsely enough to stay within the sample budget.
+            let needed = warmup
+                .saturating_add(suggested)
+                .div_ceil(MAX_SAMPLES)
+                .max(sample_every);
+            let sampling = if needed > sample_every {
+                format!(" with `sample_every: {needed}`")
+            } else {
+                String::new()
+            };
+            format!(
+                "run it longer (`max_iterations: {suggested}`{sampling} in the scenario, or \
+                 `--max-iterations {suggested}`)"
+            )
+        }
+        Some(_) => "it already runs the most iterations a scenario may".to_string(),
+        None => "run it longer (`max_iterations` in the scenario)".to_string(),
+    }
+}
+
 /// What to do about an inconclusive scenario: more samples narrow the interval, and a growth
 /// that is acceptable calls for a tolerance that says so.
 fn inconclusive_advice(scenario: &ScenarioResult) -> String {
-    let longer = match scenario.analysis.as_ref().map(|a| a.max_iterations) {
-        Some(most) if most > 0 => format!(
-            "run it longer (`max_iterations: {}` in the scenario, or `--max-iterations {}`)",
-            most * 4,
-            most * 4
-        ),
-        _ => "run it longer (`max_iterations` in the scenario)".to_string(),
-    };
+    let longer = longer_run(
+        scenario.warmup,
+        scenario.sample_every,
+        scenario.analysis.as_ref().map(|a| a.max_iterations),
+    );
     format!(
         "to decide: {longer}; or, if growth this close to the tolerance is acceptable, raise the \
          metric's `tolerance`"
@@ -314,5 +349,30 @@ fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> Stri
             format_quantity((fit.ci_high - fit.ci_low) / 2.0, result.unit),
         ),
         None => "-".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_longer_run_is_suggested_within_the_limits() {
+        assert_eq!(
+            longer_run(20, 8, Some(800)),
+            "run it longer (`max_iterations: 3200` in the scenario, or `--max-iterations 3200`)"
+        );
+        // Past the sample budget, sampled more sparsely.
+        assert_eq!(
+            longer_run(20, 2, Some(100_000)),
+            "run it longer (`max_iterations: 400000` with `sample_every: 5` in the scenario, or \
+             `--max-iterations 400000`)"
+        );
+        // Never beyond the largest count, never wrapped below what ran.
+        assert!(longer_run(0, 1, Some(900_000_000_000)).contains("max_iterations: 1000000000000"));
+        assert_eq!(
+            longer_run(0, 1, Some(crate::scenario::MAX_ITERATIONS)),
+            "it already runs the most iterations a scenario may"
+        );
     }
 }

@@ -46,8 +46,9 @@ pub enum EnvironmentError {
     /// Nothing runnable at the path.
     #[error("{origin} `{path}` is not a Python interpreter or virtual environment: {reason}")]
     NotPython {
-        /// Where the path came from (`--python` or `VIRTUAL_ENV`).
-        origin: &'static str,
+        /// Where the path came from (`--python`, `LEAKCHECK_PYTHON`, the configuration's
+        /// `python`, `VIRTUAL_ENV`).
+        origin: String,
         /// The path.
         path: PathBuf,
         /// What failed.
@@ -59,7 +60,7 @@ pub enum EnvironmentError {
     )]
     VersionMismatch {
         /// Where the path came from.
-        origin: &'static str,
+        origin: String,
         /// The path.
         path: PathBuf,
         /// Its full version.
@@ -87,21 +88,49 @@ const BUILD_BASE_PREFIX: &str = env!("LEAKCHECK_BUILD_PYTHON_BASE_PREFIX");
 /// `sys.version` of the interpreter leakcheck embeds: its build, not only its number.
 const BUILD_SYS_VERSION: &str = env!("LEAKCHECK_BUILD_PYTHON_SYS_VERSION");
 
-/// Resolves `--python`, else `VIRTUAL_ENV`, else `None` (the embedded interpreter's own packages).
-pub fn resolve(python: Option<&Path>) -> Result<Option<PythonEnvironment>, EnvironmentError> {
+/// Resolves the requested Python (a path and where it was given, for messages), else
+/// `VIRTUAL_ENV`, else `None` (the embedded interpreter's own packages).
+pub fn resolve(
+    python: Option<(&Path, &str)>,
+) -> Result<Option<PythonEnvironment>, EnvironmentError> {
     let (origin, path) = match python {
-        Some(path) => ("--python", path.to_path_buf()),
+        Some((path, origin)) => (origin.to_string(), path.to_path_buf()),
         None => match std::env::var_os("VIRTUAL_ENV") {
-            Some(venv) if !venv.is_empty() => ("VIRTUAL_ENV", PathBuf::from(venv)),
+            Some(venv) if !venv.is_empty() => ("VIRTUAL_ENV".to_string(), PathBuf::from(venv)),
             _ => return Ok(None),
         },
     };
     probe(origin, &path).map(Some)
 }
 
-fn probe(origin: &'static str, path: &Path) -> Result<PythonEnvironment, EnvironmentError> {
+/// Longest part of a failed probe's stderr quoted in its error.
+const QUOTED_STDERR: usize = 200;
+
+/// Runs `executable -` with `script` on its standard input.
+fn run_with_stdin(executable: &Path, script: &str) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(executable)
+        .arg("-")
+        .env_remove("PYTHONHOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let script = script.to_string();
+    // A program that exits without reading closes the pipe: the write fails, harmlessly.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(script.as_bytes());
+    });
+    let output = child.wait_with_output();
+    let _ = writer.join();
+    output
+}
+
+fn probe(origin: String, path: &Path) -> Result<PythonEnvironment, EnvironmentError> {
     let not_python = |reason: String| EnvironmentError::NotPython {
-        origin,
+        origin: origin.clone(),
         path: path.to_path_buf(),
         reason,
     };
@@ -114,16 +143,22 @@ fn probe(origin: &'static str, path: &Path) -> Result<PythonEnvironment, Environ
     } else {
         path.to_path_buf()
     };
-    let output = Command::new(&executable)
-        .args(["-c", PROBE])
-        .env_remove("PYTHONHOME")
-        .output()
-        .map_err(|err| not_python(err.to_string()))?;
+    // The probe goes in on stdin (`python -`), not as an argument: a program that is not
+    // Python echoes its arguments in its complaint, which then quoted the whole script.
+    let output = run_with_stdin(&executable, PROBE).map_err(|err| not_python(err.to_string()))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().last().unwrap_or("").trim().to_string();
+        let last = stderr
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        let mut quoted: String = last.chars().take(QUOTED_STDERR).collect();
+        if quoted.len() < last.len() {
+            quoted.push('…');
+        }
         return Err(not_python(format!(
-            "running it failed ({}) {last}",
+            "running it failed ({}) {quoted}",
             output.status
         )));
     }
@@ -136,7 +171,7 @@ fn probe(origin: &'static str, path: &Path) -> Result<PythonEnvironment, Environ
         .unwrap_or_default();
     if found_minor != EMBEDDED_MINOR {
         return Err(EnvironmentError::VersionMismatch {
-            origin,
+            origin: origin.clone(),
             path: path.to_path_buf(),
             found: probe.version,
             found_minor,

@@ -100,6 +100,11 @@ enum Report {
 /// Each scheduling thread takes the next scenario index from a shared counter, supervises its
 /// worker and sends what happens to this thread, which alone talks to the event sink: reporters
 /// need no locking and see events in a consistent order per scenario.
+///
+/// The calling process becomes a child subreaper for the run and, once no worker runs, kills
+/// every child it still has (the strays of workers re-parented to it, see
+/// `reap::kill_orphans`): call it from a process whose only children are its workers, as the
+/// `leakcheck` binary is.
 pub fn run_scenarios(
     scenarios: &[Scenario],
     settings: &RunSettings,
@@ -108,6 +113,7 @@ pub fn run_scenarios(
     let started_at = SystemTime::now();
     let clock = Instant::now();
     signals::install();
+    reap::become_subreaper();
     sink.event(&Event::RunStarted {
         total: scenarios.len(),
     });
@@ -165,11 +171,28 @@ pub fn run_scenarios(
             }
         }
     });
+    // No worker runs any more: every child left is a stray that escaped both the group kill
+    // and the cookie sweep, re-parented to us.
+    reap::kill_orphans();
     let results: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
     let python_version = versions.into_iter().flatten().next();
+    let mut run = assemble(settings, started_at, clock.elapsed(), results);
+    run.python.version = python_version;
+    run.interrupted = signals::interrupted();
+    run
+}
 
+/// The results of a run of these settings that started at `started_at`, lasted `duration` and
+/// has finished `results` so far (in scenario order); not interrupted, Python version unknown.
+/// The run's own results, and the journal rewritten after each scenario, are both made here.
+pub fn assemble(
+    settings: &RunSettings,
+    started_at: SystemTime,
+    duration: Duration,
+    results: Vec<ScenarioResult>,
+) -> RunResults {
     let python = PythonInfo {
-        version: python_version,
+        version: None,
         executable: settings
             .environment
             .as_ref()
@@ -185,9 +208,9 @@ pub fn run_scenarios(
         },
         python,
         started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
-        duration_secs: clock.elapsed().as_secs_f64(),
+        duration_secs: duration.as_secs_f64(),
         confidence: settings.confidence,
-        interrupted: signals::interrupted(),
+        interrupted: false,
         summary: Summary::of(&results),
         scenarios: results,
         baseline: None,

@@ -29,14 +29,18 @@ pub fn new_cookie() -> String {
     )
 }
 
-/// Sends SIGKILL to the process group `pgid` (a worker's pid: it leads its group).
-pub fn kill_group(pgid: u32) {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+/// Sends SIGKILL to the worker `pid` and to the process group it leads (its pid). The worker
+/// is also killed by pid: one that left its group (`os.setpgid`) would survive the group kill,
+/// and waiting for it would never end.
+pub fn kill_group(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
-    // SAFETY: killpg has no memory-safety preconditions; a gone group just yields ESRCH.
+    // SAFETY: kill and killpg have no memory-safety preconditions; a gone process or group
+    // just yields ESRCH.
     unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
+        libc::killpg(pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
     }
 }
 
@@ -45,7 +49,7 @@ pub fn kill_group(pgid: u32) {
 /// Reads `/proc/<pid>/environ` of every process this user may read: a few milliseconds for a
 /// few hundred processes, once per scenario.
 pub fn sweep(cookie: &str) -> usize {
-    let needle = format!("{COOKIE_VAR}={cookie}\0").into_bytes();
+    let needle = cookie_needle(cookie);
     let own = std::process::id();
     let mut killed = 0;
     for _ in 0..SWEEP_ROUNDS {
@@ -67,6 +71,66 @@ pub fn sweep(cookie: &str) -> usize {
     killed
 }
 
+/// Makes leakcheck the reaper of its descendants (`PR_SET_CHILD_SUBREAPER`): a process whose
+/// parent dies is then re-parented to leakcheck instead of to init, so a subprocess that both
+/// left its worker's group and cleared its environment (`start_new_session=True, env={}`, a
+/// double-forked daemon) can still be found, as a child of leakcheck, by [`kill_orphans`].
+pub fn become_subreaper() {
+    // SAFETY: prctl with an integer option has no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Kills and reaps every child of leakcheck: called once no worker runs, when every child left
+/// is a descendant of some worker re-parented to us (see [`become_subreaper`]). Returns how
+/// many were killed.
+pub fn kill_orphans() -> usize {
+    let own = std::process::id() as libc::pid_t;
+    let mut killed = 0;
+    for _ in 0..SWEEP_ROUNDS {
+        let children: Vec<libc::pid_t> = processes()
+            .filter(|&pid| parent_of(pid) == Some(own))
+            .collect();
+        if children.is_empty() {
+            break;
+        }
+        for pid in children {
+            // SAFETY: kill has no memory-safety preconditions; a gone process yields ESRCH.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        reap_exited();
+    }
+    reap_exited();
+    killed
+}
+
+/// Collects the exit status of every child that has ended (re-parented orphans leave zombies).
+fn reap_exited() {
+    loop {
+        // SAFETY: waitpid with a null status pointer and WNOHANG has no preconditions.
+        let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+    stat.get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Process ids listed in `/proc`.
 pub fn processes() -> impl Iterator<Item = libc::pid_t> {
     std::fs::read_dir("/proc")
@@ -75,7 +139,13 @@ pub fn processes() -> impl Iterator<Item = libc::pid_t> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
 }
 
-fn environ_contains(pid: libc::pid_t, needle: &[u8]) -> bool {
+/// The needle [`environ_contains`] looks for: `COOKIE_VAR=cookie` and its end.
+pub fn cookie_needle(cookie: &str) -> Vec<u8> {
+    format!("{COOKIE_VAR}={cookie}\0").into_bytes()
+}
+
+/// Whether the environment of `pid` holds `needle` (see [`cookie_needle`]) as one entry.
+pub fn environ_contains(pid: libc::pid_t, needle: &[u8]) -> bool {
     let mut environ = Vec::new();
     let read = std::fs::File::open(format!("/proc/{pid}/environ"))
         .and_then(|mut file| file.read_to_end(&mut environ));

@@ -1,9 +1,9 @@
 //! Starting one worker process and watching it: the channel, captured output, the limits, and
 //! what to say when it dies.
 //!
-//! The worker runs in its own process group so that a timeout, the memory cap, an interrupted run
-//! or the end of the scenario can stop it together with any subprocess it started; strays that
-//! left the group are swept by their environment cookie ([`reap`]). Its stdout and stderr are
+//! The worker runs in its own session and process group so that a timeout, the memory cap, an
+//! interrupted run or the end of the scenario can stop it together with any subprocess it
+//! started; strays that left the group are swept by their environment cookie ([`reap`]). Its stdout and stderr are
 //! drained by threads into bounded tails, so a scenario that prints megabytes neither blocks on a
 //! full pipe nor fills our memory, and a stray that keeps a pipe open cannot hang the run. The
 //! worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is killed.
@@ -99,6 +99,14 @@ pub enum WorkerFailure {
     },
     /// leakcheck itself received a stopping signal; the worker was stopped unfinished.
     Interrupted,
+    /// The scenario (or a process it started) sent leakcheck a stopping signal, which leakcheck
+    /// ignored, stopping the scenario instead.
+    SignalledLeakcheck {
+        /// The phase it was in.
+        phase: Phase,
+        /// The signal, e.g. `libc::SIGTERM`.
+        signal: i32,
+    },
     /// The worker could not be started at all.
     Spawn(String),
 }
@@ -161,6 +169,11 @@ impl WorkerFailure {
                 )
             }
             WorkerFailure::Interrupted => "interrupted before it finished".to_string(),
+            WorkerFailure::SignalledLeakcheck { phase, signal } => format!(
+                "sent {} to leakcheck itself in {phase} (`os.kill(os.getppid(), …)`); leakcheck \
+                 ignored it and stopped this scenario",
+                signals::name(*signal)
+            ),
             WorkerFailure::Spawn(reason) => format!("could not start the worker: {reason}"),
         }
     }
@@ -247,13 +260,18 @@ pub fn run_worker(
         }
     };
     let pid = spawned.child.id();
+    let slot = signals::WorkerSlot::register(pid);
     let cap = request.options.max_rss;
 
     let mut phase = Phase::Prepare;
     let mut finished = false;
+    // When the last message came: exit-time code (an `atexit` or `on_exit` handler, a native
+    // destructor joining a thread) gets [`EXIT_GRACE`] from then, and is killed after it.
+    let mut finished_at: Option<Instant> = None;
     let deadline = started + timeout;
     let mut next_group_poll = started + limits::GROUP_POLL;
     let mut exit_status: Option<ExitStatus> = None;
+    let mut hung_at_exit = false;
     let mut exited_at: Option<Instant> = None;
     loop {
         match spawned.messages.recv_timeout(POLL) {
@@ -319,6 +337,9 @@ pub fn run_worker(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
+        if finished && finished_at.is_none() {
+            finished_at = Some(Instant::now());
+        }
         if exit_status.is_none() {
             exit_status = spawned.child.try_wait().ok().flatten();
             if exit_status.is_some() {
@@ -330,9 +351,19 @@ pub fn run_worker(
         if exited_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
             break;
         }
+        if let Some(signal) = slot.sent() {
+            reap::kill_group(pid);
+            run.failure = Some(WorkerFailure::SignalledLeakcheck { phase, signal });
+            break;
+        }
         if signals::interrupted() {
             reap::kill_group(pid);
             run.failure = Some(WorkerFailure::Interrupted);
+            break;
+        }
+        if exit_status.is_none() && finished_at.is_some_and(|t| t.elapsed() > EXIT_GRACE) {
+            reap::kill_group(pid);
+            hung_at_exit = true;
             break;
         }
         if !finished && Instant::now() >= deadline {
@@ -346,7 +377,7 @@ pub fn run_worker(
         }
         if !finished && Instant::now() >= next_group_poll {
             next_group_poll = Instant::now() + limits::GROUP_POLL;
-            let resident = limits::group_resident_bytes(pid);
+            let resident = limits::group_resident_bytes(pid, &cookie);
             if resident > cap {
                 reap::kill_group(pid);
                 run.failure = Some(WorkerFailure::MemoryCap {
@@ -372,6 +403,14 @@ pub fn run_worker(
 
     run.stdout = spawned.stdout.finish(OUTPUT_GRACE);
     run.stderr = spawned.stderr.finish(OUTPUT_GRACE);
+    if hung_at_exit {
+        // The scenario's results stand; where they came out of is said with its output.
+        run.stderr.push_str(&format!(
+            "\n[leakcheck] the worker had not exited {} s after its last message (exit-time \
+             code: an atexit or on_exit handler, a destructor joining a thread) and was killed\n",
+            EXIT_GRACE.as_secs()
+        ));
+    }
     if !finished && run.failure.is_none() {
         run.failure = Some(WorkerFailure::Crashed {
             phase,
@@ -408,9 +447,8 @@ fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
         .env("PYTHONHASHSEED", "0")
         .env(reap::COOKIE_VAR, cookie)
         .env_remove("PYTHONHOME")
-        .envs(crate::worker::allocator::worker_env())
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, _exit) between fork and
+        .envs(crate::worker::allocator::worker_env());
+    // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, setsid, _exit) between fork and
     // exec.
     unsafe {
         command.pre_exec(move || {
@@ -421,6 +459,12 @@ fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
             }
             if libc::getppid() != parent {
                 libc::_exit(1);
+            }
+            // A session of its own, which it leads with a group of its own: a process can only
+            // join a group of its own session, so the worker cannot move into leakcheck's
+            // group (`os.setpgid(0, os.getpgid(os.getppid()))`) to escape the group kill.
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
             }
             if writer_fd == CHANNEL_FD {
                 let flags = libc::fcntl(CHANNEL_FD, libc::F_GETFD);

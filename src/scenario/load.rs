@@ -124,27 +124,23 @@ const MAX_FILE_BYTES: u64 = 10 << 20;
 
 /// Reads at most [`MAX_FILE_BYTES`] of `file`, refusing anything longer.
 fn read_bounded(file: &Path) -> Result<Vec<u8>, ScenarioError> {
-    use std::io::Read;
-    let cannot =
-        |err: std::io::Error| ScenarioError::in_file(file, format!("cannot read file: {err}"));
-    let mut bytes = Vec::new();
-    fs::File::open(file)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        let size = fs::metadata(file).ok().filter(|m| m.is_file()).map_or_else(
-            || "more than 10 MiB".to_string(),
-            |m| crate::units::format_bytes(m.len() as f64),
-        );
-        return Err(ScenarioError::in_file(
-            file,
-            format!(
-                "file is too large for a scenario file ({size}; the limit is 10 MiB): keep data in \
-                 Python modules or data files that `setup` loads"
-            ),
-        ));
-    }
-    Ok(bytes)
+    use crate::input::{InputError, read_bounded};
+    read_bounded(file, MAX_FILE_BYTES).map_err(|err| match err {
+        InputError::TooLarge { size, .. } => {
+            let size = size.map_or_else(
+                || "more than 10 MiB".to_string(),
+                |s| crate::units::format_bytes(s as f64),
+            );
+            ScenarioError::in_file(
+                file,
+                format!(
+                    "file is too large for a scenario file ({size}; the limit is 10 MiB): keep \
+                     data in Python modules or data files that `setup` loads"
+                ),
+            )
+        }
+        other => ScenarioError::in_file(file, other.to_string()),
+    })
 }
 
 /// Validates the text of a scenario file under the project's defaults, if any; `file` is used
@@ -297,6 +293,8 @@ struct Invalid {
     pos: Pos,
     key: Option<String>,
     text: String,
+    /// Further problems of the same value (each entry of a `tolerance` map is checked).
+    more: Vec<Invalid>,
 }
 
 impl Invalid {
@@ -305,7 +303,18 @@ impl Invalid {
             pos,
             key: None,
             text: text.into(),
+            more: Vec::new(),
         }
+    }
+
+    /// All of `problems` as one error, or `None` when there are none.
+    fn all(mut problems: Vec<Invalid>) -> Option<Invalid> {
+        if problems.is_empty() {
+            return None;
+        }
+        let mut first = problems.remove(0);
+        first.more.extend(problems);
+        Some(first)
     }
 
     /// "expected {what}, found {the value}", with a hint when a scalar only needs quotes.
@@ -347,7 +356,7 @@ pub struct ProjectDefaults(Settings);
 /// relative `python_path` entries start from.
 pub(crate) fn project_defaults(
     file: &Path,
-    source: &str,
+    node: &Node,
 ) -> Result<ProjectDefaults, Vec<ScenarioError>> {
     let mut checker = Checker {
         file,
@@ -355,27 +364,17 @@ pub(crate) fn project_defaults(
         outcome: FileOutcome::default(),
         project: None,
     };
-    let settings = match yaml::parse(source) {
-        Ok(Document::Node(node)) => match &node.value {
-            Value::Map(map) => {
-                checker.settings(map, &Label("project `defaults`".into()), Kind::Defaults)
-            }
-            other => {
-                let message = format!(
-                    "`defaults` must be a mapping of scenario keys, found {}",
-                    other.describe()
-                );
-                checker.error(node.pos, Some("defaults"), message);
-                Settings::default()
-            }
-        },
-        Ok(Document::Empty) => Settings::default(),
-        Err(syntax) => {
-            checker.error(
-                syntax.pos.unwrap_or(Pos::START),
-                Some("defaults"),
-                syntax.message,
+    let settings = match &node.value {
+        Value::Map(map) => {
+            checker.settings(map, &Label("project `defaults`".into()), Kind::Defaults)
+        }
+        Value::Null => Settings::default(),
+        other => {
+            let message = format!(
+                "`defaults` must be a mapping of scenario keys, found {}",
+                other.describe()
             );
+            checker.error(node.pos, Some("defaults"), message);
             Settings::default()
         }
     };
@@ -593,8 +592,8 @@ impl Checker<'_> {
                 }
                 "name" => s.name = self.field(entry, &place, failed, parse_name),
                 "description" => s.description = self.field(entry, &place, failed, parse_text),
-                "setup" => s.setup = self.field(entry, &place, failed, parse_text),
-                "teardown" => s.teardown = self.field(entry, &place, failed, parse_text),
+                "setup" => s.setup = self.field(entry, &place, failed, parse_code),
+                "teardown" => s.teardown = self.field(entry, &place, failed, parse_code),
                 "run" | "call" if body_key.is_some() => {
                     let message = format!("{} sets both `run` and `call`: keep one", label.0);
                     self.error(entry.key_pos, Some(entry.key), message);
@@ -657,10 +656,13 @@ impl Checker<'_> {
                 at: entry.key_pos,
                 value_at: entry.value.pos,
             }),
-            Err(invalid) => {
-                let key = invalid.key.as_deref().unwrap_or(entry.key);
-                let message = format!("key `{key}` {place}: {}", invalid.text);
-                self.error(invalid.pos, Some(key), message);
+            Err(mut invalid) => {
+                let more = std::mem::take(&mut invalid.more);
+                for invalid in std::iter::once(invalid).chain(more) {
+                    let key = invalid.key.as_deref().unwrap_or(entry.key);
+                    let message = format!("key `{key}` {place}: {}", invalid.text);
+                    self.error(invalid.pos, Some(key), message);
+                }
                 failed.push(entry.key);
                 None
             }
@@ -734,6 +736,29 @@ impl Checker<'_> {
             Some(given) => given.value,
             None => iterations.saturating_mul(DEFAULT_MAX_FACTOR),
         };
+        let warmup = s.warmup.as_ref().map_or(DEFAULT_WARMUP, |g| g.value);
+        if let Some(samples) = super::samples_over_budget(warmup, max_iterations, sample_every)
+            && !["iterations", "max_iterations", "warmup", "sample_every"]
+                .iter()
+                .any(|key| s.has_failed(key))
+        {
+            // Pointed at the key that set the largest count, as the user wrote it.
+            let (at, key) = match (&s.max_iterations, &s.iterations, &s.sample_every) {
+                (Some(given), _, _) => (given.value_at, "max_iterations"),
+                (None, Some(given), _) => (given.value_at, "iterations"),
+                (None, None, Some(given)) => (given.value_at, "sample_every"),
+                (None, None, None) => (start, "warmup"),
+            };
+            let message = format!(
+                "key `{key}` {}: {warmup} warmup and up to {max_iterations} measured iterations, \
+                 sampled every {sample_every}, take {samples} samples, and at most {} are kept \
+                 (raise `sample_every` or lower `max_iterations`)",
+                label.place(),
+                super::MAX_SAMPLES,
+            );
+            self.error(at, Some(key), message);
+            valid = false;
+        }
         if !valid || !s.failed.is_empty() {
             return;
         }
@@ -755,7 +780,7 @@ impl Checker<'_> {
             teardown: s.teardown.map(|g| g.value),
             iterations,
             max_iterations,
-            warmup: s.warmup.map_or(DEFAULT_WARMUP, |g| g.value),
+            warmup,
             sample_every,
             python_path: s.python_path.map(|g| g.value).unwrap_or_default(),
             timeout_secs: s.timeout.map_or(DEFAULT_TIMEOUT_SECS, |g| g.value),
@@ -828,7 +853,7 @@ fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
             .map(|item| match &item.value {
                 Value::Map(entries) if !entries.is_empty() => entries
                     .iter()
-                    .map(|(k, v)| Ok((key_of(k)?, to_json(v))))
+                    .map(|(k, v)| Ok((key_of(k)?, to_json(v)?)))
                     .collect::<Result<ParamSet, Invalid>>(),
                 _ => Err(Invalid::expected(item, "a mapping of parameter values")),
             })
@@ -839,7 +864,7 @@ fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
                 let name = key_of(k)?;
                 let values: Vec<serde_json::Value> = match &v.value {
                     Value::Seq(values) if !values.is_empty() => {
-                        values.iter().map(to_json).collect()
+                        values.iter().map(to_json).collect::<Result<_, _>>()?
                     }
                     _ => return Err(Invalid::expected(v, "a non-empty list of values")),
                 };
@@ -865,19 +890,44 @@ fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
     Ok(sets)
 }
 
-/// A YAML value as JSON, to travel to the worker and become a Python value.
-fn to_json(node: &Node) -> serde_json::Value {
-    match &node.value {
+/// A YAML value as JSON, to travel to the worker and become a Python value; a value JSON cannot
+/// carry as it is (`.inf`, `.nan`, an integer beyond 64 bits) is an error at its place rather
+/// than a silent `None` or string.
+fn to_json(node: &Node) -> Result<serde_json::Value, Invalid> {
+    Ok(match &node.value {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => i64::try_from(*i)
-            .map(serde_json::Value::from)
-            .unwrap_or_else(|_| serde_json::Value::String(i.to_string())),
-        Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
+        Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
+            (Ok(small), _) => serde_json::Value::from(small),
+            (_, Ok(large)) => serde_json::Value::from(large),
+            _ => {
+                return Err(Invalid::new(
+                    node.pos,
+                    format!(
+                        "integer `{i}` does not fit in 64 bits, as parameter values must: \
+                         write it as a string and convert it in `setup`"
+                    ),
+                ));
+            }
+        },
+        Value::Float(f) => match serde_json::Number::from_f64(*f) {
+            Some(number) => serde_json::Value::Number(number),
+            None => {
+                return Err(Invalid::new(
+                    node.pos,
+                    format!(
+                        "{} cannot be a parameter value: parameters travel as JSON, which has \
+                         no infinity or NaN; write it as a string and convert it in `setup` \
+                         (`float(x)`)",
+                        node.value.describe()
+                    ),
+                ));
+            }
+        },
         Value::Str(text) => serde_json::Value::String(text.clone()),
-        Value::Seq(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Seq(items) => {
+            serde_json::Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Value::Map(entries) => serde_json::Value::Object(
             entries
                 .iter()
@@ -887,14 +937,14 @@ fn to_json(node: &Node) -> serde_json::Value {
                         other => to_json(&Node {
                             pos: k.pos,
                             value: other.clone(),
-                        })
+                        })?
                         .to_string(),
                     };
-                    (key, to_json(v))
+                    Ok((key, to_json(v)?))
                 })
-                .collect(),
+                .collect::<Result<_, Invalid>>()?,
         ),
-    }
+    })
 }
 
 fn parse_bool(node: &Node) -> Result<bool, Invalid> {
@@ -980,11 +1030,31 @@ fn parse_name(node: &Node) -> Result<String, Invalid> {
     if name.contains(['\n', '\r']) {
         return Err(Invalid::new(node.pos, "must be a single line"));
     }
+    // A name reaches C strings (NUL ended them: the worker failed on it), terminals, CI logs
+    // and `-k`; control characters have no place in any of them.
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Invalid::new(
+            node.pos,
+            format!("must not contain control characters, found {c:?}"),
+        ));
+    }
     Ok(name)
 }
 
-fn parse_run(node: &Node) -> Result<Body, Invalid> {
+/// Python source: text without NUL, which `compile` refuses (the worker failed on it).
+fn parse_code(node: &Node) -> Result<String, Invalid> {
     let code = parse_text(node)?;
+    if code.contains('\0') {
+        return Err(Invalid::new(
+            node.pos,
+            "Python source cannot contain NUL characters: write `\\0` inside a string literal",
+        ));
+    }
+    Ok(code)
+}
+
+fn parse_run(node: &Node) -> Result<Body, Invalid> {
+    let code = parse_code(node)?;
     if code.trim().is_empty() {
         return Err(Invalid::new(
             node.pos,
@@ -1016,6 +1086,7 @@ fn is_identifier(word: &str) -> bool {
 
 /// A non-negative integer of at least `min`; whole floats such as `1e3` are accepted.
 fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
+    const MAX: u64 = super::MAX_ITERATIONS;
     let value = match node.value {
         Value::Int(i) => u64::try_from(i).ok(),
         Value::Float(f) if f.fract() == 0.0 && (0.0..=9.007_199_254_740_992e15).contains(&f) => {
@@ -1032,6 +1103,12 @@ fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
             format!("must be at least {min}, found {value}"),
         ));
     }
+    if value > MAX {
+        return Err(Invalid::new(
+            node.pos,
+            format!("must be at most {MAX} (10^12), found {value}"),
+        ));
+    }
     Ok(value)
 }
 
@@ -1046,6 +1123,16 @@ fn parse_seconds(node: &Node) -> Result<f64, Invalid> {
             node.pos,
             format!(
                 "must be a finite number of seconds above 0, found {}",
+                node.value.describe()
+            ),
+        ));
+    }
+    if seconds > super::MAX_SECONDS {
+        return Err(Invalid::new(
+            node.pos,
+            format!(
+                "must be at most {} seconds (30 days), found {}",
+                super::MAX_SECONDS,
                 node.value.describe()
             ),
         ));
@@ -1096,14 +1183,14 @@ fn parse_strings<'n>(node: &'n Node, what: &str) -> Result<Vec<(&'n Node, &'n st
 /// `python_path` entries, resolved against the scenario file's directory and made absolute
 /// (without resolving symlinks, so paths read as the user wrote them).
 fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
-    parse_strings(node, "directories")?
+    let (paths, problems): (Vec<_>, Vec<_>) = parse_strings(node, "directories")?
         .into_iter()
         .map(|(item, text)| {
             let path = std::path::absolute(dir.join(text)).map_err(|err| {
                 Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}"))
             })?;
-            // A missing folder is allowed (Python skips it), a symlink loop is not: it is
-            // always a mistake, and every import would trip over it.
+            // Python skips a missing folder without a word, and the scenario then fails with
+            // ModuleNotFoundError far from the typo; a symlink loop would trip every import.
             match fs::metadata(&path) {
                 Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(Invalid::new(
                     item.pos,
@@ -1112,17 +1199,37 @@ fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
                         path.display()
                     ),
                 )),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Invalid::new(
+                    item.pos,
+                    format!(
+                        "`{text}` does not exist ({}; relative entries start from the file's \
+                         folder)",
+                        path.display()
+                    ),
+                )),
                 _ => Ok(path),
             }
         })
-        .collect()
+        .partition(Result::is_ok);
+    // Every entry is checked, and every problem reported.
+    match Invalid::all(problems.into_iter().filter_map(Result::err).collect()) {
+        Some(invalid) => Err(invalid),
+        None => Ok(paths.into_iter().filter_map(Result::ok).collect()),
+    }
 }
 
 fn parse_tags(node: &Node) -> Result<Vec<String>, Invalid> {
-    Ok(parse_strings(node, "strings")?
+    parse_strings(node, "strings")?
         .into_iter()
-        .map(|(_, t)| t.to_string())
-        .collect())
+        .map(|(item, tag)| match tag.chars().find(|c| c.is_control()) {
+            // Tags are matched by `-k` and listed, as names are.
+            Some(c) => Err(Invalid::new(
+                item.pos,
+                format!("tags must not contain control characters, found {c:?}"),
+            )),
+            None => Ok(tag.to_string()),
+        })
+        .collect()
 }
 
 /// A metric by name, suggesting the closest one for a typo.
@@ -1166,48 +1273,69 @@ fn parse_tolerance(node: &Node) -> Result<BTreeMap<Metric, f64>, Invalid> {
         ));
     };
     let mut tolerance = BTreeMap::new();
+    // Every entry is checked, and every problem reported.
+    let mut problems = Vec::new();
     for (key, value) in entries {
-        let Value::Str(name) = &key.value else {
-            return Err(Invalid::expected(key, "a metric name"));
-        };
-        let metric = parse_metric(key, name)?;
-        let sub_key = format!("tolerance.{name}");
-        let at_value = |text: String| Invalid {
-            pos: value.pos,
-            key: Some(sub_key.clone()),
-            text,
-        };
-        if tolerance.contains_key(&metric) {
-            return Err(Invalid {
-                pos: key.pos,
-                key: Some(sub_key.clone()),
-                text: "appears twice: keep one".to_string(),
-            });
-        }
-        let allowed = match &value.value {
-            Value::Int(i) => *i as f64,
-            Value::Float(f) => *f,
-            Value::Str(text) => parse_quantity(text, metric.unit()).map_err(at_value)?,
-            _ => {
-                let example = match metric.unit() {
-                    crate::units::Unit::Bytes => "a number of bytes or a quantity such as \"64 B\"",
-                    crate::units::Unit::Count => "a number",
-                };
-                return Err(at_value(format!(
-                    "expected {example}, found {}",
-                    value.value.describe()
-                )));
+        match tolerance_entry(key, value, &tolerance) {
+            Ok((metric, allowed)) => {
+                tolerance.insert(metric, allowed);
             }
-        };
-        if !allowed.is_finite() || allowed < 0.0 {
+            Err(invalid) => problems.push(invalid),
+        }
+    }
+    match Invalid::all(problems) {
+        Some(invalid) => Err(invalid),
+        None => Ok(tolerance),
+    }
+}
+
+/// One `metric: allowed` entry of a `tolerance` map, given the entries read before it.
+fn tolerance_entry(
+    key: &Node,
+    value: &Node,
+    seen: &BTreeMap<Metric, f64>,
+) -> Result<(Metric, f64), Invalid> {
+    let Value::Str(name) = &key.value else {
+        return Err(Invalid::expected(key, "a metric name"));
+    };
+    let metric = parse_metric(key, name)?;
+    let sub_key = format!("tolerance.{name}");
+    let at_value = |text: String| Invalid {
+        pos: value.pos,
+        key: Some(sub_key.clone()),
+        text,
+        more: Vec::new(),
+    };
+    if seen.contains_key(&metric) {
+        return Err(Invalid {
+            pos: key.pos,
+            key: Some(sub_key.clone()),
+            text: "appears twice: keep one".to_string(),
+            more: Vec::new(),
+        });
+    }
+    let allowed = match &value.value {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::Str(text) => parse_quantity(text, metric.unit()).map_err(at_value)?,
+        _ => {
+            let example = match metric.unit() {
+                crate::units::Unit::Bytes => "a number of bytes or a quantity such as \"64 B\"",
+                crate::units::Unit::Count => "a number",
+            };
             return Err(at_value(format!(
-                "must be zero or more, found {}",
+                "expected {example}, found {}",
                 value.value.describe()
             )));
         }
-        tolerance.insert(metric, allowed);
+    };
+    if !allowed.is_finite() || allowed < 0.0 {
+        return Err(at_value(format!(
+            "must be zero or more, found {}",
+            value.value.describe()
+        )));
     }
-    Ok(tolerance)
+    Ok((metric, allowed))
 }
 
 fn parse_expect(node: &Node) -> Result<Expect, Invalid> {

@@ -31,7 +31,7 @@
 mod discover;
 mod error;
 mod load;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,9 +44,35 @@ pub use discover::discover;
 pub use error::ScenarioError;
 pub use load::ProjectDefaults;
 
-/// Reads the `defaults` of a project configuration file, given as YAML text.
-pub fn project_defaults(file: &Path, yaml: &str) -> Result<ProjectDefaults, Vec<ScenarioError>> {
-    load::project_defaults(file, yaml)
+/// Most iterations a scenario may ask for in `iterations`, `max_iterations`, `warmup` and
+/// `sample_every` (and `--max-iterations`): 10¹², days of the fastest loop, and small enough
+/// that sums of them never overflow.
+pub const MAX_ITERATIONS: u64 = 1_000_000_000_000;
+
+/// Most samples one run may take (`(warmup + max_iterations) / sample_every`): both processes
+/// keep every sample in memory (the worker allocates room for all of them before it starts) and
+/// the reports chart them, so a budget of 10⁵ (5.6 MB a side) keeps that bounded.
+pub const MAX_SAMPLES: u64 = 100_000;
+
+/// Longest `timeout` or `iteration_timeout`, in seconds: 30 days. A longer one is a typo, and
+/// deadlines beyond what clocks can add would otherwise crash the runner or the worker.
+pub const MAX_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
+
+/// The samples a run with these settings may take, when above [`MAX_SAMPLES`].
+pub fn samples_over_budget(warmup: u64, max_iterations: u64, sample_every: u64) -> Option<u64> {
+    let samples = warmup.saturating_add(max_iterations) / sample_every.max(1);
+    (samples > MAX_SAMPLES).then_some(samples)
+}
+
+pub(crate) use load::closest;
+
+/// Checks the `defaults` mapping of a project configuration file, read into a positioned tree
+/// (from YAML or TOML), with the rules of a scenario file's `defaults:`.
+pub(crate) fn project_defaults(
+    file: &Path,
+    node: &yaml::Node,
+) -> Result<ProjectDefaults, Vec<ScenarioError>> {
+    load::project_defaults(file, node)
 }
 
 /// The code a scenario runs once per iteration, the thing checked for leaks.

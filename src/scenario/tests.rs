@@ -179,8 +179,10 @@ fn python_path_is_resolved_against_the_scenario_file() {
     let path = write(
         tmp.path(),
         "suite/s.yaml",
-        "name: a\nrun: pass\npython_path: [src, ../lib, /opt/abs]\n",
+        "name: a\nrun: pass\npython_path: [src, ../lib, /tmp]\n",
     );
+    std::fs::create_dir_all(tmp.path().join("suite/src")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("lib")).unwrap();
     let scenarios = load_file(&path).expect("loads");
     let suite = std::path::absolute(tmp.path().join("suite")).expect("absolute");
     assert_eq!(
@@ -188,7 +190,7 @@ fn python_path_is_resolved_against_the_scenario_file() {
         [
             suite.join("src"),
             suite.join("../lib"),
-            PathBuf::from("/opt/abs")
+            PathBuf::from("/tmp")
         ]
     );
     assert!(scenarios[0].python_path.iter().all(|p| p.is_absolute()));
@@ -198,6 +200,7 @@ fn python_path_is_resolved_against_the_scenario_file() {
         "one.yaml",
         "name: a\nrun: pass\npython_path: src\n",
     );
+    std::fs::create_dir_all(tmp.path().join("src")).unwrap();
     let scenarios = load_file(&path).expect("loads");
     assert_eq!(
         scenarios[0].python_path,

@@ -69,6 +69,10 @@ impl Value {
             Value::Null => "an empty value".to_string(),
             Value::Bool(b) => format!("boolean `{b}`"),
             Value::Int(i) => format!("integer `{i}`"),
+            // `1e300` as written, not its 301 digits.
+            Value::Float(f) if f.is_finite() && *f != 0.0 && !(1e-4..1e16).contains(&f.abs()) => {
+                format!("number `{f:e}`")
+            }
             Value::Float(f) => format!("number `{f}`"),
             Value::Str(s) => {
                 const MAX: usize = 40;
@@ -113,6 +117,7 @@ pub(crate) fn parse(source: &str) -> Result<Document, SyntaxError> {
     let mut builder = Builder {
         last: Pos::START,
         scalar: None,
+        expanded: 0,
     };
     let result = NodeSeed {
         builder: &mut builder,
@@ -168,6 +173,16 @@ fn check_flow_nesting(source: &str) -> Result<(), SyntaxError> {
 /// Message of the probe error; the control characters keep it from clashing with real text.
 const PROBE: &str = "\u{1}leakcheck-position-probe\u{1}";
 
+/// Most bytes of text (plus one per value) a document may expand to. Without aliases a document
+/// holds at most its own length, and files are limited to 10 MiB; an alias (`*name`) repeats its
+/// anchor's whole value, so 2 000 aliases of a 4 MB string would be 8 GB, built before any check.
+pub(crate) const MAX_EXPANDED_BYTES: usize = 16 << 20;
+
+/// Message for a document that expands past [`MAX_EXPANDED_BYTES`].
+const EXPANDS_TOO_FAR: &str = "the document expands to more than 16 MiB of values: YAML aliases \
+                               (`*name`) repeat the whole value of their anchor (`&name`); \
+                               write shared text once, in `defaults:` or a Python module";
+
 /// Message for YAML tags (`!foo bar`), which scenario files have no use for.
 const TAGS_UNSUPPORTED: &str = "YAML tags (`!name`) are not supported in scenario files";
 
@@ -177,6 +192,19 @@ struct Builder {
     last: Pos,
     /// The scalar a visitor saw just before it raised the probe error.
     scalar: Option<Value>,
+    /// Bytes of text and values built so far, aliases expanded (see [`MAX_EXPANDED_BYTES`]).
+    expanded: usize,
+}
+
+impl Builder {
+    /// Counts `bytes` more of the document, refusing to go past [`MAX_EXPANDED_BYTES`].
+    fn spend<E: de::Error>(&mut self, bytes: usize) -> Result<(), E> {
+        self.expanded = self.expanded.saturating_add(bytes).saturating_add(1);
+        if self.expanded > MAX_EXPANDED_BYTES {
+            return Err(E::custom(EXPANDS_TOO_FAR));
+        }
+        Ok(())
+    }
 }
 
 /// Deserializes one node; containers come back as `Ok`, scalars as a probe error.
@@ -248,6 +276,7 @@ struct NodeVisitor<'b> {
 impl NodeVisitor<'_> {
     /// Records a scalar and raises the probe so the deserializer attaches the scalar's position.
     fn scalar<E: de::Error>(self, value: Value) -> Result<Value, E> {
+        self.builder.spend(0)?;
         self.builder.scalar = Some(value);
         Err(E::custom(PROBE))
     }
@@ -287,6 +316,8 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        // Counted before the copy: the copies are what an alias bomb multiplies.
+        self.builder.spend(v.len())?;
         self.scalar(Value::Str(v.to_string()))
     }
 
@@ -299,6 +330,7 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.builder.spend(0)?;
         let mut items = Vec::new();
         loop {
             let before = self.builder.last;
@@ -315,6 +347,7 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.builder.spend(0)?;
         let mut entries = Vec::new();
         loop {
             let before = self.builder.last;
@@ -344,13 +377,16 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
 /// Turns a real (non-probe) parse error into a message without the position suffix.
 fn syntax_error(err: &serde_yaml_ng::Error) -> SyntaxError {
     let text = err.to_string();
-    if text.contains(TAGS_UNSUPPORTED) {
+    if let Some(known) = [TAGS_UNSUPPORTED, EXPANDS_TOO_FAR]
+        .into_iter()
+        .find(|known| text.contains(known))
+    {
         return SyntaxError {
             pos: err.location().map(|l| Pos {
                 line: l.line(),
                 column: l.column(),
             }),
-            message: TAGS_UNSUPPORTED.to_string(),
+            message: known.to_string(),
         };
     }
     match err.location() {
@@ -508,6 +544,27 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn aliases_are_refused_once_they_expand_past_the_limit() {
+        // 2 000 aliases of a 1 MB string: 2 GB expanded, from a 1 MB file.
+        let big = "A".repeat(1 << 20);
+        let mut source = format!("a: &x \"{big}\"\nb: [");
+        source.push_str(&vec!["*x"; 2000].join(", "));
+        source.push_str("]\n");
+        let err = parse(&source).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the document expands to more than 16 MiB"),
+            "{}",
+            err.message
+        );
+        // At the anchor whose copies went over (libyaml replays its events, marks included).
+        assert_eq!(err.pos, Some(at(1, 4)), "{err:?}");
+        // A few aliases of it are fine.
+        let source = format!("a: &x \"{big}\"\nb: [*x, *x, *x]\n");
+        assert!(parse(&source).is_ok());
     }
 
     #[test]

@@ -15,11 +15,18 @@
 //! clear leak therefore stops at `m` rather than at `M`.
 //!
 //! With `M = m` there is a single look at full confidence: the fixed-count design.
+//!
+//! A maximum more than [`MAX_LATER_LOOKS`] times the minimum spaces the later looks wider (a
+//! whole number of minimums apart), so that the number of looks, and the fits the worker makes
+//! at them, stay bounded whatever `max_iterations` says.
 
 use serde::{Deserialize, Serialize};
 
 /// Share of α of the look at the configured minimum when more looks follow.
 const MINIMUM_SHARE: f64 = 0.5;
+
+/// Most looks after the one at the minimum.
+pub const MAX_LATER_LOOKS: u64 = 100;
 
 /// One planned look at the samples.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,11 +48,15 @@ pub fn schedule(minimum: u64, maximum: u64, confidence: f64) -> Vec<Look> {
             confidence,
         }];
     }
+    // Rounds of `minimum`, as many per step as keep the looks under the cap.
+    let round = minimum.max(1);
+    let rounds = (maximum - minimum).div_ceil(round);
+    let step = round.saturating_mul(rounds.div_ceil(MAX_LATER_LOOKS).max(1));
     let mut later = Vec::new();
-    let mut next = minimum.saturating_mul(2);
+    let mut next = minimum.saturating_add(step);
     while next < maximum {
         later.push(next);
-        next = next.saturating_add(minimum.max(1));
+        next = next.saturating_add(step);
     }
     later.push(maximum);
     let later_share = (1.0 - MINIMUM_SHARE) / later.len() as f64;
@@ -81,6 +92,24 @@ mod tests {
         let spent: f64 = looks.iter().map(|l| 1.0 - l.confidence).sum();
         assert!((spent - 0.01).abs() < 1e-12, "{spent}");
         assert!((looks[0].confidence - 0.995).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_huge_maximum_spaces_the_looks_instead_of_planning_one_per_round() {
+        // Once a vector of 10¹² looks (16 TB): now at most 101, a whole number of rounds apart.
+        let looks = schedule(3, 3_000_000_000_000, 0.99);
+        assert_eq!(looks.len() as u64, MAX_LATER_LOOKS + 1);
+        assert_eq!(looks.last().unwrap().measured, 3_000_000_000_000);
+        assert!(looks.iter().all(|l| l.measured % 3 == 0));
+        let spent: f64 = looks.iter().map(|l| 1.0 - l.confidence).sum();
+        assert!((spent - 0.01).abs() < 1e-12, "{spent}");
+        // At the cap exactly, the rounds are unchanged.
+        let at: Vec<u64> = schedule(10, 1010, 0.99)
+            .iter()
+            .map(|l| l.measured)
+            .collect();
+        assert_eq!(at.len(), 101);
+        assert_eq!(at[..3], [10, 20, 30]);
     }
 
     #[test]

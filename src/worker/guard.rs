@@ -22,8 +22,13 @@ use crate::protocol::{WatchdogLimit, WorkerMessage};
 /// How often the watchdog looks.
 const TICK: Duration = Duration::from_millis(10);
 
-/// The running iteration plus one; 0 while no iteration runs (setup, sampling, teardown).
+/// The running iteration plus one; 0 while no iteration runs (setup, teardown), or, with
+/// [`COLLECTING`] set, the last iteration plus one while the sample after it collects garbage.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
+
+/// Marks [`CURRENT`] during a sample: the value differs from the iteration's own, so the
+/// watchdog starts a fresh clock even when it never saw the pause between them.
+const COLLECTING: u64 = 1 << 63;
 
 /// Called by the harness before iteration `i` runs.
 #[pyfunction]
@@ -35,6 +40,14 @@ pub fn iteration_started(i: u64) {
 #[pyfunction]
 pub fn iterations_paused() {
     CURRENT.store(0, Ordering::Relaxed);
+}
+
+/// Called before a sample taken after iteration `last`: the sample's garbage collection runs
+/// the iterations' destructors (`__del__`, `weakref` and `gc.callbacks` callbacks), which are
+/// scenario code, so the same limit covers them, charged to that iteration. End it with
+/// [`iterations_paused`].
+pub fn collecting_after(last: u64) {
+    CURRENT.store(last.saturating_add(1) | COLLECTING, Ordering::Relaxed);
 }
 
 /// What the watchdog enforces.
@@ -71,7 +84,7 @@ fn watch(limits: Limits, mut channel: File) {
             seen = current;
             since = Instant::now();
         }
-        let iteration = current.checked_sub(1);
+        let iteration = (current & !COLLECTING).checked_sub(1);
         if let Some(resident) = statm.as_mut().and_then(Statm::resident_bytes)
             && resident > limits.max_rss
         {

@@ -12,7 +12,7 @@ use crate::holders::{
     Outcome, Probe,
 };
 use crate::protocol::{Phase, SampleKind};
-use crate::scenario::Scenario;
+use crate::scenario::{MAX_SAMPLES, Scenario};
 use crate::verdict::{self, Plan, Verdict};
 
 use super::{Failure, Sampler};
@@ -164,6 +164,8 @@ pub(super) fn extend(
         scenario
             .max_iterations
             .max(BUDGET_FACTOR.saturating_mul(scenario.iterations))
+            // As many samples as any run may take (see `scenario::MAX_SAMPLES`).
+            .min(MAX_SAMPLES.saturating_mul(every) / 2)
     };
     let fill_at = (at - warmup).saturating_add(to_fill.ceil() as u64);
     let pace = started.elapsed().as_secs_f64() / at.max(1) as f64;

@@ -369,7 +369,14 @@ impl<'a> Sampler<'a> {
 
     fn take(&mut self, iteration: u64, kind: SampleKind) -> Result<(), Failure> {
         let clock = Instant::now();
-        let python = self.interpreter.sample()?;
+        // Destructors of the iterations' garbage run in the sample's collection: under the
+        // iteration time limit, charged to the last iteration.
+        if let Some(last) = iteration.checked_sub(1) {
+            guard::collecting_after(last);
+        }
+        let python = self.interpreter.sample();
+        guard::iterations_paused();
+        let python = python?;
         let mut values = [0.0; Metric::ALL.len()];
         for (slot, metric) in values.iter_mut().zip(Metric::ALL) {
             *slot = match metric {
