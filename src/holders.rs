@@ -144,6 +144,9 @@ pub struct HolderReport {
     /// Why the probe found nothing, when its own code failed (the verdict is then as without it).
     #[serde(default)]
     pub note: Option<String>,
+    /// Seconds the probe itself took (the search for holders, not the iterations after it).
+    #[serde(default)]
+    pub probe_secs: f64,
 }
 
 impl HolderReport {

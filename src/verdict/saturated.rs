@@ -279,6 +279,7 @@ mod tests {
             },
             sizes: (111..=last / 2).map(|k| (2 * k, sawtooth(2 * k))).collect(),
             note: None,
+            probe_secs: 0.03,
         };
         (samples, plan, report)
     }

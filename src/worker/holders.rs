@@ -55,8 +55,12 @@ pub(super) fn extend(
         outcome: Outcome::Unbounded,
         sizes: Vec::new(),
         note: None,
+        probe_secs: 0.0,
     };
-    let probe = match sampler.interpreter.probe_holders() {
+    let clock = Instant::now();
+    let probed = sampler.interpreter.probe_holders();
+    report.probe_secs = clock.elapsed().as_secs_f64();
+    let probe = match probed {
         Ok(json) => {
             serde_json::from_str::<Probe>(&json).map_err(|err| format!("undecodable probe: {err}"))
         }
