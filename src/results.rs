@@ -169,6 +169,18 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// The two-sided confidence of `metric`'s interval: that of the look that decided (99.5 % at
+    /// the first look of a default adaptive run), or the run's `confidence` for tracemalloc
+    /// judged on its traced window, and for results written before `analysis` existed.
+    pub fn confidence_of(&self, metric: Metric, run_confidence: f64) -> f64 {
+        let windowed =
+            metric == Metric::Tracemalloc && !crate::sampling::traced_throughout(&self.gate);
+        match &self.analysis {
+            Some(analysis) if !windowed => analysis.stop.confidence,
+            _ => run_confidence,
+        }
+    }
+
     /// Whether the run went on until bounded holders were full, and was judged after.
     pub fn waited_for_holders(&self) -> bool {
         self.holders

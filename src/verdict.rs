@@ -558,8 +558,9 @@ fn still_growing(points: &[(f64, f64)], tolerance: f64) -> Option<bool> {
     Some(floors_rise && end_rises)
 }
 
-/// `99.5` for 0.995, without trailing zeros.
-fn percent(confidence: f64) -> String {
+/// `99.5` for 0.995, `99.833` for 0.998333, without trailing zeros: how every report writes a
+/// confidence level.
+pub fn percent(confidence: f64) -> String {
     let text = format!("{:.3}", confidence * 100.0);
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -129,6 +129,15 @@ fn bounded_caches_pass_and_hidden_leaks_do_not() {
     assert!(html.contains(named), "index.html does not name the holder");
     let junit = std::fs::read_to_string(project.path().join("reports/junit.xml")).unwrap();
     assert!(junit.contains(named), "junit.xml does not name the holder");
+
+    // Intervals are labelled with the confidence they were computed at: the extended run's
+    // window is judged at the last look's 99.833 %, a first look at 99.5 %, not the nominal 99 %.
+    assert!(junit.contains("99.833 % CI"), "{junit}");
+    assert!(junit.contains("99.5 % CI"), "{junit}");
+    assert!(
+        html.contains("99.833 %: ["),
+        "index.html intervals carry their confidence"
+    );
 }
 
 /// A venv of the test's own with `requirements` installed from PyPI, or `None` (with a loud

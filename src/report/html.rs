@@ -372,7 +372,11 @@ fn scenario_view(
             .map(|(&metric, m)| MetricRow {
                 metric,
                 growth: view::growth(m, sc.analysis_of(metric)),
-                interval: view::interval(m, sc.analysis_of(metric)),
+                interval: format!(
+                    "{} %: {}",
+                    view::percent(sc.confidence_of(metric, results.confidence)),
+                    view::interval(m, sc.analysis_of(metric))
+                ),
                 tolerance: view::tolerance(m),
                 call: view::call_name(m),
                 call_class: call_class(m.call),

@@ -155,7 +155,8 @@ pub fn failure_message(results: &RunResults, scenario: &ScenarioResult) -> Strin
 }
 
 /// Every metric's growth on its own line, gated ones marked: `tracemalloc: 217 B/iter ± 0.229 B,
-/// 99 % CI [216 B, 217 B], tolerance 8 B/iter (gated, grows)`.
+/// 99.5 % CI [216 B, 217 B], tolerance 8 B/iter (gated, grows)`, each interval at the confidence
+/// it was computed at (see [`ScenarioResult::confidence_of`]).
 pub fn growth_lines(results: &RunResults, scenario: &ScenarioResult) -> Vec<String> {
     scenario
         .metrics
@@ -164,7 +165,7 @@ pub fn growth_lines(results: &RunResults, scenario: &ScenarioResult) -> Vec<Stri
             format!(
                 "{metric}: {}, {} % CI {}, tolerance {} ({}{})",
                 growth(m, scenario.analysis_of(*metric)),
-                percent(results.confidence),
+                percent(scenario.confidence_of(*metric, results.confidence)),
                 interval(m, scenario.analysis_of(*metric)),
                 tolerance(m),
                 if m.gated { "gated, " } else { "" },
@@ -184,10 +185,9 @@ pub fn call_name(metric: &MetricResult) -> &'static str {
     }
 }
 
-/// `99` for 0.99, `99.9` for 0.999.
+/// `99` for 0.99, `99.833` for a later look's 0.998333: the verdict's own wording of a level.
 pub fn percent(confidence: f64) -> String {
-    let text = format!("{:.2}", confidence * 100.0);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
+    crate::verdict::percent(confidence)
 }
 
 #[cfg(test)]
