@@ -343,6 +343,12 @@ fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> Stri
         return format!("floor flat{gated}");
     }
     match crate::compare::Growth::decided(result, analysis) {
+        Some(fit) if crate::report::view::lopsided(fit) => format!(
+            "{} [{}, {}]{gated}",
+            format_quantity(fit.slope, result.unit),
+            format_quantity(fit.ci_low, result.unit),
+            format_quantity(fit.ci_high, result.unit),
+        ),
         Some(fit) => format!(
             "{} ±{}{gated}",
             format_quantity(fit.slope, result.unit),

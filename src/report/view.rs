@@ -83,13 +83,36 @@ pub fn growth(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Strin
     }
 }
 
-/// `217 B/iter ± 0.229 B` for a growth from a comparison.
+/// `217 B/iter ± 0.229 B` for a growth from a comparison, or `3/iter [1.7, 3]` when the interval
+/// is lopsided (see [`lopsided`]).
 pub fn growth_of(growth: Growth, unit: Unit) -> String {
+    if lopsided(growth) {
+        return format!(
+            "{}/iter [{}, {}]",
+            format_quantity(growth.slope, unit),
+            format_quantity(growth.ci_low, unit),
+            format_quantity(growth.ci_high, unit)
+        );
+    }
     format!(
         "{}/iter ± {}",
         format_quantity(growth.slope, unit),
         format_quantity((growth.ci_high - growth.ci_low) / 2.0, unit)
     )
+}
+
+/// Whether a robust interval is too lopsided around its slope for "± half-width" to describe it
+/// (Sen's interval of `3` can be `[1.7, 3]`, `188 B` can be `[188 B, 508 B]`): one side more than
+/// twice the other.
+pub fn lopsided(growth: Growth) -> bool {
+    let below = growth.slope - growth.ci_low;
+    let above = growth.ci_high - growth.slope;
+    let (short, long) = if below < above {
+        (below, above)
+    } else {
+        (above, below)
+    };
+    long > 0.0 && long > 2.0 * short.max(0.0)
 }
 
 /// `[216 B, 217 B]`, the interval of the growth per iteration the verdict used.
@@ -209,5 +232,25 @@ mod tests {
         assert_eq!(percent(0.99), "99");
         assert_eq!(percent(0.999), "99.9");
         assert_eq!(percent(0.95), "95");
+    }
+
+    #[test]
+    fn lopsided_intervals_are_shown_whole() {
+        let g = |slope, ci_low, ci_high| Growth {
+            slope,
+            ci_low,
+            ci_high,
+        };
+        assert_eq!(growth_of(g(3.0, 1.7, 3.0), Unit::Count), "3/iter [1.7, 3]");
+        assert_eq!(
+            growth_of(g(188.0, 188.0, 508.0), Unit::Bytes),
+            "188 B/iter [188 B, 508 B]"
+        );
+        assert_eq!(
+            growth_of(g(217.0, 216.0, 218.0), Unit::Bytes),
+            "217 B/iter ± 1 B"
+        );
+        // A zero-width interval is not lopsided.
+        assert_eq!(growth_of(g(0.0, 0.0, 0.0), Unit::Count), "0/iter ± 0");
     }
 }
