@@ -128,6 +128,14 @@ fn shipped_leaks_are_attributed_to_their_line_type_and_holder() {
         "{chains:?}"
     );
     assert!(d["hints"].to_string().contains("buffering_handler"));
+    // Worded once: "a logging.handlers.BufferingHandler", not "a logging logging.handlers...".
+    assert!(
+        d["hints"]
+            .to_string()
+            .contains("a logging.handlers.BufferingHandler buffered"),
+        "{}",
+        d["hints"]
+    );
 
     // Diagnosis only ran where the verdict was leak, and says what it cost.
     for s in results["scenarios"].as_array().unwrap() {

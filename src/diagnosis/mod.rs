@@ -1,9 +1,10 @@
 //! Explaining a leak: which lines allocate the memory that grew, which object types grew, who
 //! still holds the objects, uncollectable garbage, and hints for known causes.
 //!
-//! The worker collects this at two checkpoints only (end of warmup, end of run), never per
-//! iteration, and sends it as one [`Diagnosis`] message; this module holds the data (part of
-//! `results.json`, schema below) and nothing that runs Python. Rendering lives in `report/`.
+//! The worker collects this in a diagnosis window of its own after the measured run, at two
+//! checkpoints (A after half the window, B at its end), never per iteration, and sends it as one
+//! [`Diagnosis`] message; this module holds the data (part of `results.json`, schema below) and
+//! nothing that runs Python; `text.rs` words it for the terminal and JUnit.
 
 mod text;
 
@@ -69,9 +70,9 @@ pub struct Frame {
 pub struct TypeGrowth {
     /// Qualified name, e.g. `shop.events.Request` or `dict`.
     pub type_name: String,
-    /// Live objects at the end of warmup.
+    /// Live objects at checkpoint A.
     pub before: u64,
-    /// Live objects at the end of the run.
+    /// Live objects at checkpoint B.
     pub after: u64,
     /// `(after - before) / iterations`.
     pub per_iteration: f64,
@@ -98,9 +99,9 @@ pub struct ReferrerChain {
 /// Uncollectable garbage and what the collector did between the checkpoints.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GarbageReport {
-    /// `len(gc.garbage)` at the end of warmup.
+    /// `len(gc.garbage)` at checkpoint A.
     pub garbage_before: u64,
-    /// `len(gc.garbage)` at the end of the run.
+    /// `len(gc.garbage)` at checkpoint B.
     pub garbage_after: u64,
     /// Per generation (0, 1, 2): collections, collected and uncollectable, between checkpoints.
     pub generations: Vec<GenerationStats>,

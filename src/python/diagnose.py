@@ -819,7 +819,7 @@ def _hints(before, after, iterations, growth, found):
             hints.append(
                 {
                     "rule": "buffering_handler",
-                    "message": f"a logging {name} buffered {grew} more records ({per(grew)}) without flushing",
+                    "message": f"a {name} buffered {grew} more records ({per(grew)}) without flushing",
                     "fix": "give it a reachable capacity and a flush target (MemoryHandler(capacity, target=...)), or remove the handler when done",
                 }
             )
@@ -837,7 +837,11 @@ def _hints(before, after, iterations, growth, found):
                 {
                     "rule": "growing_module_container",
                     "message": f"{where} '{name}' ({kind}) grew by {grew} entries ({per(grew)})",
-                    "fix": "bound it (collections.deque(maxlen=N), an LRU cache) or remove entries when they are no longer needed",
+                    "fix": (
+                        "bound it (collections.deque(maxlen=N), an LRU cache) or remove entries when they are no longer needed"
+                        if kind in ("list", "collections.deque")
+                        else "bound it (an LRU cache such as functools.lru_cache(maxsize=N) or cachetools.LRUCache) or remove entries when they are no longer needed"
+                    ),
                 }
             )
 

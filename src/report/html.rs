@@ -489,7 +489,7 @@ fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<Stri
 fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
     let g = &d.garbage;
     let mut garbage = format!(
-        "gc.garbage held {} object(s) at the end of warmup and {} at the end",
+        "gc.garbage held {} object(s) at the diagnosis window's first checkpoint and {} at its last",
         g.garbage_before, g.garbage_after
     );
     if g.garbage_after > g.garbage_before {
@@ -563,7 +563,7 @@ fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
             .collect(),
         notes: d.notes.clone(),
         footer: format!(
-            "between the end of warmup and the end of the run ({} iterations); diagnosing took {:.2} s",
+            "over the diagnosis window after the measured run, between its two checkpoints ({} iterations); diagnosing took {:.2} s",
             d.iterations, d.cost_secs
         ),
     }
