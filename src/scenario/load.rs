@@ -1113,9 +1113,24 @@ fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
 }
 
 fn parse_seconds(node: &Node) -> Result<f64, Invalid> {
-    let seconds = match node.value {
-        Value::Int(i) => i as f64,
-        Value::Float(f) => f,
+    let seconds = match &node.value {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        // "30 s", "2 min", "1h 30m": what humantime reads, a space allowed before each unit.
+        Value::Str(text) => {
+            let joined: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            humantime::parse_duration(&joined)
+                .map_err(|_| {
+                    Invalid::new(
+                        node.pos,
+                        format!(
+                            "must be a number of seconds or a duration such as \"30 s\" or \"2 min\", found {}",
+                            node.value.describe()
+                        ),
+                    )
+                })?
+                .as_secs_f64()
+        }
         _ => return Err(Invalid::expected(node, "a number of seconds")),
     };
     if !seconds.is_finite() || seconds <= 0.0 {

@@ -662,3 +662,19 @@ fn bad_fixtures_produce_their_documented_errors() {
         ]
     );
 }
+
+#[test]
+fn durations_and_sizes_take_units_as_the_other_keys_do() {
+    let s = &load_ok(
+        "name: units\nrun: pass\ntimeout: \"30 s\"\niteration_timeout: \"1h 30m\"\nmax_rss: \"1 TiB\"\n",
+    )[0];
+    assert_eq!(s.timeout_secs, 30.0);
+    assert_eq!(s.iteration_timeout_secs, Some(5400.0));
+    assert_eq!(s.max_rss, Some(1 << 40));
+    assert_eq!(
+        load_ok("name: m\nrun: pass\ntimeout: 2min\n")[0].timeout_secs,
+        120.0
+    );
+    let error = one_error("name: bad\nrun: pass\ntimeout: soon\n");
+    assert!(error.contains("a duration such as \"30 s\""), "{error}");
+}
