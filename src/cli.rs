@@ -38,9 +38,6 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout, e.g. `leakcheck man > leakcheck.1`.
     Man,
-    /// Internal: run one scenario inside an embedded interpreter (started by `run`).
-    #[command(name = "__worker", hide = true)]
-    Worker,
 }
 
 /// Which scenarios to consider.
@@ -164,10 +161,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_on_inconclusive: bool,
 
-    /// Python interpreter or virtual-environment folder whose packages the scenarios import
-    /// (default: the configuration's `python`, else the active VIRTUAL_ENV, else the embedded
-    /// interpreter's own).
-    #[arg(long, value_name = "PATH", env = "LEAKCHECK_PYTHON")]
+    /// Python interpreter or virtual-environment folder to run the scenarios in (default:
+    /// LEAKCHECK_PYTHON, else the configuration's `python`, else the active VIRTUAL_ENV, else
+    /// ./.venv, else `python3` on PATH). It must be CPython with a shared libpython.
+    #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 
     /// Print only failures and the final line.
