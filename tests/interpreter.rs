@@ -436,3 +436,52 @@ fn the_worker_gives_scenario_code_the_users_library_path() {
         assert_eq!(scenario(&results, "libpath")["verdict"], "pass");
     }
 }
+
+/// A copy of `leakcheck` in a folder of its own (so not a checkout's, which builds its worker)
+/// with a fake `leakcheck-worker-X.Y` for python3's version that runs `script`.
+fn installed_copy_with_worker(project: &Project, script: &str) -> PathBuf {
+    let bin = project.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let parent = bin.join("leakcheck");
+    std::fs::copy(leakcheck_exe(), &parent).unwrap();
+    let minor = python_says(
+        Path::new("python3"),
+        "import sys; print('%d.%d' % sys.version_info[:2])",
+    )
+    .unwrap();
+    let worker = bin.join(format!("leakcheck-worker-{minor}"));
+    std::fs::write(&worker, script).unwrap();
+    std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    parent
+}
+
+#[test]
+fn a_worker_from_another_build_or_that_cannot_start_is_refused() {
+    let project = Project::new();
+    project.write("s.yaml", "name: s\nrun: pass\n");
+    for (script, expected) in [
+        (
+            "#!/bin/sh\necho 'deadbeef 3.11'\n",
+            "is from another build of leakcheck (it says `deadbeef 3.11`",
+        ),
+        (
+            "#!/bin/sh\necho 'error while loading shared libraries: libpython3.11.so.1.0' >&2\nexit 127\n",
+            "does not start with the libpython in",
+        ),
+    ] {
+        let parent = installed_copy_with_worker(&project, script);
+        let out = assert_cmd::Command::new(&parent)
+            .current_dir(project.path())
+            .env_remove("VIRTUAL_ENV")
+            .args(["run", "s.yaml"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+        assert!(!project.path().join("reports").exists());
+    }
+}

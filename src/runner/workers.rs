@@ -171,59 +171,74 @@ pub fn for_target(target: &Target) -> Result<WorkerProgram, WorkerError> {
         path: worker.path.clone(),
         libdir: target.libdir.clone(),
     };
-    let describe = |program: &WorkerProgram| describe(program, &worker.minor);
-    match (describe(&program), &checkout) {
+    let broken = |problem: String| WorkerError::Broken {
+        path: worker.path.clone(),
+        minor: worker.minor.clone(),
+        problem,
+    };
+    let sibling = worker.path.file_name() == Some(SIBLING.as_ref());
+    match (describe(&program, &worker.minor), &checkout) {
         (Ok(()), _) => Ok(program),
-        (Err(_), Some(manifest_dir)) if worker.path.file_name() == Some(SIBLING.as_ref()) => {
-            build_in_checkout(manifest_dir, &folder).map_err(|problem| WorkerError::Broken {
-                path: worker.path.clone(),
-                minor: worker.minor.clone(),
-                problem,
-            })?;
-            describe(&program).map_err(|problem| WorkerError::Broken {
-                path: worker.path.clone(),
-                minor: worker.minor.clone(),
-                problem,
-            })?;
+        // Only a missing or outdated sibling is rebuilt: one that cannot load the target's
+        // libpython would not load it after a rebuild either.
+        (Err(Mismatch::Missing | Mismatch::OtherBuild(_)), Some(manifest_dir)) if sibling => {
+            build_in_checkout(manifest_dir, &folder).map_err(broken)?;
+            describe(&program, &worker.minor).map_err(|mismatch| broken(mismatch.to_string()))?;
             Ok(program)
         }
-        (Err(problem), _) => Err(WorkerError::Broken {
-            path: worker.path.clone(),
-            minor: worker.minor.clone(),
-            problem,
-        }),
+        (Err(mismatch), _) => Err(broken(mismatch.to_string())),
+    }
+}
+
+/// How a worker failed its `--describe` check.
+enum Mismatch {
+    /// No file there.
+    Missing,
+    /// It ran and reported another build or version.
+    OtherBuild(String),
+    /// It did not start or did not answer.
+    Broken(String),
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Missing => f.write_str("is missing: reinstall leakcheck"),
+            Mismatch::OtherBuild(said) => write!(
+                f,
+                "is from another build of leakcheck (it says `{said}`, this one is {BUILD_ID}): reinstall leakcheck so both come from the same wheel"
+            ),
+            Mismatch::Broken(problem) => f.write_str(problem),
+        }
     }
 }
 
 /// Starts the worker with `--describe` as a run would start it; it must print this build's
 /// source hash and the expected version.
-fn describe(program: &WorkerProgram, minor: &str) -> Result<(), String> {
+fn describe(program: &WorkerProgram, minor: &str) -> Result<(), Mismatch> {
     if !program.path.is_file() {
-        return Err("is missing: reinstall leakcheck".to_string());
+        return Err(Mismatch::Missing);
     }
     let output = program
         .command()
         .arg("--describe")
         .stdin(Stdio::null())
         .output()
-        .map_err(|err| format!("cannot be started: {err}"))?;
+        .map_err(|err| Mismatch::Broken(format!("cannot be started: {err}")))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
-        return Err(format!(
+        return Err(Mismatch::Broken(format!(
             "does not start with the libpython in `{}` ({}): {}",
             program.libdir.display(),
             output.status,
             stderr.trim()
-        ));
+        )));
     }
     let mut words = stdout.split_whitespace();
     match (words.next(), words.next()) {
         (Some(id), Some(version)) if id == BUILD_ID && version == minor => Ok(()),
-        _ => Err(format!(
-            "is from another build of leakcheck (it says `{}`, this one is {BUILD_ID} {minor}): reinstall leakcheck so both come from the same wheel",
-            stdout.trim()
-        )),
+        _ => Err(Mismatch::OtherBuild(stdout.trim().to_string())),
     }
 }
 
