@@ -1,12 +1,12 @@
-//! Build script: choose the CPython to embed deliberately and make the binary find it at run time.
+//! Build script: record which CPython minor version the worker is built for.
 //!
-//! pyo3 links `libpython3.X.so` by soname only. On a machine with two CPython builds of the same
-//! minor version (say pyenv's and the distribution's), the dynamic loader would pick whichever is
-//! in the system library path, so the embedded interpreter could silently differ from the
-//! `python3` the project was built with. We resolve the interpreter exactly as pyo3 does
-//! (`PYO3_PYTHON`, else an active virtualenv, else `python3` on `PATH`), then add its library
-//! folder as a run-time search path (`RUNPATH`, which the loader consults before its cache and
-//! default folders), and record what we chose so `leakcheck --version` can show it.
+//! pyo3 resolves the interpreter (`PYO3_PYTHON`, else an active virtualenv, else `python3` on
+//! `PATH`) and links `libpython3.X.so.1.0` by soname into the `leakcheck-worker` executable
+//! only; the parent `leakcheck` links no libpython. The worker carries no run path: the runner
+//! starts it with the library folder of the project's own interpreter, which may be another
+//! build of the same minor version (pyenv's or Debian's 3.11, say). We record the version so the
+//! parent knows what its sibling worker serves, and a hash of the sources ([`source_hash`]) so
+//! the two recognise each other.
 //!
 //! It also compiles the worker's Python (`src/python/*.py`) to bytecode with that interpreter,
 //! once per build instead of in every worker: compiling them costs a worker ~7 ms of its start.
@@ -36,10 +36,15 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PATH");
 
     if let Some(lib_dir) = config.lib_dir() {
-        // Applies to the binary, tests and benches alike, so no LD_LIBRARY_PATH is ever needed.
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
-        println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
+        // Only the tests and benches that embed CPython in-process get a run path; the worker
+        // executable carries none, as the runner gives it the target interpreter's library
+        // folder.
+        for targets in ["tests", "benches"] {
+            println!("cargo:rustc-link-arg-{targets}=-Wl,-rpath,{lib_dir}");
+            println!("cargo:rustc-link-arg-{targets}=-Wl,--enable-new-dtags");
+        }
     }
+    println!("cargo:rustc-env=LEAKCHECK_BUILD_ID={:016x}", source_hash());
     println!(
         "cargo:rustc-env=LEAKCHECK_BUILD_PYTHON_VERSION={}.{}",
         config.version().major,
@@ -88,6 +93,48 @@ fn main() {
         });
         let target = Path::new(&out_dir).join(format!("{name}.bytecode"));
         std::fs::write(&target, bytecode).expect("OUT_DIR is writable");
+    }
+}
+
+/// FNV-1a over the sources both executables are built from (`src/`, the manifest, the lock file
+/// and this script): the parent starts only a worker with the same hash, so a worker left over
+/// from an older build (`cargo run` builds only the parent) is never used by mistake. Workers
+/// built for other Python versions from the same sources share it.
+fn source_hash() -> u64 {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+        root.join("build.rs"),
+    ];
+    collect_files(&root.join("src"), &mut files);
+    for file in ["src", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
+    files.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in files {
+        let relative = file.strip_prefix(root).unwrap_or(&file);
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for byte in relative.to_string_lossy().bytes().chain([0]).chain(bytes) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, files);
+        } else {
+            files.push(path);
+        }
     }
 }
 

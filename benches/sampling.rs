@@ -7,10 +7,18 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use leakcheck::protocol::{WorkerOptions, WorkerRequest};
-use leakcheck::scenario::load_file;
-use leakcheck::worker::interpreter::Interpreter;
-use leakcheck::worker::process_metrics;
+// The worker's modules, as the `leakcheck-worker` executable builds them (the library has no
+// embedded CPython); this bench links libpython itself, found through its run path.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/worker/mod.rs"]
+mod worker;
+#[allow(unused_imports)]
+use leakcheck::{diagnosis, holders, metric, protocol, sampling, scenario, units, verdict};
+
+use protocol::{WorkerOptions, WorkerRequest};
+use scenario::load_file;
+use worker::interpreter::Interpreter;
+use worker::process_metrics;
 
 fn interpreter(setup: &str) -> Interpreter {
     let dir = tempfile::tempdir().unwrap();

@@ -17,7 +17,7 @@ use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
 use crate::results::{self, RunResults};
-use crate::runner::{self, RunSettings, environment};
+use crate::runner::{self, RunSettings, environment, workers};
 use crate::scenario::{self, Scenario};
 use crate::select::{self, Expr};
 
@@ -71,11 +71,6 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(Outcome::Success)
         }
-        Some(Command::Worker) => Ok(if crate::worker::main() == 0 {
-            Outcome::Success
-        } else {
-            Outcome::InvalidInput
-        }),
         None => {
             eprintln!(
                 "leakcheck: no command given; try `leakcheck run scenarios/` or `leakcheck --help`"
@@ -195,22 +190,6 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         .or(from_config.report_dir)
         .unwrap_or_else(|| PathBuf::from("reports"));
     let confidence = args.confidence.or(from_config.confidence).unwrap_or(0.99);
-    // The flag over the variable over the configuration, each named in its errors.
-    let python = args
-        .python
-        .clone()
-        .map(|path| (path, "--python".to_string()))
-        .or_else(|| {
-            std::env::var_os("LEAKCHECK_PYTHON")
-                .filter(|v| !v.is_empty())
-                .map(|v| (PathBuf::from(v), "LEAKCHECK_PYTHON".to_string()))
-        })
-        .or_else(|| {
-            let file = config.as_ref().map(|c| c.file.display().to_string());
-            from_config
-                .python
-                .map(|path| (path, format!("`python` in {}", file.unwrap_or_default())))
-        });
     let jobs = args.jobs.or(from_config.jobs).map(usize::from);
     // Read the baseline before spending minutes on scenarios.
     let baseline = match args.baseline.as_deref().map(results::read).transpose() {
@@ -220,12 +199,16 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let environment = match environment::resolve(
-        python
-            .as_ref()
-            .map(|(path, origin)| (path.as_path(), origin.as_str())),
-    ) {
-        Ok(env) => env,
+    // The target interpreter and the worker that embeds it, refused before anything runs.
+    let target = match environment::resolve(args.python.as_deref(), from_config.python.as_deref()) {
+        Ok(target) => target,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(Outcome::InvalidInput);
+        }
+    };
+    let program = match workers::for_target(&target) {
+        Ok(program) => program,
         Err(err) => {
             // It quotes what the program said: not ours to trust.
             eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
@@ -235,7 +218,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let settings = RunSettings {
         confidence,
         fail_on_inconclusive: args.fail_on_inconclusive,
-        environment,
+        environment: Some(target.environment),
+        program,
         worker: WorkerOptions {
             confidence,
             diagnose: if args.diagnose {
@@ -504,28 +488,37 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Prints leakcheck's version and the CPython actually loaded into this process (not just the
-/// one it was built against), so a user can see which interpreter their scenarios will run in.
+/// Prints leakcheck's version, the workers it has, and the interpreter a run started here would
+/// use (resolved as `run` resolves it, without flags), or why it could not use one.
 fn print_version() {
-    use pyo3::prelude::*;
-    Python::initialize();
-    let runtime = Python::attach(|py| {
-        py.import("sys")
-            .and_then(|sys| sys.getattr("version"))
-            .and_then(|v| v.extract::<String>())
-            .unwrap_or_else(|_| "unknown".to_string())
-    });
-    let library = std::fs::read_to_string("/proc/self/maps")
-        .ok()
-        .and_then(|maps| {
-            maps.lines()
-                .filter_map(|line| line.split_whitespace().nth(5))
-                .find(|path| path.contains("libpython"))
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "statically linked".to_string());
     println!("leakcheck {}", env!("CARGO_PKG_VERSION"));
-    println!("embedded CPython {}", runtime.replace('\n', " "));
-    println!("libpython: {library}");
-    println!("built against: {}", env!("LEAKCHECK_BUILD_PYTHON"));
+    let workers = workers::shipped();
+    if workers.is_empty() {
+        println!("workers: none found next to this executable (reinstall leakcheck)");
+    }
+    for worker in &workers {
+        println!(
+            "worker: CPython {}  {}",
+            worker.minor,
+            worker.path.display()
+        );
+    }
+    let configured = std::env::current_dir()
+        .ok()
+        .and_then(|dir| config::discover(&dir).ok().flatten())
+        .and_then(|config| config.python);
+    match environment::resolve(None, configured.as_deref()) {
+        Ok(target) => {
+            let served = workers.iter().any(|w| w.minor == target.minor);
+            println!(
+                "python: CPython {} {} (from {}; libpython: {}){}",
+                target.environment.version,
+                target.environment.executable.display(),
+                target.origin,
+                target.library.display(),
+                if served { "" } else { "  [no worker for it]" }
+            );
+        }
+        Err(err) => println!("python: none usable here: {err}"),
+    }
 }

@@ -38,9 +38,6 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout, e.g. `leakcheck man > leakcheck.1`.
     Man,
-    /// Internal: run one scenario inside an embedded interpreter (started by `run`).
-    #[command(name = "__worker", hide = true)]
-    Worker,
 }
 
 /// Which scenarios to consider.
@@ -174,10 +171,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_on_inconclusive: bool,
 
-    /// Python interpreter or virtual-environment folder whose packages the scenarios import
-    /// (default: LEAKCHECK_PYTHON, else the configuration's `python`, else the active
-    /// VIRTUAL_ENV, else the embedded interpreter's own). LEAKCHECK_PYTHON is read by leakcheck
-    /// itself rather than by the flag parser, so that its errors name it.
+    /// Python interpreter or virtual-environment folder to run the scenarios in (default:
+    /// LEAKCHECK_PYTHON, else the configuration's `python`, else the active VIRTUAL_ENV, else
+    /// ./.venv, else `python3` on PATH). It must be CPython with a shared libpython.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 

@@ -26,4 +26,10 @@ pub mod select;
 pub mod stats;
 pub mod units;
 pub mod verdict;
-pub mod worker;
+/// The worker's settings that the parent hands it through the environment; the worker itself,
+/// which embeds CPython, is the `leakcheck-worker` executable (`src/worker/main.rs`), so that
+/// nothing linked into the parent needs libpython.
+pub mod worker {
+    pub mod allocator;
+    pub mod library_path;
+}

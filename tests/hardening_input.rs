@@ -188,7 +188,7 @@ fn a_python_that_is_not_a_usable_python_is_refused_before_running() {
         ("/nonexistent/python3", "is not a Python interpreter"),
         (
             "other",
-            "--python `other` is Python 3.13.0, but leakcheck embeds CPython 3.",
+            "--python `other` is CPython 3.13.0 without a shared libpython3.13",
         ),
     ];
     for (python, expected) in cases {

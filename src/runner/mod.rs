@@ -9,6 +9,7 @@ pub mod limits;
 mod reap;
 pub mod signals;
 mod supervise;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,8 +36,10 @@ pub struct RunSettings {
     pub confidence: f64,
     /// Whether `inconclusive` fails the gate.
     pub fail_on_inconclusive: bool,
-    /// The environment whose packages scenarios import, if not the embedded one's.
+    /// The target interpreter the scenarios run in.
     pub environment: Option<PythonEnvironment>,
+    /// The worker executable that embeds it.
+    pub program: workers::WorkerProgram,
     /// What workers do beyond measuring (diagnosis); its confidence equals `confidence`.
     pub worker: WorkerOptions,
     /// How many scenarios run at the same time, each in its own worker process.
@@ -232,7 +235,7 @@ fn run_one(
         options,
     };
     let timeout = Duration::from_secs_f64(scenario.timeout_secs);
-    let run = run_worker(&request, timeout, on_progress);
+    let run = run_worker(&settings.program, &request, timeout, on_progress);
     if run.failure == Some(WorkerFailure::Interrupted) {
         return None;
     }

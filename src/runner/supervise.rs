@@ -11,11 +11,12 @@
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::workers::WorkerProgram;
 use super::{limits, reap, signals};
 use crate::diagnosis::Diagnosis;
 use crate::protocol::{
@@ -241,6 +242,7 @@ pub enum Progress {
 /// carrying its cookie swept, and no thread of ours waits on its pipes for more than
 /// [`OUTPUT_GRACE`].
 pub fn run_worker(
+    program: &WorkerProgram,
     request: &WorkerRequest,
     timeout: Duration,
     mut on_progress: impl FnMut(Progress),
@@ -252,7 +254,7 @@ pub fn run_worker(
         return run;
     }
     let cookie = reap::new_cookie();
-    let mut spawned = match spawn(request, &cookie) {
+    let mut spawned = match spawn(program, request, &cookie) {
         Ok(spawned) => spawned,
         Err(err) => {
             run.failure = Some(WorkerFailure::Spawn(err.to_string()));
@@ -432,22 +434,23 @@ struct Spawned {
     stderr: Tail,
 }
 
-fn spawn(request: &WorkerRequest, cookie: &str) -> std::io::Result<Spawned> {
-    let exe = std::env::current_exe()?;
+fn spawn(
+    program: &WorkerProgram,
+    request: &WorkerRequest,
+    cookie: &str,
+) -> std::io::Result<Spawned> {
     let (channel_reader, channel_writer) = std::io::pipe()?;
     let writer_fd = channel_writer.as_raw_fd();
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let mut command = Command::new(exe);
+    // The worker executable, its loader search path and allocator settings.
+    let mut command = program.command();
     command
-        .arg("__worker")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("PYTHONHASHSEED", "0")
-        .env(reap::COOKIE_VAR, cookie)
-        .env_remove("PYTHONHOME")
-        .envs(crate::worker::allocator::worker_env());
+        .env(reap::COOKIE_VAR, cookie);
     // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, setsid, _exit) between fork and
     // exec.
     unsafe {
