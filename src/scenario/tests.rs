@@ -378,8 +378,8 @@ fn wrong_types_name_the_key_and_the_value() {
         "2:5: key `run` in scenario `x`: expected a string, found an empty value"
     );
     assert_eq!(
-        one_error("name: x\nrun: pass\ntimeout: 10s\n"),
-        "3:10: key `timeout` in scenario `x`: expected a number of seconds, found string \"10s\""
+        one_error("name: x\nrun: pass\ntimeout: [10]\n"),
+        "3:11: key `timeout` in scenario `x`: expected a number of seconds, found a list"
     );
     assert_eq!(
         one_error("name: x\nrun: pass\ntags: [a, [b]]\n"),
