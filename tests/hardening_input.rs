@@ -525,6 +525,6 @@ fn a_bad_python_is_named_as_it_was_given_and_quoted_briefly() {
     assert_refused(
         &project,
         &["clean.yaml", "--config", "py.yaml"],
-        "`python` in py.yaml `/nope` is not a Python interpreter",
+        "the configuration's python `/nope` is not a Python interpreter",
     );
 }
