@@ -284,6 +284,7 @@ pub fn judge_look(samples: &[Sample], plan: &Plan, index: usize) -> Decision {
         samples.len(),
         plan,
         look.confidence,
+        Window::Run,
     );
     let last = index + 1 == plan.looks.len();
     let stop_reason = match decision.verdict {
@@ -322,6 +323,7 @@ fn judge_points(
     samples: usize,
     plan: &Plan,
     confidence: f64,
+    window: Window,
 ) -> Decision {
     let judge = |metric: Metric| {
         judge_metric(
@@ -331,6 +333,7 @@ fn judge_points(
             plan.gate.contains(&metric),
             confidence,
             plan.confidence,
+            window,
         )
     };
     // A long series costs milliseconds per metric (robust fits of up to 500 thinned points):
@@ -399,6 +402,7 @@ pub fn judge_window(samples: &[Sample], metric: Metric, plan: &Plan) -> MetricJu
         false,
         plan.confidence,
         plan.confidence,
+        Window::Run,
     )
 }
 
@@ -421,6 +425,7 @@ fn judge_metric(
     gated: bool,
     confidence: f64,
     nominal: f64,
+    window: Window,
 ) -> MetricJudgement {
     let n = points.len();
     let fit = fit_ols(points, nominal);
@@ -451,7 +456,13 @@ fn judge_metric(
         return judgement;
     };
     let significant = evidence(&whole) || tail.as_ref().is_some_and(evidence);
-    let tail_rising = tail.is_some_and(|t| t.slope > tolerance);
+    // After a bounded cache filled, other bounded state may still turn over in a sawtooth of its
+    // own (SQLAlchemy: ~190 iterations, 160 blocks) that a last half of three periods reads as a
+    // slope: there, the last half rises only when it does so significantly.
+    let tail_rising = tail.is_some_and(|t| match window {
+        Window::Run => t.slope > tolerance,
+        Window::AfterSaturation => t.ci_low > tolerance,
+    });
     let tail_flat = tail.is_some_and(|t| t.ci_high <= tolerance);
     judgement.call = if significant && persistent == Some(true) {
         Call::Grows
@@ -486,6 +497,15 @@ fn judge_metric(
         Call::Unclear
     };
     judgement
+}
+
+/// Which samples a metric is judged on, for the one rule that differs between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Window {
+    /// The measured run up to a look.
+    Run,
+    /// The samples after bounded holders were full (see [`crate::holders`]).
+    AfterSaturation,
 }
 
 /// Blocks the run is cut into for [`flat_floor`]: enough floors for a robust interval, blocks

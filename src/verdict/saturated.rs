@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Decision, MetricJudgement, Plan, Stop, StopReason, Verdict, format_total, judge_look,
+    Decision, MetricJudgement, Plan, Stop, StopReason, Verdict, Window, format_total, judge_look,
     judge_points,
 };
 use crate::holders::{HolderReport, Outcome};
@@ -125,7 +125,13 @@ fn judge_window_of(
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         points
     };
-    let mut decision = judge_points(&points_of, window.len(), plan, confidence);
+    let mut decision = judge_points(
+        &points_of,
+        window.len(),
+        plan,
+        confidence,
+        Window::AfterSaturation,
+    );
     decision.stop = Stop {
         reason: if decision.verdict == Verdict::Inconclusive {
             StopReason::MaxIterations
