@@ -1,6 +1,7 @@
 //! The child side: one worker process runs one scenario in an embedded CPython.
 //!
-//! The runner starts the leakcheck binary itself in a hidden worker mode, sends a
+//! The runner starts the `leakcheck-worker` executable (`src/worker/main.rs`) built for the
+//! target interpreter's minor version, on that interpreter's libpython, sends a
 //! [`WorkerRequest`] on stdin and reads [`WorkerMessage`]s from the channel pipe. Keeping the
 //! interpreter in its own process means a segfault, a hang or `os._exit()` in scenario code only
 //! ends this process, and memory figures are never shared between scenarios.
