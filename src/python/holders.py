@@ -29,6 +29,9 @@ import json
 import sys
 import types
 
+# Loaded before this module (src/worker/interpreter.rs): one way of naming a type.
+from _leakcheck_diagnose import _type_name
+
 # The objects followed to their holders, and the referrer levels climbed. gc.get_referrers costs
 # one walk of the heap per level, comparing every reference with each object sought: a small
 # sample keeps a probe within tens of milliseconds on heaps of a few hundred thousand objects.
@@ -60,14 +63,6 @@ _GLOBAL_CONTAINERS = (dict, list, set, sys.modules["collections"].deque)
 # Holders of the last probe, strongly referenced: they are old objects, alive anyway, and
 # ``sizes`` reads them until the scenario ends. Never grows: replaced by each probe.
 _holders = []
-
-
-def _type_name(t):
-    module = getattr(t, "__module__", None)
-    name = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
-    if module in (None, "builtins"):
-        return name
-    return f"{module}.{name}"
 
 
 def _size(obj):
