@@ -469,4 +469,9 @@ def diagnose_finish(iterations, chain_seconds):
     return result
 
 
-_diagnose.LOOP_LINES.update(line for _, _, line in run_chunk.__code__.co_lines() if line)
+if hasattr(run_chunk.__code__, "co_lines"):
+    _diagnose.LOOP_LINES.update(line for _, _, line in run_chunk.__code__.co_lines() if line)
+else:  # Python 3.9: no co_lines(); dis is imported only there
+    import dis
+
+    _diagnose.LOOP_LINES.update(line for _, line in dis.findlinestarts(run_chunk.__code__))
