@@ -78,6 +78,7 @@ def probe(namespace):
     type, size and bound, the most common first."""
     global _holders
     _holders = []
+    _bounds_of.clear()
     gc.collect()
     survivors = gc.get_objects()
     here = sys._getframe()
@@ -219,15 +220,17 @@ def probe(namespace):
             }
         )
     del seen
+    _bounds_of.clear()
     result = json.dumps(
         {"survivors": total, "sampled": sampled, "unattributed": unattributed, "holders": out}
     )
     del counts, described, merged, out, holders_of
-    # Frozen again (found by the scan, the lru_caches are listed while the heap is unfrozen), so
+    # Frozen again without a collection first (nothing of the scenario's ran since the one above,
+    # and the probe leaves no cyclic garbage; a full collection of the unfrozen heap costs tens
+    # of milliseconds). Found by the scan, the lru_caches are listed while the heap is unfrozen, so
     # the samples while the holders fill stay cheap: nothing is evicted before
     # they are full, so nothing frozen here turns into garbage the collector cannot reach until
     # ``thaw``.
-    gc.collect()
     gc.freeze()
     return result
 
@@ -422,21 +425,51 @@ def _bound(obj, child, lru, modules):
 
 
 def _module_bound(module, name):
-    """The bound a module sets on its global container ``name``: an int global that one of its
-    functions reads together with ``len`` and ``name`` (``if len(_cache) >= _MAXCACHE``)."""
+    """The bound a module sets on its global container ``name`` (see ``_module_bounds``)."""
+    return _module_bounds(module).get(name)
+
+
+# ``_module_bounds`` of each module during one probe (cleared by ``probe``): the scan asks for
+# hundreds of containers of the same modules.
+_bounds_of = {}
+
+
+def _module_bounds(module):
+    """``{global name: bound}`` for the containers a module bounds: an int global that one of its
+    functions reads together with ``len`` and the container (``if len(_cache) >= _MAXCACHE``).
+    One pass over the module's functions."""
+    found = _bounds_of.get(id(module))
+    if found is not None:
+        return found
+    found = _bounds_of[id(module)] = {}
     table = vars(module)
     for value in list(table.values()):
         code = getattr(value, "__code__", None)
         if code is None or getattr(value, "__module__", None) != module.__name__:
             continue
         names = code.co_names
-        if name not in names or "len" not in names:
+        if "len" not in names:
+            continue
+        limit = next(
+            (
+                n
+                for n in names
+                if type(table.get(n)) is int
+                and table[n] > 0
+                and any(w in n.upper() for w in _BOUND_WORDS)
+            ),
+            None,
+        )
+        if limit is None:
             continue
         for n in names:
-            bound = table.get(n)
-            if type(bound) is int and bound > 0 and any(w in n.upper() for w in _BOUND_WORDS):
-                return {"kind": "module_constant", "capacity": bound, "attribute": f"{module.__name__}.{n}"}
-    return None
+            if n not in found and isinstance(table.get(n), _CONTAINERS):
+                found[n] = {
+                    "kind": "module_constant",
+                    "capacity": table[limit],
+                    "attribute": f"{module.__name__}.{limit}",
+                }
+    return found
 
 
 def _name(obj, first, second, namespace, modules, lru):
