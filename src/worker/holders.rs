@@ -109,9 +109,11 @@ pub(super) fn extend(
     for &k in &kept {
         report.probe.holders[k].growth = Some(grew(k) / span);
     }
-    let keep =
-        |values: &[Option<f64>]| -> Vec<Option<f64>> { kept.iter().map(|&k| values[k]).collect() };
-    let (before, after) = (keep(&before), keep(&after));
+    // From here on every per-holder vector is indexed like the kept holders.
+    let kept_grew: Vec<f64> = kept.iter().map(|&k| grew(k)).collect();
+    let kept_growing: Vec<bool> = kept.iter().map(|&k| growing(k)).collect();
+    let before: Vec<Option<f64>> = kept.iter().map(|&k| before[k]).collect();
+    let after: Vec<Option<f64>> = kept.iter().map(|&k| after[k]).collect();
     let mut tracks: Vec<Track> = kept.iter().map(|&k| tracks[k]).collect();
     report.probe.holders = kept
         .iter()
@@ -119,11 +121,8 @@ pub(super) fn extend(
         .collect();
     sampler.interpreter.keep_holders(&kept)?;
     let holders = &report.probe.holders;
-    let grew = |k: usize| match (before[k], after[k]) {
-        (Some(a), Some(b)) => b - a,
-        _ => 0.0,
-    };
-    let growing = |k: usize| grew(k) >= GROWING_MIN_ENTRIES && grew(k) / span >= GROWING_MIN_RATE;
+    let grew = |k: usize| kept_grew[k];
+    let growing = |k: usize| kept_growing[k];
     let count = holders.len();
     if (0..count).any(|k| holders[k].bound.is_none() && growing(k)) {
         // An unbounded container grows: it holds the leak, decided at the look.
