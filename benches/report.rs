@@ -344,6 +344,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
         stderr: String::new(),
         analysis: Some(runner::analysis(scenario, &decision, 0)),
         holders: None,
+        pytest: None,
     }
 }
 

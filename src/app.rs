@@ -115,6 +115,32 @@ fn select(args: &SelectArgs, config: Option<&ProjectConfig>) -> Option<Vec<Scena
             return None;
         }
     };
+    // `pytest` selections become one scenario per test, collected by the project's interpreter.
+    let scenarios = if scenarios
+        .iter()
+        .any(|s| matches!(s.body, scenario::Body::Pytest(_)))
+    {
+        let configured = config.and_then(|c| c.python.as_deref());
+        let target = match environment::resolve(args.python.as_deref(), configured) {
+            Ok(target) => target,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return None;
+            }
+        };
+        match scenario::pytest::expand(scenarios, &target.environment.executable) {
+            Ok(scenarios) => scenarios,
+            Err(errors) => {
+                for err in &errors {
+                    eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
+                }
+                eprintln!("leakcheck: {} problem(s); nothing was run", errors.len());
+                return None;
+            }
+        }
+    } else {
+        scenarios
+    };
     if let Some(expr) = &expr
         && !scenarios.iter().any(|s| expr.matches(&s.name, &s.tags))
     {
@@ -200,13 +226,14 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         }
     };
     // The target interpreter and the worker that embeds it, refused before anything runs.
-    let target = match environment::resolve(args.python.as_deref(), from_config.python.as_deref()) {
-        Ok(target) => target,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(Outcome::InvalidInput);
-        }
-    };
+    let target =
+        match environment::resolve(args.select.python.as_deref(), from_config.python.as_deref()) {
+            Ok(target) => target,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(Outcome::InvalidInput);
+            }
+        };
     let program = match workers::for_target(&target) {
         Ok(program) => program,
         Err(err) => {
@@ -394,13 +421,10 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
     report::write_atomically(&args.output, &report::Exporter::render(&json, &merged)?)?;
     let s = &merged.summary;
     println!(
-        "merged {} files: {} scenarios, {} pass, {} leak, {} inconclusive, {} error; {} not as expected -> {}",
+        "merged {} files: {} scenarios, {}; {} not as expected -> {}",
         args.results.len(),
         s.total,
-        s.pass,
-        s.leak,
-        s.inconclusive,
-        s.error,
+        report::view::counts(s, ", "),
         s.failed,
         args.output.display()
     );

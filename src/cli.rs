@@ -72,6 +72,13 @@ pub struct SelectArgs {
     /// grows). Merge the shards' results with `leakcheck merge`.
     #[arg(long, value_name = "KIND:K/N", value_parser = crate::select::Partition::parse)]
     pub partition: Option<crate::select::Partition>,
+
+    /// Python interpreter or virtual-environment folder to run the scenarios in, and to collect
+    /// `pytest` workloads with (default: LEAKCHECK_PYTHON, else the configuration's `python`,
+    /// else the active VIRTUAL_ENV, else ./.venv, else `python3` on PATH). It must be CPython
+    /// with a shared libpython.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
 }
 
 /// Options of `leakcheck init`.
@@ -170,12 +177,6 @@ pub struct RunArgs {
     /// Treat `inconclusive` verdicts as failures (exit code 1).
     #[arg(long)]
     pub fail_on_inconclusive: bool,
-
-    /// Python interpreter or virtual-environment folder to run the scenarios in (default:
-    /// LEAKCHECK_PYTHON, else the configuration's `python`, else the active VIRTUAL_ENV, else
-    /// ./.venv, else `python3` on PATH). It must be CPython with a shared libpython.
-    #[arg(long, value_name = "PATH")]
-    pub python: Option<PathBuf>,
 
     /// Print only failures and the final line.
     #[arg(short, long)]

@@ -409,6 +409,7 @@ mod tests {
             stderr: String::new(),
             analysis: None,
             holders: None,
+            pytest: None,
         }
     }
 

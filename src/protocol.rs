@@ -270,6 +270,18 @@ pub enum WorkerMessage {
         /// The formatted Python traceback.
         traceback: String,
     },
+    /// The workload skipped itself (a `pytest` test's skip or expected failure); the worker
+    /// stops after sending this.
+    Skipped {
+        /// Where it happened.
+        phase: Phase,
+        /// The iteration that skipped, when in warmup or run.
+        iteration: Option<u64>,
+        /// pytest's reason, e.g. `skipped: needs network` or `xfail: known bug`.
+        reason: String,
+        /// pytest's full report of the skip.
+        report: String,
+    },
     /// Where memory went, from the diagnosis window.
     Diagnosis {
         /// The findings.

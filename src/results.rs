@@ -14,7 +14,7 @@ use crate::diagnosis::Diagnosis;
 use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::Timings;
-use crate::scenario::Expect;
+use crate::scenario::{CollectedTest, Expect};
 use crate::stats::{Plateau, RobustFit};
 use crate::units::Unit;
 use crate::verdict::{Call, Stop, Verdict};
@@ -83,6 +83,9 @@ pub struct Summary {
     pub inconclusive: usize,
     /// Verdict `error`.
     pub error: usize,
+    /// Verdict `skipped` (added in schema version 1 without a bump, like `analysis`).
+    #[serde(default)]
+    pub skipped: usize,
     /// Scenarios whose outcome was not as expected: these fail the CI gate.
     pub failed: usize,
 }
@@ -100,6 +103,7 @@ impl Summary {
                 Verdict::Leak => summary.leak += 1,
                 Verdict::Inconclusive => summary.inconclusive += 1,
                 Verdict::Error => summary.error += 1,
+                Verdict::Skipped => summary.skipped += 1,
             }
             if !s.ok {
                 summary.failed += 1;
@@ -166,6 +170,10 @@ pub struct ScenarioResult {
     /// [`crate::holders`]). Added in schema version 1 without a bump, like `analysis`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holders: Option<HolderReport>,
+    /// The pytest test a `pytest:` workload ran: its node id, file and rootdir. Added in schema
+    /// version 1 without a bump, like `analysis`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pytest: Option<CollectedTest>,
 }
 
 impl ScenarioResult {

@@ -56,6 +56,10 @@ pub enum Verdict {
     Inconclusive,
     /// Every gated metric stays within tolerance.
     Pass,
+    /// The workload asked not to be measured: a `pytest` test that skipped itself or failed
+    /// as its `xfail` mark expects. Neither a pass nor a failure of the gate, since nothing was
+    /// measured; reports list it apart so a skip cannot hide a leak unnoticed.
+    Skipped,
 }
 
 impl Verdict {
@@ -66,6 +70,7 @@ impl Verdict {
             Verdict::Leak => "leak",
             Verdict::Inconclusive => "inconclusive",
             Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
         }
     }
 }
@@ -657,10 +662,12 @@ fn describe_unclear(judgement: &MetricJudgement, level: &str) -> String {
 /// Whether a verdict is what the scenario expected: the CI gate per scenario.
 ///
 /// `expect: leak` is strict, like pytest's `xfail(strict=True)`: the known leak must be found.
-/// `inconclusive` fails only with `--fail-on-inconclusive`; `error` always fails.
+/// `inconclusive` fails only with `--fail-on-inconclusive`; `error` always fails; `skipped`
+/// never does (the test itself chose not to run, as pytest's own exit status treats it).
 pub fn is_ok(verdict: Verdict, expect: Expect, fail_on_inconclusive: bool) -> bool {
     match (verdict, expect) {
         (Verdict::Error, _) => false,
+        (Verdict::Skipped, _) => true,
         (Verdict::Inconclusive, _) => !fail_on_inconclusive,
         (Verdict::Pass, Expect::Pass) | (Verdict::Leak, Expect::Leak) => true,
         (Verdict::Pass, Expect::Leak) | (Verdict::Leak, Expect::Pass) => false,

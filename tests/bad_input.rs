@@ -32,7 +32,7 @@ fn each_bad_fixture_gives_its_located_error_and_exit_2() {
         ),
         (
             "tests/fixtures/bad/missing_run.yaml",
-            "tests/fixtures/bad/missing_run.yaml:5:5: scenario `missing-run` has neither `run` nor `call`",
+            "tests/fixtures/bad/missing_run.yaml:5:5: scenario `missing-run` has no `run`, `call` or `pytest`",
         ),
         (
             "tests/fixtures/bad/wrong_type.yaml",

@@ -23,6 +23,7 @@ import _ast
 import _symtable
 import _leakcheck_diagnose as _diagnose
 import _leakcheck_holders as _holders
+import _leakcheck_pytest as _pytest_item
 import json
 import linecache
 import random
@@ -32,7 +33,9 @@ import tracemalloc
 import traceback
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
-_diagnose.OWN_FILES.update((_HARNESS_FILE, _diagnose.__file__, _holders.__file__))
+_diagnose.OWN_FILES.update(
+    (_HARNESS_FILE, _diagnose.__file__, _holders.__file__, _pytest_item.__file__)
+)
 
 # Private references to what the loop and the samples use, so that scenario code replacing
 # ``builtins.exec`` or ``gc.collect`` changes nothing here (and is reported, see _check).
@@ -86,6 +89,9 @@ _setup = None
 _run = None
 _call = None
 _teardown = None
+# A ``pytest`` workload: its arguments, node id, rootdir and fixtures mode (see
+# ``_leakcheck_pytest``), or None.
+_pytest = None
 # ``_run`` compiled as one function holding the whole loop (see ``_loop_function``), or None
 # when the run code needs the exec path.
 _loop = None
@@ -235,14 +241,15 @@ def _stdlib_import(name):
 def prepare(spec):
     """Set up ``sys.path``, compile the scenario and start tracemalloc.
 
-    ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None),
+    ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None), pytest
+    (a dict of args, node_id, rootdir and fixtures, or None),
     python_path (list), site_packages (list or None: replace our own site-packages with these),
     executable (the Python that subprocesses should use), frames (tracemalloc depth), trace
     (start tracemalloc now and keep it on: the scenario gates on it), seed (for Python's
     ``random``, so "random" scenario data is the same on every rerun).
     """
     global _ns, _setup, _run, _call, _teardown, _loop, _iteration_started, _iterations_paused
-    global _traced_throughout, _frames, _scenario_paths
+    global _traced_throughout, _frames, _scenario_paths, _pytest
     _iteration_started = spec["iteration_started"]
     _iterations_paused = spec["iterations_paused"]
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
@@ -279,6 +286,7 @@ def prepare(spec):
         trace_begin()
     if spec["call"]:
         _call = _resolve_call(spec["call"], spec["call_with_iteration"])
+    _pytest = spec["pytest"]
 
 
 def run_setup():
@@ -290,8 +298,15 @@ def run_setup():
     ~44 ms to a few. Frozen objects stay alive and keep their memory; the diagnosis unfreezes
     them before it needs the whole heap.
     """
+    global _call
     if _setup is not None:
         _exec(_setup, _ns)
+    if _pytest is not None:
+        # Collection imports the test module and its conftests: setup, before the heap freezes.
+        _pytest_item.start(
+            _pytest["args"], _pytest["node_id"], _pytest["rootdir"], _pytest["fixtures"]
+        )
+        _call = _pytest_item.iterate
     _gc_collect()
     gc.freeze()
 
@@ -355,9 +370,11 @@ def trace_end():
 
 
 def run_teardown():
-    """Run the scenario's ``teardown`` code once."""
+    """Run the scenario's ``teardown`` code once, then end a ``pytest`` workload's session."""
     if _teardown is not None:
         _exec(_teardown, _ns)
+    if _pytest is not None:
+        _pytest_item.finish()
 
 
 def sample():
@@ -413,17 +430,22 @@ def _check():
 
 
 def describe(exc):
-    """Return ``(message, traceback_text)`` for an exception raised by scenario code, without
-    the harness's own frames."""
+    """Return ``(message, traceback_text, skipped)`` for an exception raised by scenario code,
+    without the harness's own frames; ``skipped`` is true when a pytest test skipped itself."""
     if isinstance(exc, MeasurementTampered):
         # Raised by the harness itself: its traceback would only show harness frames.
-        return (f"measurement tampered: {exc}", "")
+        return (f"measurement tampered: {exc}", "", False)
+    if isinstance(exc, _pytest_item.TestDidNotPass):
+        # pytest's own report says it all (assertion, captured output); ours would add frames.
+        return (exc.summary, exc.report_text, exc.skipped)
+    if isinstance(exc, _pytest_item.CollectionFailed):
+        return (str(exc).splitlines()[0], str(exc), False)
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == _HARNESS_FILE:
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return (message, text)
+    return (message, text, False)
 
 
 def probe_holders():

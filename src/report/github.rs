@@ -168,8 +168,9 @@ pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
     };
     md.push_str(&format!("## leakcheck: {headline}\n\n"));
     md.push_str(&format!(
-        "{} pass · {} leak · {} inconclusive · {} error · {:.1} s\n\n",
-        s.pass, s.leak, s.inconclusive, s.error, results.duration_secs
+        "{} · {:.1} s\n\n",
+        super::view::counts(s, " · "),
+        results.duration_secs
     ));
     if let Some(comparison) = &results.baseline {
         md.push_str(&format!(

@@ -238,6 +238,11 @@ impl Page {
                     label: "error",
                     value: s.error,
                 },
+                Count {
+                    class: "skipped",
+                    label: "skipped",
+                    value: s.skipped,
+                },
             ],
             meta: vec![
                 ("started", results.started_at.clone()),

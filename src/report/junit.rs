@@ -3,7 +3,8 @@
 //! One `<testsuite>` per scenario file and one `<testcase>` per scenario. A scenario that fails
 //! the gate is a `<failure>` whose message carries the reason with its growth figure and the top
 //! allocation site; an `error` verdict is an `<error>` carrying the traceback. Every testcase's
-//! `<system-out>` lists the growth figures and where the HTML report shows it. Serialized by
+//! `<system-out>` lists the growth figures and where the HTML report shows it. A `skipped`
+//! verdict is a `<skipped>`; a `pytest` workload's class name is its test file. Serialized by
 //! quick-junit (escaping, schema), never by hand; quick-junit drops C0 controls but lets
 //! U+FFFE/U+FFFF through, which XML forbids, so all text passes [`xml`] first.
 
@@ -79,7 +80,13 @@ pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
 }
 
 fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link: &str) -> TestCase {
-    let status = if scenario.verdict == Verdict::Error {
+    let status = if scenario.verdict == Verdict::Skipped {
+        let mut status = TestCaseStatus::skipped();
+        status
+            .set_message(xml(&scenario.reason))
+            .set_type("skipped");
+        status
+    } else if scenario.verdict == Verdict::Error {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status
             .set_message(xml(scenario.error.as_deref().unwrap_or(&scenario.reason)))
@@ -102,7 +109,9 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
     };
 
     let mut case = TestCase::new(xml(&scenario.name), status);
-    case.set_classname(suite)
+    // A pytest test's class is its test file, as pytest's own JUnit report names it.
+    let class = scenario.pytest.as_ref().map(|test| xml(&test.file));
+    case.set_classname(class.as_deref().unwrap_or(suite))
         .set_time(seconds(scenario.duration_secs))
         .add_property(Property::new("verdict", scenario.verdict.name()))
         .add_property(Property::new(

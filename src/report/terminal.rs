@@ -9,6 +9,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use console::{Style, style};
+
+use super::view;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::untrusted;
@@ -119,6 +121,7 @@ fn verdict_label(result: &ScenarioResult) -> String {
     };
     let colour = match (result.ok, result.verdict) {
         (true, Verdict::Inconclusive) => Style::new().yellow(),
+        (true, Verdict::Skipped) => Style::new().dim(),
         (true, _) => Style::new().blue().bold(),
         (false, Verdict::Error) => Style::new().magenta().bold(),
         (false, _) => Style::new().red().bold(),
@@ -205,8 +208,11 @@ pub fn print_summary(
     let s = &results.summary;
     writeln!(out)?;
     let headline = format!(
-        "{} scenarios: {} pass, {} leak, {} inconclusive, {} error; {} not as expected ({:.1} s)",
-        s.total, s.pass, s.leak, s.inconclusive, s.error, s.failed, results.duration_secs
+        "{} scenarios: {}; {} not as expected ({:.1} s)",
+        s.total,
+        view::counts(s, ", "),
+        s.failed,
+        results.duration_secs
     );
     if s.failed == 0 {
         writeln!(out, "{}", style(headline).blue().bold())

@@ -5,7 +5,7 @@
 
 use crate::compare::{self, Growth};
 use crate::diagnosis::{AllocationSite, Diagnosis};
-use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
+use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult, Summary};
 use crate::scenario::Expect;
 use crate::units::{Unit, format_quantity};
 use crate::verdict::Verdict;
@@ -25,7 +25,24 @@ fn verdict_rank(verdict: Verdict) -> u8 {
         Verdict::Error => 1,
         Verdict::Inconclusive => 2,
         Verdict::Pass => 3,
+        Verdict::Skipped => 4,
     }
+}
+
+/// The verdict counts of a run, e.g. `3 pass, 1 leak, 0 inconclusive, 0 error` with `", "`;
+/// `skipped` only when some were, since most suites never skip. One wording for the terminal,
+/// the GitHub step summary and `leakcheck merge`.
+pub fn counts(summary: &Summary, separator: &str) -> String {
+    let mut parts = vec![
+        format!("{} pass", summary.pass),
+        format!("{} leak", summary.leak),
+        format!("{} inconclusive", summary.inconclusive),
+        format!("{} error", summary.error),
+    ];
+    if summary.skipped > 0 {
+        parts.push(format!("{} skipped", summary.skipped));
+    }
+    parts.join(separator)
 }
 
 /// Why a scenario fails the gate, in a few words; `None` when it is as expected.
@@ -41,7 +58,7 @@ pub fn failure(results: &RunResults, scenario: &ScenarioResult) -> Option<&'stat
         (Verdict::Leak, _) => "unexpected leak",
         (Verdict::Pass, Expect::Leak) => "expected leak not found",
         (Verdict::Inconclusive, _) => "inconclusive (--fail-on-inconclusive)",
-        (Verdict::Pass, Expect::Pass) => "not as expected",
+        (Verdict::Pass, Expect::Pass) | (Verdict::Skipped, _) => "not as expected",
     })
 }
 

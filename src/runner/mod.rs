@@ -24,7 +24,7 @@ use crate::results::{
     Summary, ToolInfo,
 };
 use crate::sampling;
-use crate::scenario::Scenario;
+use crate::scenario::{Body, Collected, PytestTest, Scenario};
 use crate::verdict::{self, Verdict};
 pub use supervise::WorkerFailure;
 use supervise::{Progress, WorkerRun, run_worker};
@@ -235,12 +235,50 @@ fn run_one(
         options,
     };
     let timeout = Duration::from_secs_f64(scenario.timeout_secs);
-    let run = run_worker(&settings.program, &request, timeout, on_progress);
+    let run = match not_collected(scenario) {
+        Some(failure) => WorkerRun {
+            failure: Some(failure),
+            ..WorkerRun::default()
+        },
+        None => run_worker(&settings.program, &request, timeout, on_progress),
+    };
     if run.failure == Some(WorkerFailure::Interrupted) {
         return None;
     }
     let version = run.python_version.clone();
     Some((judge(scenario, run, settings), version))
+}
+
+/// Why a `pytest` scenario has no test to run (pytest is missing, or collecting failed), as
+/// the failure its result reports; no worker starts for it.
+fn not_collected(scenario: &Scenario) -> Option<WorkerFailure> {
+    let Body::Pytest(test) = &scenario.body else {
+        return None;
+    };
+    match &test.collected {
+        Collected::Test(_) => None,
+        Collected::Skipped { reason } => Some(WorkerFailure::Skipped {
+            phase: Phase::Prepare,
+            iteration: None,
+            reason: reason.clone(),
+            report: String::new(),
+        }),
+        Collected::Failed { message, output } => Some(WorkerFailure::Exception {
+            phase: Phase::Prepare,
+            iteration: None,
+            message: message.clone(),
+            traceback: output.clone(),
+        }),
+        Collected::Pending => Some(WorkerFailure::Exception {
+            phase: Phase::Prepare,
+            iteration: None,
+            message: format!(
+                "the pytest selection `{}` was not collected",
+                test.selection
+            ),
+            traceback: String::new(),
+        }),
+    }
 }
 
 /// What the runner makes of one worker's samples, tagged with where they were taken: the
@@ -322,6 +360,13 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         None => (decision.verdict, decision.reason.clone(), None, None),
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
         Some(failure) if failure.is_leak() => (Verdict::Leak, failure.summary(), None, None),
+        // Not measured, and not a failure: pytest's report of the skip goes where tracebacks go.
+        Some(failure @ WorkerFailure::Skipped { .. }) => (
+            Verdict::Skipped,
+            failure.summary(),
+            None,
+            failure.traceback().map(str::to_string),
+        ),
         Some(failure) => {
             let traceback = failure.traceback().map(str::to_string);
             (
@@ -358,6 +403,13 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         stderr: run.stderr,
         analysis: Some(analysis(scenario, &decision, settings.worker.seed)),
         holders: run.holders,
+        pytest: match &scenario.body {
+            Body::Pytest(PytestTest {
+                collected: Collected::Test(test),
+                ..
+            }) => Some(test.clone()),
+            _ => None,
+        },
     }
 }
 

@@ -55,6 +55,17 @@ pub enum WorkerFailure {
         /// Formatted traceback.
         traceback: String,
     },
+    /// The workload skipped itself (a `pytest` skip or expected failure): verdict `skipped`.
+    Skipped {
+        /// Where.
+        phase: Phase,
+        /// Which iteration, for warmup and run.
+        iteration: Option<u64>,
+        /// pytest's reason.
+        reason: String,
+        /// pytest's full report.
+        report: String,
+    },
     /// The worker died without reporting (signal, `os._exit`, abort).
     Crashed {
         /// The phase it was last seen in.
@@ -125,6 +136,17 @@ impl WorkerFailure {
                 Some(i) => format!("{message} (in {phase}, iteration {i})"),
                 None => format!("{message} (in {phase})"),
             },
+            WorkerFailure::Skipped {
+                phase,
+                iteration,
+                reason,
+                ..
+            } => match iteration {
+                Some(i) => format!("{reason} (in {phase}, iteration {i})"),
+                // Skipped before the worker started: there is no phase to name.
+                None if *phase == Phase::Prepare => reason.clone(),
+                None => format!("{reason} (in {phase})"),
+            },
             WorkerFailure::Crashed {
                 phase,
                 iteration,
@@ -186,6 +208,9 @@ impl WorkerFailure {
                 Some(traceback.as_str()).filter(|t| !t.is_empty())
             }
             WorkerFailure::Crashed { traceback, .. } => traceback.as_deref(),
+            WorkerFailure::Skipped { report, .. } => {
+                Some(report.as_str()).filter(|t| !t.is_empty())
+            }
             _ => None,
         }
     }
@@ -305,6 +330,20 @@ pub fn run_worker(
                         iteration,
                         message,
                         traceback,
+                    });
+                    finished = true;
+                }
+                WorkerMessage::Skipped {
+                    phase,
+                    iteration,
+                    reason,
+                    report,
+                } => {
+                    run.failure = Some(WorkerFailure::Skipped {
+                        phase,
+                        iteration,
+                        reason,
+                        report,
                     });
                     finished = true;
                 }

@@ -15,15 +15,17 @@ use crate::units::parse_quantity;
 
 use super::error::ScenarioError;
 use super::yaml::{self, Document, Node, Pos, Value};
-use super::{Body, Expect, Scenario};
+use super::{Body, Collected, Expect, Fixtures, PytestTest, Scenario};
 
 /// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
-pub(crate) const SCENARIO_KEYS: [&str; 20] = [
+pub(crate) const SCENARIO_KEYS: [&str; 22] = [
     "name",
     "description",
     "setup",
     "run",
     "call",
+    "pytest",
+    "fixtures",
     "teardown",
     "iterations",
     "max_iterations",
@@ -40,6 +42,9 @@ pub(crate) const SCENARIO_KEYS: [&str; 20] = [
     "params",
     "call_with_iteration",
 ];
+
+/// The keys that give a scenario its workload; a scenario has exactly one.
+const BODY_KEYS: [&str; 3] = ["run", "call", "pytest"];
 
 /// Keys of the top level of a file that lists several scenarios.
 const TOP_LEVEL_KEYS: [&str; 2] = ["scenarios", "defaults"];
@@ -190,6 +195,7 @@ struct Settings {
     tags: Option<Given<Vec<String>>>,
     params: Option<Given<Vec<ParamSet>>>,
     call_with_iteration: Option<Given<bool>>,
+    fixtures: Option<Given<Fixtures>>,
     /// Keys that were present but invalid (already reported): they must not also be reported
     /// as missing, nor checked against other keys.
     failed: Vec<&'static str>,
@@ -198,7 +204,8 @@ struct Settings {
 impl Settings {
     /// Fills every key this mapping leaves unset from `defaults`.
     ///
-    /// `run` and `call` count as one key: a scenario that sets either ignores both defaults.
+    /// `run`, `call` and `pytest` count as one key: a scenario that sets one ignores the
+    /// defaults of all three.
     fn or(self, defaults: &Settings) -> Settings {
         let mut failed = self.failed.clone();
         failed.extend(defaults.failed.iter().filter(|key| !self.sets(key)));
@@ -228,6 +235,7 @@ impl Settings {
             call_with_iteration: self
                 .call_with_iteration
                 .or_else(|| defaults.call_with_iteration.clone()),
+            fixtures: self.fixtures.or_else(|| defaults.fixtures.clone()),
             failed,
         }
     }
@@ -238,9 +246,7 @@ impl Settings {
             "name" => self.name.is_some(),
             "description" => self.description.is_some(),
             "setup" => self.setup.is_some(),
-            "run" | "call" => {
-                self.body.is_some() || self.has_failed("run") || self.has_failed("call")
-            }
+            "run" | "call" | "pytest" => self.body.is_some() || self.body_failed(),
             "teardown" => self.teardown.is_some(),
             "iterations" => self.iterations.is_some(),
             "max_iterations" => self.max_iterations.is_some(),
@@ -256,6 +262,7 @@ impl Settings {
             "tags" => self.tags.is_some(),
             "params" => self.params.is_some(),
             "call_with_iteration" => self.call_with_iteration.is_some(),
+            "fixtures" => self.fixtures.is_some(),
             _ => false,
         };
         given || self.has_failed(key)
@@ -263,6 +270,22 @@ impl Settings {
 
     fn has_failed(&self, key: &str) -> bool {
         self.failed.contains(&key)
+    }
+
+    /// Whether the workload key (`run`, `call` or `pytest`) was given but invalid.
+    fn body_failed(&self) -> bool {
+        BODY_KEYS.iter().any(|key| self.has_failed(key))
+    }
+
+    /// Whether the workload is a `pytest` test.
+    fn is_pytest(&self) -> bool {
+        matches!(
+            &self.body,
+            Some(Given {
+                value: Body::Pytest(_),
+                ..
+            })
+        )
     }
 }
 
@@ -594,8 +617,11 @@ impl Checker<'_> {
                 "description" => s.description = self.field(entry, &place, failed, parse_text),
                 "setup" => s.setup = self.field(entry, &place, failed, parse_code),
                 "teardown" => s.teardown = self.field(entry, &place, failed, parse_code),
-                "run" | "call" if body_key.is_some() => {
-                    let message = format!("{} sets both `run` and `call`: keep one", label.0);
+                "run" | "call" | "pytest" if let Some(first) = body_key => {
+                    let message = format!(
+                        "{} sets both `{first}` and `{}`: keep one",
+                        label.0, entry.key
+                    );
                     self.error(entry.key_pos, Some(entry.key), message);
                     failed.push(entry.key);
                 }
@@ -607,6 +633,13 @@ impl Checker<'_> {
                     body_key = Some("call");
                     s.body = self.field(entry, &place, failed, parse_call);
                 }
+                "pytest" => {
+                    body_key = Some("pytest");
+                    let dir = self.dir.clone();
+                    let line = entry.key_pos.line;
+                    s.body = self.field(entry, &place, failed, |n| parse_pytest(n, &dir, line));
+                }
+                "fixtures" => s.fixtures = self.field(entry, &place, failed, parse_fixtures),
                 "iterations" => {
                     s.iterations =
                         self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
@@ -675,26 +708,51 @@ impl Checker<'_> {
         let mut valid = true;
         let param_sets = s.params.as_ref().map(|g| g.value.clone());
         if let Some(name) = &s.name {
-            for suffix in param_suffixes(param_sets.as_deref()) {
-                self.outcome.names.push(NameSite {
-                    name: format!("{}{suffix}", name.value),
-                    file: self.file.to_path_buf(),
-                    pos: name.value_at,
-                });
+            if !s.is_pytest() {
+                for suffix in param_suffixes(param_sets.as_deref()) {
+                    self.outcome.names.push(NameSite {
+                        name: format!("{}{suffix}", name.value),
+                        file: self.file.to_path_buf(),
+                        pos: name.value_at,
+                    });
+                }
             }
-        } else if !s.has_failed("name") {
+        } else if !s.has_failed("name") && !s.is_pytest() && !s.has_failed("pytest") {
+            // A `pytest` scenario is named by its tests' node ids when it has no name.
             let message = format!(
                 "{} has no `name`: every scenario needs a unique name",
                 label.0
             );
             self.error(start, Some("name"), message);
         }
-        if s.body.is_none() && !s.has_failed("run") && !s.has_failed("call") {
+        if s.body.is_none() && !s.body_failed() {
             self.error(
                 start,
                 None,
-                format!("{} has neither `run` nor `call`", label.0),
+                format!("{} has no `run`, `call` or `pytest`", label.0),
             );
+            valid = false;
+        }
+        if let Some(fixtures) = &s.fixtures
+            && !s.is_pytest()
+            && !s.body_failed()
+        {
+            let message = format!(
+                "key `fixtures` {}: only a `pytest` workload has fixtures",
+                label.place()
+            );
+            self.error(fixtures.at, Some("fixtures"), message);
+            valid = false;
+        }
+        if let Some(params) = &s.params
+            && s.is_pytest()
+        {
+            let message = format!(
+                "key `params` {}: a `pytest` workload takes its parameters from the test's own \
+                 `@pytest.mark.parametrize`, one scenario per collected test",
+                label.place()
+            );
+            self.error(params.at, Some("params"), message);
             valid = false;
         }
         let iterations = s
@@ -762,8 +820,21 @@ impl Checker<'_> {
         if !valid || !s.failed.is_empty() {
             return;
         }
-        let (Some(name), Some(body)) = (s.name, s.body) else {
+        let Some(mut body) = s.body else {
             return;
+        };
+        let named = s.name.is_some();
+        if let Body::Pytest(test) = &mut body.value {
+            test.named = named;
+            test.fixtures = s
+                .fixtures
+                .as_ref()
+                .map_or_else(Fixtures::default, |g| g.value);
+        }
+        let name = match (s.name, &body.value) {
+            (Some(name), _) => name.value,
+            (None, Body::Pytest(test)) => test.selection.clone(),
+            (None, _) => return,
         };
         let mut tolerance: BTreeMap<Metric, f64> = Metric::ALL
             .into_iter()
@@ -771,7 +842,7 @@ impl Checker<'_> {
             .collect();
         tolerance.extend(s.tolerance.map(|g| g.value).unwrap_or_default());
         let scenario = Scenario {
-            name: name.value,
+            name,
             description: s.description.map(|g| g.value),
             file: self.file.to_path_buf(),
             line: start.line,
@@ -1062,6 +1133,37 @@ fn parse_run(node: &Node) -> Result<Body, Invalid> {
         ));
     }
     Ok(Body::Run(code))
+}
+
+/// `pytest` selects tests as pytest's command line would (see [`super::pytest`]).
+fn parse_pytest(node: &Node, dir: &Path, line: usize) -> Result<Body, Invalid> {
+    let selection = parse_text(node)?.trim().to_string();
+    let args = super::pytest::parse_selection(&selection, dir)
+        .map_err(|message| Invalid::new(node.pos, message))?;
+    Ok(Body::Pytest(PytestTest {
+        selection,
+        args,
+        dir: std::path::absolute(dir.join(".")).unwrap_or_else(|_| dir.to_path_buf()),
+        line,
+        named: false,
+        fixtures: Fixtures::default(),
+        collected: Collected::Pending,
+    }))
+}
+
+/// `fixtures: iteration` or `fixtures: scenario`.
+fn parse_fixtures(node: &Node) -> Result<Fixtures, Invalid> {
+    match parse_text(node)?.trim() {
+        "iteration" => Ok(Fixtures::Iteration),
+        "scenario" => Ok(Fixtures::Scenario),
+        other => Err(Invalid::new(
+            node.pos,
+            format!(
+                "`{other}` is neither `iteration` (function-scoped fixtures around every \
+                 iteration, the default) nor `scenario` (set up once)"
+            ),
+        )),
+    }
 }
 
 /// `call` names a function as `dotted.module:dotted.attr`, the entry-point notation.

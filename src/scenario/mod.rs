@@ -21,7 +21,8 @@
 //!     expect: leak
 //! ```
 //!
-//! Keys: `name`, `description`, `setup`, `run` or `call`, `teardown`, `iterations`,
+//! Keys: `name`, `description`, `setup`, `run`, `call` or `pytest` (with `fixtures`),
+//! `teardown`, `iterations`,
 //! `max_iterations`, `warmup`,
 //! `sample_every`, `python_path`, `timeout`, `gate`, `tolerance`, `expect`, `tags`.
 //!
@@ -31,6 +32,7 @@
 mod discover;
 mod error;
 mod load;
+pub mod pytest;
 pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
@@ -84,6 +86,78 @@ pub enum Body {
     /// A function to call with no arguments (`call:`), written `package.module:function`;
     /// cheaper per iteration than executing source, and importable by name.
     Call(String),
+    /// A test of the user's pytest suite (`pytest:`), run through pytest's own protocol.
+    Pytest(PytestTest),
+}
+
+/// A `pytest:` workload: a selection of tests until [`pytest::expand`] collects it, then one
+/// test per scenario (or the reason none can run).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PytestTest {
+    /// The selection as the scenario file writes it, e.g. `tests/test_api.py::test_roundtrip`
+    /// or `"tests/ -k api"`.
+    pub selection: String,
+    /// pytest's arguments for the selection: paths made absolute (from the scenario file's
+    /// folder, else the pytest rootdir above it), then `-k` and `-m` as written.
+    pub args: Vec<String>,
+    /// The folder pytest's collection starts from: the scenario file's own.
+    pub dir: PathBuf,
+    /// Line of the `pytest` key, for errors found when collecting.
+    pub line: usize,
+    /// Whether the scenario gave its own `name` (collected tests are then `name[node id]`, or
+    /// `name` alone for a selection of one test).
+    pub named: bool,
+    /// Function-scoped fixtures around every iteration, or set up once.
+    pub fixtures: Fixtures,
+    /// What collecting the selection gave this scenario.
+    pub collected: Collected,
+}
+
+/// What [`pytest::expand`] made of a `pytest:` scenario.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collected {
+    /// Not collected yet: the selection as the file gives it.
+    #[default]
+    Pending,
+    /// One test to run.
+    Test(CollectedTest),
+    /// Nothing can run, and that is not a failure: pytest is not installed in the interpreter
+    /// (as `pytest.importorskip` would say of a missing dependency).
+    Skipped {
+        /// Why, and what to install.
+        reason: String,
+    },
+    /// Collecting failed: an error in a test module or conftest, or a selection of no test.
+    Failed {
+        /// One line.
+        message: String,
+        /// pytest's own output.
+        output: String,
+    },
+}
+
+/// One test pytest collected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectedTest {
+    /// pytest's node id, relative to the rootdir, e.g. `tests/test_api.py::test_x[3-a]`.
+    pub node_id: String,
+    /// pytest's rootdir, where the worker runs the test from.
+    pub rootdir: PathBuf,
+    /// The test's file, relative to the rootdir: the JUnit class name and the HTML group.
+    pub file: String,
+}
+
+/// When a `pytest` workload's fixtures are set up (`fixtures:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fixtures {
+    /// Function-scoped fixtures are set up and torn down around every iteration; module-,
+    /// class- and session-scoped ones once per scenario, as `runtestprotocol` allows.
+    #[default]
+    Iteration,
+    /// Everything is set up once; only the test body repeats.
+    Scenario,
 }
 
 /// What the scenario's author expects the verdict to be.

@@ -329,11 +329,11 @@ fn run_and_call_are_exclusive_and_required() {
     );
     assert_eq!(
         one_error("name: x\nsetup: pass\n"),
-        "1:1: scenario `x` has neither `run` nor `call`"
+        "1:1: scenario `x` has no `run`, `call` or `pytest`"
     );
     assert_eq!(
         one_error("scenarios:\n  - name: a\n    run: pass\n  - name: b\n    iterations: 5\n"),
-        "4:5: scenario `b` has neither `run` nor `call`"
+        "4:5: scenario `b` has no `run`, `call` or `pytest`"
     );
     assert_eq!(
         one_error("name: x\nrun: \"  \"\n"),
@@ -613,7 +613,7 @@ fn bad_fixtures_produce_their_documented_errors() {
         (
             "missing_run.yaml",
             &[
-                "tests/fixtures/bad/missing_run.yaml:5:5: scenario `missing-run` has neither `run` nor `call`",
+                "tests/fixtures/bad/missing_run.yaml:5:5: scenario `missing-run` has no `run`, `call` or `pytest`",
             ],
         ),
         (

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::protocol::{Phase, WorkerRequest};
 use crate::sampling;
-use crate::scenario::Body;
+use crate::scenario::{Body, Collected, Fixtures};
 
 /// One of the worker's Python files: its source, and the bytecode `build.rs` compiled from it.
 struct EmbeddedModule {
@@ -39,6 +39,13 @@ const HOLDERS: EmbeddedModule = EmbeddedModule {
     bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/holders.bytecode")),
 };
 
+const PYTEST_ITEM: EmbeddedModule = EmbeddedModule {
+    name: c"_leakcheck_pytest",
+    file_name: c"<leakcheck pytest>",
+    source: include_str!("../python/pytest_item.py"),
+    bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/pytest_item.bytecode")),
+};
+
 const HARNESS: EmbeddedModule = EmbeddedModule {
     name: c"_leakcheck_harness",
     file_name: c"<leakcheck harness>",
@@ -60,6 +67,8 @@ pub struct ScenarioFailure {
     pub message: String,
     /// The Python traceback, harness frames removed.
     pub traceback: String,
+    /// Whether the workload skipped itself rather than failed (a `pytest` skip or xfail).
+    pub skipped: bool,
 }
 
 /// Python-level metrics of one sample.
@@ -301,11 +310,12 @@ impl Interpreter {
     }
 }
 
-/// Loads `diagnose.py` and `holders.py`, then `harness.py` (which imports them), before
-/// tracemalloc starts.
+/// Loads `diagnose.py`, `holders.py` and `pytest_item.py`, then `harness.py` (which imports
+/// them), before tracemalloc starts.
 fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     load_module(py, &DIAGNOSE)?;
     load_module(py, &HOLDERS)?;
+    load_module(py, &PYTEST_ITEM)?;
     load_module(py, &HARNESS)
 }
 
@@ -356,9 +366,11 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
     let (run, call) = match &scenario.body {
         Body::Run(code) => (Some(code.as_str()), None),
         Body::Call(target) => (None, Some(target.as_str())),
+        Body::Pytest(_) => (None, None),
     };
     spec.set_item("run", run)?;
     spec.set_item("call", call)?;
+    spec.set_item("pytest", pytest_spec(py, &scenario.body)?)?;
     spec.set_item("call_with_iteration", scenario.call_with_iteration)?;
     let params: Vec<(String, String)> = scenario
         .params
@@ -402,6 +414,31 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
     Ok(spec)
 }
 
+/// A `pytest` workload as the harness's `prepare` reads it: `args` (the test's node id under
+/// its rootdir), `node_id`, `rootdir` and `fixtures`; `None` for other workloads.
+fn pytest_spec<'py>(py: Python<'py>, body: &Body) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Body::Pytest(test) = body else {
+        return Ok(None);
+    };
+    let Collected::Test(collected) = &test.collected else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "the pytest selection `{}` was not collected before the worker started",
+            test.selection
+        )));
+    };
+    let spec = PyDict::new(py);
+    let rootdir = collected.rootdir.display().to_string();
+    spec.set_item("args", vec![format!("{rootdir}/{}", collected.node_id)])?;
+    spec.set_item("node_id", &collected.node_id)?;
+    spec.set_item("rootdir", rootdir)?;
+    let fixtures = match test.fixtures {
+        Fixtures::Iteration => "iteration",
+        Fixtures::Scenario => "scenario",
+    };
+    spec.set_item("fixtures", fixtures)?;
+    Ok(Some(spec))
+}
+
 /// Describes an error raised before the harness could format it.
 fn describe(py: Python<'_>, err: PyErr, phase: Phase, iteration: Option<u64>) -> ScenarioFailure {
     let traceback = err
@@ -413,6 +450,7 @@ fn describe(py: Python<'_>, err: PyErr, phase: Phase, iteration: Option<u64>) ->
         iteration,
         message: err.to_string(),
         traceback: format!("{traceback}{err}"),
+        skipped: false,
     }
 }
 
@@ -427,13 +465,14 @@ fn describe_with(
     let value = err.clone_ref(py).into_value(py);
     match harness
         .call_method1("describe", (value,))
-        .and_then(|v| v.extract::<(String, String)>())
+        .and_then(|v| v.extract::<(String, String, bool)>())
     {
-        Ok((message, traceback)) => ScenarioFailure {
+        Ok((message, traceback, skipped)) => ScenarioFailure {
             phase,
             iteration,
             message,
             traceback,
+            skipped,
         },
         Err(_) => describe(py, err, phase, iteration),
     }

@@ -69,6 +69,14 @@ fn run() -> Result<()> {
     let outcome = execute(&request, &mut channel);
     match outcome {
         Ok(timings) => channel.send(&WorkerMessage::Finished { timings })?,
+        Err(Failure::Scenario(failure)) if failure.skipped => {
+            channel.send(&WorkerMessage::Skipped {
+                phase: failure.phase,
+                iteration: failure.iteration,
+                reason: failure.message,
+                report: failure.traceback,
+            })?
+        }
         Err(Failure::Scenario(failure)) => channel.send(&WorkerMessage::Failed {
             phase: failure.phase,
             iteration: failure.iteration,

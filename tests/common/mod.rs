@@ -61,6 +61,36 @@ impl Project {
         )
     }
 
+    /// A venv `folder` (in the project) with `requirements` installed from PyPI, or `None`
+    /// (with a loud skip, a failure under CI, see [`required`]) when pip cannot reach the index.
+    pub fn venv_with(&self, folder: &str, requirements: &[&str]) -> Option<PathBuf> {
+        let venv = self.dir.path().join(folder);
+        let made = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        let installed = made
+            && (requirements.is_empty()
+                || std::process::Command::new(venv.join("bin/python"))
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                    ])
+                    .args(requirements)
+                    .status()
+                    .is_ok_and(|s| s.success()));
+        required(
+            &format!("a venv with {}", requirements.join(" ")),
+            installed,
+            "pip must reach PyPI",
+        )
+        .then_some(venv)
+    }
+
     /// The results.json a run wrote into the report folder `folder` (relative to the project).
     pub fn results(&self, folder: &str) -> Value {
         let path = self.dir.path().join(folder).join("results.json");

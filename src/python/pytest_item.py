@@ -1,0 +1,243 @@
+"""A pytest test as a leakcheck workload: one collected item, run again and again.
+
+The harness loads this file as ``_leakcheck_pytest`` and, for a scenario with a ``pytest:``
+body, calls ``start`` in setup, ``iterate`` once per iteration and ``finish`` in teardown.
+
+pytest has no public API to run one test many times in a process; what this uses is what
+pytest-rerunfailures and pytest-leaks use, stable from pytest 7 to 9: a session built the way
+``pytest.main`` builds it (``_prepareconfig``, ``Session.from_config``, the session-start and
+collection hooks), then ``runtestprotocol(item, nextitem=...)`` per iteration. ``nextitem`` is
+the test's parent (its module or class): pytest tears down what the next item does not share,
+so function-scoped fixtures are set up and torn down around every iteration and wider scopes
+stay up for the whole scenario, as in a real run of the file. With ``fixtures: scenario`` the
+setup runs once and only the call phase repeats.
+
+pytest keeps a few things per run of an item that a real session never repeats: captured
+output sections and, before pytest 8, one finalizer per request of a wider-scoped fixture.
+``iterate`` drops those after each iteration, so that pytest's own bookkeeping never reads as
+the test's growth. Nothing here grows with the iteration count.
+"""
+
+import functools
+import os
+import sys
+
+# The session and the one item of the scenario, set by ``start``.
+_config = None
+_session = None
+_item = None
+# Whether every iteration runs the fixtures' setup and teardown (``fixtures: iteration``).
+_per_iteration = True
+# Why an iteration did not pass is reported once, from the first report that did not pass.
+_PHASES = ("setup", "call", "teardown")
+
+
+class TestDidNotPass(Exception):
+    """An iteration of the test failed, errored or was skipped; pytest's report says why.
+
+    ``skipped`` is true for a skip or an expected failure (``xfail``): the scenario then ends
+    with the verdict ``skipped`` instead of ``error``.
+    """
+
+    def __init__(self, summary, report_text, skipped):
+        super().__init__(summary)
+        self.summary = summary
+        self.report_text = report_text
+        self.skipped = skipped
+
+
+class CollectionFailed(Exception):
+    """The test could not be collected in the worker: pytest's errors, or no such item."""
+
+
+class _Collector:
+    """A pytest plugin keeping the failed collection reports, whose text explains a missing
+    item (an ImportError in the test module, a conftest that raises)."""
+
+    def __init__(self):
+        self.errors = []
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.errors.append(report.longreprtext)
+
+
+def start(args, node_id, rootdir, fixtures):
+    """Build the pytest session, collect ``args`` and keep the item ``node_id``.
+
+    The worker runs in ``rootdir``, as a user runs pytest from the project's root: tests that
+    open files relative to it find them. pytest's cache plugin is off (a leak check must not
+    rewrite ``.pytest_cache``) and so is its terminal reporter (nothing of pytest's own output
+    belongs in the scenario's).
+    """
+    global _config, _session, _item, _per_iteration
+    from _pytest.config import _prepareconfig
+    from _pytest.main import Session
+
+    os.chdir(rootdir)
+    collector = _Collector()
+    argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider", "-p", "no:terminal"]
+    _config = _prepareconfig(argv, plugins=[collector])
+    _config._do_configure()
+    _session = Session.from_config(_config)
+    _config.hook.pytest_sessionstart(session=_session)
+    _config.hook.pytest_collection(session=_session)
+    found = [item for item in _session.items if item.nodeid == node_id]
+    if not found:
+        collected = ", ".join(item.nodeid for item in _session.items[:5]) or "nothing"
+        errors = "\n".join(collector.errors)
+        raise CollectionFailed(
+            f"pytest did not collect `{node_id}` (it collected {collected})"
+            + (f":\n{errors}" if errors else "")
+        )
+    _item = found[0]
+    _per_iteration = fixtures == "iteration"
+    if not _per_iteration:
+        from _pytest.runner import call_and_report
+
+        _check([call_and_report(_item, "setup", False)])
+
+
+def iterate(i):
+    """Run the test once; raise ``TestDidNotPass`` with pytest's report when it did not pass."""
+    if _per_iteration:
+        from _pytest.runner import runtestprotocol
+
+        reports = runtestprotocol(_item, log=False, nextitem=_item.parent)
+    else:
+        from _pytest.runner import call_and_report
+
+        reports = [call_and_report(_item, "call", False)]
+    _forget_repeated_state()
+    _check(reports)
+
+
+def finish():
+    """Tear down what is still set up (the test's own fixtures with ``fixtures: scenario``, the
+    module's and session's always) and end the session as ``pytest.main`` would."""
+    try:
+        if not _per_iteration:
+            from _pytest.runner import call_and_report
+
+            _check([call_and_report(_item, "teardown", False, nextitem=None)])
+        _session._setupstate.teardown_exact(None)
+        _config.hook.pytest_sessionfinish(session=_session, exitstatus=0)
+    finally:
+        _config._ensure_unconfigure()
+
+
+def _check(reports):
+    """Raise ``TestDidNotPass`` for the first report that did not pass (an ``xfail`` counts as
+    a skip; a non-strict unexpected pass passes)."""
+    for report in reports:
+        if report.passed:
+            continue
+        xfail = getattr(report, "wasxfail", None)
+        if report.skipped and xfail is not None:
+            summary = f"xfail: {xfail}" if xfail else "xfail"
+        elif report.skipped:
+            summary = _skip_reason(report)
+        else:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(report.longrepr)
+            first = message.strip().splitlines()[0] if message.strip() else "failed"
+            what = "failed" if report.when == "call" else f"errored in {report.when}"
+            summary = f"test {what}: {first}"
+        text = _skip_place(report) if report.skipped and xfail is None else report.longreprtext
+        for title, content in report.sections:
+            text += f"\n{'-' * 20} {title} {'-' * 20}\n{content}"
+        raise TestDidNotPass(summary, text, report.skipped)
+
+
+def _skip_reason(report):
+    """``skipped: <reason>`` from a skip report, whose ``longrepr`` is (path, line, reason)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+        return "skipped: " + reason.removeprefix("Skipped: ")
+    return "skipped"
+
+
+def _skip_place(report):
+    """Where a skip happened, ``path:line: reason``, from its ``longrepr`` (path, line, reason)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        path, line, reason = longrepr
+        return f"{path}:{line + 1}: {reason}"
+    return str(longrepr)
+
+
+def _forget_repeated_state():
+    """Drop what pytest keeps per run of an item, which a real session makes once per test.
+
+    - ``item._report_sections``: the captured output of each phase, appended to by the capture
+      and logging plugins and read by the reports, which this run does not keep;
+    - finalizers that finish a fixture, registered again at every setup: a fixture that
+      depends on a wider-scoped one adds ``functools.partial(dependent.finish, request=...)``
+      to the wider one's finalizers (a real session grows those by one per test, too), and
+      before pytest 8 each request of a wider-scoped fixture adds ``lambda:
+      fixturedef.finish(...)`` to its node. One finalizer per fixture definition is kept, the
+      first, in its place: finishing a fixture twice does nothing more than once.
+    """
+    sections = getattr(_item, "_report_sections", None)
+    if sections:
+        sections.clear()
+    stack = getattr(_session._setupstate, "stack", None)
+    if isinstance(stack, dict):
+        for node, entry in stack.items():
+            if node is not _item and isinstance(entry, tuple) and isinstance(entry[0], list):
+                _dedupe(entry[0])
+    info = getattr(_item, "_fixtureinfo", None)
+    for definitions in getattr(info, "name2fixturedefs", {}).values():
+        for definition in definitions:
+            finalizers = getattr(definition, "_finalizers", None)
+            if isinstance(finalizers, list):
+                _dedupe(finalizers)
+
+
+def _dedupe(finalizers):
+    """Keep the first of the finalizers that finish the same fixture definition."""
+    if len(finalizers) < 2:
+        return
+    seen = set()
+    kept = []
+    for finalizer in finalizers:
+        definition = _finished_fixture(finalizer)
+        if definition is not None:
+            if id(definition) in seen:
+                continue
+            seen.add(id(definition))
+        kept.append(finalizer)
+    if len(kept) != len(finalizers):
+        finalizers[:] = kept
+
+
+def _finished_fixture(finalizer):
+    """The fixture definition a finalizer finishes, or None for any other finalizer:
+    ``functools.partial(fixturedef.finish, ...)`` or, before pytest 8, ``lambda:
+    fixturedef.finish(request=...)``."""
+    if isinstance(finalizer, functools.partial):
+        method = finalizer.func
+        owner = getattr(method, "__self__", None)
+        if getattr(method, "__name__", None) == "finish" and _is_fixture_definition(owner):
+            return owner
+        return None
+    code = getattr(finalizer, "__code__", None)
+    if code is None or code.co_name != "<lambda>" or "fixturedef" not in code.co_freevars:
+        return None
+    try:
+        owner = finalizer.__closure__[code.co_freevars.index("fixturedef")].cell_contents
+    except ValueError:
+        return None
+    return owner if _is_fixture_definition(owner) else None
+
+
+def _is_fixture_definition(obj):
+    """Whether ``obj`` is a pytest ``FixtureDef``."""
+    return type(obj).__name__ == "FixtureDef" and type(obj).__module__ == "_pytest.fixtures"
+
+
+def version():
+    """pytest's version, for the scenario's record."""
+    module = sys.modules.get("pytest")
+    return getattr(module, "__version__", "unknown")
