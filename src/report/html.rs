@@ -87,6 +87,10 @@ struct ScenarioView {
     expected: &'static str,
     failure: Option<&'static str>,
     location: String,
+    /// The file the details are grouped under (see [`group_of`]).
+    group: String,
+    /// Whether this scenario's details open its file's group.
+    group_start: bool,
     description: Option<String>,
     tags: Vec<String>,
     reason: String,
@@ -301,16 +305,51 @@ impl Page {
                     time: format!("{:.1} s", sc.duration_secs),
                 })
                 .collect(),
-            scenarios: ordered
-                .iter()
-                .map(|&(i, sc)| {
-                    scenario_view(results, sc, anchors[i].clone(), comparison_of(&sc.name))
+            scenarios: grouped(&ordered)
+                .into_iter()
+                .map(|(i, sc, group_start)| {
+                    let mut view =
+                        scenario_view(results, sc, anchors[i].clone(), comparison_of(&sc.name));
+                    view.group_start = group_start;
+                    view
                 })
                 .collect(),
             columns,
             tool_version: results.tool.version.clone(),
         }
     }
+}
+
+/// The file a scenario's details are grouped under: a pytest test's own file (relative to its
+/// rootdir), else the scenario file.
+fn group_of(sc: &ScenarioResult) -> String {
+    match &sc.pytest {
+        Some(test) => test.file.clone(),
+        None => sc.file.display().to_string(),
+    }
+}
+
+/// `ordered` regrouped by file, each file where its first scenario was (so the files with
+/// failures still come first, and within a file the order stays), with whether each scenario
+/// starts its file's group.
+fn grouped<'r>(ordered: &[(usize, &'r ScenarioResult)]) -> Vec<(usize, &'r ScenarioResult, bool)> {
+    let mut groups: Vec<(String, Vec<(usize, &ScenarioResult)>)> = Vec::new();
+    for &(i, sc) in ordered {
+        let group = group_of(sc);
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, members)) => members.push((i, sc)),
+            None => groups.push((group, vec![(i, sc)])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(_, members)| {
+            members
+                .into_iter()
+                .enumerate()
+                .map(|(n, (i, sc))| (i, sc, n == 0))
+        })
+        .collect()
 }
 
 fn scenario_view(
@@ -363,6 +402,8 @@ fn scenario_view(
         expected: view::expect_name(sc.expected),
         failure: view::failure(results, sc),
         location: format!("{}:{}", sc.file.display(), sc.line),
+        group: group_of(sc),
+        group_start: false,
         description: sc.description.clone(),
         tags: sc.tags.clone(),
         reason: sc.reason.clone(),
