@@ -325,3 +325,81 @@ pub fn read(path: &Path) -> Result<RunResults, ReadError> {
     }
     serde_json::from_str(&text).map_err(invalid)
 }
+
+/// Results made by hand, for the tests of the modules that read them.
+#[cfg(test)]
+pub(crate) mod examples {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::verdict::Call;
+
+    /// A finished scenario whose only metric, tracemalloc, grew `slope ± half_width` per
+    /// iteration.
+    pub fn scenario(name: &str, verdict: Verdict, tracemalloc: (f64, f64)) -> ScenarioResult {
+        let (slope, half_width) = tracemalloc;
+        let metric = MetricResult {
+            unit: Unit::Bytes,
+            slope: Some(slope),
+            ci_low: Some(slope - half_width),
+            ci_high: Some(slope + half_width),
+            stderr: Some(half_width / 3.0),
+            intercept: Some(1000.0),
+            tolerance: 8.0,
+            gated: true,
+            call: Call::Within,
+            samples: Vec::new(),
+            warmup_samples: Vec::new(),
+        };
+        ScenarioResult {
+            name: name.to_string(),
+            file: "s.yaml".into(),
+            line: 1,
+            description: None,
+            tags: Vec::new(),
+            verdict,
+            expected: Expect::Pass,
+            ok: verdict != Verdict::Leak,
+            error: None,
+            reason: String::new(),
+            traceback: None,
+            iterations: 100,
+            warmup: 10,
+            sample_every: 1,
+            iterations_done: 110,
+            duration_secs: 0.1,
+            gate: vec![Metric::Tracemalloc],
+            metrics: BTreeMap::from([(Metric::Tracemalloc, metric)]),
+            timings: None,
+            diagnosis: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            analysis: None,
+            holders: None,
+            pytest: None,
+        }
+    }
+
+    /// A run of `scenarios`.
+    pub fn run(scenarios: Vec<ScenarioResult>) -> RunResults {
+        RunResults {
+            schema_version: crate::results::SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: "leakcheck".into(),
+                version: "0.0.0".into(),
+            },
+            python: PythonInfo {
+                version: None,
+                executable: "python3".into(),
+                environment: None,
+            },
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_secs: 1.0,
+            confidence: 0.99,
+            interrupted: false,
+            summary: Summary::of(&scenarios),
+            scenarios,
+            baseline: None,
+        }
+    }
+}

@@ -43,11 +43,18 @@ impl ProgressDisplay {
 
     /// Prints a finished scenario's line above the bars (or plainly when they are hidden, as in
     /// a CI log, where these lines are the progress).
+    ///
+    /// The bars are suspended (cleared, then redrawn) around the line rather than the line
+    /// printed through `MultiProgress::println`, which pads it to the bars' width and, once the
+    /// last bar is gone, leaves it without its newline: the summary table's header then began
+    /// on the last scenario's line.
     fn print_line(&self, line: &str) {
         if self.bars.is_hidden() {
             let _ = writeln!(std::io::stderr(), "{line}");
         } else {
-            let _ = self.bars.println(line);
+            self.bars.suspend(|| {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            });
         }
     }
 }
@@ -137,7 +144,7 @@ pub fn print_summary(
     quiet: bool,
 ) -> std::io::Result<()> {
     if !quiet {
-        print_table(results, out)?;
+        print_table(results, out, terminal_width())?;
     }
     for scenario in &results.scenarios {
         if scenario.ok
@@ -221,9 +228,120 @@ pub fn print_summary(
     }
 }
 
-fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()> {
+/// The width of the terminal stdout is, or `None` when it is not one (a CI log, a file): the
+/// table is then printed whole.
+fn terminal_width() -> Option<usize> {
+    let term = console::Term::stdout();
+    if !term.is_term() {
+        return None;
+    }
+    term.size_checked().map(|(_, columns)| usize::from(columns))
+}
+
+/// The one-line-per-scenario table and its legend, fitted to `width` columns when given: the
+/// metrics no scenario gates on are left out first (the HTML report and results.json have
+/// them), then long names are cut short with `…`, and the legend is wrapped.
+fn print_table(
+    results: &RunResults,
+    out: &mut dyn Write,
+    width: Option<usize>,
+) -> std::io::Result<()> {
+    let all = table(results, &Metric::ALL, None);
+    let gated: Vec<Metric> = Metric::ALL
+        .into_iter()
+        .filter(|m| results.scenarios.iter().any(|s| s.gate.contains(m)))
+        .collect();
+    let (lines, hidden) = match width {
+        Some(width)
+            if all
+                .iter()
+                .any(|line| console::measure_text_width(line) > width) =>
+        {
+            let hidden: Vec<Metric> = Metric::ALL
+                .into_iter()
+                .filter(|m| !gated.contains(m))
+                .collect();
+            let lines = table(results, &gated, None);
+            let widest = lines
+                .iter()
+                .map(|line| console::measure_text_width(line))
+                .max()
+                .unwrap_or(0);
+            let lines = match widest.checked_sub(width) {
+                Some(excess) if excess > 0 => {
+                    let names = results
+                        .scenarios
+                        .iter()
+                        .map(|s| console::measure_text_width(&s.name))
+                        .max()
+                        .unwrap_or(0)
+                        .max("scenario".len());
+                    table(results, &gated, Some(names.saturating_sub(excess).max(12)))
+                }
+                _ => lines,
+            };
+            (lines, hidden)
+        }
+        _ => (all, Vec::new()),
+    };
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    let mut legend =
+        "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of \
+                      its interval; * = gated metric; \"flat after N\": grew, then stopped (not a \
+                      leak); \"floor flat\": rises and falls, but the level it falls back to is \
+                      flat (not a leak)"
+            .to_string();
+    // Without its column, tracemalloc's mark needs no explaining.
+    if !hidden.contains(&Metric::Tracemalloc) {
+        legend.push_str(
+            "; ~ = tracemalloc from the short traced window after the run: not gated, \
+             approximate while caches turn over",
+        );
+    }
+    if !hidden.is_empty() {
+        let names: Vec<String> = hidden.iter().map(|m| m.to_string()).collect();
+        legend.push_str(&format!(
+            "; not gated, left out to fit the terminal: {} (in the HTML report)",
+            names.join(", ")
+        ));
+    }
+    for line in wrap(&legend, width) {
+        writeln!(out, "{}", style(line).dim())?;
+    }
+    Ok(())
+}
+
+/// `text` in lines of at most `width` columns, broken between words; one line without a width.
+fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+    let Some(width) = width else {
+        return vec![text.to_string()];
+    };
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty()
+            && console::measure_text_width(&line) + 1 + console::measure_text_width(word) > width
+        {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The header and one row per scenario, with these metrics' columns, padded into columns;
+/// names longer than `name_width` are cut short with `…`.
+fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) -> Vec<String> {
     let mut header = vec!["scenario".to_string(), "verdict".to_string()];
-    header.extend(Metric::ALL.iter().map(|m| format!("{m}/iter")));
+    header.extend(metrics.iter().map(|m| format!("{m}/iter")));
     header.push("iters".to_string());
     header.push("time".to_string());
 
@@ -231,11 +349,15 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
         .scenarios
         .iter()
         .map(|s| {
-            let mut row = vec![untrusted::terminal(&s.name).into_owned(), verdict_label(s)];
+            let mut name = untrusted::terminal(&s.name).into_owned();
+            if let Some(limit) = name_width {
+                name = console::truncate_str(&name, limit, "…").into_owned();
+            }
+            let mut row = vec![name, verdict_label(s)];
             // Unless the scenario gates on it, tracemalloc's figure comes from the short traced
             // window after the run: marked as approximate.
             let windowed = !crate::sampling::traced_throughout(&s.gate);
-            row.extend(Metric::ALL.iter().map(|m| match s.metrics.get(m) {
+            row.extend(metrics.iter().map(|m| match s.metrics.get(m) {
                 Some(result) => {
                     let cell = growth_cell(result, s.analysis_of(*m));
                     if *m == Metric::Tracemalloc && windowed && cell != "-" {
@@ -278,22 +400,9 @@ fn print_table(results: &RunResults, out: &mut dyn Write) -> std::io::Result<()>
             .trim_end()
             .to_string()
     };
-    writeln!(out, "{}", style(render(&header)).bold())?;
-    for row in &rows {
-        writeln!(out, "{}", render(row))?;
-    }
-    writeln!(
-        out,
-        "{}",
-        style(
-            "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
-             interval; * = gated metric; \"flat after N\": grew, then stopped (not a leak); \
-             \"floor flat\": rises and falls, but the level it falls back to is flat (not a leak); \
-             ~ = tracemalloc from the short traced window after the run: not gated, \
-             approximate while caches turn over"
-        )
-        .dim()
-    )
+    std::iter::once(style(render(&header)).bold().to_string())
+        .chain(rows.iter().map(|row| render(row)))
+        .collect()
 }
 
 /// How to run a scenario that ran up to `most` iterations four times as long, within what a
@@ -367,6 +476,65 @@ fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::examples::{run, scenario};
+
+    /// A run of two scenarios measured on every metric and gated on the default ones.
+    fn measured_everywhere() -> RunResults {
+        let scenarios = ["a-scenario-with-a-long-name", "b"]
+            .map(|name| {
+                let mut s = scenario(name, Verdict::Pass, (0.0, 1.0));
+                let metric = s.metrics[&Metric::Tracemalloc].clone();
+                s.metrics = Metric::ALL
+                    .into_iter()
+                    .map(|m| (m, metric.clone()))
+                    .collect();
+                s.gate = Metric::DEFAULT_GATE.to_vec();
+                s
+            })
+            .to_vec();
+        run(scenarios)
+    }
+
+    fn printed(results: &RunResults, width: Option<usize>) -> Vec<String> {
+        let mut out = Vec::new();
+        print_table(results, &mut out, width).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|line| console::strip_ansi_codes(line).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_table_fits_a_narrow_terminal_by_leaving_out_ungated_metrics_and_wrapping_its_legend() {
+        let results = measured_everywhere();
+        let whole = printed(&results, None);
+        assert!(whole[0].contains("tracemalloc/iter") && whole[0].contains("gc_objects/iter"));
+        assert_eq!(
+            whole.len(),
+            4,
+            "header, two rows, the legend on one line: {whole:#?}"
+        );
+        let width = 100;
+        let narrow = printed(&results, Some(width));
+        assert!(!narrow[0].contains("tracemalloc/iter"), "{narrow:#?}");
+        assert!(!narrow[0].contains("gc_objects/iter"), "{narrow:#?}");
+        assert!(narrow[0].contains("malloc/iter") && narrow[0].contains("fds/iter"));
+        for line in &narrow {
+            assert!(
+                console::measure_text_width(line) <= width,
+                "too wide: {line}"
+            );
+        }
+        assert!(narrow[1].starts_with("a-scenario-with-") && narrow[1].contains('…'));
+        let legend = narrow[3..].join(" ");
+        assert!(
+            legend.contains("left out to fit the terminal: tracemalloc, gc_objects"),
+            "{legend}"
+        );
+        // A terminal wide enough gets the whole table.
+        assert_eq!(printed(&results, Some(400))[0], whole[0]);
+    }
 
     #[test]
     fn a_longer_run_is_suggested_within_the_limits() {
