@@ -137,6 +137,28 @@ fn shipped_leaks_are_attributed_to_their_line_type_and_holder() {
         d["hints"]
     );
 
+    // A cycle through an object with __del__ whose finalizer keeps it; the fixed one is freed.
+    let finalizer = scenario(&results, "finalizer-resurrects-cycle");
+    assert_eq!(finalizer["verdict"], "leak", "{finalizer:#}");
+    let d = &finalizer["diagnosis"];
+    let chains = chain_texts(d);
+    assert!(
+        chains.iter().any(|(_, text)| text
+            .starts_with("module shop.connections → global '_pending_close' (list) → item [")),
+        "{chains:?}"
+    );
+    assert!(
+        d["hints"].to_string().contains(
+            "objects of classes with __del__ stayed alive: shop.connections.DeferredClose +"
+        ),
+        "{}",
+        d["hints"]
+    );
+    assert_eq!(
+        scenario(&results, "finalizer-releases-cycle")["verdict"],
+        "pass"
+    );
+
     // Diagnosis only ran where the verdict was leak, and says what it cost.
     for s in results["scenarios"].as_array().unwrap() {
         assert_eq!(
