@@ -140,41 +140,12 @@ fn bounded_caches_pass_and_hidden_leaks_do_not() {
     );
 }
 
-/// A venv of the test's own with `requirements` installed from PyPI, or `None` (with a loud
-/// skip, a failure under CI) when pip cannot reach the index.
-fn venv_with(project: &Project, requirements: &[&str]) -> Option<std::path::PathBuf> {
-    let venv = project.path().join("venv");
-    let made = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    let installed = made
-        && std::process::Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(requirements)
-            .status()
-            .is_ok_and(|s| s.success());
-    common::required(
-        &format!("a venv with {}", requirements.join(" ")),
-        installed,
-        "pip must reach PyPI",
-    )
-    .then_some(venv)
-}
-
 #[test]
 fn a_real_librarys_default_cache_passes_and_names_its_holder() {
     // Jinja2's Environment keeps 400 compiled templates by default; a new template per
     // iteration fills it for 400 iterations, past a default run. It used to be called a leak.
     let project = Project::new();
-    let Some(venv) = venv_with(&project, &["Jinja2==3.1.6", "MarkupSafe==3.0.4"]) else {
+    let Some(venv) = common::venv_with(&project, &["Jinja2==3.1.6", "MarkupSafe==3.0.4"]) else {
         return;
     };
     project.write(

@@ -105,6 +105,32 @@ pub fn names_and_verdicts(results: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A venv of the test's own in `project`, with `pip install <requirements>` (package pins, or
+/// `-r` and a file) from PyPI, or `None` (with a loud skip, a failure under CI) when pip cannot
+/// reach the index.
+pub fn venv_with(project: &Project, requirements: &[&str]) -> Option<PathBuf> {
+    let venv = project.path().join("venv");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    let quiet = ["--quiet", "--disable-pip-version-check"];
+    let installed = made
+        && std::process::Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install"])
+            .args(quiet)
+            .args(requirements)
+            .status()
+            .is_ok_and(|s| s.success());
+    required(
+        &format!("a venv with {}", requirements.join(" ")),
+        installed,
+        "pip must reach PyPI",
+    )
+    .then_some(venv)
+}
+
 /// Whether a test that needs `what` (a browser, a second interpreter) can run here. A missing
 /// requirement fails the test under CI (`CI` set, as `.ci/run` and hosted runners set it), so
 /// CI never passes without the check; elsewhere, so that `cargo test` passes on a fresh machine,
