@@ -9,8 +9,7 @@ temporaries) drops out of the difference. The worker drives it: ``begin`` and ``
 each window's iterations, then ``finish``. Nothing here decides a verdict.
 
 Python allocations (memray's ``PYMALLOC_*`` records, the memory tracemalloc already sees) are
-dropped, so are allocations with no Python frame of the scenario's (leakcheck's own and memray's
-work between the windows)."""
+dropped, so are allocations whose Python frames are all leakcheck's (its own work)."""
 
 import json
 import os
@@ -135,17 +134,20 @@ def _sites(path, memray, python_allocators):
         for record in reader.get_leaked_allocation_records(merge_threads=True):
             if record.allocator in python_allocators:
                 continue
+            stack = record.stack_trace(max_stacks=16)
             python = [
                 {"file": file, "line": line, "function": function}
-                for function, file, line in record.stack_trace(max_stacks=16)
+                for function, file, line in stack
                 if file not in OWN_FILES
             ]
-            if not python:
+            # Only leakcheck's frames: its own work. No Python frame at all (memray sees none
+            # inside a greenlet here, say) is kept, attributed to its native frames alone.
+            if stack and not python:
                 continue
             native = _extension_frames(record.native_stack_trace(max_stacks=32))
             key = (
-                python[0]["file"],
-                python[0]["line"],
+                python[0]["file"] if python else None,
+                python[0]["line"] if python else None,
                 tuple(frame["symbol"] for frame in native),
             )
             size, count, _, _ = sites.get(key, (0, 0, None, None))
