@@ -2,10 +2,14 @@
 //! (`benches/accuracy/corpus/`) and documented leaks in released PyPI packages
 //! (`benches/accuracy/pypi/`: `leaks.yaml` runs against a venv of the leaky releases,
 //! `clean.yaml` against a venv of the fixed ones, both made under `target/accuracy-venvs/` and
-//! reused while their requirements match). Without a network the PyPI part is skipped, and said.
+//! reused while their requirements match), and the founding causes on their real libraries
+//! (`examples/causes/`, leaky and fixed pairs, against a venv of its `requirements.txt`, also
+//! under `target/accuracy-venvs/`). Without a network the PyPI and causes parts are skipped,
+//! and said.
 //!
 //! Run with `cargo bench --bench accuracy` (options after `--`: `--runs R`, default 10;
-//! `--corpus DIR`; `--pypi DIR`; `--no-pypi`; `--out DIR`, default `benches/accuracy`). Each run
+//! `--corpus DIR`; `--pypi DIR`; `--causes DIR`; `--no-pypi`, which skips both parts that need
+//! PyPI; `--out DIR`, default `benches/accuracy`). Each run
 //! `r` executes the whole corpus twice with the real binary and `--seed r`: once with the defaults (adaptive budget,
 //! untraced run plus a traced window), once with a fixed count (`--max-iterations 0`) and the
 //! previous sampling plan (gate `tracemalloc, rss, alloc_blocks, fds`, so traced from start to
@@ -33,7 +37,7 @@ use serde::Serialize;
 /// One scenario's outcome in one run, under every rule.
 #[derive(Clone, Debug, Serialize)]
 struct Outcome {
-    /// The corpus part: [`SYNTHETIC`] or [`PYPI`].
+    /// The corpus part: [`SYNTHETIC`], [`PYPI`] or [`CAUSES`].
     part: &'static str,
     scenario: String,
     leaks: bool,
@@ -51,6 +55,9 @@ struct Outcome {
 /// Names of the corpus parts, in the order of the report.
 const SYNTHETIC: &str = "synthetic";
 const PYPI: &str = "PyPI";
+const CAUSES: &str = "causes";
+/// The parts in the order of the report.
+const PARTS: [&str; 3] = [SYNTHETIC, PYPI, CAUSES];
 
 /// Scenario files (a file or a folder) run by one leakcheck invocation, and the interpreter
 /// whose packages they import (`--python`; none: the embedded one's).
@@ -71,6 +78,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = value("--corpus").map_or(root.join("benches/accuracy/corpus"), PathBuf::from);
     let pypi = value("--pypi").map_or(root.join("benches/accuracy/pypi"), PathBuf::from);
+    let causes = value("--causes").map_or(root.join("examples/causes"), PathBuf::from);
     let out = value("--out").map_or(root.join("benches/accuracy"), PathBuf::from);
     let work = tempfile::tempdir().expect("temporary folder");
 
@@ -90,7 +98,22 @@ fn main() {
             Ok(batches) => parts.push((PYPI, batches)),
             Err(e) => {
                 let note = format!("PyPI corpus not run: {e:#}");
-                eprintln!("accuracy: {note}; running the synthetic corpus only");
+                eprintln!("accuracy: {note}");
+                notes.push(note);
+            }
+        }
+        let requirements = causes.join("requirements.txt");
+        match venv(&venvs.join("causes"), &requirements) {
+            Ok(python) => parts.push((
+                CAUSES,
+                vec![Batch {
+                    scenarios: causes,
+                    python: Some(python),
+                }],
+            )),
+            Err(e) => {
+                let note = format!("causes corpus not run: {e:#}");
+                eprintln!("accuracy: {note}");
                 notes.push(note);
             }
         }
@@ -369,7 +392,7 @@ type Pick = fn(&Outcome) -> Verdict;
 
 /// The per-scenario matrix and the totals of each corpus part, as Markdown.
 fn render(outcomes: &[Outcome], runs: u32) -> String {
-    let part_order = |part: &str| usize::from(part != SYNTHETIC);
+    let part_order = |part: &str| PARTS.iter().position(|p| *p == part).unwrap_or(PARTS.len());
     let mut by_scenario: BTreeMap<(usize, bool, String), Vec<&Outcome>> = BTreeMap::new();
     for o in outcomes {
         by_scenario
@@ -413,7 +436,7 @@ fn render(outcomes: &[Outcome], runs: u32) -> String {
             median(list.iter().map(|o| o.adaptive_secs).collect()),
         ));
     }
-    for part in [SYNTHETIC, PYPI] {
+    for part in PARTS {
         let scenarios: Vec<&Vec<&Outcome>> = by_scenario
             .iter()
             .filter(|((order, _, _), _)| *order == part_order(part))

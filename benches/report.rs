@@ -260,6 +260,7 @@ fn diagnosis() -> Diagnosis {
             fix: "bound it, or clear it when the request ends".to_string(),
         }],
         cost_secs: 0.4,
+        native: None,
         notes: Vec::new(),
     }
 }

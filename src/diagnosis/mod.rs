@@ -29,6 +29,62 @@ pub struct Diagnosis {
     pub cost_secs: f64,
     /// Anything that limited the diagnosis (e.g. tracemalloc stopped by the scenario).
     pub notes: Vec<String>,
+    /// Native allocation sites from the native window (memray), when the C allocator grew by
+    /// more than the traced sites explain and memray was importable; else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeDiagnosis>,
+}
+
+/// What the native diagnosis window found: allocations outside tracemalloc that grew with the
+/// window, from memray's records of two windows of different lengths (the difference drops
+/// what both hold: one-off buffers, the last iteration's temporaries).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NativeDiagnosis {
+    /// The memray release that recorded them.
+    pub memray_version: String,
+    /// Iterations of the two windows, shorter first.
+    pub windows: [u64; 2],
+    /// Sites by bytes grown per iteration, largest first.
+    pub sites: Vec<NativeSite>,
+    /// Seconds the native window took, its iterations (run only for it) included.
+    pub cost_secs: f64,
+}
+
+/// One native allocation site that grew with the window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NativeSite {
+    /// Bytes allocated there and still alive, per iteration.
+    pub bytes_per_iteration: f64,
+    /// Allocations still alive, per iteration.
+    pub allocations_per_iteration: f64,
+    /// The innermost Python frame: the line that called into the native code.
+    pub python: Option<PythonFrame>,
+    /// The first Python frame outside installed packages and the standard library, when the
+    /// innermost one is inside them: the scenario's (or the project's) line.
+    pub caller: Option<PythonFrame>,
+    /// The innermost native frames, down to the interpreter's call machinery.
+    pub native: Vec<NativeFrame>,
+}
+
+/// A Python frame of a native allocation's stack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PythonFrame {
+    /// File name as Python reports it.
+    pub file: String,
+    /// Line number.
+    pub line: u32,
+    /// The function's name.
+    pub function: String,
+}
+
+/// A native frame: the C function and where it lives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NativeFrame {
+    /// The symbol, e.g. `ImagingSgiRleDecode`.
+    pub symbol: String,
+    /// `source.c:line` where debug information names it, else the shared library that defines
+    /// the symbol (e.g. `_imaging.cpython-311-x86_64-linux-gnu.so`), else empty.
+    pub file: String,
 }
 
 /// A place in the code whose live allocations grew.

@@ -869,4 +869,47 @@ def _hints(before, after, iterations, growth, found):
                     "fix": "store view.copy() instead of the view so the large base array can be freed",
                 }
             )
+
+    # Growing classes recognised by what they define: (rule, the classes, what they are, why, fix).
+    by_class = [
+        # SQLAlchemy instruments each mapped class with `_sa_class_manager`.
+        ("sqlalchemy_results_kept", _classes_defining("_sa_class_manager", grown, found),
+         "SQLAlchemy ORM objects", "",
+         "keep what the caller needs (ids, values, a count) instead of query(...).all() result lists, or bound what keeps them"),
+        # An autograd node as micrograd (and, in spirit, PyTorch) builds it: its parents and the
+        # closure that propagates its gradient, in its instance dict.
+        ("autograd_graph_kept", _autograd_nodes(grown, found),
+         "autograd graph nodes", " (a kept loss, or a running total of losses, keeps every step's graph)",
+         "keep the loss's number (loss.data; in PyTorch loss.item() or loss.detach()), not the loss"),
+        ("finalizer_keeps_object", _classes_defining("__del__", grown, found),
+         "objects of classes with __del__",
+         " (since Python 3.4 the collector frees cycles through __del__, unless something keeps them: the __del__ itself, say)",
+         "release resources with a context manager or weakref.finalize, and never store self (or what it holds) from __del__"),
+    ]
+    for rule, names, what, why, fix in by_class:
+        if names:
+            grew = ", ".join(f"{n} +{grown[n]}" for n in names)
+            hints.append({"rule": rule, "message": f"{what} stayed alive: {grew}{why}", "fix": fix})
     return hints
+
+
+def _autograd_nodes(grown, found):
+    """Names of the growing types whose sampled objects hold ``_prev`` and ``_backward``."""
+    return [
+        _type_name(kind)
+        for kind, objects in found.items()
+        if _type_name(kind) in grown
+        and any({"_prev", "_backward"} <= getattr(o, "__dict__", {}).keys() for o in objects[:5])
+    ]
+
+
+def _classes_defining(attribute, grown, found):
+    """Names of the growing Python classes that have ``attribute`` in their own or a base's
+    ``__dict__``. Read from the dicts, not with getattr: a hostile metaclass could run code."""
+    names = []
+    for kind in found:
+        name = _type_name(kind)
+        if name in grown and kind.__flags__ & _HEAP_TYPE:
+            if any(attribute in vars(base) for base in type.__getattribute__(kind, "__mro__")):
+                names.append(name)
+    return names

@@ -24,6 +24,7 @@ import _symtable
 import _leakcheck_diagnose as _diagnose
 import _leakcheck_holders as _holders
 import _leakcheck_pytest as _pytest_item
+import _leakcheck_native as _native
 import json
 import linecache
 import random
@@ -34,8 +35,9 @@ import traceback
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
 _diagnose.OWN_FILES.update(
-    (_HARNESS_FILE, _diagnose.__file__, _holders.__file__, _pytest_item.__file__)
+    (_HARNESS_FILE, _diagnose.__file__, _holders.__file__, _pytest_item.__file__, _native.__file__)
 )
+_native.OWN_FILES = _diagnose.OWN_FILES
 
 # Private references to what the loop and the samples use, so that scenario code replacing
 # ``builtins.exec`` or ``gc.collect`` changes nothing here (and is reported, see _check).
@@ -486,6 +488,31 @@ def diagnose_finish(iterations, chain_seconds):
     """Checkpoint B; returns the diagnosis as JSON. The diagnosis ends with tracing off; a
     scenario traced throughout gets its one-frame tracing back for teardown."""
     result = _diagnose.finish(_ns, iterations, chain_seconds)
+    if _traced_throughout:
+        trace_begin()
+    return result
+
+
+def native_version():
+    """memray's version when the scenario's environment has it, else "" (``_leakcheck_native``)."""
+    return _native.version()
+
+
+def native_begin(folder, index):
+    """Start native window ``index`` (memray writes into ``folder``), tracemalloc off meanwhile:
+    memray records the Python allocators itself."""
+    tracemalloc.stop()
+    _native.begin(folder, index)
+
+
+def native_end():
+    """End the current native window."""
+    _native.end()
+
+
+def native_finish(short, long):
+    """The native sites of both windows, as JSON; tracing comes back where the plan wants it."""
+    result = _native.finish(short, long)
     if _traced_throughout:
         trace_begin()
     return result

@@ -162,6 +162,8 @@ struct DiagnosisView {
     uncollectable_types: Vec<String>,
     generations: Vec<String>,
     notes: Vec<String>,
+    /// The native window's section, as the terminal words it (empty when it did not run).
+    native: Vec<String>,
     footer: String,
 }
 
@@ -608,6 +610,11 @@ fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
             })
             .collect(),
         notes: d.notes.clone(),
+        native: d
+            .native
+            .as_ref()
+            .map(|n| n.summary_lines())
+            .unwrap_or_default(),
         footer: format!(
             "over the diagnosis window after the measured run, between its two checkpoints ({} iterations); diagnosing took {:.2} s",
             d.iterations, d.cost_secs

@@ -46,6 +46,13 @@ const PYTEST_ITEM: EmbeddedModule = EmbeddedModule {
     bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/pytest_item.bytecode")),
 };
 
+const NATIVE: EmbeddedModule = EmbeddedModule {
+    name: c"_leakcheck_native",
+    file_name: c"<leakcheck native>",
+    source: include_str!("../python/native.py"),
+    bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/native.bytecode")),
+};
+
 const HARNESS: EmbeddedModule = EmbeddedModule {
     name: c"_leakcheck_harness",
     file_name: c"<leakcheck harness>",
@@ -260,6 +267,34 @@ impl Interpreter {
         })
     }
 
+    /// memray's version when the scenario's environment can import it, else an empty string.
+    pub fn native_version(&self) -> Result<String, ScenarioFailure> {
+        self.call_harness(Phase::Diagnose, "native_version", |py| {
+            Ok(PyTuple::empty(py))
+        })
+    }
+
+    /// Starts native window `index` (0 or 1), memray writing its records into `folder`.
+    pub fn native_begin(&self, folder: &str, index: u32) -> Result<(), ScenarioFailure> {
+        self.call_harness(Phase::Diagnose, "native_begin", |py| {
+            (folder, index).into_pyobject(py)
+        })
+        .map(|_| ())
+    }
+
+    /// Ends the current native window.
+    pub fn native_end(&self) -> Result<(), ScenarioFailure> {
+        self.call_harness(Phase::Diagnose, "native_end", |py| Ok(PyTuple::empty(py)))
+            .map(|_| ())
+    }
+
+    /// Reads both native windows (`short` and `long` iterations); returns their sites as JSON.
+    pub fn native_finish(&self, short: u64, long: u64) -> Result<String, ScenarioFailure> {
+        self.call_harness(Phase::Diagnose, "native_finish", |py| {
+            (short, long).into_pyobject(py)
+        })
+    }
+
     /// Calls a rarely used harness function by name (not in the iteration loop); errors are
     /// reported in `phase`.
     fn call_harness(
@@ -310,12 +345,13 @@ impl Interpreter {
     }
 }
 
-/// Loads `diagnose.py`, `holders.py` and `pytest_item.py`, then `harness.py` (which imports
-/// them), before tracemalloc starts.
+/// Loads `diagnose.py`, `holders.py`, `pytest_item.py` and `native.py`, then `harness.py`
+/// (which imports them), before tracemalloc starts.
 fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     load_module(py, &DIAGNOSE)?;
     load_module(py, &HOLDERS)?;
     load_module(py, &PYTEST_ITEM)?;
+    load_module(py, &NATIVE)?;
     load_module(py, &HARNESS)
 }
 

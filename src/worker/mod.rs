@@ -13,6 +13,7 @@ mod channel;
 mod guard;
 mod holders;
 pub mod interpreter;
+mod native;
 pub mod process_metrics;
 
 use std::io::Read;
@@ -26,7 +27,6 @@ use crate::protocol::{
     DiagnoseMode, Phase, Sample, SampleKind, Timings, WorkerMessage, WorkerRequest,
 };
 use crate::sampling::{self, TraceWindow};
-use crate::units::format_bytes;
 use crate::verdict::{self, Verdict};
 use channel::Channel;
 use interpreter::{Interpreter, ScenarioFailure};
@@ -156,8 +156,9 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     let sampling_before = sampler.spent;
     let mut done = scenario.warmup;
     let mut verdict = Verdict::Inconclusive;
-    // The C allocator's growth per iteration when above its tolerance, for the diagnosis.
-    let mut malloc_growth = None;
+    // The larger growth per iteration of the C allocator and of resident memory, among those
+    // above their tolerance, for the diagnosis: what the traced sites should explain.
+    let mut native_growth = None;
     let mut holders = None;
     for index in 0..plan.looks.len() {
         let end = plan.look_end(index);
@@ -173,13 +174,13 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
             holders = Some(report);
         }
         verdict = decision.verdict;
-        malloc_growth = decision
+        native_growth = decision
             .metrics
             .iter()
-            .find(|m| m.metric == Metric::Malloc)
-            .and_then(|m| m.robust)
-            .map(|fit| fit.slope)
-            .filter(|&slope| slope > plan.tolerance_of(Metric::Malloc));
+            .filter(|m| matches!(m.metric, Metric::Malloc | Metric::Rss))
+            .filter_map(|m| m.robust.map(|fit| (m.metric, fit.slope)))
+            .filter(|&(metric, slope)| slope > plan.tolerance_of(metric))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
         if verdict != Verdict::Inconclusive || holders.is_some() {
             break;
         }
@@ -213,8 +214,19 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
             phase: Phase::Diagnose,
         })?;
         let mut diagnosis = diagnose_window(sampler.interpreter, request, done)?;
-        if let Some(note) = malloc_growth.and_then(|growth| native_note(&diagnosis, growth)) {
-            diagnosis.notes.push(note);
+        if let Some(growth) = native_growth
+            && let Some(traced) = native::unexplained(&diagnosis, growth.1)
+        {
+            // After the diagnosis window's two halves: never inside the measured run.
+            let start = done + 2 * diagnosis.iterations;
+            native::diagnose(
+                sampler.interpreter,
+                request,
+                start,
+                growth,
+                traced,
+                &mut diagnosis,
+            )?;
         }
         timings.diagnosis = clock.elapsed().as_secs_f64();
         sampler.channel.send(&WorkerMessage::Diagnosis {
@@ -229,27 +241,6 @@ fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Fa
     interpreter.run_teardown()?;
     timings.teardown = clock.elapsed().as_secs_f64();
     Ok(timings)
-}
-
-/// A note for a diagnosis whose allocation sites explain less than half of what the C
-/// allocator grew by per iteration: the rest is memory tracemalloc cannot see, and nothing in
-/// the diagnosis points at it, so the user should know where to look instead.
-fn native_note(diagnosis: &Diagnosis, malloc_growth: f64) -> Option<String> {
-    let traced: f64 = diagnosis
-        .sites
-        .iter()
-        .map(|site| site.bytes_per_iteration.max(0.0))
-        .sum();
-    (traced < malloc_growth / 2.0).then(|| {
-        format!(
-            "the C allocator (malloc) grew {}/iter, of which the traced allocation sites \
-             account for {}/iter: the rest is native memory (a C extension, ctypes or a native \
-             library) that tracemalloc cannot see; run the scenario's code under \
-             `memray run --native` or heaptrack to see the C stack that allocates it",
-            format_bytes(malloc_growth),
-            format_bytes(traced)
-        )
-    })
 }
 
 /// Runs the diagnosis window after the measured iterations: half of it to let bounded state

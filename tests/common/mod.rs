@@ -61,8 +61,9 @@ impl Project {
         )
     }
 
-    /// A venv `folder` (in the project) with `requirements` installed from PyPI, or `None`
-    /// (with a loud skip, a failure under CI, see [`required`]) when pip cannot reach the index.
+    /// A venv `folder` (in the project) with `pip install <requirements>` (package pins, or
+    /// `-r` and a file) from PyPI, or `None` (with a loud skip, a failure under CI, see
+    /// [`required`]) when pip cannot reach the index.
     pub fn venv_with(&self, folder: &str, requirements: &[&str]) -> Option<PathBuf> {
         let venv = self.dir.path().join(folder);
         let made = std::process::Command::new("python3")
