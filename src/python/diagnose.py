@@ -27,7 +27,9 @@ import time
 import tracemalloc
 import types
 from collections import Counter
-from itertools import filterfalse
+from collections import deque
+from itertools import chain, compress, filterfalse, repeat
+from operator import is_, is_not
 
 # Files whose frames and allocations belong to leakcheck, set by the harness.
 OWN_FILES = set()
@@ -181,136 +183,229 @@ def _sites(before, after, iterations):
 # --- type census ------------------------------------------------------------------------------
 
 
-def _levels(skip):
-    """Every live object once, level by level: the gc-tracked objects, then the untracked objects
-    they hold (ints, strings, floats, atomic-only dicts and tuples), then what those hold.
-    gc.get_referents is called once per level rather than once per object, and each level's
-    untracked referents are told apart by set operations on their ids, in C, rather than by a
-    Python loop over every reference (a heap of strings and ints has millions)."""
-    gc.collect()
-    objects = gc.get_objects()
-    skip = set(skip)
-    seen = set()
-    skip.update((id(objects), id(skip), id(seen)))
-    frontier = [obj for obj in objects if id(obj) not in skip]
-    del objects
-    is_tracked = gc.is_tracked
-    while frontier:
-        skip.add(id(frontier))
-        yield frontier
-        untracked = list(filterfalse(is_tracked, gc.get_referents(*frontier)))
-        by_id = dict(zip(map(id, untracked), untracked))
-        del untracked
-        fresh = by_id.keys() - seen - skip
-        seen |= fresh
-        # In the order they were first referred to, as before.
-        frontier = [obj for ident, obj in by_id.items() if ident in fresh]
-        del by_id, fresh
+class _ByType(dict):
+    """``{type: [objects]}``, each list made on first use, so that ``map`` can fill it in C."""
+
+    __slots__ = ()
+
+    def __missing__(self, kind):
+        bucket = self[kind] = []
+        return bucket
 
 
-def _count_types(skip):
-    """Live objects by type (see ``_levels``)."""
-    counts = Counter()
-    for level in _levels(skip):
-        counts.update(map(type, level))
-    return counts
+# Types whose equal instances are told apart by a dict keyed by value, with no Python int made
+# per object (see ``_Census``): their hash and equality are C code with no side effects.
+_VALUE_ATOMS = frozenset(
+    (str, int, float, bytes, complex, bool, types.CodeType)
+    + (type(None), type(NotImplemented), type(Ellipsis))
+)
 
 
-def _candidates(skip, want, limit=50, walk=False):
+class _Census:
+    """Every live object once, grouped by type: the gc-tracked objects, then the untracked
+    objects they hold (ints, strings, floats, atomic-only dicts and tuples), then what those
+    hold, minus the objects in ``skip`` (leakcheck's own).
+
+    Under the diagnosis's deep tracing every object allocated costs microseconds (tracemalloc
+    records a traceback for it), so the walk makes almost none: objects are grouped by type with
+    ``map`` in C, never counted one increment at a time, and duplicates among the untracked
+    referents are told apart without ``id()`` where it can be helped: by a dict keyed by value
+    for the atoms of ``_VALUE_ATOMS`` (only equal objects that are not the same one need an id),
+    by a set for types compared by identity, by ids for the rest (tuples, dicts, ...). The walk
+    this replaces took ``id()`` of every object: under 10-frame tracing it cost ten times what
+    it did untraced, three walks at checkpoint B.
+
+    ``objects`` maps each type to its live objects, the tracked ones in the collector's order
+    (newest last); ``levels`` are the objects that may hold others, level by level, for
+    ``holder_of``. Holding them keeps every object referenced by these containers: drop the
+    census (``clear``) before searching referrers."""
+
+    def __init__(self, skip):
+        gc.collect()
+        consume = deque(maxlen=0).extend
+        tracked = gc.get_objects()
+        objects = _ByType()
+        consume(map(list.append, map(objects.__getitem__, map(type, tracked)), tracked))
+        del tracked
+        for obj in skip:
+            if gc.is_tracked(obj):
+                _remove(objects.get(type(obj)), obj)
+        level = list(chain.from_iterable(objects.values()))
+        self.levels = [level]
+        values = {}  # atom type -> {value: the first object of that value}
+        others = {}  # atom type -> {id: object} for equal objects that are not the first
+        by_identity = {}  # type -> set of objects
+        seen = {id(obj) for obj in skip}
+        is_tracked = gc.is_tracked
+        while level:
+            grouped = _ByType()
+            untracked = list(filterfalse(is_tracked, gc.get_referents(*level)))
+            consume(map(list.append, map(grouped.__getitem__, map(type, untracked)), untracked))
+            del untracked
+            level = []
+            for kind, bucket in grouped.items():
+                if kind in _VALUE_ATOMS:
+                    first = values.get(kind)
+                    if first is None:
+                        first = values[kind] = {}
+                    consume(map(first.setdefault, bucket, bucket))
+                    same = map(first.__getitem__, bucket)
+                    rest = list(compress(bucket, map(is_not, bucket, same)))
+                    if rest:
+                        others.setdefault(kind, {}).update(zip(map(id, rest), rest))
+                    continue  # atoms hold no references: nothing to walk
+                if kind.__hash__ is object.__hash__ and kind.__eq__ is object.__eq__:
+                    known = by_identity.get(kind)
+                    if known is None:
+                        known = by_identity[kind] = set()
+                    fresh = set(bucket) - known
+                    known |= fresh
+                    fresh = list(fresh)
+                else:
+                    by_id = dict(zip(map(id, bucket), bucket))
+                    new = by_id.keys() - seen
+                    seen |= new
+                    fresh = [obj for ident, obj in by_id.items() if ident in new]
+                    del by_id, new
+                objects[kind].extend(fresh)
+                level.extend(fresh)
+            del grouped
+            if level:
+                self.levels.append(level)
+        for kind, first in values.items():
+            found = objects[kind]
+            found.extend(first.values())
+            found.extend(others.get(kind, {}).values())
+        for obj in skip:
+            if not gc.is_tracked(obj):
+                _remove(objects.get(type(obj)), obj)
+        self.objects = objects
+
+    def counts(self):
+        """``{type: number of live objects}``."""
+        return {kind: len(found) for kind, found in self.objects.items() if found}
+
+    def ids(self):
+        """The census's own containers, which refer to every live object."""
+        ids = {id(self.objects), id(self.levels), id(self)}
+        ids.update(map(id, self.objects.values()))
+        ids.update(map(id, self.levels))
+        return ids
+
+    def holder_of(self, target):
+        """The first object in walk order that refers to ``target``: the container holding it
+        when gc cannot report it (gc.get_referrers only sees gc-tracked holders, but an
+        lru_cache's internal dict, for one, is untracked). Searched a chunk at a time with
+        gc.get_referents, then object by object inside the one chunk that holds it."""
+        # No closure over ``target``: a cell holding it would be found as the holder.
+        wanted = repeat(target)
+        for level in self.levels:
+            for start in range(0, len(level), _CHUNK):
+                chunk = level[start : start + _CHUNK]
+                if not any(map(is_, gc.get_referents(*chunk), wanted)):
+                    continue
+                for obj in chunk:
+                    if any(map(is_, gc.get_referents(obj), wanted)):
+                        return obj
+        return None
+
+    def clear(self):
+        self.objects.clear()
+        self.levels.clear()
+
+
+# Objects per gc.get_referents call in ``_Census.holder_of``.
+_CHUNK = 1024
+
+
+def _remove(bucket, obj):
+    """Remove ``obj`` itself (not an equal object) from ``bucket``, if there."""
+    if bucket:
+        same = list(map(is_, bucket, repeat(obj)))
+        if True in same:
+            del bucket[same.index(True)]
+
+
+def _candidates(census, want, limit=50):
     """Up to ``limit`` live objects of each wanted type that scenario code allocated inside the
-    diagnosis window, newest first.
-
-    gc keeps survivors in age order, so the tracked objects are scanned from the newest end and
-    the scan stops as soon as every wanted type has enough. With ``walk``, types still without a
-    single candidate (ints, strings, atomic-only dicts are untracked) get the full, slower walk
-    of ``_levels``."""
-    gc.collect()
-    found = {kind: [] for kind in want}
-    traceback_of = tracemalloc.get_object_traceback
-    pending = set(want)
-    objects = gc.get_objects()
-    for obj in reversed(objects):
-        kind = type(obj)
-        if kind not in pending or id(obj) in skip:
-            continue
-        if _allocated_in_window(obj, traceback_of):
-            bucket = found[kind]
-            bucket.append(obj)
-            if len(bucket) >= limit:
-                pending.discard(kind)
-                if not pending:
+    diagnosis window, newest first: the census keeps the tracked objects in the collector's
+    age order, so each type's list is read from its newest end."""
+    frames_of = _frames_of()
+    found = {}
+    for kind in want:
+        bucket = found[kind] = []
+        for obj in reversed(census.objects.get(kind, ())):
+            if _allocated_in_window(obj, frames_of):
+                bucket.append(obj)
+                if len(bucket) >= limit:
                     break
-    del objects
-    missing = {kind for kind in want if not found[kind]}
-    if missing and walk:
-        ignore = set(skip) | {id(found)} | {id(b) for b in found.values()}
-        for level in _levels(ignore):
-            for obj in level:
-                kind = type(obj)
-                if kind in missing and _allocated_in_window(obj, traceback_of):
-                    found[kind].append(obj)
-        for kind in missing:
-            found[kind] = found[kind][-limit:][::-1]
     return found
 
 
-def _untracked_holder(target, skip):
-    """The container holding ``target`` when gc cannot report it: gc.get_referrers only sees
-    gc-tracked holders, but an lru_cache's internal dict, for one, is untracked."""
-    # Plain loops, no generator expression: a closure over ``target`` would put a cell holding
-    # it on the heap, and that cell would be "found" as the holder.
-    for level in _levels(skip):
-        for obj in level:
-            for ref in gc.get_referents(obj):
-                if ref is target:
-                    return obj
-    return None
+def _frames_of():
+    """A function giving an object's allocation traceback as ``((file, line), ...)``, innermost
+    first, or None: tracemalloc's raw one where it has it (no Traceback and Frame objects, each
+    traced and costly while the diagnosis traces deeply)."""
+    raw = getattr(tracemalloc, "_get_object_traceback", None)
+    if raw is not None:
+        return raw
+    def frames_of(obj):
+        tb = tracemalloc.get_object_traceback(obj)
+        return None if tb is None else [(f.filename, f.lineno) for f in reversed(tb)]
+    return frames_of
 
 
-def _allocated_in_window(obj, traceback_of):
+def _allocated_in_window(obj, frames_of):
     """Whether ``obj`` was allocated by scenario code inside the diagnosis window: tracemalloc has
     its traceback (restarted at the window's start) and that traceback is not ours. CPython 3.11
     cannot find the traceback of instances whose ``__dict__`` lives before the object header, so
     for those the values they hold stand in as evidence."""
-    tb = traceback_of(obj)
-    if tb is None and type(obj).__flags__ & _HEAP_TYPE:
+    frames = frames_of(obj)
+    if frames is None and type(obj).__flags__ & _HEAP_TYPE:
         for ref in gc.get_referents(obj):
             if isinstance(ref, (type, types.ModuleType)):
                 continue
-            tb = traceback_of(ref)
-            if tb is not None:
+            frames = frames_of(ref)
+            if frames is not None:
                 break
     # The harness is on every scenario stack and creates each iteration's `i` in its loop, which
     # scenario code may keep; anything else whose innermost frame is the harness (the frame of a
     # diagnosis call being set up, say) is ours, as is anything allocated under this module.
-    if tb is None or any(frame.filename == __file__ for frame in tb):
+    if not frames:
         return False
-    innermost = tb[-1]
-    return innermost.filename not in OWN_FILES or innermost.lineno in LOOP_LINES
+    for file, _ in frames:
+        if file == __file__:
+            return False
+    file, line = frames[0]
+    return file not in OWN_FILES or line in LOOP_LINES
 
 
-def _own_ids():
+def _own():
     """Objects of leakcheck itself that a census or a referrer search must not see."""
-    ids = {id(_state), id(globals()), id(OWN_FILES)}
+    own = [globals(), OWN_FILES]
+    if _state is not None:
+        own.append(_state)
     for name in ("_leakcheck_harness", "_leakcheck_holders"):
         module = sys.modules.get(name)
         if module is not None:
-            ids.add(id(vars(module)))
+            own.append(vars(module))
     holders = sys.modules.get("_leakcheck_holders")
     if holders is not None:
-        ids.add(id(holders._holders))
-    return ids
+        own.append(holders._holders)
+    own.append(own)
+    return own
 
 
 # --- hint state -------------------------------------------------------------------------------
 
 
-def _lru_caches():
+def _lru_caches(wrappers=None):
+    """``{id: [name, maxsize, currsize]}`` of every lru_cache, or of ``wrappers`` (a census's)."""
     wrapper = getattr(functools, "_lru_cache_wrapper", None)
     caches = {}
     if wrapper is None:
         return caches
-    for obj in gc.get_objects():
+    for obj in gc.get_objects() if wrappers is None else wrappers:
         if isinstance(obj, wrapper):
             try:
                 info = obj.cache_info()
@@ -376,7 +471,12 @@ def checkpoint(namespace):
             "containers": _module_containers(namespace),
         }
     )
-    counts = _count_types(_own_ids() | {id(partial)})
+    own = _own()
+    own.append(partial)
+    census = _Census(own)
+    counts = census.counts()
+    census.clear()
+    del census, own
     types_json = json.dumps({_type_name(t): n for t, n in counts.items()})
     del counts
     _state = f'{partial[:-1]}, "types": {types_json}, "gc": {json.dumps(gc.get_stats())}}}'
@@ -388,12 +488,17 @@ def finish(namespace, iterations, chain_seconds):
     # creates objects of its own.
     gc_after = gc.get_stats()
     clear_lookup_cache()
-    skip = _own_ids()
-    counts = _count_types(skip)
+    own = _own()
+    # The one walk of the heap at B: type counts, and the objects that referrer chains start
+    # from and the untracked holders they need, found in it.
+    census = _Census(own)
+    skip = {id(obj) for obj in own}
+    skip.update(census.ids())
+    counts = census.counts()
     sites_after = _site_statistics() if tracemalloc.is_tracing() else {}
     # Hint state at B, before reading source lines or anything else that fills caches.
     state_b = {
-        "lru": _lru_caches(),
+        "lru": _lru_caches(census.objects.get(getattr(functools, "_lru_cache_wrapper", None), ())),
         "handlers": _buffering_handlers(),
         "containers": _module_containers(namespace),
     }
@@ -420,7 +525,7 @@ def finish(namespace, iterations, chain_seconds):
     # none grew because of leakcheck itself (this module's own bookkeeping), so it is dropped.
     tracing = tracemalloc.is_tracing()
     wanted_types = {type_of[g[1]] for g in growth}
-    found = _candidates(skip, wanted_types, walk=True) if growth and tracing else {}
+    found = _candidates(census, wanted_types) if growth and tracing else {}
     skip.add(id(found))
     skip.update(id(bucket) for bucket in found.values())
     if tracing:
@@ -440,10 +545,15 @@ def finish(namespace, iterations, chain_seconds):
     wanted = [t for t in ranked if t not in atoms][:_CHAIN_TYPES] or ranked[:_CHAIN_TYPES]
     picked = _pick(namespace, wanted, found, sites)
     skip.add(id(picked))
+    holders = _untracked_holders(picked, census, skip)
+    skip.add(id(holders))
+    # The census refers to every object: gone before the referrer search walks referrers.
+    census.clear()
+    del census
     # Nothing below needs allocation tracebacks: stop paying for deep ones.
     if tracing:
         tracemalloc.stop()
-    chains, chain_notes = _chains(namespace, picked, skip, chain_seconds)
+    chains, chain_notes = _chains(namespace, picked, holders, skip, chain_seconds)
     notes.extend(chain_notes)
     garbage = _garbage(before, gc_after)
     hints = _hints(before, state_b, iterations, growth, found)
@@ -485,28 +595,38 @@ def _pick(namespace, wanted, found, sites):
     return picked
 
 
-def _chains(namespace, picked, skip, seconds):
+def _chains(namespace, picked, holders, skip, seconds):
     """Shortest strong-reference paths from a root to each picked object, within ``seconds``."""
     deadline = time.monotonic() + seconds
     notes = []
     chains = []
     roots = _roots(namespace)
     ignore = set(skip)
-    ignore.update((id(roots), id(chains), id(ignore), id(picked)))
-    for obj in picked:
+    ignore.update((id(roots), id(chains), id(ignore), id(picked), id(holders)))
+    for obj, holder in zip(picked, holders):
         if time.monotonic() > deadline:
             notes.append(f"referrer search stopped after {seconds:g} s (--chain-timeout)")
             break
+        chains.append(_find_chain(obj, holder, roots, ignore, deadline))
+    return _dedupe(chains), notes
+
+
+def _untracked_holders(picked, census, skip):
+    """For each picked object, the untracked container holding it when gc.get_referrers sees no
+    holder of it but leakcheck's own (see ``_Census.holder_of``), else None."""
+    holders = []
+    ours = skip | {id(picked), id(holders)}
+    for obj in picked:
         holder = None
         if not gc.is_tracked(obj):
             visible = [
-                r for r in gc.get_referrers(obj) if id(r) not in ignore and not _is_own_frame(r)
+                r for r in gc.get_referrers(obj) if id(r) not in ours and not _is_own_frame(r)
             ]
             if not visible:
-                holder = _untracked_holder(obj, ignore)
+                holder = census.holder_of(obj)
             del visible
-        chains.append(_find_chain(obj, holder, roots, ignore, deadline))
-    return _dedupe(chains), notes
+        holders.append(holder)
+    return holders
 
 
 def _dedupe(chains):

@@ -461,8 +461,9 @@ def holder_sizes():
 
 
 def keep_holders(indices):
-    """Keep only some holders of the last probe (``_leakcheck_holders.keep``)."""
-    _holders.keep(indices)
+    """Keep only some holders of the last probe; returns the bounds read for them
+    (``_leakcheck_holders.keep``), as JSON."""
+    return _holders.keep(indices)
 
 
 def holders_full():

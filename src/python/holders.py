@@ -28,6 +28,8 @@ import gc
 import json
 import sys
 import types
+from itertools import compress, repeat
+from operator import is_, itemgetter
 
 # Loaded before this module (src/worker/interpreter.rs): one way of naming a type.
 from _leakcheck_diagnose import _type_name
@@ -63,6 +65,9 @@ _GLOBAL_CONTAINERS = (dict, list, set, sys.modules["collections"].deque)
 # Holders of the last probe, strongly referenced: they are old objects, alive anyway, and
 # ``sizes`` reads them until the scenario ends. Never grows: replaced by each probe.
 _holders = []
+# For each holder of ``_holders``: ``(module name, global name)`` of a module global container
+# whose bound is read by ``keep`` rather than by the probe, else None (see ``_scan``).
+_bound_sources = []
 
 
 def _size(obj):
@@ -76,8 +81,9 @@ def probe(namespace):
     """Find the holders of what survived since setup; returns JSON (see the Rust
     ``holders::Probe``): each holder of a sampled survivor with its share of the sample, name,
     type, size and bound, the most common first."""
-    global _holders
+    global _holders, _bound_sources
     _holders = []
+    _bound_sources = []
     _bounds_of.clear()
     gc.collect()
     survivors = gc.get_objects()
@@ -198,15 +204,17 @@ def probe(namespace):
     for entry in out:
         entry["scanned"] = False
         _holders.append(entry.pop("_container"))
+        _bound_sources.append(None)
     # Growth the collector does not track (ints, strings, atom-only dicts kept in a list or an
     # lru_cache) leaves no survivor to follow: every lru_cache and every container a namespace
     # holds is listed too, and the worker keeps those whose size grows.
     seen = {id(h) for h in _holders}
-    for container, name, bound in _scan(namespace, own | {id(seen), id(out)}):
+    for container, name, bound, source in _scan(namespace, own | {id(seen), id(out)}):
         if id(container) in seen:
             continue
         seen.add(id(container))
         _holders.append(container)
+        _bound_sources.append(source)
         out.append(
             {
                 "name": name,
@@ -249,14 +257,33 @@ def sizes():
 
 def keep(indices):
     """Keep only the holders at ``indices`` (a JSON list): the scanned ones that did not grow
-    are dropped, so reading sizes stays cheap."""
-    global _holders
-    _holders = [_holders[k] for k in json.loads(indices)]
+    are dropped, so reading sizes stays cheap. Returns, for each kept holder, the bound a module
+    sets on it when the probe left that to now (a module global container), else null (JSON
+    list): read for the few that grew instead of the thousand the probe listed."""
+    global _holders, _bound_sources
+    kept = json.loads(indices)
+    bounds = []
+    for k in kept:
+        source = _bound_sources[k]
+        module = sys.modules.get(source[0]) if source is not None else None
+        bounds.append(None if module is None else _module_bound(module, source[1]))
+    _bounds_of.clear()
+    _holders = [_holders[k] for k in kept]
+    _bound_sources = [None] * len(_holders)
+    return json.dumps(bounds)
 
 
 def _scan(namespace, own):
-    """``(container, name, bound)`` for every lru_cache and every dict, list, set or deque that a
-    module or the scenario's namespace holds as a global."""
+    """``(container, name, bound, source)`` for every lru_cache and every dict, list, set or
+    deque that a module or the scenario's namespace holds as a global. A module's own constants
+    bound its containers (``_module_bounds``), but reading them means a pass over the module's
+    functions: for a module global, ``source`` is ``(module name, global name)`` and the bound is
+    left to ``keep``, which reads it for the containers that grew; ``source`` is None otherwise.
+
+    A thousand modules hold tens of thousands of globals and the heap hundreds of thousands of
+    objects: both are filtered by type with ``map`` and ``compress``, in C, and only the few
+    thousand hits are looked at in Python (a loop testing each global and each object cost most
+    of a probe)."""
     lru = getattr(functools, "_lru_cache_wrapper", None)
     deque = sys.modules["collections"].deque
     found = []
@@ -267,26 +294,36 @@ def _scan(namespace, own):
         table = getattr(module, "__dict__", None)
         if isinstance(table, dict) and table is not namespace:
             tables.append((name, table))
+    # Whether globals of a type are containers, decided once per type.
+    container = {}
     for owner, table in tables:
-        for key, value in list(table.items()):
+        items = list(table.items())
+        kinds = list(map(type, map(itemgetter(1), items)))
+        for kind in set(kinds) - container.keys():
+            container[kind] = kind in _CONTAINERS or issubclass(kind, deque)
+        for key, value in compress(items, map(container.__getitem__, kinds)):
             if not isinstance(key, str) or id(value) in own:
                 continue
+            if owner == "the scenario's global" and key == "__builtins__":
+                continue
             label = f"{owner} '{key}'" if owner == "the scenario's global" else f"{owner}.{key}"
-            if type(value) in (dict, list, set) or isinstance(value, deque):
-                if owner == "the scenario's global" and key == "__builtins__":
-                    continue
-                bound = None
-                if isinstance(value, deque) and value.maxlen is not None:
-                    bound = {"kind": "maxlen", "capacity": value.maxlen}
-                elif type(value) in _CONTAINERS and owner != "the scenario's global":
-                    bound = _module_bound(sys.modules[owner], key)
-                found.append((value, label, bound))
+            bound = source = None
+            if isinstance(value, deque) and value.maxlen is not None:
+                bound = {"kind": "maxlen", "capacity": value.maxlen}
+            elif type(value) in _CONTAINERS and owner != "the scenario's global":
+                source = (owner, key)
+            found.append((value, label, bound, source))
+        del items, kinds
     if lru is not None:
-        for obj in gc.get_objects():
-            if isinstance(obj, lru) and id(obj) not in own:
+        objects = gc.get_objects()
+        caches = list(compress(objects, map(is_, map(type, objects), repeat(lru))))
+        del objects
+        for obj in caches:
+            if id(obj) not in own:
                 bound = _bound(obj, None, lru, {})
                 qualname = getattr(obj, "__qualname__", "?")
-                found.append((obj, f"{getattr(obj, '__module__', '?')}.{qualname}", bound))
+                found.append((obj, f"{getattr(obj, '__module__', '?')}.{qualname}", bound, None))
+        del caches
     return found
 
 
@@ -443,11 +480,13 @@ def _module_bounds(module):
         return found
     found = _bounds_of[id(module)] = {}
     table = vars(module)
-    for value in list(table.values()):
-        code = getattr(value, "__code__", None)
-        if code is None or getattr(value, "__module__", None) != module.__name__:
+    # Plain functions only: asking every global for ``__code__`` ran the ``__getattr__`` of
+    # typing aliases and lazy modules, thousands of times a probe.
+    functions = [v for v in list(table.values()) if type(v) is types.FunctionType]
+    for value in functions:
+        if value.__module__ != module.__name__:
             continue
-        names = code.co_names
+        names = value.__code__.co_names
         if "len" not in names:
             continue
         limit = next(

@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use crate::holders::{
-    BUDGET_FACTOR, EXTEND_SHARE, GROWING_MIN_ENTRIES, GROWING_MIN_RATE, HolderReport, MAJOR_SHARE,
-    Outcome, Probe,
+    BUDGET_FACTOR, Bound, EXTEND_SHARE, GROWING_MIN_ENTRIES, GROWING_MIN_RATE, HolderReport,
+    MAJOR_SHARE, Outcome, Probe,
 };
 use crate::protocol::{Phase, SampleKind};
 use crate::scenario::{MAX_SAMPLES, Scenario};
@@ -119,7 +119,19 @@ pub(super) fn extend(
         .iter()
         .map(|&k| report.probe.holders[k].clone())
         .collect();
-    sampler.interpreter.keep_holders(&kept)?;
+    // Module constants bounding the kept module globals, read only for the few kept.
+    let bounds = sampler.interpreter.keep_holders(&kept)?;
+    match serde_json::from_str::<Vec<Option<Bound>>>(&bounds) {
+        Ok(bounds) if bounds.len() == kept.len() => {
+            for (holder, bound) in report.probe.holders.iter_mut().zip(bounds) {
+                if holder.bound.is_none() {
+                    holder.bound = bound;
+                }
+            }
+        }
+        Ok(_) => report.note = Some("the holders' bounds did not match the holders kept".into()),
+        Err(err) => report.note = Some(format!("undecodable holder bounds: {err}")),
+    }
     let holders = &report.probe.holders;
     let grew = |k: usize| kept_grew[k];
     let growing = |k: usize| kept_growing[k];

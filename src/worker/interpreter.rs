@@ -225,13 +225,14 @@ impl Interpreter {
         self.call_harness(Phase::Measure, "holder_sizes", |py| Ok(PyTuple::empty(py)))
     }
 
-    /// Keeps only the holders at `indices` (in the last probe's order) for later size readings.
-    pub fn keep_holders(&self, indices: &[usize]) -> Result<(), ScenarioFailure> {
+    /// Keeps only the holders at `indices` (in the last probe's order) for later size readings;
+    /// returns, as a JSON list in the same order, the bound read now for each kept module
+    /// global container (`null` for the others): the probe leaves those to this call.
+    pub fn keep_holders(&self, indices: &[usize]) -> Result<String, ScenarioFailure> {
         let json = serde_json::to_string(indices).expect("indices serialize");
         self.call_harness(Phase::Measure, "keep_holders", |py| {
             (json,).into_pyobject(py)
         })
-        .map(|_| ())
     }
 
     /// Tells the harness the holders are full: the heap is unfrozen for the rest of the run.
