@@ -81,7 +81,12 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 /// Loads, validates and filters scenarios, printing every problem found.
-fn select(args: &SelectArgs, config: Option<&ProjectConfig>) -> Option<Vec<Scenario>> {
+/// The scenarios the arguments select, and the names of the suite's others (left out by `-k` or
+/// `--partition`), which a baseline comparison must not call removed.
+fn select(
+    args: &SelectArgs,
+    config: Option<&ProjectConfig>,
+) -> Option<(Vec<Scenario>, std::collections::HashSet<String>)> {
     let expr = match args.filter.as_deref().map(Expr::parse).transpose() {
         Ok(expr) => expr,
         Err(err) => {
@@ -150,8 +155,14 @@ fn select(args: &SelectArgs, config: Option<&ProjectConfig>) -> Option<Vec<Scena
         );
         return None;
     }
+    let suite: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
     // An empty shard is fine: a CI matrix may have more machines than scenarios.
-    Some(select::select(scenarios, expr.as_ref(), args.partition))
+    let selected = select::select(scenarios, expr.as_ref(), args.partition);
+    let mut left_out: std::collections::HashSet<String> = suite.into_iter().collect();
+    for scenario in &selected {
+        left_out.remove(&scenario.name);
+    }
+    Some((selected, left_out))
 }
 
 /// The project configuration `select` asks for: `--config`, none with `--no-config`, else the
@@ -181,7 +192,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let Ok(config) = project_config(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
-    let Some(mut scenarios) = select(&args.select, config.as_ref()) else {
+    let Some((mut scenarios, left_out)) = select(&args.select, config.as_ref()) else {
         return Ok(Outcome::InvalidInput);
     };
     if let Some(max) = args.max_iterations {
@@ -277,7 +288,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let mut journal = report::journal::Journal::new(&mut display, &settings, report_dir.clone());
     let mut results = runner::run_scenarios(&scenarios, &settings, &mut journal);
     if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
-        results.baseline = Some(compare::compare(old, path, &results));
+        results.baseline = Some(compare::compare(old, path, &results, &left_out));
         if args.fail_on_regression {
             compare::apply_regression_gate(&mut results);
         }
@@ -332,7 +343,9 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         let Ok(old) = read(path) else {
             return Ok(Outcome::InvalidInput);
         };
-        results.baseline = Some(compare::compare(&old, path, &results));
+        // A saved run is compared whole: nothing was left out of it here.
+        let nothing = std::collections::HashSet::new();
+        results.baseline = Some(compare::compare(&old, path, &results, &nothing));
     }
     let dir = args.report_dir.clone().or_else(|| {
         args.html.is_none().then(|| match args.results.parent() {
@@ -472,7 +485,7 @@ fn list_command(args: ListArgs) -> Result<Outcome> {
     let Ok(config) = project_config(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
-    let Some(scenarios) = select(&args.select, config.as_ref()) else {
+    let Some((scenarios, _)) = select(&args.select, config.as_ref()) else {
         return Ok(Outcome::InvalidInput);
     };
     let mut out = std::io::stdout().lock();

@@ -70,6 +70,10 @@ pub struct ComparisonSummary {
     pub added: usize,
     /// Only in the baseline.
     pub removed: usize,
+    /// In the baseline and still in the suite, but left out of this run by `-k` or
+    /// `--partition`: not compared (added in schema version 1 without a bump).
+    #[serde(default)]
+    pub not_selected: usize,
     /// Same verdict, no significant change.
     pub unchanged: usize,
 }
@@ -195,8 +199,15 @@ pub enum Shift {
     NotCompared,
 }
 
-/// Compares `new` with `old`, read from `old_file`.
-pub fn compare(old: &RunResults, old_file: &Path, new: &RunResults) -> Comparison {
+/// Compares `new` with `old`, read from `old_file`. Baseline scenarios named in `left_out` (the
+/// suite has them, this run's `-k` or `--partition` did not select them) are not compared and
+/// not called removed: only counted.
+pub fn compare(
+    old: &RunResults,
+    old_file: &Path,
+    new: &RunResults,
+    left_out: &HashSet<String>,
+) -> Comparison {
     let old_by_name: HashMap<&str, &ScenarioResult> =
         old.scenarios.iter().map(|s| (s.name.as_str(), s)).collect();
     let new_names: HashSet<&str> = new.scenarios.iter().map(|s| s.name.as_str()).collect();
@@ -215,10 +226,18 @@ pub fn compare(old: &RunResults, old_file: &Path, new: &RunResults) -> Compariso
             },
         })
         .collect();
+    let not_selected = old
+        .scenarios
+        .iter()
+        .filter(|before| {
+            left_out.contains(&before.name) && !new_names.contains(before.name.as_str())
+        })
+        .count();
     scenarios.extend(
         old.scenarios
             .iter()
             .filter(|before| !new_names.contains(before.name.as_str()))
+            .filter(|before| !left_out.contains(&before.name))
             .map(|before| ScenarioComparison {
                 name: before.name.clone(),
                 change: Change::Removed,
@@ -235,7 +254,10 @@ pub fn compare(old: &RunResults, old_file: &Path, new: &RunResults) -> Compariso
         started_at: old.started_at.clone(),
         tool_version: old.tool.version.clone(),
         fail_on_regression: false,
-        summary: summarize(&scenarios),
+        summary: ComparisonSummary {
+            not_selected,
+            ..summarize(&scenarios)
+        },
         scenarios,
     }
 }
@@ -445,7 +467,7 @@ mod tests {
             scenario("leaks-slower", Verdict::Leak, (36.0, 0.5)),
             scenario("brand-new", Verdict::Pass, (0.0, 0.0)),
         ]);
-        let comparison = compare(&old, Path::new("old.json"), &new);
+        let comparison = compare(&old, Path::new("old.json"), &new, &HashSet::new());
         assert_eq!(change_of(&comparison, "stays-clean"), Change::Unchanged);
         assert_eq!(change_of(&comparison, "starts-leaking"), Change::NewLeak);
         assert_eq!(change_of(&comparison, "gets-fixed"), Change::FixedLeak);
@@ -469,6 +491,7 @@ mod tests {
                 improvements: 1,
                 added: 1,
                 removed: 1,
+                not_selected: 0,
                 unchanged: 1,
             }
         );
@@ -484,7 +507,7 @@ mod tests {
             scenario("rises-under-tolerance", Verdict::Pass, (4.0, 0.5)),
             scenario("flat", Verdict::Pass, (0.0, 0.0)),
         ]);
-        new.baseline = Some(compare(&old, Path::new("old.json"), &new));
+        new.baseline = Some(compare(&old, Path::new("old.json"), &new, &HashSet::new()));
         assert_eq!(new.summary.failed, 0);
         assert!(regressed(&new, "rises-under-tolerance"));
 

@@ -138,3 +138,24 @@ fn fail_on_regression_fails_the_gate_for_significant_rises_only() {
     let html = std::fs::read_to_string(project.path().join("compare.html")).unwrap();
     assert!(html.contains("significant rise"), "comparison rendered");
 }
+
+#[test]
+fn scenarios_left_out_by_k_are_not_called_removed() {
+    let project = project_with_baseline();
+    // The same suite as the baseline, run for one scenario only.
+    let (output, results) = project.run(&[
+        "before",
+        "-k",
+        "starts-leaking",
+        "--baseline",
+        "before/results.json",
+    ]);
+    let log = transcript(&output);
+    let summary = &results["baseline"]["summary"];
+    assert_eq!(summary["removed"], 0, "{log}");
+    assert_eq!(summary["not_selected"], 4, "{log}");
+    assert_eq!(change(&results, "starts-leaking")["change"], "unchanged");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("4 not selected (not compared)"), "{log}");
+    assert!(!stdout.contains("REMOVED"), "{log}");
+}

@@ -61,8 +61,9 @@ pub fn print_comparison(
     }
     writeln!(
         out,
-        "  {} unchanged; {}",
+        "  {} unchanged{}; {}",
         comparison.summary.unchanged,
+        view::not_selected(comparison.summary.not_selected),
         crate::compare::RULE
     )?;
     writeln!(out)

@@ -464,7 +464,7 @@ fn baseline_view(c: &Comparison, results: &RunResults, anchors: &[String]) -> Ba
         rule: crate::compare::RULE,
         headline: format!(
             "{} new leak(s), {} significant rise(s), {} other verdict change(s), {} fixed leak(s), \
-             {} significant fall(s), {} added, {} removed, {} unchanged",
+             {} significant fall(s), {} added, {} removed, {} unchanged{}",
             s.new_leaks,
             s.regressions,
             s.verdict_changes,
@@ -472,7 +472,8 @@ fn baseline_view(c: &Comparison, results: &RunResults, anchors: &[String]) -> Ba
             s.improvements,
             s.added,
             s.removed,
-            s.unchanged
+            s.unchanged,
+            view::not_selected(s.not_selected),
         ),
         changes: c
             .scenarios

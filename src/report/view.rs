@@ -45,6 +45,16 @@ pub fn counts(summary: &Summary, separator: &str) -> String {
     parts.join(separator)
 }
 
+/// `", N not selected (not compared)"` when the run's selection left baseline scenarios out,
+/// else nothing.
+pub fn not_selected(count: usize) -> String {
+    if count == 0 {
+        String::new()
+    } else {
+        format!(", {count} not selected (not compared)")
+    }
+}
+
 /// Why a scenario fails the gate, in a few words; `None` when it is as expected.
 pub fn failure(results: &RunResults, scenario: &ScenarioResult) -> Option<&'static str> {
     if scenario.ok {
