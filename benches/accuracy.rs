@@ -64,12 +64,7 @@ struct Batch {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |flag: &str| common::flag_value(&args, flag);
     let runs: u32 = value("--runs").map_or(10, |v| v.parse().expect("--runs N"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = value("--corpus").map_or(root.join("benches/accuracy/corpus"), PathBuf::from);

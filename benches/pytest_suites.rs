@@ -135,12 +135,7 @@ struct ReleaseResult {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |flag: &str| common::flag_value(&args, flag);
     let runs: u32 = value("--runs").map_or(10, |v| v.parse().expect("--runs N"));
     let only = value("--only");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -36,3 +36,11 @@ pub fn succeed(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The argument after `flag` in the bench's command line (`-- --runs 3`), if any.
+pub fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
