@@ -24,10 +24,13 @@
 //! part) into `--out`.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, bail};
+mod common;
+
+use anyhow::Context;
 use leakcheck::metric::Metric;
 use leakcheck::results::{self, ScenarioResult};
 use leakcheck::stats::fit_ols;
@@ -68,12 +71,7 @@ struct Batch {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |flag: &str| common::flag_value(&args, flag);
     let runs: u32 = value("--runs").map_or(10, |v| v.parse().expect("--runs N"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = value("--corpus").map_or(root.join("benches/accuracy/corpus"), PathBuf::from);
@@ -208,39 +206,9 @@ fn venv(dir: &Path, requirements: &Path) -> anyhow::Result<PathBuf> {
         dir.display(),
         requirements.display()
     );
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    let interpreter = std::env::var_os("PYO3_PYTHON").unwrap_or_else(|| "python3".into());
-    let mut create = Command::new(interpreter);
-    create.args(["-m", "venv"]).arg(dir);
-    succeed(create, "python3 -m venv")?;
-    let mut install = Command::new(&python);
-    install
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(requirements);
-    succeed(install, "pip install")?;
+    common::fresh_venv(dir, &[OsStr::new("-r"), requirements.as_os_str()])?;
     std::fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(dir.to_path_buf())
-}
-
-/// Runs `cmd`; an error naming `what` and the end of its stderr when it cannot start or fails.
-fn succeed(mut cmd: Command, what: &str) -> anyhow::Result<()> {
-    let output = cmd.output().with_context(|| format!("cannot run {what}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({}): {}", output.status, tail.join(" / "));
-    }
-    Ok(())
 }
 
 /// Runs the corpus once and reads back its results.

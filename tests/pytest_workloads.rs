@@ -18,7 +18,7 @@ const PYTESTS: [&str; 3] = ["pytest==7.4.4", "pytest==8.4.2", "pytest==9.2.0"];
 fn write_suite(project: &Project) {
     project.write(
         "pytest.ini",
-        "[pytest]\ntestpaths = tests\nmarkers =\n    leaky: known leak\n",
+        "[pytest]\ntestpaths = tests\naddopts = -v --tb=short -ra\nmarkers =\n    leaky: known leak\n",
     );
     project.write(
         "tests/conftest.py",

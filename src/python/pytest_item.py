@@ -68,7 +68,9 @@ def start(args, node_id, rootdir, fixtures):
     The worker runs in ``rootdir``, as a user runs pytest from the project's root: tests that
     open files relative to it find them. pytest's cache plugin is off (a leak check must not
     rewrite ``.pytest_cache``) and so is its terminal reporter (nothing of pytest's own output
-    belongs in the scenario's).
+    belongs in the scenario's). The terminal plugin itself stays loaded: it defines ``-v``,
+    ``-q``, ``--tb``, ``-r`` and others that projects put in their ``addopts``, which would not
+    parse without it; only the reporter it registers when configured is blocked.
     """
     global _config, _session, _item, _per_iteration
     from _pytest.config import _prepareconfig
@@ -76,8 +78,9 @@ def start(args, node_id, rootdir, fixtures):
 
     os.chdir(rootdir)
     collector = _Collector()
-    argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider", "-p", "no:terminal"]
+    argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider"]
     _config = _prepareconfig(argv, plugins=[collector])
+    _config.pluginmanager.set_blocked("terminalreporter")
     _config._do_configure()
     _session = Session.from_config(_config)
     _config.hook.pytest_sessionstart(session=_session)
