@@ -28,8 +28,8 @@ _session = None
 _item = None
 # Whether every iteration runs the fixtures' setup and teardown (``fixtures: iteration``).
 _per_iteration = True
-# Why an iteration did not pass is reported once, from the first report that did not pass.
-_PHASES = ("setup", "call", "teardown")
+# ``_pytest.runner``, imported by ``start`` once pytest is on the path.
+_runner = None
 
 
 class TestDidNotPass(Exception):
@@ -72,9 +72,12 @@ def start(args, node_id, rootdir, fixtures):
     ``-q``, ``--tb``, ``-r`` and others that projects put in their ``addopts``, which would not
     parse without it; only the reporter it registers when configured is blocked.
     """
-    global _config, _session, _item, _per_iteration
+    global _config, _session, _item, _per_iteration, _runner
+    from _pytest import runner
     from _pytest.config import _prepareconfig
     from _pytest.main import Session
+
+    _runner = runner
 
     os.chdir(rootdir)
     collector = _Collector()
@@ -96,21 +99,15 @@ def start(args, node_id, rootdir, fixtures):
     _item = found[0]
     _per_iteration = fixtures == "iteration"
     if not _per_iteration:
-        from _pytest.runner import call_and_report
-
-        _check([call_and_report(_item, "setup", False)])
+        _check([_runner.call_and_report(_item, "setup", False)])
 
 
 def iterate(i):
     """Run the test once; raise ``TestDidNotPass`` with pytest's report when it did not pass."""
     if _per_iteration:
-        from _pytest.runner import runtestprotocol
-
-        reports = runtestprotocol(_item, log=False, nextitem=_item.parent)
+        reports = _runner.runtestprotocol(_item, log=False, nextitem=_item.parent)
     else:
-        from _pytest.runner import call_and_report
-
-        reports = [call_and_report(_item, "call", False)]
+        reports = [_runner.call_and_report(_item, "call", False)]
     _forget_repeated_state()
     _check(reports)
 
@@ -120,9 +117,7 @@ def finish():
     module's and session's always) and end the session as ``pytest.main`` would."""
     try:
         if not _per_iteration:
-            from _pytest.runner import call_and_report
-
-            _check([call_and_report(_item, "teardown", False, nextitem=None)])
+            _check([_runner.call_and_report(_item, "teardown", False, nextitem=None)])
         _session._setupstate.teardown_exact(None)
         _config.hook.pytest_sessionfinish(session=_session, exitstatus=0)
     finally:

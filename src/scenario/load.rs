@@ -1303,9 +1303,11 @@ fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
     let (paths, problems): (Vec<_>, Vec<_>) = parse_strings(node, "directories")?
         .into_iter()
         .map(|(item, text)| {
-            let path = std::path::absolute(dir.join(text)).map_err(|err| {
-                Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}"))
-            })?;
+            let path = std::path::absolute(dir.join(text))
+                .map(|path| super::normalized(&path))
+                .map_err(|err| {
+                    Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}"))
+                })?;
             // Python skips a missing folder without a word, and the scenario then fails with
             // ModuleNotFoundError far from the typo; a symlink loop would trip every import.
             match fs::metadata(&path) {

@@ -68,6 +68,29 @@ pub fn samples_over_budget(warmup: u64, max_iterations: u64, sample_every: u64) 
 
 pub(crate) use load::closest;
 
+/// `path` with `.` and `..` components resolved lexically, as Python's `os.path.normpath` does:
+/// a `python_path: [..]` entry would otherwise put `leaks/../mylib/db.py` into every report and
+/// a GitHub annotation GitHub cannot map. (A `..` after a symbolic link then means the link's
+/// parent folder rather than the target's, as it does for Python's own `sys.path` handling.)
+pub(crate) fn normalized(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Checks the `defaults` mapping of a project configuration file, read into a positioned tree
 /// (from YAML or TOML), with the rules of a scenario file's `defaults:`.
 pub(crate) fn project_defaults(

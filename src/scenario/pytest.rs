@@ -85,6 +85,7 @@ fn resolve(word: &str, dir: &Path) -> Result<String, String> {
     // `base` is "" for a scenario file named without a folder.
     let absolute = |base: &Path| {
         std::path::absolute(Path::new(".").join(base).join(path))
+            .map(|path| super::normalized(&path))
             .map_err(|err| format!("cannot resolve `{path}`: {err}"))
     };
     let here = absolute(dir)?;

@@ -185,11 +185,13 @@ fn python_path_is_resolved_against_the_scenario_file() {
     std::fs::create_dir_all(tmp.path().join("lib")).unwrap();
     let scenarios = load_file(&path).expect("loads");
     let suite = std::path::absolute(tmp.path().join("suite")).expect("absolute");
+    let tmp_abs = std::path::absolute(tmp.path()).expect("absolute");
     assert_eq!(
         scenarios[0].python_path,
         [
             suite.join("src"),
-            suite.join("../lib"),
+            // `..` resolved, so reports show `lib/db.py`, not `suite/../lib/db.py`.
+            tmp_abs.join("lib"),
             PathBuf::from("/tmp")
         ]
     );
@@ -677,4 +679,16 @@ fn durations_and_sizes_take_units_as_the_other_keys_do() {
     );
     let error = one_error("name: bad\nrun: pass\ntimeout: soon\n");
     assert!(error.contains("a duration such as \"30 s\""), "{error}");
+}
+
+#[test]
+fn paths_are_normalized_lexically_never_above_the_root() {
+    use super::normalized;
+    let n = |p: &str| normalized(Path::new(p));
+    assert_eq!(
+        n("/w/leaks/../mylib/./db.py"),
+        PathBuf::from("/w/mylib/db.py")
+    );
+    assert_eq!(n("/a/../../.."), PathBuf::from("/"));
+    assert_eq!(n("a/../../b"), PathBuf::from("../b"));
 }
