@@ -346,6 +346,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
         analysis: Some(runner::analysis(scenario, &decision, 0)),
         holders: None,
         pytest: None,
+        worker_start: None,
     }
 }
 

@@ -13,7 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 #[path = "../src/worker/mod.rs"]
 mod worker;
 #[allow(unused_imports)]
-use leakcheck::{diagnosis, holders, metric, protocol, sampling, scenario, units, verdict};
+use leakcheck::{
+    diagnosis, fork_server, holders, metric, protocol, sampling, scenario, units, verdict,
+};
 
 use protocol::{WorkerOptions, WorkerRequest};
 use scenario::load_file;

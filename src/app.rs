@@ -278,6 +278,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             seed: args.seed,
         },
         jobs: jobs.unwrap_or_else(default_jobs),
+        fork_server: !args.spawn,
     };
     // Fail before spending minutes on scenarios if their reports could not be saved.
     if let Err(err) = check_writable(&report_dir) {

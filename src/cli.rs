@@ -193,6 +193,12 @@ pub struct RunArgs {
     )]
     pub jobs: Option<u16>,
 
+    /// Start every worker as a new process instead of forking it from one warmed worker (the
+    /// fork server, which boots CPython and imports the run's pytest suites once). Slower; for
+    /// code that cannot run in a forked process.
+    #[arg(long)]
+    pub spawn: bool,
+
     /// Diagnose every scenario (allocation sites, growing types, referrer chains, hints), not
     /// only those that leak.
     #[arg(long, conflicts_with = "no_diagnose")]

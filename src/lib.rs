@@ -2,7 +2,7 @@
 //!
 //! The pipeline reads top to bottom: [`scenario`] files are loaded and validated, the
 //! [`runner`] starts one [`worker`] process per scenario which embeds CPython and streams
-//! samples, read on the [`sampling`] plan, over the [`protocol`], [`stats`] fits growth per iteration, [`verdict`] turns fits
+//! samples, read on the [`sampling`] plan, over the [`protocol`] (forked from a warmed [`fork_server`]), [`stats`] fits growth per iteration, [`verdict`] turns fits
 //! into pass/leak/inconclusive/error, [`results`] is the versioned record of a run, and
 //! [`report`] writes the terminal summary and files; [`compare`] sets a run against a saved
 //! baseline. [`app`] wires the subcommands together.
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod diagnosis;
+pub mod fork_server;
 pub mod holders;
 pub mod input;
 pub mod merge;

@@ -174,6 +174,22 @@ pub struct ScenarioResult {
     /// version 1 without a bump, like `analysis`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pytest: Option<CollectedTest>,
+    /// How its worker started: forked from the run's warmed fork server, or spawned as a new
+    /// process. `null` when no worker ran. Added in schema version 1 without a bump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_start: Option<WorkerStart>,
+}
+
+/// How a scenario's worker process started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStart {
+    /// Forked from the run's fork server, which had booted CPython and imported the run's
+    /// pytest suites.
+    Forked,
+    /// Started as a new process (`--spawn`, a run of one scenario, or a server that could not
+    /// serve).
+    Spawned,
 }
 
 impl ScenarioResult {
@@ -377,6 +393,7 @@ pub(crate) mod examples {
             analysis: None,
             holders: None,
             pytest: None,
+            worker_start: None,
         }
     }
 

@@ -8,4 +8,6 @@
 #[path = "../src/worker/mod.rs"]
 mod worker;
 #[allow(unused_imports)]
-use leakcheck::{diagnosis, holders, metric, protocol, sampling, scenario, units, verdict};
+use leakcheck::{
+    diagnosis, fork_server, holders, metric, protocol, sampling, scenario, units, verdict,
+};

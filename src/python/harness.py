@@ -450,6 +450,12 @@ def describe(exc):
     return (message, text, False)
 
 
+def warm_pytest(selections):
+    """Import what the run's pytest selections import, before a fork server forks (see
+    ``_leakcheck_pytest.warm``)."""
+    return _pytest_item.warm(selections)
+
+
 def probe_holders():
     """Who holds what survived since setup (``_leakcheck_holders.probe``), as JSON."""
     return _holders.probe(_ns)

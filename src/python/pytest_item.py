@@ -235,6 +235,40 @@ def _is_fixture_definition(obj):
     return type(obj).__name__ == "FixtureDef" and type(obj).__module__ == "_pytest.fixtures"
 
 
+def warm(selections):
+    """Collect each ``(args, rootdir)`` selection as ``pytest --collect-only`` would, for what
+    collecting leaves behind: pytest, its plugins, the conftests and the test modules with
+    everything they import, in ``sys.modules``. A fork server calls this once, before it forks
+    any worker, so that no worker imports them again (its own collection finds them imported).
+
+    Everything else is put back: the working directory, ``sys.path``, and pytest's session,
+    which ends as ``pytest.main`` ends it. Returns how many selections collected cleanly; a
+    selection that fails here is collected again, and reported, by its own worker.
+    """
+    import gc
+
+    try:
+        import pytest
+    except ImportError:
+        return 0
+    done = 0
+    cwd = os.getcwd()
+    path = sys.path[:]
+    for args, rootdir in selections:
+        try:
+            os.chdir(rootdir)
+            argv = [*args, "--rootdir", rootdir, "--collect-only", "-q", "-p", "no:cacheprovider"]
+            if pytest.main(argv) == 0:
+                done += 1
+        except (Exception, SystemExit):
+            pass
+        finally:
+            os.chdir(cwd)
+            sys.path[:] = path
+    gc.collect()
+    return done
+
+
 def version():
     """pytest's version, for the scenario's record."""
     module = sys.modules.get("pytest")

@@ -5,6 +5,7 @@
 //! files are consumers of the events and of the final [`RunResults`].
 
 pub mod environment;
+mod fork_server;
 pub mod limits;
 mod reap;
 pub mod signals;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::fork_server::{Start, Warm};
 use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::{Phase, PythonEnvironment, Sample, SampleKind, WorkerOptions, WorkerRequest};
@@ -26,6 +28,7 @@ use crate::results::{
 use crate::sampling;
 use crate::scenario::{Body, Collected, PytestTest, Scenario};
 use crate::verdict::{self, Verdict};
+use fork_server::ForkServer;
 pub use supervise::WorkerFailure;
 use supervise::{Progress, WorkerRun, run_worker};
 
@@ -44,6 +47,8 @@ pub struct RunSettings {
     pub worker: WorkerOptions,
     /// How many scenarios run at the same time, each in its own worker process.
     pub jobs: usize,
+    /// Whether workers are forked from a warmed fork server (else each is spawned).
+    pub fork_server: bool,
 }
 
 /// What happens during a run, for reporters to show.
@@ -125,6 +130,8 @@ pub fn run_scenarios(
     let mut slots: Vec<Option<ScenarioResult>> = (0..scenarios.len()).map(|_| None).collect();
     let mut versions: Vec<Option<String>> = vec![None; scenarios.len()];
     let (sender, reports) = mpsc::channel::<Report>();
+    let server = start_fork_server(scenarios, settings);
+    let forker = server.as_ref();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
@@ -141,7 +148,7 @@ pub fn run_scenarios(
                     };
                     // The receiver lives until every sender is gone: sends cannot fail.
                     let _ = sender.send(Report::Started(index));
-                    let outcome = run_one(scenario, settings, |progress| {
+                    let outcome = run_one(scenario, settings, forker, |progress| {
                         let _ = sender.send(match progress {
                             Progress::Phase(phase) => Report::Phase(index, phase),
                             Progress::Iteration(done) => Report::Progress(index, done),
@@ -174,8 +181,9 @@ pub fn run_scenarios(
             }
         }
     });
+    drop(server);
     // No worker runs any more: every child left is a stray that escaped both the group kill
-    // and the cookie sweep, re-parented to us.
+    // and the cookie sweep, re-parented to us (or the fork server, on its way out).
     reap::kill_orphans();
     let results: Vec<ScenarioResult> = slots.into_iter().flatten().collect();
     let python_version = versions.into_iter().flatten().next();
@@ -225,6 +233,7 @@ pub fn assemble(
 fn run_one(
     scenario: &Scenario,
     settings: &RunSettings,
+    server: Option<&ForkServer>,
     on_progress: impl FnMut(Progress),
 ) -> Option<(ScenarioResult, Option<String>)> {
     let mut options = settings.worker.clone();
@@ -240,13 +249,53 @@ fn run_one(
             failure: Some(failure),
             ..WorkerRun::default()
         },
-        None => run_worker(&settings.program, &request, timeout, on_progress),
+        None => run_worker(&settings.program, server, &request, timeout, on_progress),
     };
     if run.failure == Some(WorkerFailure::Interrupted) {
         return None;
     }
     let version = run.python_version.clone();
     Some((judge(scenario, run, settings), version))
+}
+
+/// The run's fork server, when its settings allow one and at least two scenarios need a worker
+/// (for one, booting a server and forking costs what spawning does). It is warmed with every
+/// collected pytest test file of the run, one selection per rootdir.
+fn start_fork_server(scenarios: &[Scenario], settings: &RunSettings) -> Option<ForkServer> {
+    let workers = scenarios
+        .iter()
+        .filter(|scenario| not_collected(scenario).is_none())
+        .count();
+    if !settings.fork_server || workers < 2 {
+        return None;
+    }
+    let mut files: BTreeMap<std::path::PathBuf, std::collections::BTreeSet<String>> =
+        BTreeMap::new();
+    for scenario in scenarios {
+        if let Body::Pytest(PytestTest {
+            collected: Collected::Test(test),
+            ..
+        }) = &scenario.body
+        {
+            let file = format!("{}/{}", test.rootdir.display(), test.file);
+            files.entry(test.rootdir.clone()).or_default().insert(file);
+        }
+    }
+    let warm = files
+        .into_iter()
+        .map(|(rootdir, files)| Warm {
+            args: files.into_iter().collect(),
+            rootdir,
+        })
+        .collect();
+    ForkServer::start(
+        &settings.program,
+        &Start {
+            environment: settings.environment.clone(),
+            seed: settings.worker.seed,
+            warm,
+        },
+    )
 }
 
 /// Why a `pytest` scenario has no test to run (pytest is missing, or collecting failed), as
@@ -410,6 +459,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
             }) => Some(test.clone()),
             _ => None,
         },
+        worker_start: run.start,
     }
 }
 

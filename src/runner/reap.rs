@@ -121,7 +121,7 @@ fn reap_exited() {
 }
 
 /// The parent pid of `pid`, from `/proc/<pid>/stat`.
-fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
     stat.get(stat.rfind(')')? + 1..)?

@@ -9,19 +9,21 @@
 //! worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is killed.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::fork_server::ForkServer;
 use super::workers::WorkerProgram;
 use super::{limits, reap, signals};
 use crate::diagnosis::Diagnosis;
 use crate::protocol::{
     CHANNEL_FD, Phase, Sample, SampleKind, Timings, WatchdogLimit, WorkerMessage, WorkerRequest,
 };
+use crate::results::WorkerStart;
 use crate::units::format_bytes;
 
 /// How much of each output stream is kept, from the end.
@@ -247,6 +249,8 @@ pub struct WorkerRun {
     pub iterations_done: u64,
     /// Wall time from spawn to exit.
     pub duration: Duration,
+    /// How the worker started, when it did.
+    pub start: Option<WorkerStart>,
     /// Tail of stdout.
     pub stdout: String,
     /// Tail of stderr.
@@ -268,6 +272,7 @@ pub enum Progress {
 /// [`OUTPUT_GRACE`].
 pub fn run_worker(
     program: &WorkerProgram,
+    server: Option<&ForkServer>,
     request: &WorkerRequest,
     timeout: Duration,
     mut on_progress: impl FnMut(Progress),
@@ -279,7 +284,7 @@ pub fn run_worker(
         return run;
     }
     let cookie = reap::new_cookie();
-    let mut spawned = match spawn(program, request, &cookie) {
+    let mut spawned = match spawn(program, server, request, &cookie) {
         Ok(spawned) => spawned,
         Err(err) => {
             run.failure = Some(WorkerFailure::Spawn(err.to_string()));
@@ -287,6 +292,10 @@ pub fn run_worker(
         }
     };
     let pid = spawned.child.id();
+    run.start = Some(match spawned.child {
+        Process::Spawned(_) => WorkerStart::Spawned,
+        Process::Forked { .. } => WorkerStart::Forked,
+    });
     let slot = signals::WorkerSlot::register(pid);
     let cap = request.options.max_rss;
 
@@ -382,7 +391,7 @@ pub fn run_worker(
             finished_at = Some(Instant::now());
         }
         if exit_status.is_none() {
-            exit_status = spawned.child.try_wait().ok().flatten();
+            exit_status = spawned.child.try_wait();
             if exit_status.is_some() {
                 exited_at = Some(Instant::now());
             }
@@ -439,7 +448,7 @@ pub fn run_worker(
     };
     // Whatever the scenario left running goes with it: its group, then strays by cookie.
     reap::kill_group(pid);
-    let status = status.or_else(|| spawned.child.wait().ok());
+    let status = status.or_else(|| spawned.child.wait());
     reap::sweep(&cookie);
 
     run.stdout = spawned.stdout.finish(OUTPUT_GRACE);
@@ -467,31 +476,74 @@ pub fn run_worker(
 }
 
 struct Spawned {
-    child: Child,
+    child: Process,
     messages: mpsc::Receiver<WorkerMessage>,
     stdout: Tail,
     stderr: Tail,
 }
 
-fn spawn(
-    program: &WorkerProgram,
-    request: &WorkerRequest,
-    cookie: &str,
-) -> std::io::Result<Spawned> {
-    let (channel_reader, channel_writer) = std::io::pipe()?;
-    let writer_fd = channel_writer.as_raw_fd();
+/// The worker's process: spawned by us, or forked by the fork server and re-parented to us.
+enum Process {
+    Spawned(Child),
+    Forked {
+        pid: u32,
+        status: Option<ExitStatus>,
+        /// Its exit status can no longer be had (it was reaped elsewhere).
+        lost: bool,
+    },
+}
+
+impl Process {
+    fn id(&self) -> u32 {
+        match self {
+            Process::Spawned(child) => child.id(),
+            Process::Forked { pid, .. } => *pid,
+        }
+    }
+
+    /// Its exit status, if it has ended.
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self {
+            Process::Spawned(child) => child.try_wait().ok().flatten(),
+            Process::Forked { .. } => self.wait_forked(libc::WNOHANG),
+        }
+    }
+
+    /// Waits for it to end; `None` when its status can no longer be known.
+    fn wait(&mut self) -> Option<ExitStatus> {
+        match self {
+            Process::Spawned(child) => child.wait().ok(),
+            Process::Forked { .. } => self.wait_forked(0),
+        }
+    }
+
+    fn wait_forked(&mut self, flags: libc::c_int) -> Option<ExitStatus> {
+        let Process::Forked { pid, status, lost } = self else {
+            return None;
+        };
+        if status.is_none() && !*lost {
+            let mut raw = 0;
+            // SAFETY: waitpid on a child of ours with a valid status pointer.
+            let reaped = unsafe { libc::waitpid(*pid as libc::pid_t, &mut raw, flags) };
+            if reaped == *pid as libc::pid_t {
+                *status = Some(ExitStatus::from_raw(raw));
+            } else if reaped == -1
+                && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+            {
+                *lost = true;
+            }
+        }
+        *status
+    }
+}
+
+/// Makes `command` start in a session and process group of its own, dying with leakcheck, with
+/// `channel_fd` as its [`CHANNEL_FD`]: how every worker and the fork server start.
+pub(super) fn in_own_session_with_channel(command: &mut Command, channel_fd: RawFd) {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    // The worker executable, its loader search path and allocator settings.
-    let mut command = program.command();
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("PYTHONHASHSEED", "0")
-        .env(reap::COOKIE_VAR, cookie);
-    // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, setsid, _exit) between fork and
-    // exec.
+    // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl, getppid, setsid, _exit) between
+    // fork and exec.
     unsafe {
         command.pre_exec(move || {
             // Die with leakcheck, even if it is killed with SIGKILL and cannot clean up; if it
@@ -508,25 +560,76 @@ fn spawn(
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            if writer_fd == CHANNEL_FD {
+            if channel_fd == CHANNEL_FD {
                 let flags = libc::fcntl(CHANNEL_FD, libc::F_GETFD);
                 if flags == -1
                     || libc::fcntl(CHANNEL_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1
                 {
                     return Err(std::io::Error::last_os_error());
                 }
-            } else if libc::dup2(writer_fd, CHANNEL_FD) == -1 {
+            } else if libc::dup2(channel_fd, CHANNEL_FD) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let mut child = command.spawn()?;
-    // Our copy of the write end must go, or the channel never reports end-of-file.
-    drop(channel_writer);
+}
+
+/// Starts the worker: forked by `server` when there is one that can, else spawned. Either way
+/// it reads `request` on stdin and carries `cookie` in its environment.
+fn spawn(
+    program: &WorkerProgram,
+    server: Option<&ForkServer>,
+    request: &WorkerRequest,
+    cookie: &str,
+) -> std::io::Result<Spawned> {
+    let forked = server.and_then(|server| {
+        server
+            .fork(vec![(reap::COOKIE_VAR.to_string(), cookie.to_string())])
+            .ok()
+    });
+    let (process, stdin, stdout, stderr, channel_reader): (_, Box<dyn Write + Send>, _, _, _) =
+        match forked {
+            Some(forked) => (
+                Process::Forked {
+                    pid: forked.pid,
+                    status: None,
+                    lost: false,
+                },
+                Box::new(forked.stdin),
+                Tail::drain(forked.stdout),
+                Tail::drain(forked.stderr),
+                forked.channel,
+            ),
+            None => {
+                let (channel_reader, channel_writer) = std::io::pipe()?;
+                // The worker executable, its loader search path and allocator settings.
+                let mut command = program.command();
+                command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .env("PYTHONHASHSEED", "0")
+                    .env(reap::COOKIE_VAR, cookie);
+                in_own_session_with_channel(&mut command, channel_writer.as_raw_fd());
+                let mut child = command.spawn()?;
+                // Our copy of the write end must go, or the channel never reports end-of-file.
+                drop(channel_writer);
+                let stdin = child.stdin.take().expect("stdin was piped");
+                let stdout = Tail::drain(child.stdout.take().expect("stdout was piped"));
+                let stderr = Tail::drain(child.stderr.take().expect("stderr was piped"));
+                (
+                    Process::Spawned(child),
+                    Box::new(stdin),
+                    stdout,
+                    stderr,
+                    channel_reader,
+                )
+            }
+        };
 
     let request_json = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let mut stdin = stdin;
     thread::spawn(move || {
         // A worker that dies before reading simply closes the pipe; nothing to report here.
         let _ = stdin.write_all(&request_json);
@@ -536,10 +639,8 @@ fn spawn(
     thread::spawn(move || {
         crate::protocol::read_messages(channel_reader, |message| sender.send(message).is_ok())
     });
-    let stdout = Tail::drain(child.stdout.take().expect("stdout was piped"));
-    let stderr = Tail::drain(child.stderr.take().expect("stderr was piped"));
     Ok(Spawned {
-        child,
+        child: process,
         messages,
         stdout,
         stderr,
@@ -611,10 +712,10 @@ impl Tail {
     }
 }
 
-fn wait_briefly(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+fn wait_briefly(child: &mut Process, grace: Duration) -> Option<ExitStatus> {
     let until = Instant::now() + grace;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = child.try_wait() {
             return Some(status);
         }
         if Instant::now() >= until {

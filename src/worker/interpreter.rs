@@ -8,7 +8,8 @@ use std::ffi::CStr;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::protocol::{Phase, WorkerRequest};
+use crate::fork_server::Warm;
+use crate::protocol::{Phase, PythonEnvironment, WorkerRequest};
 use crate::sampling;
 use crate::scenario::{Body, Collected, Fixtures};
 
@@ -110,8 +111,8 @@ pub struct Interpreter {
 /// `VIRTUAL_ENV` instead: a venv of this very installation becomes the program (CPython then
 /// finds its `pyvenv.cfg` and sets the venv up as running it would); any other environment's
 /// site-packages are swapped in by the harness's `prepare`.
-fn pin_program_name(request: &WorkerRequest) {
-    let program = match &request.environment {
+fn pin_program_name(environment: Option<&PythonEnvironment>) {
+    let program = match environment {
         Some(env) if env.native => env.executable.as_os_str().as_encoded_bytes().to_vec(),
         _ => env!("LEAKCHECK_BUILD_PYTHON").as_bytes().to_vec(),
     };
@@ -129,19 +130,84 @@ fn pin_program_name(request: &WorkerRequest) {
     }
 }
 
-impl Interpreter {
-    /// Starts CPython, loads the harness and prepares the scenario (paths, code, tracemalloc).
-    pub fn start(request: &WorkerRequest) -> Result<Interpreter, ScenarioFailure> {
-        pin_program_name(request);
+/// A started CPython with the harness loaded, not yet given a scenario: what a fork server
+/// keeps, and what each of its children prepares its own scenario in.
+pub struct Booted {
+    harness: Py<PyModule>,
+}
+
+impl Booted {
+    /// Starts CPython as `environment`'s interpreter and loads the harness.
+    pub fn start(environment: Option<&PythonEnvironment>) -> Result<Booted, ScenarioFailure> {
+        pin_program_name(environment);
         Python::initialize();
         Python::attach(|py| {
             let harness =
                 load_harness(py).map_err(|err| describe(py, err, Phase::Prepare, None))?;
+            Ok(Booted {
+                harness: harness.unbind(),
+            })
+        })
+    }
+
+    /// Another handle on the same interpreter.
+    pub fn clone_ref(&self) -> Booted {
+        Python::attach(|py| Booted {
+            harness: self.harness.clone_ref(py),
+        })
+    }
+
+    /// Collects pytest selections once, for the imports they leave behind (see
+    /// `_leakcheck_pytest.warm`); returns how many ran to their end. Never fails: a selection
+    /// that cannot be collected here is collected again, and reported, by its scenarios.
+    pub fn warm(&self, selections: &[Warm]) -> usize {
+        if selections.is_empty() {
+            return 0;
+        }
+        Python::attach(|py| {
+            let selections: Vec<(Vec<String>, String)> = selections
+                .iter()
+                .map(|warm| (warm.args.clone(), warm.rootdir.display().to_string()))
+                .collect();
+            self.harness
+                .bind(py)
+                .call_method1("warm_pytest", (selections,))
+                .and_then(|done| done.extract::<usize>())
+                .unwrap_or(0)
+        })
+    }
+
+    /// Forks this process (`os.fork()`, so CPython's own before- and after-fork work is done):
+    /// the child's pid in the parent, 0 in the child.
+    pub fn fork(&self) -> Result<u32, String> {
+        Python::attach(|py| {
+            py.import("os")
+                .and_then(|os| os.call_method0("fork"))
+                .and_then(|pid| pid.extract::<u32>())
+                .map_err(|err| err.to_string())
+        })
+    }
+
+    /// Sets an environment variable the way scenario code sees it (`os.environ`, which
+    /// subprocesses inherit), not only in the C environment CPython copied at start-up.
+    pub fn set_env(&self, name: &str, value: &str) -> Result<(), String> {
+        Python::attach(|py| {
+            py.import("os")
+                .and_then(|os| os.getattr("environ"))
+                .and_then(|environ| environ.set_item(name, value))
+                .map_err(|err| err.to_string())
+        })
+    }
+
+    /// Prepares the scenario (paths, code, tracemalloc) in this interpreter.
+    pub fn prepare(self, request: &WorkerRequest) -> Result<Interpreter, ScenarioFailure> {
+        Python::attach(|py| {
+            let harness = self.harness.bind(py);
             let spec =
                 build_spec(py, request).map_err(|err| describe(py, err, Phase::Prepare, None))?;
             harness
                 .call_method1("prepare", (spec,))
-                .map_err(|err| describe_with(py, &harness, err, Phase::Prepare, None))?;
+                .map_err(|err| describe_with(py, harness, err, Phase::Prepare, None))?;
             let entry = |name: &str| {
                 harness
                     .getattr(name)
@@ -153,9 +219,16 @@ impl Interpreter {
                 entry_run_chunk: entry("run_chunk")?,
                 entry_run_teardown: entry("run_teardown")?,
                 entry_sample: entry("sample")?,
-                harness: harness.unbind(),
+                harness: self.harness.clone_ref(py),
             })
         })
+    }
+}
+
+impl Interpreter {
+    /// Starts CPython, loads the harness and prepares the scenario (paths, code, tracemalloc).
+    pub fn start(request: &WorkerRequest) -> Result<Interpreter, ScenarioFailure> {
+        Booted::start(request.environment.as_ref())?.prepare(request)
     }
 
     /// `sys.version` of the embedded interpreter.

@@ -14,7 +14,9 @@ mod library_path;
 mod worker;
 
 #[allow(unused_imports)]
-use leakcheck::{diagnosis, holders, metric, protocol, sampling, scenario, units, verdict};
+use leakcheck::{
+    diagnosis, fork_server, holders, metric, protocol, sampling, scenario, units, verdict,
+};
 
 /// Printed by `leakcheck-worker --describe`: the source build and the CPython minor version this
 /// worker embeds, which the parent checks before it starts any scenario.
@@ -34,5 +36,12 @@ fn main() {
     }
     // SAFETY: first thing in the worker, before any thread starts.
     unsafe { library_path::restore_user_env() };
-    std::process::exit(worker::main());
+    let fork_server = std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "--fork-server");
+    std::process::exit(if fork_server {
+        worker::fork_server::main()
+    } else {
+        worker::main()
+    });
 }

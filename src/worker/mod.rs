@@ -10,6 +10,7 @@
 
 pub mod allocator;
 mod channel;
+pub mod fork_server;
 mod guard;
 mod holders;
 pub mod interpreter;
@@ -29,7 +30,7 @@ use crate::protocol::{
 use crate::sampling::{self, TraceWindow};
 use crate::verdict::{self, Verdict};
 use channel::Channel;
-use interpreter::{Interpreter, ScenarioFailure};
+use interpreter::{Booted, Interpreter, ScenarioFailure};
 
 /// How often the worker reports progress between samples.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
@@ -51,6 +52,13 @@ pub fn main() -> i32 {
 fn run() -> Result<()> {
     // SAFETY: first thing in the worker, before any thread starts.
     unsafe { allocator::restore_user_env() };
+    serve(None)
+}
+
+/// Reads the request on stdin, runs it and reports on the channel; never returns on success.
+/// `booted` is the interpreter a fork server started before forking this worker, else the
+/// worker starts its own.
+fn serve(booted: Option<Booted>) -> Result<()> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -66,7 +74,7 @@ fn run() -> Result<()> {
         max_rss: request.options.max_rss,
     };
     guard::start(limits, channel.watchdog_handle()?).context("starting the watchdog")?;
-    let outcome = execute(&request, &mut channel);
+    let outcome = execute(&request, &mut channel, booted);
     match outcome {
         Ok(timings) => channel.send(&WorkerMessage::Finished { timings })?,
         Err(Failure::Scenario(failure)) if failure.skipped => {
@@ -91,6 +99,14 @@ fn run() -> Result<()> {
     std::process::exit(0);
 }
 
+/// Same dict and set layouts on every rerun with the same seed: CPython reads
+/// `PYTHONHASHSEED` when it starts, so call this before it does.
+fn set_hash_seed(seed: u64) {
+    // SAFETY: called before the interpreter starts and before the worker starts any thread
+    // (the watchdog's thread reads no environment).
+    unsafe { std::env::set_var("PYTHONHASHSEED", seed.to_string()) };
+}
+
 /// Why a scenario stopped early.
 enum Failure {
     /// Scenario code raised (or could not be prepared).
@@ -112,15 +128,21 @@ impl From<std::io::Error> for Failure {
 }
 
 /// Runs setup, warmup, measured iterations and teardown, streaming samples as it goes.
-fn execute(request: &WorkerRequest, channel: &mut Channel) -> Result<Timings, Failure> {
+fn execute(
+    request: &WorkerRequest,
+    channel: &mut Channel,
+    booted: Option<Booted>,
+) -> Result<Timings, Failure> {
     let scenario = &request.scenario;
     let mut timings = Timings::default();
     let started = Instant::now();
-    // Same dict and set layouts on every rerun with the same seed: CPython reads
-    // PYTHONHASHSEED when it starts, just below.
-    // SAFETY: the worker has started no thread yet, so nothing reads the environment meanwhile.
-    unsafe { std::env::set_var("PYTHONHASHSEED", request.options.seed.to_string()) };
-    let interpreter = Interpreter::start(request)?;
+    let interpreter = match booted {
+        Some(booted) => booted.prepare(request)?,
+        None => {
+            set_hash_seed(request.options.seed);
+            Interpreter::start(request)?
+        }
+    };
     channel.send(&WorkerMessage::Started {
         python_version: interpreter.python_version(),
         pid: std::process::id(),

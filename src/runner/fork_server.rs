@@ -1,0 +1,224 @@
+//! The runner's side of [`crate::fork_server`]: one warmed server per run, and the workers it
+//! forks.
+//!
+//! The server is an optimisation, never a dependency: whenever it cannot serve (it failed to
+//! boot, died, refused a request, or does not answer), [`ForkServer::fork`] says so and the
+//! supervisor spawns that worker the ordinary way. A scenario's result never depends on which
+//! way its worker started.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+use super::supervise;
+use super::workers::WorkerProgram;
+use crate::fork_server::{self, Reply, Request, Start};
+
+/// How long a fork request may wait for its answer while the server boots and warms (a suite's
+/// imports can take a while).
+const WARM_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long it may wait once the server is ready: a fork takes about a millisecond.
+const FORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running fork server.
+pub struct ForkServer {
+    /// Our end of the socket pair.
+    socket: Arc<OwnedFd>,
+    /// What the reply thread shares with the requesters.
+    state: Arc<Mutex<State>>,
+    /// The server process.
+    process: Mutex<Child>,
+    next_id: AtomicU64,
+}
+
+/// What the reply thread knows.
+#[derive(Default)]
+struct State {
+    /// Whether the server said it is ready.
+    ready: bool,
+    /// Whether it can no longer serve (broken, gone, or given up on).
+    dead: bool,
+    /// Requests waiting for their answer: the worker's pid, or why there is none.
+    forks: HashMap<u64, mpsc::Sender<Result<u32, String>>>,
+}
+
+/// A worker the server forked: the runner's ends of its pipes, and its exit status to come.
+pub struct Forked {
+    /// The worker's pid: a child of this process, which leads its own session and group.
+    pub pid: u32,
+    /// Its stdin, on which the request is written.
+    pub stdin: std::io::PipeWriter,
+    /// Its stdout.
+    pub stdout: std::io::PipeReader,
+    /// Its stderr.
+    pub stderr: std::io::PipeReader,
+    /// The channel it reports on.
+    pub channel: std::io::PipeReader,
+}
+
+impl ForkServer {
+    /// Starts the server for `program`; `None` when it cannot even be started (the run then
+    /// spawns every worker).
+    pub fn start(program: &WorkerProgram, start: &Start) -> Option<ForkServer> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .ok()?;
+        let mut command = program.command();
+        command
+            .arg("--fork-server")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        supervise::in_own_session_with_channel(&mut command, theirs.as_raw_fd());
+        let mut process = command.spawn().ok()?;
+        drop(theirs);
+        let message = serde_json::to_vec(start).ok()?;
+        let mut stdin = process.stdin.take()?;
+        if stdin.write_all(&message).is_err() {
+            let _ = process.kill();
+            let _ = process.wait();
+            return None;
+        }
+        drop(stdin);
+        let socket = Arc::new(ours);
+        let state = Arc::new(Mutex::new(State::default()));
+        let (reader_socket, reader_state) = (Arc::clone(&socket), Arc::clone(&state));
+        std::thread::spawn(move || read_replies(&reader_socket, &reader_state));
+        Some(ForkServer {
+            socket,
+            state,
+            process: Mutex::new(process),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// Forks one worker that sets `env` before its scenario starts; `Err` says why the server
+    /// cannot, and the caller spawns the worker instead.
+    pub fn fork(&self, env: Vec<(String, String)>) -> Result<Forked, String> {
+        let (stdin_reader, stdin) = std::io::pipe().map_err(|err| err.to_string())?;
+        let (stdout, stdout_writer) = std::io::pipe().map_err(|err| err.to_string())?;
+        let (stderr, stderr_writer) = std::io::pipe().map_err(|err| err.to_string())?;
+        let (channel, channel_writer) = std::io::pipe().map_err(|err| err.to_string())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = mpsc::channel();
+        let timeout = {
+            let mut state = self.lock();
+            if state.dead {
+                return Err("the fork server is not running".to_string());
+            }
+            state.forks.insert(id, answer);
+            if state.ready {
+                FORK_TIMEOUT
+            } else {
+                WARM_TIMEOUT
+            }
+        };
+        let fds = [
+            stdin_reader.as_raw_fd(),
+            stdout_writer.as_raw_fd(),
+            stderr_writer.as_raw_fd(),
+            channel_writer.as_raw_fd(),
+        ];
+        if let Err(err) = fork_server::send(&*self.socket, &Request::Fork { id, env }, &fds) {
+            self.lock().forks.remove(&id);
+            return Err(format!("the fork server cannot be reached: {err}"));
+        }
+        // The child has its own copies now; ours must go, or the pipes never end.
+        drop((stdin_reader, stdout_writer, stderr_writer, channel_writer));
+        match answered.recv_timeout(timeout) {
+            Ok(Ok(pid)) if is_our_child(pid) => Ok(Forked {
+                pid,
+                stdin,
+                stdout,
+                stderr,
+                channel,
+            }),
+            Ok(Ok(pid)) => {
+                // Not re-parented to us (leakcheck is not a subreaper here): we could not reap
+                // it, so it goes, and so does the server.
+                super::reap::kill_group(pid);
+                self.lock().dead = true;
+                Err(format!(
+                    "the forked worker {pid} is not a child of leakcheck"
+                ))
+            }
+            Ok(Err(reason)) => Err(reason),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err("the fork server ended".to_string()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A server that does not answer is not used again.
+                self.lock().dead = true;
+                self.kill();
+                Err(format!(
+                    "the fork server did not answer in {} s",
+                    timeout.as_secs()
+                ))
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kill(&self) {
+        let mut process = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+}
+
+impl Drop for ForkServer {
+    /// Ends the server: closing our end of the socket tells it to exit, and killing it makes
+    /// sure. The workers it forked are ours, not its.
+    fn drop(&mut self) {
+        // SAFETY: shutdown on a socket we own; the reply thread then reads end-of-file.
+        unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RDWR) };
+        self.kill();
+    }
+}
+
+/// The reply thread: hands each answer to its requester and each exit status to its worker's
+/// supervisor, until the server is gone; then every waiter is told (their senders drop).
+fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let reply = match fork_server::receive::<Reply>(socket) {
+            Ok(Some((reply, _))) => reply,
+            Ok(None) | Err(_) => break,
+        };
+        match reply {
+            Reply::Ready { .. } => lock().ready = true,
+            Reply::Broken { .. } => break,
+            Reply::Forked { id, pid } => {
+                if let Some(answer) = lock().forks.remove(&id) {
+                    let _ = answer.send(Ok(pid));
+                }
+            }
+            Reply::Refused { id, reason } => {
+                if let Some(answer) = lock().forks.remove(&id) {
+                    let _ = answer.send(Err(reason));
+                }
+            }
+        }
+    }
+    let mut state = lock();
+    state.dead = true;
+    state.forks.clear();
+}
+
+
+/// Whether `pid` is a child of this process (so that it can reap it).
+fn is_our_child(pid: u32) -> bool {
+    let own = std::process::id() as libc::pid_t;
+    libc::pid_t::try_from(pid).is_ok_and(|pid| super::reap::parent_of(pid) == Some(own))
+}
