@@ -30,6 +30,9 @@ _item = None
 _per_iteration = True
 # ``_pytest.runner``, imported by ``start`` once pytest is on the path.
 _runner = None
+# Sessions a fork server collected before forking (``warm``), by rootdir: (config, session,
+# {node id: item}).
+_warmed = {}
 
 
 class TestDidNotPass(Exception):
@@ -71,6 +74,10 @@ def start(args, node_id, rootdir, fixtures):
     belongs in the scenario's). The terminal plugin itself stays loaded: it defines ``-v``,
     ``-q``, ``--tb``, ``-r`` and others that projects put in their ``addopts``, which would not
     parse without it; only the reporter it registers when configured is blocked.
+
+    In a worker forked from a fork server that collected the test already (``warm``), the
+    test is taken from the server's session instead (``_adopt``): nothing is imported or
+    collected again.
     """
     global _config, _session, _item, _per_iteration, _runner
     from _pytest import runner
@@ -78,6 +85,11 @@ def start(args, node_id, rootdir, fixtures):
     from _pytest.main import Session
 
     _runner = runner
+    _per_iteration = fixtures == "iteration"
+    if _adopt(node_id, rootdir):
+        if not _per_iteration:
+            _check([_runner.call_and_report(_item, "setup", False)])
+        return
 
     os.chdir(rootdir)
     collector = _Collector()
@@ -236,37 +248,71 @@ def _is_fixture_definition(obj):
 
 
 def warm(selections):
-    """Collect each ``(args, rootdir)`` selection as ``pytest --collect-only`` would, for what
-    collecting leaves behind: pytest, its plugins, the conftests and the test modules with
-    everything they import, in ``sys.modules``. A fork server calls this once, before it forks
-    any worker, so that no worker imports them again (its own collection finds them imported).
+    """Collect each ``(args, rootdir)`` selection once, in a fork server, and keep its session.
 
-    Everything else is put back: the working directory, ``sys.path``, and pytest's session,
-    which ends as ``pytest.main`` ends it. Returns how many selections collected cleanly; a
-    selection that fails here is collected again, and reported, by its own worker.
+    The server forks one worker per test from here: a worker whose test is in a kept session
+    adopts that session instead of starting pytest and collecting again (``start``), so a suite
+    of N tests pays one pytest start-up and one collection, and no worker imports what the
+    collection imported. The session is built as ``start`` builds one; only pytest's global
+    output capture is stopped again (its temporary files and saved descriptors would be shared
+    by every worker), and each worker starts its own. The working directory is put back.
+    Returns how many selections collected cleanly; a worker whose test is not in a kept session
+    collects it itself, and reports what fails.
     """
     import gc
 
     try:
-        import pytest
+        from _pytest.config import _prepareconfig
+        from _pytest.main import Session
     except ImportError:
         return 0
-    done = 0
     cwd = os.getcwd()
-    path = sys.path[:]
     for args, rootdir in selections:
+        config = None
         try:
             os.chdir(rootdir)
-            argv = [*args, "--rootdir", rootdir, "--collect-only", "-q", "-p", "no:cacheprovider"]
-            if pytest.main(argv) == 0:
-                done += 1
+            argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider"]
+            config = _prepareconfig(argv)
+            config.pluginmanager.set_blocked("terminalreporter")
+            config._do_configure()
+            session = Session.from_config(config)
+            config.hook.pytest_sessionstart(session=session)
+            config.hook.pytest_collection(session=session)
+            _stop_capture(config)
+            _warmed[rootdir] = (config, session, {item.nodeid: item for item in session.items})
         except (Exception, SystemExit):
-            pass
+            if config is not None:
+                try:
+                    config._ensure_unconfigure()
+                except Exception:
+                    pass
         finally:
             os.chdir(cwd)
-            sys.path[:] = path
     gc.collect()
-    return done
+    return len(_warmed)
+
+
+def _stop_capture(config):
+    """Stop pytest's global capture of the process's output (started while it configured)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()
+
+
+def _adopt(node_id, rootdir):
+    """Take the test ``node_id`` from a session ``warm`` kept, in a worker forked after it;
+    whether it was there."""
+    global _config, _session, _item
+    kept = _warmed.get(rootdir)
+    if kept is None or node_id not in kept[2]:
+        return False
+    _config, _session, items = kept
+    _item = items[node_id]
+    os.chdir(rootdir)
+    capture = _config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.start_global_capturing()
+    return True
 
 
 def version():

@@ -216,7 +216,6 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
     state.forks.clear();
 }
 
-
 /// Whether `pid` is a child of this process (so that it can reap it).
 fn is_our_child(pid: u32) -> bool {
     let own = std::process::id() as libc::pid_t;

@@ -157,13 +157,11 @@ impl Booted {
         })
     }
 
-    /// Collects pytest selections once, for the imports they leave behind (see
-    /// `_leakcheck_pytest.warm`); returns how many ran to their end. Never fails: a selection
-    /// that cannot be collected here is collected again, and reported, by its scenarios.
+    /// Prepares a fork server's heap: collects the run's pytest selections once and keeps their
+    /// sessions for the workers to adopt, then freezes the heap (see the harness's `warm`);
+    /// returns how many selections collected. Never fails: a test that is not in a kept session
+    /// is collected again, and reported, by its own worker.
     pub fn warm(&self, selections: &[Warm]) -> usize {
-        if selections.is_empty() {
-            return 0;
-        }
         Python::attach(|py| {
             let selections: Vec<(Vec<String>, String)> = selections
                 .iter()
@@ -171,7 +169,7 @@ impl Booted {
                 .collect();
             self.harness
                 .bind(py)
-                .call_method1("warm_pytest", (selections,))
+                .call_method1("warm", (selections,))
                 .and_then(|done| done.extract::<usize>())
                 .unwrap_or(0)
         })
