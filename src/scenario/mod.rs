@@ -33,6 +33,7 @@ mod discover;
 mod error;
 mod load;
 pub mod pytest;
+mod values;
 pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
@@ -66,7 +67,7 @@ pub fn samples_over_budget(warmup: u64, max_iterations: u64, sample_every: u64) 
     (samples > MAX_SAMPLES).then_some(samples)
 }
 
-pub(crate) use load::closest;
+pub(crate) use values::closest;
 
 /// `path` with `.` and `..` components resolved lexically, as Python's `os.path.normpath` does:
 /// a `python_path: [..]` entry would otherwise put `leaks/../mylib/db.py` into every report and
