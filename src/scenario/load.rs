@@ -12,45 +12,10 @@ use std::path::{Path, PathBuf};
 use crate::metric::Metric;
 
 use super::error::ScenarioError;
-use super::values::{
-    Invalid, ParamSet, closest, parse_bool, parse_call, parse_code, parse_count, parse_expect,
-    parse_fixtures, parse_gate, parse_memory, parse_name, parse_params, parse_paths, parse_pytest,
-    parse_run, parse_seconds, parse_tags, parse_text, parse_tolerance,
-};
+use super::keys::{self, Context, Given, MIN_SAMPLES, SCENARIO_KEYS, Settings, TOP_LEVEL_KEYS};
+use super::values::{Invalid, ParamSet, closest};
 use super::yaml::{self, Document, Node, Pos, Value};
 use super::{Body, Expect, Fixtures, Scenario};
-
-/// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
-pub(crate) const SCENARIO_KEYS: [&str; 22] = [
-    "name",
-    "description",
-    "setup",
-    "run",
-    "call",
-    "pytest",
-    "fixtures",
-    "teardown",
-    "iterations",
-    "max_iterations",
-    "warmup",
-    "sample_every",
-    "python_path",
-    "timeout",
-    "iteration_timeout",
-    "max_rss",
-    "gate",
-    "tolerance",
-    "expect",
-    "tags",
-    "params",
-    "call_with_iteration",
-];
-
-/// The keys that give a scenario its workload; a scenario has exactly one.
-const BODY_KEYS: [&str; 3] = ["run", "call", "pytest"];
-
-/// Keys of the top level of a file that lists several scenarios.
-const TOP_LEVEL_KEYS: [&str; 2] = ["scenarios", "defaults"];
 
 /// Measured iterations when a scenario does not say.
 const DEFAULT_ITERATIONS: u64 = 200;
@@ -60,8 +25,6 @@ const DEFAULT_MAX_FACTOR: u64 = 4;
 const DEFAULT_WARMUP: u64 = 20;
 /// Seconds a scenario may run before the runner stops it, when it does not say.
 const DEFAULT_TIMEOUT_SECS: f64 = 300.0;
-/// Fewest measured iterations, and fewest samples, from which a trend can be fitted.
-const MIN_SAMPLES: u64 = 3;
 
 /// A scenario's name and where it is written, kept even when the scenario has other errors so
 /// duplicate names are still reported.
@@ -166,118 +129,12 @@ fn load_source_with(file: &Path, source: &str, project: Option<&ProjectDefaults>
     outcome
 }
 
-/// A value as written in the file, with positions for errors found after merging.
-#[derive(Clone, Debug)]
-struct Given<T> {
-    value: T,
-    /// Where the key is written.
-    at: Pos,
-    /// Where the value is written.
-    value_at: Pos,
-}
-
-/// The keys one mapping (a scenario or `defaults`) sets, each already checked on its own.
-#[derive(Clone, Debug, Default)]
-struct Settings {
-    name: Option<Given<String>>,
-    description: Option<Given<String>>,
-    setup: Option<Given<String>>,
-    body: Option<Given<Body>>,
-    teardown: Option<Given<String>>,
-    iterations: Option<Given<u64>>,
-    max_iterations: Option<Given<u64>>,
-    warmup: Option<Given<u64>>,
-    sample_every: Option<Given<u64>>,
-    python_path: Option<Given<Vec<PathBuf>>>,
-    timeout: Option<Given<f64>>,
-    iteration_timeout: Option<Given<f64>>,
-    max_rss: Option<Given<u64>>,
-    gate: Option<Given<Vec<Metric>>>,
-    tolerance: Option<Given<BTreeMap<Metric, f64>>>,
-    expect: Option<Given<Expect>>,
-    tags: Option<Given<Vec<String>>>,
-    params: Option<Given<Vec<ParamSet>>>,
-    call_with_iteration: Option<Given<bool>>,
-    fixtures: Option<Given<Fixtures>>,
-    /// Keys that were present but invalid (already reported): they must not also be reported
-    /// as missing, nor checked against other keys.
-    failed: Vec<&'static str>,
-}
-
 impl Settings {
-    /// Fills every key this mapping leaves unset from `defaults`.
-    ///
-    /// `run`, `call` and `pytest` count as one key: a scenario that sets one ignores the
-    /// defaults of all three.
-    fn or(self, defaults: &Settings) -> Settings {
-        let mut failed = self.failed.clone();
-        failed.extend(defaults.failed.iter().filter(|key| !self.sets(key)));
-        Settings {
-            name: self.name,
-            description: self.description.or_else(|| defaults.description.clone()),
-            setup: self.setup.or_else(|| defaults.setup.clone()),
-            body: self.body.or_else(|| defaults.body.clone()),
-            teardown: self.teardown.or_else(|| defaults.teardown.clone()),
-            iterations: self.iterations.or_else(|| defaults.iterations.clone()),
-            max_iterations: self
-                .max_iterations
-                .or_else(|| defaults.max_iterations.clone()),
-            warmup: self.warmup.or_else(|| defaults.warmup.clone()),
-            sample_every: self.sample_every.or_else(|| defaults.sample_every.clone()),
-            python_path: self.python_path.or_else(|| defaults.python_path.clone()),
-            timeout: self.timeout.or_else(|| defaults.timeout.clone()),
-            iteration_timeout: self
-                .iteration_timeout
-                .or_else(|| defaults.iteration_timeout.clone()),
-            max_rss: self.max_rss.or_else(|| defaults.max_rss.clone()),
-            gate: self.gate.or_else(|| defaults.gate.clone()),
-            tolerance: self.tolerance.or_else(|| defaults.tolerance.clone()),
-            expect: self.expect.or_else(|| defaults.expect.clone()),
-            tags: self.tags.or_else(|| defaults.tags.clone()),
-            params: self.params.or_else(|| defaults.params.clone()),
-            call_with_iteration: self
-                .call_with_iteration
-                .or_else(|| defaults.call_with_iteration.clone()),
-            fixtures: self.fixtures.or_else(|| defaults.fixtures.clone()),
-            failed,
-        }
-    }
-
-    /// Whether this mapping gives `key` (validly or not), which hides the default's value.
-    fn sets(&self, key: &str) -> bool {
-        let given = match key {
-            "name" => self.name.is_some(),
-            "description" => self.description.is_some(),
-            "setup" => self.setup.is_some(),
-            "run" | "call" | "pytest" => self.body.is_some() || self.body_failed(),
-            "teardown" => self.teardown.is_some(),
-            "iterations" => self.iterations.is_some(),
-            "max_iterations" => self.max_iterations.is_some(),
-            "warmup" => self.warmup.is_some(),
-            "sample_every" => self.sample_every.is_some(),
-            "python_path" => self.python_path.is_some(),
-            "timeout" => self.timeout.is_some(),
-            "iteration_timeout" => self.iteration_timeout.is_some(),
-            "max_rss" => self.max_rss.is_some(),
-            "gate" => self.gate.is_some(),
-            "tolerance" => self.tolerance.is_some(),
-            "expect" => self.expect.is_some(),
-            "tags" => self.tags.is_some(),
-            "params" => self.params.is_some(),
-            "call_with_iteration" => self.call_with_iteration.is_some(),
-            "fixtures" => self.fixtures.is_some(),
-            _ => false,
-        };
-        given || self.has_failed(key)
-    }
-
-    fn has_failed(&self, key: &str) -> bool {
-        self.failed.contains(&key)
-    }
-
     /// Whether the workload key (`run`, `call` or `pytest`) was given but invalid.
     fn body_failed(&self) -> bool {
-        BODY_KEYS.iter().any(|key| self.has_failed(key))
+        keys::same_field("run")
+            .iter()
+            .any(|key| self.has_failed(key))
     }
 
     /// Whether the workload is a `pytest` test.
@@ -558,108 +415,50 @@ impl Checker<'_> {
     /// Reads the keys of a scenario (or of `defaults`), checking each value on its own.
     fn settings(&mut self, map: &[(Node, Node)], label: &Label, kind: Kind) -> Settings {
         let place = label.place();
-        let entries = self.entries(map, &SCENARIO_KEYS, &place, |key| {
+        let entries = self.entries(map, SCENARIO_KEYS, &place, |key| {
             let close = closest(key, TOP_LEVEL_KEYS).filter(|_| kind == Kind::Single)?;
             Some(format!("(did you mean `{close}`?)"))
         });
         let mut s = Settings::default();
-        let mut body_key: Option<&'static str> = None;
+        // The keys read so far, to refuse a second key of the same field.
+        let mut read: Vec<&'static str> = Vec::new();
         for entry in &entries {
-            let failed = &mut s.failed;
-            match entry.key {
-                "name" if kind == Kind::Defaults => {
-                    self.error(
-                        entry.key_pos,
-                        Some("name"),
-                        "key `name` is not allowed in `defaults`: each scenario needs its own name",
-                    );
-                }
-                "name" => s.name = self.field(entry, &place, failed, parse_name),
-                "description" => s.description = self.field(entry, &place, failed, parse_text),
-                "setup" => s.setup = self.field(entry, &place, failed, parse_code),
-                "teardown" => s.teardown = self.field(entry, &place, failed, parse_code),
-                "run" | "call" | "pytest" if let Some(first) = body_key => {
-                    let message = format!(
-                        "{} sets both `{first}` and `{}`: keep one",
-                        label.0, entry.key
-                    );
-                    self.error(entry.key_pos, Some(entry.key), message);
-                    failed.push(entry.key);
-                }
-                "run" => {
-                    body_key = Some("run");
-                    s.body = self.field(entry, &place, failed, parse_run);
-                }
-                "call" => {
-                    body_key = Some("call");
-                    s.body = self.field(entry, &place, failed, parse_call);
-                }
-                "pytest" => {
-                    body_key = Some("pytest");
-                    let dir = self.dir.clone();
-                    let line = entry.key_pos.line;
-                    s.body = self.field(entry, &place, failed, |n| parse_pytest(n, &dir, line));
-                }
-                "fixtures" => s.fixtures = self.field(entry, &place, failed, parse_fixtures),
-                "iterations" => {
-                    s.iterations =
-                        self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
-                }
-                "max_iterations" => {
-                    s.max_iterations =
-                        self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
-                }
-                "warmup" => s.warmup = self.field(entry, &place, failed, |n| parse_count(n, 0)),
-                "sample_every" => {
-                    s.sample_every = self.field(entry, &place, failed, |n| parse_count(n, 1));
-                }
-                "python_path" => {
-                    let dir = self.dir.clone();
-                    s.python_path = self.field(entry, &place, failed, |n| parse_paths(n, &dir));
-                }
-                "timeout" => s.timeout = self.field(entry, &place, failed, parse_seconds),
-                "iteration_timeout" => {
-                    s.iteration_timeout = self.field(entry, &place, failed, parse_seconds);
-                }
-                "max_rss" => s.max_rss = self.field(entry, &place, failed, parse_memory),
-                "gate" => s.gate = self.field(entry, &place, failed, parse_gate),
-                "tolerance" => s.tolerance = self.field(entry, &place, failed, parse_tolerance),
-                "expect" => s.expect = self.field(entry, &place, failed, parse_expect),
-                "tags" => s.tags = self.field(entry, &place, failed, parse_tags),
-                "params" => s.params = self.field(entry, &place, failed, parse_params),
-                "call_with_iteration" => {
-                    s.call_with_iteration = self.field(entry, &place, failed, parse_bool);
-                }
-                other => unreachable!("key `{other}` is in SCENARIO_KEYS but has no reader"),
+            let key = entry.key;
+            if kind == Kind::Defaults
+                && let Some(why) = keys::not_in_defaults(key)
+            {
+                let message = format!("key `{key}` is not allowed in `defaults`: {why}");
+                self.error(entry.key_pos, Some(key), message);
+                continue;
+            }
+            if let Some(first) = keys::same_field(key)
+                .iter()
+                .find(|other| read.contains(other))
+            {
+                let message = format!("{} sets both `{first}` and `{key}`: keep one", label.0);
+                self.error(entry.key_pos, Some(key), message);
+                s.failed.push(key);
+                continue;
+            }
+            read.push(key);
+            let cx = Context {
+                dir: &self.dir,
+                line: entry.key_pos.line,
+            };
+            if let Err(invalid) = s.read(key, entry.key_pos, entry.value, &cx) {
+                self.invalid(invalid, key, &place);
             }
         }
         s
     }
 
-    /// Checks one value with `parse`; on failure reports it and remembers the key as failed.
-    fn field<T>(
-        &mut self,
-        entry: &Entry<'_>,
-        place: &str,
-        failed: &mut Vec<&'static str>,
-        parse: impl FnOnce(&Node) -> Result<T, Invalid>,
-    ) -> Option<Given<T>> {
-        match parse(entry.value) {
-            Ok(value) => Some(Given {
-                value,
-                at: entry.key_pos,
-                value_at: entry.value.pos,
-            }),
-            Err(mut invalid) => {
-                let more = std::mem::take(&mut invalid.more);
-                for invalid in std::iter::once(invalid).chain(more) {
-                    let key = invalid.key.as_deref().unwrap_or(entry.key);
-                    let message = format!("key `{key}` {place}: {}", invalid.text);
-                    self.error(invalid.pos, Some(key), message);
-                }
-                failed.push(entry.key);
-                None
-            }
+    /// Reports a value that failed its check, and every further problem found in it.
+    fn invalid(&mut self, mut invalid: Invalid, key: &str, place: &str) {
+        let more = std::mem::take(&mut invalid.more);
+        for invalid in std::iter::once(invalid).chain(more) {
+            let key = invalid.key.as_deref().unwrap_or(key);
+            let message = format!("key `{key}` {place}: {}", invalid.text);
+            self.error(invalid.pos, Some(key), message);
         }
     }
 

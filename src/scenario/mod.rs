@@ -31,6 +31,7 @@
 
 mod discover;
 mod error;
+mod keys;
 mod load;
 pub mod pytest;
 mod values;
