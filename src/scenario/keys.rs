@@ -209,3 +209,81 @@ scenario_keys! {
     /// Whether the `call` target receives the iteration number.
     call_with_iteration: bool { call_with_iteration => |n, _| parse_bool(n) };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::SCENARIO_KEYS;
+
+    /// The keys of the first Markdown table of `text` whose header starts with `| key |`: the
+    /// backquoted name in each row's first cell, or `None` when the text has no such table.
+    fn documented_keys(text: &str) -> Option<BTreeSet<String>> {
+        let mut lines = text.lines().skip_while(|line| !line.starts_with("| key |"));
+        lines.next()?;
+        let rows = lines
+            .skip(1) // the |---| line
+            .take_while(|line| line.starts_with('|'));
+        Some(
+            rows.map(|row| {
+                let cell = row.split('|').nth(1).unwrap_or_default().trim();
+                cell.trim_matches('`').to_string()
+            })
+            .collect(),
+        )
+    }
+
+    /// Keys in `documented` that the code lacks, and keys of the code that `documented` lacks.
+    fn differences(documented: &BTreeSet<String>) -> (Vec<&str>, Vec<&str>) {
+        let code: BTreeSet<&str> = SCENARIO_KEYS.iter().copied().collect();
+        let extra = documented
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !code.contains(k))
+            .collect();
+        let missing = code
+            .iter()
+            .copied()
+            .filter(|k| !documented.contains(*k))
+            .collect();
+        (extra, missing)
+    }
+
+    fn read(path: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    }
+
+    #[test]
+    fn the_scenario_reference_documents_every_key_and_no_other() {
+        let documented = documented_keys(&read("docs/scenarios.md"))
+            .expect("docs/scenarios.md has a `| key | ...` table");
+        let (extra, missing) = differences(&documented);
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "docs/scenarios.md's key table and src/scenario/keys.rs differ: documented but not \
+             in the code: {extra:?}; in the code but not documented: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_table_in_the_readme_would_be_held_to_the_code_too() {
+        // The README links to docs/scenarios.md rather than listing the keys; should a table come
+        // back, it must not fall behind.
+        if let Some(documented) = documented_keys(&read("README.md")) {
+            assert_eq!(
+                differences(&documented),
+                (vec![], vec![]),
+                "README.md's key table"
+            );
+        }
+    }
+
+    #[test]
+    fn the_key_table_parser_reads_a_table() {
+        let text = "intro\n\n| key | type |\n|---|---|\n| `name` | string |\n| `run` | Python |\n\nafter\n| `x` | y |\n";
+        let keys = documented_keys(text).expect("a table");
+        assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["name", "run"]);
+        assert_eq!(documented_keys("no table here\n"), None);
+    }
+}

@@ -21,13 +21,12 @@
 //!     expect: leak
 //! ```
 //!
-//! Keys: `name`, `description`, `setup`, `run`, `call` or `pytest` (with `fixtures`),
-//! `teardown`, `iterations`,
-//! `max_iterations`, `warmup`,
-//! `sample_every`, `python_path`, `timeout`, `gate`, `tolerance`, `expect`, `tags`.
+//! The keys are listed once, in `keys` (the table every check and message reads), and
+//! documented in docs/scenarios.md, which a test holds to that table.
 //!
 //! The submodules follow the data: [`discover`] finds files, `yaml` parses one into a tree that
-//! remembers positions, `load` turns the tree into scenarios or errors.
+//! remembers positions, `keys` and `values` read each key's value on its own, and `load` walks
+//! the tree's mappings, merges defaults and applies the rules between keys.
 
 mod discover;
 mod error;
