@@ -177,6 +177,14 @@ struct Entry<'n> {
     value: &'n Node,
 }
 
+/// A scenario's iteration counts, its own or the built-in defaults.
+struct Counts {
+    iterations: u64,
+    max_iterations: u64,
+    warmup: u64,
+    sample_every: u64,
+}
+
 /// Walks one file's tree, collecting scenarios and errors.
 struct Checker<'f> {
     file: &'f Path,
@@ -462,14 +470,18 @@ impl Checker<'_> {
         }
     }
 
-    /// Applies the rules that involve several keys and the built-in defaults, and keeps the
-    /// scenario if everything holds.
-    fn finish(&mut self, s: Settings, start: Pos, label: &Label) {
-        let mut valid = true;
-        let param_sets = s.params.as_ref().map(|g| g.value.clone());
+    /// Records the scenario's names (one per parameter set) for the duplicate check, or
+    /// reports a missing name.
+    fn name_rules(
+        &mut self,
+        s: &Settings,
+        param_sets: Option<&[ParamSet]>,
+        start: Pos,
+        label: &Label,
+    ) {
         if let Some(name) = &s.name {
             if !s.is_pytest() {
-                for suffix in param_suffixes(param_sets.as_deref()) {
+                for suffix in param_suffixes(param_sets) {
                     self.outcome.names.push(NameSite {
                         name: format!("{}{suffix}", name.value),
                         file: self.file.to_path_buf(),
@@ -485,6 +497,12 @@ impl Checker<'_> {
             );
             self.error(start, Some("name"), message);
         }
+    }
+
+    /// Checks that there is one workload and that the keys given suit its kind; false when a
+    /// problem was reported.
+    fn workload_rules(&mut self, s: &Settings, start: Pos, label: &Label) -> bool {
+        let mut valid = true;
         if s.body.is_none() && !s.body_failed() {
             self.error(
                 start,
@@ -515,6 +533,13 @@ impl Checker<'_> {
             self.error(params.at, Some("params"), message);
             valid = false;
         }
+        valid
+    }
+
+    /// The iteration counts, the scenario's own or the built-in defaults, or `None` when they
+    /// do not fit together (each problem reported).
+    fn counts(&mut self, s: &Settings, start: Pos, label: &Label) -> Option<Counts> {
+        let mut valid = true;
         let iterations = s
             .iterations
             .as_ref()
@@ -538,7 +563,6 @@ impl Checker<'_> {
             Some(given) => given.value,
             None => (iterations / 100).max(1),
         };
-        let max_iterations_set = s.max_iterations.is_some();
         let max_iterations = match &s.max_iterations {
             Some(given) if !s.has_failed("iterations") && given.value < iterations => {
                 let message = format!(
@@ -577,9 +601,24 @@ impl Checker<'_> {
             self.error(at, Some(key), message);
             valid = false;
         }
-        if !valid || !s.failed.is_empty() {
+        valid.then_some(Counts {
+            iterations,
+            max_iterations,
+            warmup,
+            sample_every,
+        })
+    }
+
+    /// Applies the rules that involve several keys and the built-in defaults, and keeps the
+    /// scenario if everything holds.
+    fn finish(&mut self, s: Settings, start: Pos, label: &Label) {
+        let param_sets = s.params.as_ref().map(|g| g.value.clone());
+        self.name_rules(&s, param_sets.as_deref(), start, label);
+        let workload_valid = self.workload_rules(&s, start, label);
+        let counts = self.counts(&s, start, label);
+        let Some(counts) = counts.filter(|_| workload_valid && s.failed.is_empty()) else {
             return;
-        }
+        };
         let Some(mut body) = s.body else {
             return;
         };
@@ -609,10 +648,10 @@ impl Checker<'_> {
             setup: s.setup.map(|g| g.value),
             body: body.value,
             teardown: s.teardown.map(|g| g.value),
-            iterations,
-            max_iterations,
-            warmup,
-            sample_every,
+            iterations: counts.iterations,
+            max_iterations: counts.max_iterations,
+            warmup: counts.warmup,
+            sample_every: counts.sample_every,
             python_path: s.python_path.map(|g| g.value).unwrap_or_default(),
             timeout_secs: s.timeout.map_or(DEFAULT_TIMEOUT_SECS, |g| g.value),
             iteration_timeout_secs: s.iteration_timeout.map(|g| g.value),
@@ -625,7 +664,7 @@ impl Checker<'_> {
             tags: s.tags.map(|g| g.value).unwrap_or_default(),
             params: Vec::new(),
             call_with_iteration: s.call_with_iteration.is_some_and(|g| g.value),
-            max_iterations_set,
+            max_iterations_set: s.max_iterations.is_some(),
         };
         // One scenario per parameter set, named `name[key=value,...]`.
         match param_sets {
