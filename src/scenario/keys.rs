@@ -280,6 +280,40 @@ mod tests {
     }
 
     #[test]
+    fn the_init_templates_write_only_keys_the_code_reads() {
+        // Commented-out keys included: a user uncomments them.
+        let known: BTreeSet<&str> = SCENARIO_KEYS
+            .iter()
+            .chain(&super::TOP_LEVEL_KEYS)
+            .chain(&crate::config::KEYS)
+            .copied()
+            .chain(crate::metric::Metric::ALL.map(crate::metric::Metric::name))
+            .collect();
+        for template in ["src/init/example.yaml", "src/init/leakcheck.yaml"] {
+            let mut seen = 0;
+            for line in read(template).lines() {
+                let yaml = line.trim_start().trim_start_matches('#').trim_start();
+                let yaml = yaml.strip_prefix("- ").unwrap_or(yaml);
+                let Some((key, _)) = yaml.split_once(':') else {
+                    continue;
+                };
+                if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    continue; // prose or Python, not a key
+                }
+                assert!(
+                    known.contains(key),
+                    "{template}: `{key}` is not a key leakcheck reads"
+                );
+                seen += 1;
+            }
+            assert!(
+                seen >= 5,
+                "{template}: only {seen} keys found; is the test still reading it?"
+            );
+        }
+    }
+
+    #[test]
     fn the_key_table_parser_reads_a_table() {
         let text = "intro\n\n| key | type |\n|---|---|\n| `name` | string |\n| `run` | Python |\n\nafter\n| `x` | y |\n";
         let keys = documented_keys(text).expect("a table");
