@@ -6,9 +6,11 @@
 //! that only a scenario may give, why `defaults` may not. From that table the macro makes
 //! [`SCENARIO_KEYS`] (which the unknown-key error, its "did you mean" and the documentation test
 //! read), the [`Settings`] struct, how a mapping falls back on its defaults, and the reader that
-//! hands each key to its check. A new key is one entry here, plus what it means in
-//! [`super::load`]'s `finish` (its built-in default and the rules it shares with other keys) and
-//! its row in docs/scenarios.md, which a test holds to this table.
+//! hands each key to its check. A new key is one entry here; what it means is then written where
+//! it is used: its [`super::Scenario`] field, filled in [`super::load`]'s `finish` (with its
+//! built-in default and any rule it shares with other keys), its row in docs/scenarios.md
+//! (which a test holds to this table), and, for a key the worker reads, the spec the worker
+//! hands to Python (`worker/interpreter.rs`, `python/harness.py`).
 //!
 //! Several keys may set one field (`run`, `call` and `pytest` all give the workload): a mapping
 //! gives at most one of them, and a scenario that gives one ignores its defaults' value of all.
