@@ -61,7 +61,7 @@ pub enum ConfigError {
 }
 
 /// The keys of a configuration, in either file format.
-const KEYS: [&str; 6] = [
+pub(crate) const KEYS: [&str; 6] = [
     "paths",
     "report_dir",
     "jobs",

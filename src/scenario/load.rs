@@ -7,47 +7,15 @@
 //! pass.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::metric::Metric;
-use crate::units::parse_quantity;
 
 use super::error::ScenarioError;
+use super::keys::{self, Context, Given, MIN_SAMPLES, SCENARIO_KEYS, Settings, TOP_LEVEL_KEYS};
+use super::values::{Invalid, ParamSet, closest};
 use super::yaml::{self, Document, Node, Pos, Value};
-use super::{Body, Collected, Expect, Fixtures, PytestTest, Scenario};
-
-/// Keys a scenario mapping accepts; also the keys `defaults:` accepts, except `name`.
-pub(crate) const SCENARIO_KEYS: [&str; 22] = [
-    "name",
-    "description",
-    "setup",
-    "run",
-    "call",
-    "pytest",
-    "fixtures",
-    "teardown",
-    "iterations",
-    "max_iterations",
-    "warmup",
-    "sample_every",
-    "python_path",
-    "timeout",
-    "iteration_timeout",
-    "max_rss",
-    "gate",
-    "tolerance",
-    "expect",
-    "tags",
-    "params",
-    "call_with_iteration",
-];
-
-/// The keys that give a scenario its workload; a scenario has exactly one.
-const BODY_KEYS: [&str; 3] = ["run", "call", "pytest"];
-
-/// Keys of the top level of a file that lists several scenarios.
-const TOP_LEVEL_KEYS: [&str; 2] = ["scenarios", "defaults"];
+use super::{Body, Expect, Fixtures, Scenario};
 
 /// Measured iterations when a scenario does not say.
 const DEFAULT_ITERATIONS: u64 = 200;
@@ -57,8 +25,6 @@ const DEFAULT_MAX_FACTOR: u64 = 4;
 const DEFAULT_WARMUP: u64 = 20;
 /// Seconds a scenario may run before the runner stops it, when it does not say.
 const DEFAULT_TIMEOUT_SECS: f64 = 300.0;
-/// Fewest measured iterations, and fewest samples, from which a trend can be fitted.
-const MIN_SAMPLES: u64 = 3;
 
 /// A scenario's name and where it is written, kept even when the scenario has other errors so
 /// duplicate names are still reported.
@@ -163,118 +129,12 @@ fn load_source_with(file: &Path, source: &str, project: Option<&ProjectDefaults>
     outcome
 }
 
-/// A value as written in the file, with positions for errors found after merging.
-#[derive(Clone, Debug)]
-struct Given<T> {
-    value: T,
-    /// Where the key is written.
-    at: Pos,
-    /// Where the value is written.
-    value_at: Pos,
-}
-
-/// The keys one mapping (a scenario or `defaults`) sets, each already checked on its own.
-#[derive(Clone, Debug, Default)]
-struct Settings {
-    name: Option<Given<String>>,
-    description: Option<Given<String>>,
-    setup: Option<Given<String>>,
-    body: Option<Given<Body>>,
-    teardown: Option<Given<String>>,
-    iterations: Option<Given<u64>>,
-    max_iterations: Option<Given<u64>>,
-    warmup: Option<Given<u64>>,
-    sample_every: Option<Given<u64>>,
-    python_path: Option<Given<Vec<PathBuf>>>,
-    timeout: Option<Given<f64>>,
-    iteration_timeout: Option<Given<f64>>,
-    max_rss: Option<Given<u64>>,
-    gate: Option<Given<Vec<Metric>>>,
-    tolerance: Option<Given<BTreeMap<Metric, f64>>>,
-    expect: Option<Given<Expect>>,
-    tags: Option<Given<Vec<String>>>,
-    params: Option<Given<Vec<ParamSet>>>,
-    call_with_iteration: Option<Given<bool>>,
-    fixtures: Option<Given<Fixtures>>,
-    /// Keys that were present but invalid (already reported): they must not also be reported
-    /// as missing, nor checked against other keys.
-    failed: Vec<&'static str>,
-}
-
 impl Settings {
-    /// Fills every key this mapping leaves unset from `defaults`.
-    ///
-    /// `run`, `call` and `pytest` count as one key: a scenario that sets one ignores the
-    /// defaults of all three.
-    fn or(self, defaults: &Settings) -> Settings {
-        let mut failed = self.failed.clone();
-        failed.extend(defaults.failed.iter().filter(|key| !self.sets(key)));
-        Settings {
-            name: self.name,
-            description: self.description.or_else(|| defaults.description.clone()),
-            setup: self.setup.or_else(|| defaults.setup.clone()),
-            body: self.body.or_else(|| defaults.body.clone()),
-            teardown: self.teardown.or_else(|| defaults.teardown.clone()),
-            iterations: self.iterations.or_else(|| defaults.iterations.clone()),
-            max_iterations: self
-                .max_iterations
-                .or_else(|| defaults.max_iterations.clone()),
-            warmup: self.warmup.or_else(|| defaults.warmup.clone()),
-            sample_every: self.sample_every.or_else(|| defaults.sample_every.clone()),
-            python_path: self.python_path.or_else(|| defaults.python_path.clone()),
-            timeout: self.timeout.or_else(|| defaults.timeout.clone()),
-            iteration_timeout: self
-                .iteration_timeout
-                .or_else(|| defaults.iteration_timeout.clone()),
-            max_rss: self.max_rss.or_else(|| defaults.max_rss.clone()),
-            gate: self.gate.or_else(|| defaults.gate.clone()),
-            tolerance: self.tolerance.or_else(|| defaults.tolerance.clone()),
-            expect: self.expect.or_else(|| defaults.expect.clone()),
-            tags: self.tags.or_else(|| defaults.tags.clone()),
-            params: self.params.or_else(|| defaults.params.clone()),
-            call_with_iteration: self
-                .call_with_iteration
-                .or_else(|| defaults.call_with_iteration.clone()),
-            fixtures: self.fixtures.or_else(|| defaults.fixtures.clone()),
-            failed,
-        }
-    }
-
-    /// Whether this mapping gives `key` (validly or not), which hides the default's value.
-    fn sets(&self, key: &str) -> bool {
-        let given = match key {
-            "name" => self.name.is_some(),
-            "description" => self.description.is_some(),
-            "setup" => self.setup.is_some(),
-            "run" | "call" | "pytest" => self.body.is_some() || self.body_failed(),
-            "teardown" => self.teardown.is_some(),
-            "iterations" => self.iterations.is_some(),
-            "max_iterations" => self.max_iterations.is_some(),
-            "warmup" => self.warmup.is_some(),
-            "sample_every" => self.sample_every.is_some(),
-            "python_path" => self.python_path.is_some(),
-            "timeout" => self.timeout.is_some(),
-            "iteration_timeout" => self.iteration_timeout.is_some(),
-            "max_rss" => self.max_rss.is_some(),
-            "gate" => self.gate.is_some(),
-            "tolerance" => self.tolerance.is_some(),
-            "expect" => self.expect.is_some(),
-            "tags" => self.tags.is_some(),
-            "params" => self.params.is_some(),
-            "call_with_iteration" => self.call_with_iteration.is_some(),
-            "fixtures" => self.fixtures.is_some(),
-            _ => false,
-        };
-        given || self.has_failed(key)
-    }
-
-    fn has_failed(&self, key: &str) -> bool {
-        self.failed.contains(&key)
-    }
-
     /// Whether the workload key (`run`, `call` or `pytest`) was given but invalid.
     fn body_failed(&self) -> bool {
-        BODY_KEYS.iter().any(|key| self.has_failed(key))
+        keys::same_field("run")
+            .iter()
+            .any(|key| self.has_failed(key))
     }
 
     /// Whether the workload is a `pytest` test.
@@ -310,53 +170,19 @@ impl Label {
     }
 }
 
-/// A value that failed its own check: where, which key path (when deeper than the key itself),
-/// and what is wrong with it.
-struct Invalid {
-    pos: Pos,
-    key: Option<String>,
-    text: String,
-    /// Further problems of the same value (each entry of a `tolerance` map is checked).
-    more: Vec<Invalid>,
-}
-
-impl Invalid {
-    fn new(pos: Pos, text: impl Into<String>) -> Self {
-        Invalid {
-            pos,
-            key: None,
-            text: text.into(),
-            more: Vec::new(),
-        }
-    }
-
-    /// All of `problems` as one error, or `None` when there are none.
-    fn all(mut problems: Vec<Invalid>) -> Option<Invalid> {
-        if problems.is_empty() {
-            return None;
-        }
-        let mut first = problems.remove(0);
-        first.more.extend(problems);
-        Some(first)
-    }
-
-    /// "expected {what}, found {the value}", with a hint when a scalar only needs quotes.
-    fn expected(node: &Node, what: &str) -> Self {
-        let mut text = format!("expected {what}, found {}", node.value.describe());
-        if what.contains("string")
-            && matches!(node.value, Value::Bool(_) | Value::Int(_) | Value::Float(_))
-        {
-            text.push_str(" (put it in quotes to use it as text)");
-        }
-        Invalid::new(node.pos, text)
-    }
-}
-
 /// A key of a mapping that passed the key checks.
 struct Entry<'n> {
     key: &'static str,
     key_pos: Pos,
     value: &'n Node,
+}
+
+/// A scenario's iteration counts, its own or the built-in defaults.
+struct Counts {
+    iterations: u64,
+    max_iterations: u64,
+    warmup: u64,
+    sample_every: u64,
 }
 
 /// Walks one file's tree, collecting scenarios and errors.
@@ -597,119 +423,65 @@ impl Checker<'_> {
     /// Reads the keys of a scenario (or of `defaults`), checking each value on its own.
     fn settings(&mut self, map: &[(Node, Node)], label: &Label, kind: Kind) -> Settings {
         let place = label.place();
-        let entries = self.entries(map, &SCENARIO_KEYS, &place, |key| {
+        let entries = self.entries(map, SCENARIO_KEYS, &place, |key| {
             let close = closest(key, TOP_LEVEL_KEYS).filter(|_| kind == Kind::Single)?;
             Some(format!("(did you mean `{close}`?)"))
         });
         let mut s = Settings::default();
-        let mut body_key: Option<&'static str> = None;
+        // The keys read so far, to refuse a second key of the same field.
+        let mut read: Vec<&'static str> = Vec::new();
         for entry in &entries {
-            let failed = &mut s.failed;
-            match entry.key {
-                "name" if kind == Kind::Defaults => {
-                    self.error(
-                        entry.key_pos,
-                        Some("name"),
-                        "key `name` is not allowed in `defaults`: each scenario needs its own name",
-                    );
-                }
-                "name" => s.name = self.field(entry, &place, failed, parse_name),
-                "description" => s.description = self.field(entry, &place, failed, parse_text),
-                "setup" => s.setup = self.field(entry, &place, failed, parse_code),
-                "teardown" => s.teardown = self.field(entry, &place, failed, parse_code),
-                "run" | "call" | "pytest" if let Some(first) = body_key => {
-                    let message = format!(
-                        "{} sets both `{first}` and `{}`: keep one",
-                        label.0, entry.key
-                    );
-                    self.error(entry.key_pos, Some(entry.key), message);
-                    failed.push(entry.key);
-                }
-                "run" => {
-                    body_key = Some("run");
-                    s.body = self.field(entry, &place, failed, parse_run);
-                }
-                "call" => {
-                    body_key = Some("call");
-                    s.body = self.field(entry, &place, failed, parse_call);
-                }
-                "pytest" => {
-                    body_key = Some("pytest");
-                    let dir = self.dir.clone();
-                    let line = entry.key_pos.line;
-                    s.body = self.field(entry, &place, failed, |n| parse_pytest(n, &dir, line));
-                }
-                "fixtures" => s.fixtures = self.field(entry, &place, failed, parse_fixtures),
-                "iterations" => {
-                    s.iterations =
-                        self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
-                }
-                "max_iterations" => {
-                    s.max_iterations =
-                        self.field(entry, &place, failed, |n| parse_count(n, MIN_SAMPLES));
-                }
-                "warmup" => s.warmup = self.field(entry, &place, failed, |n| parse_count(n, 0)),
-                "sample_every" => {
-                    s.sample_every = self.field(entry, &place, failed, |n| parse_count(n, 1));
-                }
-                "python_path" => {
-                    let dir = self.dir.clone();
-                    s.python_path = self.field(entry, &place, failed, |n| parse_paths(n, &dir));
-                }
-                "timeout" => s.timeout = self.field(entry, &place, failed, parse_seconds),
-                "iteration_timeout" => {
-                    s.iteration_timeout = self.field(entry, &place, failed, parse_seconds);
-                }
-                "max_rss" => s.max_rss = self.field(entry, &place, failed, parse_memory),
-                "gate" => s.gate = self.field(entry, &place, failed, parse_gate),
-                "tolerance" => s.tolerance = self.field(entry, &place, failed, parse_tolerance),
-                "expect" => s.expect = self.field(entry, &place, failed, parse_expect),
-                "tags" => s.tags = self.field(entry, &place, failed, parse_tags),
-                "params" => s.params = self.field(entry, &place, failed, parse_params),
-                "call_with_iteration" => {
-                    s.call_with_iteration = self.field(entry, &place, failed, parse_bool);
-                }
-                other => unreachable!("key `{other}` is in SCENARIO_KEYS but has no reader"),
+            let key = entry.key;
+            if kind == Kind::Defaults
+                && let Some(why) = keys::not_in_defaults(key)
+            {
+                let message = format!("key `{key}` is not allowed in `defaults`: {why}");
+                self.error(entry.key_pos, Some(key), message);
+                continue;
+            }
+            if let Some(first) = keys::same_field(key)
+                .iter()
+                .find(|other| read.contains(other))
+            {
+                let message = format!("{} sets both `{first}` and `{key}`: keep one", label.0);
+                self.error(entry.key_pos, Some(key), message);
+                s.failed.push(key);
+                continue;
+            }
+            read.push(key);
+            let cx = Context {
+                dir: &self.dir,
+                line: entry.key_pos.line,
+            };
+            if let Err(invalid) = s.read(key, entry.key_pos, entry.value, &cx) {
+                self.invalid(invalid, key, &place);
             }
         }
         s
     }
 
-    /// Checks one value with `parse`; on failure reports it and remembers the key as failed.
-    fn field<T>(
-        &mut self,
-        entry: &Entry<'_>,
-        place: &str,
-        failed: &mut Vec<&'static str>,
-        parse: impl FnOnce(&Node) -> Result<T, Invalid>,
-    ) -> Option<Given<T>> {
-        match parse(entry.value) {
-            Ok(value) => Some(Given {
-                value,
-                at: entry.key_pos,
-                value_at: entry.value.pos,
-            }),
-            Err(mut invalid) => {
-                let more = std::mem::take(&mut invalid.more);
-                for invalid in std::iter::once(invalid).chain(more) {
-                    let key = invalid.key.as_deref().unwrap_or(entry.key);
-                    let message = format!("key `{key}` {place}: {}", invalid.text);
-                    self.error(invalid.pos, Some(key), message);
-                }
-                failed.push(entry.key);
-                None
-            }
+    /// Reports a value that failed its check, and every further problem found in it.
+    fn invalid(&mut self, mut invalid: Invalid, key: &str, place: &str) {
+        let more = std::mem::take(&mut invalid.more);
+        for invalid in std::iter::once(invalid).chain(more) {
+            let key = invalid.key.as_deref().unwrap_or(key);
+            let message = format!("key `{key}` {place}: {}", invalid.text);
+            self.error(invalid.pos, Some(key), message);
         }
     }
 
-    /// Applies the rules that involve several keys and the built-in defaults, and keeps the
-    /// scenario if everything holds.
-    fn finish(&mut self, s: Settings, start: Pos, label: &Label) {
-        let mut valid = true;
-        let param_sets = s.params.as_ref().map(|g| g.value.clone());
+    /// Records the scenario's names (one per parameter set) for the duplicate check, or
+    /// reports a missing name.
+    fn name_rules(
+        &mut self,
+        s: &Settings,
+        param_sets: Option<&[ParamSet]>,
+        start: Pos,
+        label: &Label,
+    ) {
         if let Some(name) = &s.name {
             if !s.is_pytest() {
-                for suffix in param_suffixes(param_sets.as_deref()) {
+                for suffix in param_suffixes(param_sets) {
                     self.outcome.names.push(NameSite {
                         name: format!("{}{suffix}", name.value),
                         file: self.file.to_path_buf(),
@@ -725,6 +497,12 @@ impl Checker<'_> {
             );
             self.error(start, Some("name"), message);
         }
+    }
+
+    /// Checks that there is one workload and that the keys given suit its kind; false when a
+    /// problem was reported.
+    fn workload_rules(&mut self, s: &Settings, start: Pos, label: &Label) -> bool {
+        let mut valid = true;
         if s.body.is_none() && !s.body_failed() {
             self.error(
                 start,
@@ -755,6 +533,13 @@ impl Checker<'_> {
             self.error(params.at, Some("params"), message);
             valid = false;
         }
+        valid
+    }
+
+    /// The iteration counts, the scenario's own or the built-in defaults, or `None` when they
+    /// do not fit together (each problem reported).
+    fn counts(&mut self, s: &Settings, start: Pos, label: &Label) -> Option<Counts> {
+        let mut valid = true;
         let iterations = s
             .iterations
             .as_ref()
@@ -778,7 +563,6 @@ impl Checker<'_> {
             Some(given) => given.value,
             None => (iterations / 100).max(1),
         };
-        let max_iterations_set = s.max_iterations.is_some();
         let max_iterations = match &s.max_iterations {
             Some(given) if !s.has_failed("iterations") && given.value < iterations => {
                 let message = format!(
@@ -817,9 +601,24 @@ impl Checker<'_> {
             self.error(at, Some(key), message);
             valid = false;
         }
-        if !valid || !s.failed.is_empty() {
+        valid.then_some(Counts {
+            iterations,
+            max_iterations,
+            warmup,
+            sample_every,
+        })
+    }
+
+    /// Applies the rules that involve several keys and the built-in defaults, and keeps the
+    /// scenario if everything holds.
+    fn finish(&mut self, s: Settings, start: Pos, label: &Label) {
+        let param_sets = s.params.as_ref().map(|g| g.value.clone());
+        self.name_rules(&s, param_sets.as_deref(), start, label);
+        let workload_valid = self.workload_rules(&s, start, label);
+        let counts = self.counts(&s, start, label);
+        let Some(counts) = counts.filter(|_| workload_valid && s.failed.is_empty()) else {
             return;
-        }
+        };
         let Some(mut body) = s.body else {
             return;
         };
@@ -849,10 +648,10 @@ impl Checker<'_> {
             setup: s.setup.map(|g| g.value),
             body: body.value,
             teardown: s.teardown.map(|g| g.value),
-            iterations,
-            max_iterations,
-            warmup,
-            sample_every,
+            iterations: counts.iterations,
+            max_iterations: counts.max_iterations,
+            warmup: counts.warmup,
+            sample_every: counts.sample_every,
             python_path: s.python_path.map(|g| g.value).unwrap_or_default(),
             timeout_secs: s.timeout.map_or(DEFAULT_TIMEOUT_SECS, |g| g.value),
             iteration_timeout_secs: s.iteration_timeout.map(|g| g.value),
@@ -865,7 +664,7 @@ impl Checker<'_> {
             tags: s.tags.map(|g| g.value).unwrap_or_default(),
             params: Vec::new(),
             call_with_iteration: s.call_with_iteration.is_some_and(|g| g.value),
-            max_iterations_set,
+            max_iterations_set: s.max_iterations.is_some(),
         };
         // One scenario per parameter set, named `name[key=value,...]`.
         match param_sets {
@@ -881,9 +680,6 @@ impl Checker<'_> {
         }
     }
 }
-
-/// One combination of parameter values, in the order the file gives the keys.
-type ParamSet = Vec<(String, serde_json::Value)>;
 
 /// `[key=value,...]` for each parameter set (one empty suffix without `params`).
 fn param_suffixes(sets: Option<&[ParamSet]>) -> Vec<String> {
@@ -902,126 +698,6 @@ fn param_suffixes(sets: Option<&[ParamSet]>) -> Vec<String> {
                 format!("[{}]", parts.join(","))
             })
             .collect(),
-    }
-}
-
-/// `params:` as a list of mappings (one scenario each) or a mapping of lists (every
-/// combination, like pytest's stacked parametrize). Keys become Python variables, so they must
-/// be identifiers.
-fn parse_params(node: &Node) -> Result<Vec<ParamSet>, Invalid> {
-    let key_of = |key: &Node| -> Result<String, Invalid> {
-        match &key.value {
-            Value::Str(name) if is_identifier(name) => Ok(name.clone()),
-            _ => Err(Invalid::new(
-                key.pos,
-                "parameter names must be Python identifiers (they become variables)",
-            )),
-        }
-    };
-    let sets = match &node.value {
-        Value::Seq(items) if !items.is_empty() => items
-            .iter()
-            .map(|item| match &item.value {
-                Value::Map(entries) if !entries.is_empty() => entries
-                    .iter()
-                    .map(|(k, v)| Ok((key_of(k)?, to_json(v)?)))
-                    .collect::<Result<ParamSet, Invalid>>(),
-                _ => Err(Invalid::expected(item, "a mapping of parameter values")),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Value::Map(entries) if !entries.is_empty() => {
-            let mut sets: Vec<ParamSet> = vec![Vec::new()];
-            for (k, v) in entries {
-                let name = key_of(k)?;
-                let values: Vec<serde_json::Value> = match &v.value {
-                    Value::Seq(values) if !values.is_empty() => {
-                        values.iter().map(to_json).collect::<Result<_, _>>()?
-                    }
-                    _ => return Err(Invalid::expected(v, "a non-empty list of values")),
-                };
-                let mut combined = Vec::with_capacity(sets.len() * values.len());
-                for set in &sets {
-                    for value in &values {
-                        let mut set = set.clone();
-                        set.push((name.clone(), value.clone()));
-                        combined.push(set);
-                    }
-                }
-                sets = combined;
-            }
-            sets
-        }
-        _ => {
-            return Err(Invalid::expected(
-                node,
-                "a list of mappings, or a mapping of value lists",
-            ));
-        }
-    };
-    Ok(sets)
-}
-
-/// A YAML value as JSON, to travel to the worker and become a Python value; a value JSON cannot
-/// carry as it is (`.inf`, `.nan`, an integer beyond 64 bits) is an error at its place rather
-/// than a silent `None` or string.
-fn to_json(node: &Node) -> Result<serde_json::Value, Invalid> {
-    Ok(match &node.value {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
-            (Ok(small), _) => serde_json::Value::from(small),
-            (_, Ok(large)) => serde_json::Value::from(large),
-            _ => {
-                return Err(Invalid::new(
-                    node.pos,
-                    format!(
-                        "integer `{i}` does not fit in 64 bits, as parameter values must: \
-                         write it as a string and convert it in `setup`"
-                    ),
-                ));
-            }
-        },
-        Value::Float(f) => match serde_json::Number::from_f64(*f) {
-            Some(number) => serde_json::Value::Number(number),
-            None => {
-                return Err(Invalid::new(
-                    node.pos,
-                    format!(
-                        "{} cannot be a parameter value: parameters travel as JSON, which has \
-                         no infinity or NaN; write it as a string and convert it in `setup` \
-                         (`float(x)`)",
-                        node.value.describe()
-                    ),
-                ));
-            }
-        },
-        Value::Str(text) => serde_json::Value::String(text.clone()),
-        Value::Seq(items) => {
-            serde_json::Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
-        }
-        Value::Map(entries) => serde_json::Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| {
-                    let key = match &k.value {
-                        Value::Str(text) => text.clone(),
-                        other => to_json(&Node {
-                            pos: k.pos,
-                            value: other.clone(),
-                        })?
-                        .to_string(),
-                    };
-                    Ok((key, to_json(v)?))
-                })
-                .collect::<Result<_, Invalid>>()?,
-        ),
-    })
-}
-
-fn parse_bool(node: &Node) -> Result<bool, Invalid> {
-    match &node.value {
-        Value::Bool(b) => Ok(*b),
-        _ => Err(Invalid::expected(node, "true or false")),
     }
 }
 
@@ -1070,406 +746,4 @@ fn peek_name(entries: &[(Node, Node)]) -> Option<&str> {
             }
             _ => None,
         })
-}
-
-/// The candidate closest to a misspelt `word`, if it is close enough to be a plausible typo.
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let word = word.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(&word, candidate), candidate))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
-}
-
-fn parse_text(node: &Node) -> Result<String, Invalid> {
-    match &node.value {
-        Value::Str(text) => Ok(text.clone()),
-        _ => Err(Invalid::expected(node, "a string")),
-    }
-}
-
-fn parse_name(node: &Node) -> Result<String, Invalid> {
-    let name = parse_text(node)?;
-    if name.trim().is_empty() {
-        return Err(Invalid::new(node.pos, "must not be empty"));
-    }
-    if name.contains(['\n', '\r']) {
-        return Err(Invalid::new(node.pos, "must be a single line"));
-    }
-    // A name reaches C strings (NUL ended them: the worker failed on it), terminals, CI logs
-    // and `-k`; control characters have no place in any of them.
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(Invalid::new(
-            node.pos,
-            format!("must not contain control characters, found {c:?}"),
-        ));
-    }
-    Ok(name)
-}
-
-/// Python source: text without NUL, which `compile` refuses (the worker failed on it).
-fn parse_code(node: &Node) -> Result<String, Invalid> {
-    let code = parse_text(node)?;
-    if code.contains('\0') {
-        return Err(Invalid::new(
-            node.pos,
-            "Python source cannot contain NUL characters: write `\\0` inside a string literal",
-        ));
-    }
-    Ok(code)
-}
-
-fn parse_run(node: &Node) -> Result<Body, Invalid> {
-    let code = parse_code(node)?;
-    if code.trim().is_empty() {
-        return Err(Invalid::new(
-            node.pos,
-            "is empty: give the Python code to run each iteration",
-        ));
-    }
-    Ok(Body::Run(code))
-}
-
-/// `pytest` selects tests as pytest's command line would (see [`super::pytest`]).
-fn parse_pytest(node: &Node, dir: &Path, line: usize) -> Result<Body, Invalid> {
-    let selection = parse_text(node)?.trim().to_string();
-    let args = super::pytest::parse_selection(&selection, dir)
-        .map_err(|message| Invalid::new(node.pos, message))?;
-    Ok(Body::Pytest(PytestTest {
-        selection,
-        args,
-        dir: std::path::absolute(dir.join(".")).unwrap_or_else(|_| dir.to_path_buf()),
-        line,
-        named: false,
-        fixtures: Fixtures::default(),
-        collected: Collected::Pending,
-    }))
-}
-
-/// `fixtures: iteration` or `fixtures: scenario`.
-fn parse_fixtures(node: &Node) -> Result<Fixtures, Invalid> {
-    match parse_text(node)?.trim() {
-        "iteration" => Ok(Fixtures::Iteration),
-        "scenario" => Ok(Fixtures::Scenario),
-        other => Err(Invalid::new(
-            node.pos,
-            format!(
-                "`{other}` is neither `iteration` (function-scoped fixtures around every \
-                 iteration, the default) nor `scenario` (set up once)"
-            ),
-        )),
-    }
-}
-
-/// `call` names a function as `dotted.module:dotted.attr`, the entry-point notation.
-fn parse_call(node: &Node) -> Result<Body, Invalid> {
-    let target = parse_text(node)?.trim().to_string();
-    let dotted = |part: &str| !part.is_empty() && part.split('.').all(is_identifier);
-    match target.split_once(':') {
-        Some((module, attr)) if dotted(module) && dotted(attr) => Ok(Body::Call(target)),
-        _ => Err(Invalid::new(
-            node.pos,
-            format!("`{target}` should look like `package.module:function`"),
-        )),
-    }
-}
-
-/// A Python identifier (ASCII or Unicode letters, digits and `_`, not starting with a digit).
-fn is_identifier(word: &str) -> bool {
-    let mut chars = word.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
-        && chars.all(|c| c == '_' || c.is_alphanumeric())
-}
-
-/// A non-negative integer of at least `min`; whole floats such as `1e3` are accepted.
-fn parse_count(node: &Node, min: u64) -> Result<u64, Invalid> {
-    const MAX: u64 = super::MAX_ITERATIONS;
-    let value = match node.value {
-        Value::Int(i) => u64::try_from(i).ok(),
-        Value::Float(f) if f.fract() == 0.0 && (0.0..=9.007_199_254_740_992e15).contains(&f) => {
-            Some(f as u64)
-        }
-        _ => None,
-    };
-    let Some(value) = value else {
-        return Err(Invalid::expected(node, "a non-negative integer"));
-    };
-    if value < min {
-        return Err(Invalid::new(
-            node.pos,
-            format!("must be at least {min}, found {value}"),
-        ));
-    }
-    if value > MAX {
-        return Err(Invalid::new(
-            node.pos,
-            format!("must be at most {MAX} (10^12), found {value}"),
-        ));
-    }
-    Ok(value)
-}
-
-fn parse_seconds(node: &Node) -> Result<f64, Invalid> {
-    let seconds = match &node.value {
-        Value::Int(i) => *i as f64,
-        Value::Float(f) => *f,
-        // "30 s", "2 min", "1h 30m": what humantime reads, a space allowed before each unit.
-        Value::Str(text) => {
-            let joined: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-            humantime::parse_duration(&joined)
-                .map_err(|_| {
-                    Invalid::new(
-                        node.pos,
-                        format!(
-                            "must be a number of seconds or a duration such as \"30 s\" or \"2 min\", found {}",
-                            node.value.describe()
-                        ),
-                    )
-                })?
-                .as_secs_f64()
-        }
-        _ => return Err(Invalid::expected(node, "a number of seconds")),
-    };
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(Invalid::new(
-            node.pos,
-            format!(
-                "must be a finite number of seconds above 0, found {}",
-                node.value.describe()
-            ),
-        ));
-    }
-    if seconds > super::MAX_SECONDS {
-        return Err(Invalid::new(
-            node.pos,
-            format!(
-                "must be at most {} seconds (30 days), found {}",
-                super::MAX_SECONDS,
-                node.value.describe()
-            ),
-        ));
-    }
-    Ok(seconds)
-}
-
-/// A memory size above zero: a number of bytes or a quantity such as `"512 MiB"`.
-fn parse_memory(node: &Node) -> Result<u64, Invalid> {
-    let bytes = match &node.value {
-        Value::Int(i) => *i as f64,
-        Value::Float(f) => *f,
-        Value::Str(text) => parse_quantity(text, crate::units::Unit::Bytes)
-            .map_err(|text| Invalid::new(node.pos, text))?,
-        _ => {
-            return Err(Invalid::expected(
-                node,
-                "a number of bytes or a size such as \"512 MiB\"",
-            ));
-        }
-    };
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(Invalid::new(
-            node.pos,
-            format!("must be a size above 0, found {}", node.value.describe()),
-        ));
-    }
-    Ok(bytes as u64)
-}
-
-/// A list of strings; a single string stands for a list of one.
-fn parse_strings<'n>(node: &'n Node, what: &str) -> Result<Vec<(&'n Node, &'n str)>, Invalid> {
-    let items: Vec<&Node> = match &node.value {
-        Value::Str(_) => vec![node],
-        Value::Seq(items) => items.iter().collect(),
-        _ => return Err(Invalid::expected(node, &format!("a list of {what}"))),
-    };
-    items
-        .into_iter()
-        .map(|item| match &item.value {
-            Value::Str(text) if !text.trim().is_empty() => Ok((item, text.as_str())),
-            Value::Str(_) => Err(Invalid::new(item.pos, "entries must not be empty")),
-            _ => Err(Invalid::expected(item, &format!("a list of {what}"))),
-        })
-        .collect()
-}
-
-/// `python_path` entries, resolved against the scenario file's directory and made absolute
-/// (without resolving symlinks, so paths read as the user wrote them).
-fn parse_paths(node: &Node, dir: &Path) -> Result<Vec<PathBuf>, Invalid> {
-    let (paths, problems): (Vec<_>, Vec<_>) = parse_strings(node, "directories")?
-        .into_iter()
-        .map(|(item, text)| {
-            let path = std::path::absolute(dir.join(text))
-                .map(|path| super::normalized(&path))
-                .map_err(|err| {
-                    Invalid::new(item.pos, format!("cannot resolve `{text}`: {err}"))
-                })?;
-            // Python skips a missing folder without a word, and the scenario then fails with
-            // ModuleNotFoundError far from the typo; a symlink loop would trip every import.
-            match fs::metadata(&path) {
-                Err(err) if err.raw_os_error() == Some(libc::ELOOP) => Err(Invalid::new(
-                    item.pos,
-                    format!(
-                        "`{text}` is a circular chain of symbolic links ({}): point it at a real folder",
-                        path.display()
-                    ),
-                )),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(Invalid::new(
-                    item.pos,
-                    format!(
-                        "`{text}` does not exist ({}; relative entries start from the file's \
-                         folder)",
-                        path.display()
-                    ),
-                )),
-                _ => Ok(path),
-            }
-        })
-        .partition(Result::is_ok);
-    // Every entry is checked, and every problem reported.
-    match Invalid::all(problems.into_iter().filter_map(Result::err).collect()) {
-        Some(invalid) => Err(invalid),
-        None => Ok(paths.into_iter().filter_map(Result::ok).collect()),
-    }
-}
-
-fn parse_tags(node: &Node) -> Result<Vec<String>, Invalid> {
-    parse_strings(node, "strings")?
-        .into_iter()
-        .map(|(item, tag)| match tag.chars().find(|c| c.is_control()) {
-            // Tags are matched by `-k` and listed, as names are.
-            Some(c) => Err(Invalid::new(
-                item.pos,
-                format!("tags must not contain control characters, found {c:?}"),
-            )),
-            None => Ok(tag.to_string()),
-        })
-        .collect()
-}
-
-/// A metric by name, suggesting the closest one for a typo.
-fn parse_metric(node: &Node, name: &str) -> Result<Metric, Invalid> {
-    Metric::from_name(name).ok_or_else(|| {
-        let advice = match closest(name, Metric::ALL.map(Metric::name)) {
-            Some(close) => format!("did you mean `{close}`?"),
-            None => {
-                let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
-                format!("expected one of: {}", names.join(", "))
-            }
-        };
-        Invalid::new(node.pos, format!("unknown metric `{name}` ({advice})"))
-    })
-}
-
-/// The metrics that decide the verdict; repeats are dropped, order is kept.
-fn parse_gate(node: &Node) -> Result<Vec<Metric>, Invalid> {
-    if matches!(&node.value, Value::Seq(items) if items.is_empty()) {
-        return Err(Invalid::new(
-            node.pos,
-            "is empty: list at least one metric, e.g. `[tracemalloc]`",
-        ));
-    }
-    let mut gate = Vec::new();
-    for (item, name) in parse_strings(node, "metric names")? {
-        let metric = parse_metric(item, name)?;
-        if !gate.contains(&metric) {
-            gate.push(metric);
-        }
-    }
-    Ok(gate)
-}
-
-/// Allowed growth per iteration by metric: a number, or a quantity with a unit for byte metrics.
-fn parse_tolerance(node: &Node) -> Result<BTreeMap<Metric, f64>, Invalid> {
-    let Value::Map(entries) = &node.value else {
-        return Err(Invalid::expected(
-            node,
-            "a mapping of metric name to allowed growth per iteration",
-        ));
-    };
-    let mut tolerance = BTreeMap::new();
-    // Every entry is checked, and every problem reported.
-    let mut problems = Vec::new();
-    for (key, value) in entries {
-        match tolerance_entry(key, value, &tolerance) {
-            Ok((metric, allowed)) => {
-                tolerance.insert(metric, allowed);
-            }
-            Err(invalid) => problems.push(invalid),
-        }
-    }
-    match Invalid::all(problems) {
-        Some(invalid) => Err(invalid),
-        None => Ok(tolerance),
-    }
-}
-
-/// One `metric: allowed` entry of a `tolerance` map, given the entries read before it.
-fn tolerance_entry(
-    key: &Node,
-    value: &Node,
-    seen: &BTreeMap<Metric, f64>,
-) -> Result<(Metric, f64), Invalid> {
-    let Value::Str(name) = &key.value else {
-        return Err(Invalid::expected(key, "a metric name"));
-    };
-    let metric = parse_metric(key, name)?;
-    let sub_key = format!("tolerance.{name}");
-    let at_value = |text: String| Invalid {
-        pos: value.pos,
-        key: Some(sub_key.clone()),
-        text,
-        more: Vec::new(),
-    };
-    if seen.contains_key(&metric) {
-        return Err(Invalid {
-            pos: key.pos,
-            key: Some(sub_key.clone()),
-            text: "appears twice: keep one".to_string(),
-            more: Vec::new(),
-        });
-    }
-    let allowed = match &value.value {
-        Value::Int(i) => *i as f64,
-        Value::Float(f) => *f,
-        Value::Str(text) => parse_quantity(text, metric.unit()).map_err(at_value)?,
-        _ => {
-            let example = match metric.unit() {
-                crate::units::Unit::Bytes => "a number of bytes or a quantity such as \"64 B\"",
-                crate::units::Unit::Count => "a number",
-            };
-            return Err(at_value(format!(
-                "expected {example}, found {}",
-                value.value.describe()
-            )));
-        }
-    };
-    if !allowed.is_finite() || allowed < 0.0 {
-        return Err(at_value(format!(
-            "must be zero or more, found {}",
-            value.value.describe()
-        )));
-    }
-    Ok((metric, allowed))
-}
-
-fn parse_expect(node: &Node) -> Result<Expect, Invalid> {
-    match &node.value {
-        Value::Str(text) if text == "pass" => Ok(Expect::Pass),
-        Value::Str(text) if text == "leak" => Ok(Expect::Leak),
-        Value::Str(text) => {
-            let advice = closest(text, ["pass", "leak"])
-                .map(|close| format!(" (did you mean `{close}`?)"))
-                .unwrap_or_default();
-            Err(Invalid::new(
-                node.pos,
-                format!("expected `pass` or `leak`, found `{text}`{advice}"),
-            ))
-        }
-        _ => Err(Invalid::expected(node, "`pass` or `leak`")),
-    }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::load::SCENARIO_KEYS;
+use super::keys::SCENARIO_KEYS;
 use super::{ScenarioError, load_file};
 
 /// Loads `bytes` as a scenario file and checks the invariants every outcome must satisfy.
