@@ -16,12 +16,13 @@ use std::process::Command;
 
 /// The Python files the worker loads, with the pseudo-filename each is compiled under (the one
 /// `src/worker/interpreter.rs` gives it, which tracebacks and the harness's frame filters see).
-const PYTHON_MODULES: [(&str, &str); 5] = [
+const PYTHON_MODULES: [(&str, &str); 6] = [
     ("harness", "<leakcheck harness>"),
     ("diagnose", "<leakcheck diagnose>"),
     ("holders", "<leakcheck holders>"),
     ("pytest_item", "<leakcheck pytest>"),
     ("native", "<leakcheck native>"),
+    ("collect_pytest", "<leakcheck collect>"),
 ];
 
 /// Prints the interpreter's magic number followed by the marshalled code of `argv[1]` compiled

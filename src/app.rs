@@ -13,10 +13,12 @@ use crate::cli::{
 };
 use crate::compare;
 use crate::config::{self, ProjectConfig};
+use crate::fork_server::Start;
 use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
 use crate::results::{self, RunResults};
+use crate::runner::fork_server::ForkServer;
 use crate::runner::{self, RunSettings, environment, workers};
 use crate::scenario::{self, Scenario};
 use crate::select::{self, Expr};
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 fn select(
     args: &SelectArgs,
     config: Option<&ProjectConfig>,
+    mut server: Option<&mut ServerForRun>,
 ) -> Option<(Vec<Scenario>, std::collections::HashSet<String>)> {
     let expr = match args.filter.as_deref().map(Expr::parse).transpose() {
         Ok(expr) => expr,
@@ -133,7 +136,13 @@ fn select(
                 return None;
             }
         };
-        match scenario::pytest::expand(scenarios, &target.environment.executable) {
+        let server = server.as_mut().and_then(|server| server.start(&target));
+        let collect = |args: &[String], dir: &std::path::Path| match server {
+            Some(server) => server.collect(args, dir),
+            None => Err("no fork server".to_string()),
+        };
+        let collect: &scenario::pytest::ServerCollect<'_> = &collect;
+        match scenario::pytest::expand(scenarios, &target.environment.executable, Some(collect)) {
             Ok(scenarios) => scenarios,
             Err(errors) => {
                 for err in &errors {
@@ -165,6 +174,35 @@ fn select(
     Some((selected, left_out))
 }
 
+/// The fork server of a `run` with `pytest:` selections, started as soon as `select` knows the
+/// target interpreter: it collects the selections itself, so that a run pays one pytest
+/// start-up and the workers it forks find the tests' modules imported (see
+/// [`runner::fork_server`]).
+struct ServerForRun {
+    /// `--seed`: the server's `PYTHONHASHSEED`.
+    seed: u64,
+    /// Off with `--spawn`.
+    enabled: bool,
+    server: Option<ForkServer>,
+}
+
+impl ServerForRun {
+    /// The server for `target`, started on first use; `None` when it cannot be (the
+    /// selections are then collected by processes of their own, and the worker error, if any,
+    /// reported when the run starts).
+    fn start(&mut self, target: &environment::Target) -> Option<&ForkServer> {
+        if self.enabled && self.server.is_none() {
+            let program = workers::for_target(target).ok()?;
+            let start = Start {
+                environment: Some(target.environment.clone()),
+                seed: self.seed,
+            };
+            self.server = ForkServer::start(&program, &start);
+        }
+        self.server.as_ref()
+    }
+}
+
 /// The project configuration `select` asks for: `--config`, none with `--no-config`, else the
 /// first found upward from the working directory.
 fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, ()> {
@@ -192,7 +230,13 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let Ok(config) = project_config(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
-    let Some((mut scenarios, left_out)) = select(&args.select, config.as_ref()) else {
+    let mut server = ServerForRun {
+        seed: args.seed,
+        enabled: !args.spawn,
+        server: None,
+    };
+    let Some((mut scenarios, left_out)) = select(&args.select, config.as_ref(), Some(&mut server))
+    else {
         return Ok(Outcome::InvalidInput);
     };
     if let Some(max) = args.max_iterations {
@@ -287,7 +331,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     }
     let mut display = report::terminal::ProgressDisplay::new(args.quiet);
     let mut journal = report::journal::Journal::new(&mut display, &settings, report_dir.clone());
-    let mut results = runner::run_scenarios(&scenarios, &settings, &mut journal);
+    let mut results =
+        runner::run_scenarios_with(&scenarios, &settings, server.server.take(), &mut journal);
     if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
         results.baseline = Some(compare::compare(old, path, &results, &left_out));
         if args.fail_on_regression {
@@ -486,7 +531,7 @@ fn list_command(args: ListArgs) -> Result<Outcome> {
     let Ok(config) = project_config(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
-    let Some((scenarios, _)) = select(&args.select, config.as_ref()) else {
+    let Some((scenarios, _)) = select(&args.select, config.as_ref(), None) else {
         return Ok(Outcome::InvalidInput);
     };
     let mut out = std::io::stdout().lock();

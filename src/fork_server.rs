@@ -4,7 +4,8 @@
 //! harness (23–37 ms), and a `pytest` workload adds pytest's start-up and the import of the
 //! test's modules on top (hundreds of milliseconds for a real suite). A run therefore starts one
 //! worker as a *fork server* (`leakcheck-worker --fork-server`): it boots the interpreter once,
-//! imports what the run's pytest selections import, and then forks one child per scenario. Each
+//! collects the run's pytest selections (for the runner, and again as sessions its workers
+//! adopt), and then forks one child per scenario. Each
 //! child is a worker like a spawned one: it reads its [`WorkerRequest`](crate::protocol) on
 //! stdin, reports on the channel, leads a session of its own and dies with its parent.
 //!
@@ -36,24 +37,42 @@ pub struct Start {
     pub environment: Option<PythonEnvironment>,
     /// `PYTHONHASHSEED`, read once when CPython starts: every child shares it.
     pub seed: u64,
-    /// The run's pytest selections, collected once in the server so that their modules are
-    /// imported before any child forks.
-    pub warm: Vec<Warm>,
 }
 
-/// One pytest selection to collect in the server (as `pytest --collect-only` would).
+/// One rootdir's pytest test files, collected once in the server and kept as a session that
+/// the workers of its tests adopt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warm {
-    /// pytest's arguments.
+    /// pytest's arguments: the test files.
     pub args: Vec<String>,
     /// The rootdir it runs in.
     pub rootdir: PathBuf,
 }
 
-/// The runner's requests.
+/// The runner's requests; each has an `id` its reply echoes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
+    /// Collect a `pytest:` selection (`args`, from the scenario file's folder `dir`) as
+    /// `src/python/collect_pytest.py` does, writing its result to `output`.
+    Collect {
+        /// Echoed in the reply.
+        id: u64,
+        /// pytest's arguments.
+        args: Vec<String>,
+        /// The folder it runs in.
+        dir: PathBuf,
+        /// Where the result goes (a reply could not carry a large suite's items).
+        output: PathBuf,
+    },
+    /// Collect and keep the run's pytest sessions, then freeze the heap: the last request
+    /// before the forks.
+    Warm {
+        /// Echoed in the reply.
+        id: u64,
+        /// One per rootdir.
+        selections: Vec<Warm>,
+    },
     /// Fork one worker; its descriptors come with the message.
     Fork {
         /// Echoed in the reply.
@@ -68,25 +87,24 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    /// Booted and warmed: it forks from now on. `warmed` counts the selections collected.
-    Ready {
-        /// Selections whose collection ran to its end.
-        warmed: usize,
-    },
-    /// The interpreter could not boot; the server exits and the runner spawns its workers.
+    /// Booted: it serves requests from now on.
+    Ready,
+    /// The interpreter could not boot; the server exits and the runner does without it.
     Broken {
         /// Why.
         reason: String,
     },
-    /// Request `id` became the worker `pid`.
-    Forked {
+    /// Request `id` is done: a collection written, sessions kept (`count` of them), a worker
+    /// forked (`count` is its pid).
+    Done {
         /// The request.
         id: u64,
-        /// The child.
-        pid: u32,
+        /// What the request made: the sessions kept, or the worker's pid.
+        count: u64,
     },
-    /// Request `id` was not served (the server has a thread of scenario-imported code that a
-    /// fork would not carry, say): the runner spawns that worker instead.
+    /// Request `id` was not served (a collection that raised, or a fork refused because code
+    /// the server imported started a thread, which a fork would not carry): the runner does
+    /// it the ordinary way instead.
     Refused {
         /// The request.
         id: u64,

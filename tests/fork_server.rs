@@ -93,7 +93,7 @@ scenarios:
 }
 
 #[test]
-fn a_pytest_suite_is_imported_once_and_a_server_with_threads_is_not_forked_from() {
+fn a_pytest_suite_is_imported_once_in_all_and_a_server_with_threads_is_not_forked_from() {
     let project = Project::new();
     let Some(venv) = project.venv_with("venv", &["pytest==9.2.0"]) else {
         return;
@@ -148,10 +148,10 @@ def test_three():
         (worker_starts(&results), lines(&logs.join("test_three")))
     };
 
-    // Imported by the parent's collection and by the server's, never by a worker.
+    // Imported once, by the server's collection: its session is what the workers run.
     let (starts, imports) = run("forked", &[], &[]);
     assert_eq!(starts, vec!["forked"; 3]);
-    assert_eq!(imports, 2);
+    assert_eq!(imports, 1);
 
     // Spawned: the parent's collection, then one import per worker.
     let (starts, imports) = run("spawned", &[], &["--spawn"]);

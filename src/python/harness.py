@@ -25,8 +25,10 @@ import _leakcheck_diagnose as _diagnose
 import _leakcheck_holders as _holders
 import _leakcheck_pytest as _pytest_item
 import _leakcheck_native as _native
+import _leakcheck_collect as _collect
 import json
 import linecache
+import os
 import random
 import site
 import sys
@@ -35,7 +37,14 @@ import traceback
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
 _diagnose.OWN_FILES.update(
-    (_HARNESS_FILE, _diagnose.__file__, _holders.__file__, _pytest_item.__file__, _native.__file__)
+    (
+        _HARNESS_FILE,
+        _diagnose.__file__,
+        _holders.__file__,
+        _pytest_item.__file__,
+        _native.__file__,
+        _collect.__file__,
+    )
 )
 _native.OWN_FILES = _diagnose.OWN_FILES
 
@@ -448,6 +457,18 @@ def describe(exc):
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return (message, text, False)
+
+
+def collect_pytest(output, args, folder):
+    """In a fork server: collect a ``pytest:`` selection for the runner, in ``folder`` (the
+    scenario file's), as ``collect_pytest.py`` does when the runner runs it itself; what the
+    collection imports stays imported for the workers."""
+    cwd = os.getcwd()
+    try:
+        os.chdir(folder)
+        _collect.collect(output, args)
+    finally:
+        os.chdir(cwd)
 
 
 def warm(selections):

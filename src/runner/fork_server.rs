@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -18,13 +19,14 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::supervise;
 use super::workers::WorkerProgram;
-use crate::fork_server::{self, Reply, Request, Start};
+use crate::fork_server::{self, Reply, Request, Start, Warm};
 
-/// How long a fork request may wait for its answer while the server boots and warms (a suite's
-/// imports can take a while).
-const WARM_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a fork may wait for its answer while the server boots.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long it may wait once the server is ready: a fork takes about a millisecond.
 const FORK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a collection may take, as when the runner runs it itself.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A running fork server.
 pub struct ForkServer {
@@ -40,15 +42,16 @@ pub struct ForkServer {
 /// What the reply thread knows.
 #[derive(Default)]
 struct State {
-    /// Whether the server said it is ready.
+    /// Whether the server said it booted.
     ready: bool,
     /// Whether it can no longer serve (broken, gone, or given up on).
     dead: bool,
-    /// Requests waiting for their answer: the worker's pid, or why there is none.
-    forks: HashMap<u64, mpsc::Sender<Result<u32, String>>>,
+    /// Requests waiting for their answer: what the request made (see [`Reply::Done`]), or why
+    /// the server did not do it.
+    pending: HashMap<u64, mpsc::Sender<Result<u64, String>>>,
 }
 
-/// A worker the server forked: the runner's ends of its pipes, and its exit status to come.
+/// A worker the server forked: the runner's ends of its pipes.
 pub struct Forked {
     /// The worker's pid: a child of this process, which leads its own session and group.
     pub pid: u32,
@@ -64,7 +67,7 @@ pub struct Forked {
 
 impl ForkServer {
     /// Starts the server for `program`; `None` when it cannot even be started (the run then
-    /// spawns every worker).
+    /// does without it).
     pub fn start(program: &WorkerProgram, start: &Start) -> Option<ForkServer> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -102,6 +105,30 @@ impl ForkServer {
         })
     }
 
+    /// Collects a `pytest:` selection in the server (see [`Request::Collect`]): the text
+    /// `collect_pytest.py` writes, or why the server could not.
+    pub fn collect(&self, args: &[String], dir: &Path) -> Result<String, String> {
+        let output = tempfile::NamedTempFile::new().map_err(|err| err.to_string())?;
+        let path = output.path().to_path_buf();
+        let answer = self.send(
+            |id| Request::Collect {
+                id,
+                args: args.to_vec(),
+                dir: dir.to_path_buf(),
+                output: path,
+            },
+            &[],
+        )?;
+        self.wait(answer, COLLECT_TIMEOUT)?;
+        std::fs::read_to_string(output.path()).map_err(|err| err.to_string())
+    }
+
+    /// Collects and keeps the run's pytest sessions (see [`Request::Warm`]); how many it kept.
+    pub fn warm(&self, selections: Vec<Warm>) -> Result<u64, String> {
+        let answer = self.send(|id| Request::Warm { id, selections }, &[])?;
+        self.wait(answer, COLLECT_TIMEOUT)
+    }
+
     /// Forks one worker that sets `env` before its scenario starts; `Err` says why the server
     /// cannot, and the caller spawns the worker instead.
     pub fn fork(&self, env: Vec<(String, String)>) -> Result<Forked, String> {
@@ -109,53 +136,72 @@ impl ForkServer {
         let (stdout, stdout_writer) = std::io::pipe().map_err(|err| err.to_string())?;
         let (stderr, stderr_writer) = std::io::pipe().map_err(|err| err.to_string())?;
         let (channel, channel_writer) = std::io::pipe().map_err(|err| err.to_string())?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (answer, answered) = mpsc::channel();
-        let timeout = {
-            let mut state = self.lock();
-            if state.dead {
-                return Err("the fork server is not running".to_string());
-            }
-            state.forks.insert(id, answer);
-            if state.ready {
-                FORK_TIMEOUT
-            } else {
-                WARM_TIMEOUT
-            }
-        };
         let fds = [
             stdin_reader.as_raw_fd(),
             stdout_writer.as_raw_fd(),
             stderr_writer.as_raw_fd(),
             channel_writer.as_raw_fd(),
         ];
-        if let Err(err) = fork_server::send(&*self.socket, &Request::Fork { id, env }, &fds) {
-            self.lock().forks.remove(&id);
-            return Err(format!("the fork server cannot be reached: {err}"));
-        }
+        let answer = self.send(|id| Request::Fork { id, env }, &fds)?;
         // The child has its own copies now; ours must go, or the pipes never end.
         drop((stdin_reader, stdout_writer, stderr_writer, channel_writer));
-        match answered.recv_timeout(timeout) {
-            Ok(Ok(pid)) if is_our_child(pid) => Ok(Forked {
-                pid,
-                stdin,
-                stdout,
-                stderr,
-                channel,
-            }),
-            Ok(Ok(pid)) => {
-                // Not re-parented to us (leakcheck is not a subreaper here): we could not reap
-                // it, so it goes, and so does the server.
-                super::reap::kill_group(pid);
-                self.lock().dead = true;
-                Err(format!(
-                    "the forked worker {pid} is not a child of leakcheck"
-                ))
+        let timeout = if self.lock().ready {
+            FORK_TIMEOUT
+        } else {
+            BOOT_TIMEOUT
+        };
+        let pid = self.wait(answer, timeout)?;
+        let pid = u32::try_from(pid).map_err(|_| format!("no such pid: {pid}"))?;
+        if !is_our_child(pid) {
+            // Not re-parented to us (leakcheck is not a subreaper here): we could not reap
+            // it, so it goes, and so does the server.
+            super::reap::kill_group(pid);
+            self.lock().dead = true;
+            return Err(format!(
+                "the forked worker {pid} is not a child of leakcheck"
+            ));
+        }
+        Ok(Forked {
+            pid,
+            stdin,
+            stdout,
+            stderr,
+            channel,
+        })
+    }
+
+    /// Sends the request `make(id)` with `fds`; the answer will come on the receiver.
+    fn send(
+        &self,
+        make: impl FnOnce(u64) -> Request,
+        fds: &[RawFd],
+    ) -> Result<mpsc::Receiver<Result<u64, String>>, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = mpsc::channel();
+        {
+            let mut state = self.lock();
+            if state.dead {
+                return Err("the fork server is not running".to_string());
             }
-            Ok(Err(reason)) => Err(reason),
+            state.pending.insert(id, answer);
+        }
+        if let Err(err) = fork_server::send(&*self.socket, &make(id), fds) {
+            self.lock().pending.remove(&id);
+            return Err(format!("the fork server cannot be reached: {err}"));
+        }
+        Ok(answered)
+    }
+
+    /// Waits for an answer; a server that does not answer in `timeout` is not used again.
+    fn wait(
+        &self,
+        answered: mpsc::Receiver<Result<u64, String>>,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        match answered.recv_timeout(timeout) {
+            Ok(answer) => answer,
             Err(mpsc::RecvTimeoutError::Disconnected) => Err("the fork server ended".to_string()),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // A server that does not answer is not used again.
                 self.lock().dead = true;
                 self.kill();
                 Err(format!(
@@ -187,8 +233,8 @@ impl Drop for ForkServer {
     }
 }
 
-/// The reply thread: hands each answer to its requester and each exit status to its worker's
-/// supervisor, until the server is gone; then every waiter is told (their senders drop).
+/// The reply thread: hands each answer to its requester, until the server is gone; then every
+/// waiter is told (their senders drop).
 fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
@@ -196,24 +242,22 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
             Ok(Some((reply, _))) => reply,
             Ok(None) | Err(_) => break,
         };
-        match reply {
-            Reply::Ready { .. } => lock().ready = true,
+        let (id, answer) = match reply {
+            Reply::Ready => {
+                lock().ready = true;
+                continue;
+            }
             Reply::Broken { .. } => break,
-            Reply::Forked { id, pid } => {
-                if let Some(answer) = lock().forks.remove(&id) {
-                    let _ = answer.send(Ok(pid));
-                }
-            }
-            Reply::Refused { id, reason } => {
-                if let Some(answer) = lock().forks.remove(&id) {
-                    let _ = answer.send(Err(reason));
-                }
-            }
+            Reply::Done { id, count } => (id, Ok(count)),
+            Reply::Refused { id, reason } => (id, Err(reason)),
+        };
+        if let Some(waiter) = lock().pending.remove(&id) {
+            let _ = waiter.send(answer);
         }
     }
     let mut state = lock();
     state.dead = true;
-    state.forks.clear();
+    state.pending.clear();
 }
 
 /// Whether `pid` is a child of this process (so that it can reap it).

@@ -5,7 +5,7 @@
 //! files are consumers of the events and of the final [`RunResults`].
 
 pub mod environment;
-mod fork_server;
+pub mod fork_server;
 pub mod limits;
 mod reap;
 pub mod signals;
@@ -118,6 +118,17 @@ pub fn run_scenarios(
     settings: &RunSettings,
     sink: &mut dyn EventSink,
 ) -> RunResults {
+    run_scenarios_with(scenarios, settings, None, sink)
+}
+
+/// [`run_scenarios`] with the fork server that collected the scenarios' pytest selections, if
+/// one did; else the run starts its own when it has two scenarios or more to run.
+pub fn run_scenarios_with(
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+    server: Option<ForkServer>,
+    sink: &mut dyn EventSink,
+) -> RunResults {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     signals::install();
@@ -130,7 +141,7 @@ pub fn run_scenarios(
     let mut slots: Vec<Option<ScenarioResult>> = (0..scenarios.len()).map(|_| None).collect();
     let mut versions: Vec<Option<String>> = vec![None; scenarios.len()];
     let (sender, reports) = mpsc::channel::<Report>();
-    let server = start_fork_server(scenarios, settings);
+    let server = fork_server_for(scenarios, settings, server);
     let forker = server.as_ref();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -258,17 +269,33 @@ fn run_one(
     Some((judge(scenario, run, settings), version))
 }
 
-/// The run's fork server, when its settings allow one and at least two scenarios need a worker
-/// (for one, booting a server and forking costs what spawning does). It is warmed with every
-/// collected pytest test file of the run, one selection per rootdir.
-fn start_fork_server(scenarios: &[Scenario], settings: &RunSettings) -> Option<ForkServer> {
+/// The run's fork server: the one given (it collected the run's pytest selections), else one
+/// started when the settings allow it and at least two scenarios need a worker (for one,
+/// booting a server and forking costs what spawning does). It then collects and keeps the
+/// sessions of every pytest test file of the run, one per rootdir, and freezes its heap.
+fn fork_server_for(
+    scenarios: &[Scenario],
+    settings: &RunSettings,
+    given: Option<ForkServer>,
+) -> Option<ForkServer> {
     let workers = scenarios
         .iter()
         .filter(|scenario| not_collected(scenario).is_none())
         .count();
-    if !settings.fork_server || workers < 2 {
+    if !settings.fork_server || workers == 0 {
         return None;
     }
+    let server = match given {
+        Some(server) => server,
+        None if workers >= 2 => ForkServer::start(
+            &settings.program,
+            &Start {
+                environment: settings.environment.clone(),
+                seed: settings.worker.seed,
+            },
+        )?,
+        None => return None,
+    };
     let mut files: BTreeMap<std::path::PathBuf, std::collections::BTreeSet<String>> =
         BTreeMap::new();
     for scenario in scenarios {
@@ -288,14 +315,9 @@ fn start_fork_server(scenarios: &[Scenario], settings: &RunSettings) -> Option<F
             rootdir,
         })
         .collect();
-    ForkServer::start(
-        &settings.program,
-        &Start {
-            environment: settings.environment.clone(),
-            seed: settings.worker.seed,
-            warm,
-        },
-    )
+    // A server that cannot warm still forks; one that is gone spawns, in `fork`.
+    let _ = server.warm(warm);
+    Some(server)
 }
 
 /// Why a `pytest` scenario has no test to run (pytest is missing, or collecting failed), as

@@ -157,9 +157,13 @@ struct Item {
 /// A selection that cannot be collected keeps one scenario whose [`Collected`] says why (it
 /// becomes that scenario's `error` or `skipped` result: one broken test module never stops the
 /// others). Names must stay unique once expanded; a clash is an error of the file.
+///
+/// `server`, when given, collects a selection in the run's fork server instead of a process of
+/// its own (`collect_pytest.py`'s text, or why it could not; then the process collects it).
 pub fn expand(
     scenarios: Vec<Scenario>,
     python: &Path,
+    server: Option<&ServerCollect<'_>>,
 ) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
     let mut cache: HashMap<(Vec<String>, PathBuf), Result<Collection, String>> = HashMap::new();
     let mut expanded = Vec::with_capacity(scenarios.len());
@@ -173,9 +177,15 @@ pub fn expand(
             continue;
         }
         let key = (test.args.clone(), test.dir.clone());
-        let collection = cache
-            .entry(key)
-            .or_insert_with(|| collect(python, &test.args, &test.dir));
+        let collection = cache.entry(key).or_insert_with(|| {
+            server
+                .and_then(|server| server(&test.args, &test.dir).ok())
+                .filter(|text| !text.is_empty())
+                .map_or_else(
+                    || collect(python, &test.args, &test.dir),
+                    |text| read(&text),
+                )
+        });
         expanded.extend(one_per_test(&scenario, collection, python));
     }
     let mut seen: HashMap<&str, &Scenario> = HashMap::new();
@@ -203,6 +213,10 @@ pub fn expand(
         Err(errors)
     }
 }
+
+/// Collects a selection (pytest's arguments, the folder it runs in) in the run's fork server:
+/// the text `collect_pytest.py` writes, or why it could not.
+pub type ServerCollect<'a> = dyn Fn(&[String], &Path) -> Result<String, String> + 'a;
 
 /// The scenarios one collection gives a `pytest:` scenario.
 fn one_per_test(
@@ -327,7 +341,12 @@ fn collect(python: &Path, args: &[String], dir: &Path) -> Result<Collection, Str
             python.display()
         ));
     }
-    serde_json::from_str(&written).map_err(|err| format!("reading the collection: {err}"))
+    read(&written)
+}
+
+/// The collection `collect_pytest.py` wrote.
+fn read(written: &str) -> Result<Collection, String> {
+    serde_json::from_str(written).map_err(|err| format!("reading the collection: {err}"))
 }
 
 /// Cuts `text` to [`OUTPUT_LIMIT`] bytes on a character boundary.

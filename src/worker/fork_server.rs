@@ -52,8 +52,7 @@ fn run() -> Result<()> {
             return Ok(());
         }
     };
-    let warmed = booted.warm(&start.warm);
-    fork_server::send(&socket, &Reply::Ready { warmed }, &[])?;
+    fork_server::send(&socket, &Reply::Ready, &[])?;
     serve(&socket, booted)
 }
 
@@ -71,14 +70,26 @@ fn take_socket() -> std::io::Result<OwnedFd> {
     }
 }
 
-/// Serves fork requests until the runner closes its end.
+/// Serves requests until the runner closes its end.
 fn serve(socket: &OwnedFd, booted: Booted) -> Result<()> {
     // SAFETY: getppid has no preconditions.
     let runner = unsafe { libc::getppid() };
     while let Some((request, fds)) = fork_server::receive::<Request>(socket)? {
-        let Request::Fork { id, env } = request;
-        let reply = match fork_one(&booted, socket, fds, &env, runner) {
-            Ok(pid) => Reply::Forked { id, pid },
+        let (id, done) = match request {
+            Request::Collect {
+                id,
+                args,
+                dir,
+                output,
+            } => (id, booted.collect_pytest(&output, &args, &dir).map(|()| 0)),
+            Request::Warm { id, selections } => (id, Ok(booted.warm(&selections) as u64)),
+            Request::Fork { id, env } => (
+                id,
+                fork_one(&booted, socket, fds, &env, runner).map(u64::from),
+            ),
+        };
+        let reply = match done {
+            Ok(count) => Reply::Done { id, count },
             Err(reason) => Reply::Refused { id, reason },
         };
         fork_server::send(socket, &reply, &[])?;

@@ -4,6 +4,7 @@
 //! and turns Python exceptions into [`ScenarioFailure`]s.
 
 use std::ffi::CStr;
+use std::path::Path;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -52,6 +53,13 @@ const NATIVE: EmbeddedModule = EmbeddedModule {
     file_name: c"<leakcheck native>",
     source: include_str!("../python/native.py"),
     bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/native.bytecode")),
+};
+
+const COLLECT_PYTEST: EmbeddedModule = EmbeddedModule {
+    name: c"_leakcheck_collect",
+    file_name: c"<leakcheck collect>",
+    source: include_str!("../python/collect_pytest.py"),
+    bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/collect_pytest.bytecode")),
 };
 
 const HARNESS: EmbeddedModule = EmbeddedModule {
@@ -172,6 +180,25 @@ impl Booted {
                 .call_method1("warm", (selections,))
                 .and_then(|done| done.extract::<usize>())
                 .unwrap_or(0)
+        })
+    }
+
+    /// Collects the pytest selection `args` in `dir` as `pytest --collect-only` would, writing
+    /// what it found to `output` (see `src/python/collect_pytest.py`); the imports stay.
+    pub fn collect_pytest(&self, output: &Path, args: &[String], dir: &Path) -> Result<(), String> {
+        Python::attach(|py| {
+            self.harness
+                .bind(py)
+                .call_method1(
+                    "collect_pytest",
+                    (
+                        output.display().to_string(),
+                        args.to_vec(),
+                        dir.display().to_string(),
+                    ),
+                )
+                .map(|_| ())
+                .map_err(|err| err.to_string())
         })
     }
 
@@ -424,6 +451,7 @@ fn load_harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     load_module(py, &HOLDERS)?;
     load_module(py, &PYTEST_ITEM)?;
     load_module(py, &NATIVE)?;
+    load_module(py, &COLLECT_PYTEST)?;
     load_module(py, &HARNESS)
 }
 
