@@ -11,7 +11,8 @@
 //! the release binary.
 //!
 //! Run with `cargo bench --bench pytest_suites` (options after `--`: `--runs N` runs of each
-//! fixed release, default 10; `--only PACKAGE`; `--out DIR`, default `benches/pytest_suites`).
+//! fixed release, default 10; `--only PACKAGE`; `--whole`: every suite's whole test folder
+//! instead of its selection; `--out DIR`, default `benches/pytest_suites`).
 //! Writes `results.json` (every verdict of every run) and `results.md` (the table for
 //! docs/benchmarks.md) into `--out`.
 
@@ -138,6 +139,8 @@ fn main() {
     let value = |flag: &str| common::flag_value(&args, flag);
     let runs: u32 = value("--runs").map_or(10, |v| v.parse().expect("--runs N"));
     let only = value("--only");
+    // The whole test folder of every suite, instead of its `select`ion.
+    let whole = args.iter().any(|a| a == "--whole");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = value("--out").map_or(root.join("benches/pytest_suites"), PathBuf::from);
     let work = std::env::var_os("CARGO_TARGET_DIR")
@@ -150,7 +153,7 @@ fn main() {
             continue;
         }
         for (version, leaky) in [(suite.leaky, true), (suite.fixed, false)] {
-            let prepared = match prepare(suite, version, leaky, &work) {
+            let prepared = match prepare(suite, version, leaky, &work, whole) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("pytest_suites: {} {version} not run: {e:#}", suite.package);
@@ -203,6 +206,7 @@ fn prepare(
     version: &'static str,
     leaky: bool,
     work: &Path,
+    whole: bool,
 ) -> anyhow::Result<Prepared> {
     let dir = work.join(format!("{}-{version}", suite.package));
     let mut requirements = vec![format!("{}=={version}", suite.package), PYTEST.to_string()];
@@ -242,10 +246,11 @@ fn prepare(
                 .with_context(|| format!("cannot copy {file} from the sdist"))?;
         }
     }
-    let select = suite
-        .select
-        .map_or(suite.tests, |(files, _)| files)
-        .to_string();
+    let select = match suite.select {
+        Some((files, _)) if !whole => files,
+        _ => suite.tests,
+    }
+    .to_string();
     std::fs::write(
         suite_dir.join(SCENARIOS),
         format!("scenarios:\n  - pytest: '{select}'\n"),
@@ -429,7 +434,10 @@ fn render(results: &[ReleaseResult], runs: u32) -> String {
     }
     text.push('\n');
     for suite in SUITES {
-        if let Some((files, why)) = suite.select {
+        let selected = results
+            .iter()
+            .any(|r| r.package == suite.package && r.select != suite.tests);
+        if let Some((files, why)) = suite.select.filter(|_| selected) {
             text.push_str(&format!(
                 "- {}: `{files}` only: {why}. Leak: {}.\n",
                 suite.package, suite.leak

@@ -163,3 +163,46 @@ def test_three():
     let (starts, _) = run("threaded", &[("START_THREAD", "1")], &[]);
     assert_eq!(starts, vec!["spawned"; 3]);
 }
+
+#[test]
+fn when_the_fork_server_dies_the_rest_of_the_run_spawns_its_workers() {
+    let project = Project::new();
+    project.write(
+        "killer.yaml",
+        r#"
+defaults:
+  iterations: 20
+  warmup: 2
+scenarios:
+  - name: kills-the-server
+    setup: |
+      import os, signal
+      runner = os.getppid()
+      for pid in filter(str.isdigit, os.listdir("/proc")):
+          try:
+              command = open(f"/proc/{pid}/cmdline", "rb").read()
+              parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+          except (OSError, ValueError):
+              continue
+          # A forked worker is a copy of the server, command line included: skip this one.
+          if b"--fork-server" in command and parent == runner and int(pid) != os.getpid():
+              os.kill(int(pid), signal.SIGKILL)
+    run: x = [i]
+  - name: after-1
+    run: x = [i]
+  - name: after-2
+    run: x = [i]
+"#,
+    );
+    let (output, results) = project.run(&["killer.yaml", "-j", "1"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    for name in ["kills-the-server", "after-1", "after-2"] {
+        assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
+    }
+    assert_eq!(
+        worker_starts(&results),
+        vec!["forked", "spawned", "spawned"],
+        "{log}"
+    );
+}
