@@ -187,7 +187,8 @@ pub enum Phase {
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Phase::Prepare => "prepare",
+            // Interpreter start, paths, compiling the code, importing `call`'s module.
+            Phase::Prepare => "start-up",
             Phase::Setup => "setup",
             Phase::Warmup => "warmup",
             Phase::Measure => "run",

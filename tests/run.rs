@@ -366,6 +366,10 @@ scenarios:
           raise ValueError(f"boom {i}")
       for i in (1000,):
           pass
+  - name: does-not-compile
+    run: |
+      x = [i]
+      y = (
 "#,
     );
     let (output, results) = project.run(&["scope.yaml"]);
@@ -389,6 +393,15 @@ scenarios:
         traceback.contains("[rebinds-i-then-raises] run>\", line 2, in <module>"),
         "{traceback}"
     );
+    // A syntax error: one line in the error (no internal phase name), the place once, in the
+    // traceback.
+    let broken = scenario(&results, "does-not-compile");
+    assert_eq!(
+        broken["error"], "SyntaxError: '(' was never closed (in start-up)",
+        "{log}"
+    );
+    let traceback = broken["traceback"].as_str().unwrap();
+    assert_eq!(traceback.matches("y = (").count(), 1, "{traceback}");
 }
 
 #[test]

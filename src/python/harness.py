@@ -455,7 +455,11 @@ def describe(exc):
     while tb is not None and tb.tb_frame.f_code.co_filename == _HARNESS_FILE:
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
-    message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    lines = traceback.format_exception_only(type(exc), exc)
+    if isinstance(exc, SyntaxError):
+        # The file, line and caret lines above the message are in the traceback already.
+        lines = lines[-1:]
+    message = "".join(lines).strip()
     return (message, text, False)
 
 
