@@ -155,6 +155,7 @@ fn scenario(index: usize, shape: Shape) -> Scenario {
         description: Some(format!("synthetic {shape:?} series")),
         file: PathBuf::from(format!("scenarios/suite{}.yaml", index % 7)),
         line: 3 + 9 * (index / 7),
+        code_lines: Default::default(),
         setup: Some("from shop import prices".to_string()),
         body: Body::Run("prices.quote(i)".to_string()),
         teardown: None,

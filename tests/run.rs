@@ -389,8 +389,12 @@ scenarios:
         "{log}"
     );
     let traceback = raises["traceback"].as_str().unwrap();
+    let written = std::fs::read_to_string(project.path().join("scope.yaml")).unwrap();
+    let line = common::line_of(&written, r#"raise ValueError(f"boom {i}")"#);
     assert!(
-        traceback.contains("[rebinds-i-then-raises] run>\", line 2, in <module>"),
+        traceback.contains(&format!(
+            "[rebinds-i-then-raises] run>\", line {line}, in <module>"
+        )),
         "{traceback}"
     );
     // A syntax error: one line in the error (no internal phase name), the place once, in the

@@ -110,6 +110,14 @@ _loop = None
 failed_iteration = None
 
 
+def _at_line(source, first_line):
+    """``source`` moved down to start on line ``first_line`` (the scenario file's line where it
+    is written), so tracebacks and allocation sites give the file's own line numbers."""
+    if source and first_line and first_line > 1:
+        return "\n" * (first_line - 1) + source
+    return source
+
+
 def _compile(source, filename):
     """Compile scenario code under a readable pseudo-filename and register its source with
     linecache, so tracebacks show the scenario's own lines."""
@@ -252,7 +260,8 @@ def _stdlib_import(name):
 def prepare(spec):
     """Set up ``sys.path``, compile the scenario and start tracemalloc.
 
-    ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None), pytest
+    ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None), lines (the
+    file's line where each of setup, run and teardown starts, or None), pytest
     (a dict of args, node_id, rootdir and fixtures, or None),
     python_path (list), site_packages (list or None: replace our own site-packages with these),
     executable (the Python that subprocesses should use), frames (tracemalloc depth), trace
@@ -282,13 +291,17 @@ def prepare(spec):
     sys.argv = [spec["file"]]
 
     label = f"{spec['file']} [{spec['name']}]"
-    _setup = _compile(spec["setup"], f"<{label} setup>") if spec["setup"] else None
-    _run = _compile(spec["run"], f"<{label} run>") if spec["run"] else None
-    _teardown = _compile(spec["teardown"], f"<{label} teardown>") if spec["teardown"] else None
+    lines = spec["lines"]
+    setup, run, teardown = (
+        _at_line(spec[part], lines[part]) for part in ("setup", "run", "teardown")
+    )
+    _setup = _compile(setup, f"<{label} setup>") if setup else None
+    _run = _compile(run, f"<{label} run>") if run else None
+    _teardown = _compile(teardown, f"<{label} teardown>") if teardown else None
     _ns = {"__name__": "__scenario__", "__builtins__": builtins, "i": 0}
     for key, value in spec["params"]:
         _ns[key] = json.loads(value)
-    _loop = _loop_function(spec["run"], f"<{label} run>") if spec["run"] else None
+    _loop = _loop_function(run, f"<{label} run>") if run else None
 
     random.seed(spec["seed"])
     _traced_throughout = spec["trace"]

@@ -15,7 +15,7 @@ use super::error::ScenarioError;
 use super::keys::{self, Context, Given, MIN_SAMPLES, SCENARIO_KEYS, Settings, TOP_LEVEL_KEYS};
 use super::values::{Invalid, ParamSet, closest};
 use super::yaml::{self, Document, Node, Pos, Value};
-use super::{Body, Expect, Fixtures, Scenario};
+use super::{Body, CodeLines, Expect, Fixtures, Scenario};
 
 /// Measured iterations when a scenario does not say.
 const DEFAULT_ITERATIONS: u64 = 200;
@@ -119,6 +119,7 @@ fn read_bounded(file: &Path) -> Result<Vec<u8>, ScenarioError> {
 fn load_source_with(file: &Path, source: &str, project: Option<&ProjectDefaults>) -> FileOutcome {
     let mut checker = Checker {
         file,
+        source,
         dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
         outcome: FileOutcome::default(),
         project: project.map(|p| &p.0),
@@ -188,6 +189,8 @@ struct Counts {
 /// Walks one file's tree, collecting scenarios and errors.
 struct Checker<'f> {
     file: &'f Path,
+    /// The file's text, to find where each code block's first line is.
+    source: &'f str,
     /// The scenario file's directory, which relative `python_path` entries start from.
     dir: PathBuf,
     outcome: FileOutcome,
@@ -209,6 +212,8 @@ pub(crate) fn project_defaults(
 ) -> Result<ProjectDefaults, Vec<ScenarioError>> {
     let mut checker = Checker {
         file,
+        // Never finishes a scenario: no code lines to find.
+        source: "",
         dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
         outcome: FileOutcome::default(),
         project: None,
@@ -640,8 +645,23 @@ impl Checker<'_> {
             .map(|m| (m, m.default_tolerance()))
             .collect();
         tolerance.extend(s.tolerance.map(|g| g.value).unwrap_or_default());
+        let code_lines = CodeLines {
+            setup: s
+                .setup
+                .as_ref()
+                .and_then(|g| first_code_line(self.source, g)),
+            run: match &body.value {
+                Body::Run(_) => first_code_line(self.source, &body),
+                _ => None,
+            },
+            teardown: s
+                .teardown
+                .as_ref()
+                .and_then(|g| first_code_line(self.source, g)),
+        };
         let scenario = Scenario {
             name,
+            code_lines,
             description: s.description.map(|g| g.value),
             file: self.file.to_path_buf(),
             line: start.line,
@@ -677,6 +697,48 @@ impl Checker<'_> {
                     self.outcome.scenarios.push(expanded);
                 }
             }
+        }
+    }
+}
+
+/// The line of `source` where the code given by `given` starts, when its text is there line for
+/// line: a literal block (`run: |`) starts on the line after its indicator, a one-line value
+/// on its own line. `None` for a folded or quoted multi-line value (its lines do not map one to
+/// one) and for a value from elsewhere (a project configuration's `defaults`), whose position is
+/// not in this file: the first line's text must be found where the position says.
+fn first_code_line<T: CodeText>(source: &str, given: &Given<T>) -> Option<usize> {
+    let code = given.value.code()?;
+    let first = code.lines().next().unwrap_or("").trim();
+    let at = given.value_at;
+    let line = |n: usize| source.lines().nth(n.checked_sub(1)?);
+    let header = line(at.line)?;
+    let rest: String = header.chars().skip(at.column.saturating_sub(1)).collect();
+    if rest.starts_with('|') {
+        let next = line(at.line + 1)?;
+        (next.trim() == first).then_some(at.line + 1)
+    } else if !code.trim_end().contains('\n') && !rest.starts_with('>') {
+        rest.contains(first).then_some(at.line)
+    } else {
+        None
+    }
+}
+
+/// The source text of a code value: `setup`, `teardown`, or a `run` workload.
+trait CodeText {
+    fn code(&self) -> Option<&str>;
+}
+
+impl CodeText for String {
+    fn code(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl CodeText for Body {
+    fn code(&self) -> Option<&str> {
+        match self {
+            Body::Run(code) => Some(code),
+            _ => None,
         }
     }
 }

@@ -114,6 +114,19 @@ pub enum Body {
     Pytest(PytestTest),
 }
 
+/// The 1-based line of the scenario file where each code block's first line is; `None` where
+/// the code's lines do not map one to one onto the file's (a folded or quoted multi-line value,
+/// a value from the project configuration's `defaults`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeLines {
+    /// `setup`'s first line.
+    pub setup: Option<usize>,
+    /// A `run` workload's first line.
+    pub run: Option<usize>,
+    /// `teardown`'s first line.
+    pub teardown: Option<usize>,
+}
+
 /// A `pytest:` workload: a selection of tests until [`pytest::expand`] collects it, then one
 /// test per scenario (or the reason none can run).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +224,10 @@ pub struct Scenario {
     pub file: PathBuf,
     /// 1-based line where the scenario's mapping starts (its first key).
     pub line: usize,
+    /// Where in `file` the code of `setup`, `run` and `teardown` starts, so that tracebacks and
+    /// allocation sites give the file's own line numbers.
+    #[serde(default)]
+    pub code_lines: CodeLines,
     /// Python source run once before warmup, e.g. imports and fixtures.
     pub setup: Option<String>,
     /// The code run on every iteration.

@@ -695,3 +695,31 @@ fn paths_are_normalized_lexically_never_above_the_root() {
     assert_eq!(n("/a/../../.."), PathBuf::from("/"));
     assert_eq!(n("a/../../b"), PathBuf::from("../b"));
 }
+
+#[test]
+fn code_blocks_know_the_file_line_they_start_on() {
+    let scenarios = load_ok(
+        "defaults:\n  setup: import os\nscenarios:\n  - name: block\n    setup: |\n      import json\n    run: |\n      x = [i]\n      y = json.dumps(x)\n    teardown: x = None\n  - name: plain\n    run: x = [i]\n  - name: folded\n    run: >\n      x = [i]\n  - name: quoted\n    run: \"x = [i]\\ny = 1\"\n",
+    );
+    let lines = |name: &str| {
+        scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .code_lines
+    };
+    assert_eq!(
+        lines("block"),
+        CodeLines {
+            setup: Some(6),
+            run: Some(8),
+            teardown: Some(10)
+        }
+    );
+    // `setup` from the file's defaults is written on line 2.
+    assert_eq!(lines("plain").setup, Some(2));
+    assert_eq!(lines("plain").run, Some(12));
+    // Folded and quoted multi-line text does not map line for line.
+    assert_eq!(lines("folded").run, None);
+    assert_eq!(lines("quoted").run, None);
+}

@@ -515,6 +515,11 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
         .collect();
     spec.set_item("params", params)?;
     spec.set_item("teardown", scenario.teardown.as_deref())?;
+    let lines = PyDict::new(py);
+    lines.set_item("setup", scenario.code_lines.setup)?;
+    lines.set_item("run", scenario.code_lines.run)?;
+    lines.set_item("teardown", scenario.code_lines.teardown)?;
+    spec.set_item("lines", lines)?;
     let python_path: Vec<String> = scenario
         .python_path
         .iter()

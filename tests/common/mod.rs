@@ -152,3 +152,11 @@ pub fn required(what: &str, found: bool, how_to_get_it: &str) -> bool {
     eprintln!("SKIPPED (not passed): {message}; set CI=1 to make this a failure");
     false
 }
+
+/// The 1-based line of `text` where `needle` first appears (panics when it does not).
+pub fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("`{needle}` is not in the text"))
+        + 1
+}
