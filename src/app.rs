@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 
 use crate::cli::{
-    Cli, Command, InitArgs, ListArgs, ListFormat, MergeArgs, ReportArgs, RunArgs, SelectArgs,
+    Cli, Command, InitArgs, ListArgs, ListFormat, ManArgs, MergeArgs, ReportArgs, RunArgs,
+    SelectArgs,
 };
 use crate::compare;
 use crate::config::{self, ProjectConfig};
@@ -69,10 +70,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             clap_complete::generate(shell, &mut command, "leakcheck", &mut std::io::stdout());
             Ok(Outcome::Success)
         }
-        Some(Command::Man) => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(Outcome::Success)
-        }
+        Some(Command::Man(args)) => man_command(args),
         None => {
             eprintln!(
                 "leakcheck: no command given; try `leakcheck run scenarios/` or `leakcheck --help`"
@@ -80,6 +78,38 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::InvalidInput)
         }
     }
+}
+
+/// `leakcheck man`: leakcheck's page, a subcommand's (`leakcheck-run`, named as the main page's
+/// SEE ALSO names it), or every page written into a folder.
+fn man_command(args: ManArgs) -> Result<Outcome> {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        clap_mangen::generate_to(command, dir)
+            .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+        eprintln!("wrote the man pages into {}", dir.display());
+        return Ok(Outcome::Success);
+    }
+    // Built, the subcommands carry their pages' names (`leakcheck-run`).
+    command.build();
+    let page = match &args.command {
+        None => command,
+        Some(name) => match command.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+                eprintln!(
+                    "error: `{}` is not a subcommand: one of {}",
+                    report::untrusted::terminal(name),
+                    names.join(", ")
+                );
+                return Ok(Outcome::InvalidInput);
+            }
+        },
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
+    Ok(Outcome::Success)
 }
 
 /// Loads, validates and filters scenarios, printing every problem found.

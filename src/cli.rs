@@ -36,8 +36,22 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout, e.g. `leakcheck man > leakcheck.1`.
-    Man,
+    /// Print the man page (roff) to stdout, e.g. `leakcheck man > leakcheck.1`; `leakcheck man
+    /// run` prints the page of a subcommand, `--out-dir DIR` writes every page.
+    Man(ManArgs),
+}
+
+/// Which man page to print, or where to write them all.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (`run`, `list`, `report`, `merge`, `init`,
+    /// `completions`, `man`); none: leakcheck's own page.
+    pub command: Option<String>,
+
+    /// Write leakcheck.1 and one page per subcommand (leakcheck-run.1, ...) into this folder
+    /// instead of printing one.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Which scenarios to consider.

@@ -124,5 +124,26 @@ fn completions_and_man_page_are_generated() {
     assert!(script.contains("leakcheck") && script.contains("--partition"));
     let out = project.leakcheck(&["man"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with(".ie"));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.starts_with(".ie"));
+    // The main page names the subcommands' pages; each exists.
+    assert!(page.contains("leakcheck\\-run(1)"), "{page}");
+    let out = project.leakcheck(&["man", "run"]);
+    assert_eq!(out.status.code(), Some(0));
+    let run = String::from_utf8_lossy(&out.stdout);
+    assert!(run.contains(".TH leakcheck-run 1"), "{run}");
+    assert!(run.contains("\\-\\-jobs"), "{run}");
+    let out = project.leakcheck(&["man", "runn"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one of run, list"));
+    let out = project.leakcheck(&["man", "--out-dir", "man"]);
+    assert_eq!(out.status.code(), Some(0));
+    for page in [
+        "leakcheck.1",
+        "leakcheck-run.1",
+        "leakcheck-merge.1",
+        "leakcheck-man.1",
+    ] {
+        assert!(project.path().join("man").join(page).is_file(), "{page}");
+    }
 }
