@@ -508,17 +508,23 @@ def _listed_description(entry):
     it is held, bounded by itself (an lru_cache's ``maxsize``, a deque's ``maxlen``) or by its
     module's constants."""
     container, name, bound, source = entry
+    key = id(container)
     if bound is None and source is not None:
         module = sys.modules.get(source[0])
         if module is not None:
             bound = _module_bound(module, source[1])
+            if bound is not None:
+                # Keyed by what bounds it, as ``_describe_all`` keys the others: a module's
+                # containers bounded by its constants are one holder (regex's ``_cache`` and
+                # ``_named_args``, both kept to ``_MAXCACHE``).
+                key = id(vars(module))
     return {
         "name": name,
         "type_name": _listed_type_name(container),
         "size": _size(container),
         "bound": bound,
         "_container": container,
-        "_key": id(container),
+        "_key": key,
     }
 
 
