@@ -28,8 +28,7 @@ import gc
 import json
 import sys
 import types
-from itertools import compress, repeat
-from operator import is_, itemgetter
+from itertools import chain, compress, repeat
 
 # Loaded before this module (src/worker/interpreter.rs): one way of naming a type.
 from _leakcheck_diagnose import _type_name
@@ -40,6 +39,8 @@ from _leakcheck_diagnose import _type_name
 _SAMPLE = 48
 _DEPTH = 8
 _FRONTIER = 64
+# Anchors sought by the first walk of the whole heap (see ``probe``, step 3).
+_FIRST_WALK = 8
 # Attribute names under which caches publish their capacity (functools, cachetools, Jinja2,
 # SQLAlchemy, boltons, pylru, ...): read on the holder and on up to two owners above it.
 _CAPACITY_ATTRIBUTES = (
@@ -59,6 +60,8 @@ _BOUND_WORDS = ("MAX", "SIZE", "LIMIT", "CAP")
 _CONTAINERS = (dict, list, set)
 # functools' C lru_cache wrapper type (None should a build lack it).
 _LRU = getattr(functools, "_lru_cache_wrapper", ())
+# The same, as the arguments of a ``gc.get_referrers`` that lists every lru_cache (none without).
+_LRU_TYPE = (_LRU,) if isinstance(_LRU, type) else ()
 # Containers that, held by a namespace, are holders in their own right.
 _GLOBAL_CONTAINERS = (dict, list, set, sys.modules["collections"].deque)
 
@@ -70,11 +73,36 @@ _holders = []
 _bound_sources = []
 
 
-def _size(obj):
-    try:
-        return len(obj)
-    except Exception:
-        return None
+def _anchor_referrers(referrers, anchors, nodes, own, roots, here, caches):
+    """From a walk's ``referrers``: ``({id(anchor): holder}, {id(anchor): references met})`` for
+    ``anchors``, the holder being the first referrer in the heap's order that is neither new
+    (``nodes``), the probe's own, nor a frame; ``caches``, unless None, gets the walk's
+    lru_caches."""
+    wanted = {id(o) for o in anchors}
+    holders = {}
+    met = {}
+    for ref in referrers:
+        rid = id(ref)
+        if caches is not None and type(ref) in _LRU_TYPE and rid not in own:
+            caches.append(ref)
+            if _size(ref) == 0:
+                # Refers to no entry, so to no anchor: met only for referring to its type.
+                continue
+        if rid in nodes or rid in own or type(ref) is types.FrameType or ref is here:
+            continue
+        if ref is anchors or ref is referrers:
+            continue
+        for child in gc.get_referents(ref):
+            cid = id(child)
+            if cid in wanted:
+                met[cid] = met.get(cid, 0) + 1
+                # A container that a namespace holds is the holder itself, even when it looks
+                # new: a dict empty at setup is untracked, and gc lists it once it fills.
+                if rid in roots and isinstance(child, _GLOBAL_CONTAINERS):
+                    holders.setdefault(cid, child)
+                else:
+                    holders.setdefault(cid, ref)
+    return holders, met
 
 
 def probe(namespace):
@@ -139,29 +167,49 @@ def probe(namespace):
         if len(anchors) >= _FRONTIER:
             break
     del obj
+    # Each anchor's references from objects the climb did not count (old ones, frames, new ones
+    # beyond the climb), for step 3: all but ``nodes``', ``anchors``', the sample's, the loop
+    # variable's and getrefcount's argument.
+    outside = {}
+    for obj in anchors:
+        oid = id(obj)
+        outside[oid] = sys.getrefcount(obj) - 4 - (oid in in_sample) - inbound.get(oid, 0)
+    del obj
 
-    # 3. The anchors' old referrers, in one walk of the whole heap.
+    # 3. The anchors' old referrers. A walk of the whole heap costs ~10 ms per 100 000 objects,
+    # and as much again per 20 objects sought (each reference met is compared with every one),
+    # so the first walk seeks a few anchors, spread over the list, and every lru_cache for the
+    # scan (each refers to its type: the scan needs no listing of the heap). Most anchors share
+    # their holder with another, so that walk meets all of their referrers too: an anchor whose
+    # references from outside are all counted among the objects it met has exactly the holder a
+    # walk seeking it would give (the first of those referrers in the heap's order). Only the
+    # others are sought by a second walk.
     gc.unfreeze()
     holders_of = {}
-    wanted = {id(o) for o in anchors}
-    referrers = gc.get_referrers(*anchors) if anchors else []
+    caches = []
     roots = _namespaces()
     roots[id(namespace)] = namespace
-    for ref in referrers:
-        rid = id(ref)
-        if rid in nodes or rid in own or type(ref) is frame_type or ref is here:
-            continue
-        if ref is anchors or ref is referrers:
-            continue
-        for child in gc.get_referents(ref):
-            if id(child) in wanted:
-                # A container that a namespace holds is the holder itself, even when it looks
-                # new: a dict empty at setup is untracked, and gc lists it once it fills.
-                if rid in roots and isinstance(child, _GLOBAL_CONTAINERS):
-                    holders_of.setdefault(id(child), child)
-                else:
-                    holders_of.setdefault(id(child), ref)
-    del referrers, anchors, wanted, roots
+    first_sought = anchors[:: max(1, len(anchors) // _FIRST_WALK)]
+    own.update((id(anchors), id(holders_of), id(caches), id(outside), id(first_sought)))
+    tentative, met = _anchor_referrers(
+        gc.get_referrers(*first_sought, *_LRU_TYPE), anchors, nodes, own, roots, here, caches
+    )
+    sought = {id(o) for o in first_sought}
+    rest = []
+    for obj in anchors:
+        aid = id(obj)
+        if aid in sought or met.get(aid, 0) >= outside[aid]:
+            if aid in tentative:
+                holders_of[aid] = tentative[aid]
+        else:
+            rest.append(obj)
+    del tentative, met, sought, first_sought
+    if rest:
+        own.add(id(rest))
+        found, _ = _anchor_referrers(gc.get_referrers(*rest), rest, nodes, own, roots, here, None)
+        holders_of.update(found)
+        del found
+    del anchors, rest, roots, outside
 
     # 4. Each sampled survivor's holder: the old container nearest to it up the links.
     counts = {}
@@ -191,7 +239,16 @@ def probe(namespace):
     up.clear()
     del sample, nodes, up, inbound, in_sample
 
-    described = _describe_all([holder for holder, _ in counts.values()], namespace, own)
+    scanned = _scan(namespace, own | {id(counts), id(holders_of)}, caches)
+    del caches
+    listed = {id(entry[0]): entry for entry in scanned if entry[1] is not None}
+    described = _describe_all(
+        [holder for holder, _ in counts.values()],
+        namespace,
+        own | {id(scanned), id(listed)} | set(map(id, scanned)),
+        listed,
+    )
+    del listed
     merged = {}
     for (holder, n), entry in zip(counts.values(), described):
         key = entry.pop("_key")
@@ -209,7 +266,7 @@ def probe(namespace):
     # lru_cache) leaves no survivor to follow: every lru_cache and every container a namespace
     # holds is listed too, and the worker keeps those whose size grows.
     seen = {id(h) for h in _holders}
-    for container, name, bound, source in _scan(namespace, own | {id(seen), id(out)}):
+    for container, name, bound, source in scanned:
         if id(container) in seen:
             continue
         seen.add(id(container))
@@ -217,10 +274,8 @@ def probe(namespace):
         _bound_sources.append(source)
         out.append(
             {
-                "name": name,
-                "type_name": "functools.lru_cache"
-                if isinstance(container, _LRU)
-                else _type_name(type(container)),
+                "name": name or _lru_name(container),
+                "type_name": _listed_type_name(container),
                 "size": _size(container),
                 "bound": bound,
                 "share": 0.0,
@@ -232,7 +287,7 @@ def probe(namespace):
     result = json.dumps(
         {"survivors": total, "sampled": sampled, "unattributed": unattributed, "holders": out}
     )
-    del counts, described, merged, out, holders_of
+    del counts, described, merged, out, holders_of, scanned
     # Frozen again without a collection first (nothing of the scenario's ran since the one above,
     # and the probe leaves no cyclic garbage; a full collection of the unfrozen heap costs tens
     # of milliseconds). Found by the scan, the lru_caches are listed while the heap is unfrozen, so
@@ -273,20 +328,21 @@ def keep(indices):
     return json.dumps(bounds)
 
 
-def _scan(namespace, own):
-    """``(container, name, bound, source)`` for every lru_cache and every dict, list, set or
-    deque that a module or the scenario's namespace holds as a global. A module's own constants
-    bound its containers (``_module_bounds``), but reading them means a pass over the module's
-    functions: for a module global, ``source`` is ``(module name, global name)`` and the bound is
-    left to ``keep``, which reads it for the containers that grew; ``source`` is None otherwise.
+def _scan(namespace, own, caches):
+    """``(container, name, bound, source)`` for every lru_cache (``caches``, in heap order) and
+    every dict, list, set or deque that a module or the scenario's namespace holds as a global,
+    each once (where first found). ``name`` is None for an lru_cache without a ``__qualname__``
+    (``_lru_name`` then names it). A module's own constants bound its containers
+    (``_module_bounds``), but reading them means a pass over the module's functions: for a module
+    global, ``source`` is ``(module name, global name)`` and the bound is left to ``keep``, which
+    reads it for the containers that grew; ``source`` is None otherwise.
 
-    A thousand modules hold tens of thousands of globals and the heap hundreds of thousands of
-    objects: both are filtered by type with ``map`` and ``compress``, in C, and only the few
-    thousand hits are looked at in Python (a loop testing each global and each object cost most
-    of a probe)."""
-    lru = getattr(functools, "_lru_cache_wrapper", None)
+    A thousand modules hold tens of thousands of globals: they are listed and filtered by type
+    in C (``chain``, ``map``, ``compress``) in one pass over every namespace, and only the few
+    thousand hits are looked at in Python (a loop testing each global cost most of a probe)."""
     deque = sys.modules["collections"].deque
     found = []
+    seen = set()
     tables = [("the scenario's global", namespace)] if namespace is not None else []
     for name, module in list(sys.modules.items()):
         if name.startswith("_leakcheck"):
@@ -294,37 +350,45 @@ def _scan(namespace, own):
         table = getattr(module, "__dict__", None)
         if isinstance(table, dict) and table is not namespace:
             tables.append((name, table))
+    dicts = [table for _, table in tables]
+    # dict's own methods, not a subclass's: no Python code runs between these three listings.
+    values = list(chain.from_iterable(map(dict.values, dicts)))
+    keys = list(chain.from_iterable(map(dict.keys, dicts)))
+    owners = list(chain.from_iterable(map(repeat, range(len(dicts)), map(dict.__len__, dicts))))
+    del dicts
+    kinds = list(map(type, values))
     # Whether globals of a type are containers, decided once per type.
-    container = {}
-    for owner, table in tables:
-        items = list(table.items())
-        kinds = list(map(type, map(itemgetter(1), items)))
-        for kind in set(kinds) - container.keys():
-            container[kind] = kind in _CONTAINERS or issubclass(kind, deque)
-        for key, value in compress(items, map(container.__getitem__, kinds)):
-            if not isinstance(key, str) or id(value) in own:
-                continue
-            if owner == "the scenario's global" and key == "__builtins__":
-                continue
-            label = f"{owner} '{key}'" if owner == "the scenario's global" else f"{owner}.{key}"
-            bound = source = None
-            if isinstance(value, deque) and value.maxlen is not None:
-                bound = {"kind": "maxlen", "capacity": value.maxlen}
-            elif type(value) in _CONTAINERS and owner != "the scenario's global":
-                source = (owner, key)
-            found.append((value, label, bound, source))
-        del items, kinds
-    if lru is not None:
-        objects = gc.get_objects()
-        caches = list(compress(objects, map(is_, map(type, objects), repeat(lru))))
-        del objects
-        for obj in caches:
-            if id(obj) not in own:
-                bound = _bound(obj, None, lru, {})
-                qualname = getattr(obj, "__qualname__", "?")
-                found.append((obj, f"{getattr(obj, '__module__', '?')}.{qualname}", bound, None))
-        del caches
+    container = {kind: kind in _CONTAINERS or issubclass(kind, deque) for kind in set(kinds)}
+    for k in compress(range(len(values)), map(container.__getitem__, kinds)):
+        key, value, owner = keys[k], values[k], tables[owners[k]][0]
+        if not isinstance(key, str) or id(value) in own or id(value) in seen:
+            continue
+        if owner == "the scenario's global" and key == "__builtins__":
+            continue
+        seen.add(id(value))
+        label = f"{owner} '{key}'" if owner == "the scenario's global" else f"{owner}.{key}"
+        bound = source = None
+        if isinstance(value, deque) and value.maxlen is not None:
+            bound = {"kind": "maxlen", "capacity": value.maxlen}
+        elif type(value) in _CONTAINERS and owner != "the scenario's global":
+            source = (owner, key)
+        found.append((value, label, bound, source))
+    del values, keys, owners, kinds, tables
+    lru = _LRU_TYPE[0] if _LRU_TYPE else None
+    for obj in caches:
+        if id(obj) not in own and id(obj) not in seen:
+            seen.add(id(obj))
+            bound = _bound(obj, None, lru, {})
+            name = None
+            if getattr(obj, "__qualname__", None):
+                name = _lru_name(obj)
+            found.append((obj, name, bound, None))
     return found
+
+
+def _lru_name(obj):
+    """An lru_cache's name, as its module and qualified name say."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
 
 
 def _size(obj):
@@ -367,15 +431,24 @@ def _referrers(objects, own):
     return out
 
 
-def _describe_all(containers, namespace, own):
+def _describe_all(containers, namespace, own, listed):
     """Name, kind, size and bound of each container a climb stopped at. The container itself,
     then up to two owners above it, may set the bound: an lru_cache is the container itself; a
     cache class's dict is owned by its instance (or the instance's __dict__); a module's global
-    dict by the module's namespace."""
+    dict by the module's namespace.
+
+    Owners are found by a walk of the heap per level, for the containers that need them only: a
+    namespace has none to read, and a container the scan listed (``listed``: a named lru_cache,
+    or a container a namespace holds as a global) is named where the scan found it and bounded
+    by itself or by its module's constants (``_listed_description``)."""
     lru = getattr(functools, "_lru_cache_wrapper", None)
     modules = _namespaces()
-    own = own | {id(containers), id(modules)}
-    first = _referrers(containers, own)
+    walked = [
+        c for c in containers if id(c) not in listed and id(c) not in modules and c is not namespace
+    ]
+    own = own | {id(containers), id(modules), id(walked)}
+    first = _referrers(walked, own)
+    del walked
     second_wanted = []
     for refs in first.values():
         for ref in refs:
@@ -384,6 +457,10 @@ def _describe_all(containers, namespace, own):
     second = _referrers(second_wanted[:_FRONTIER], own | {id(first), id(second_wanted)})
     out = []
     for container in containers:
+        entry = listed.get(id(container))
+        if entry is not None:
+            out.append(_listed_description(entry))
+            continue
         chain = [(container, None)]
         # A module's or the scenario's namespace is a root: what it holds are its globals.
         is_root = id(container) in modules or container is namespace
@@ -424,6 +501,38 @@ def _describe_all(containers, namespace, own):
             entry["name"] = _name(container, first, second, namespace, modules, lru)
         out.append(entry)
     return out
+
+
+def _listed_description(entry):
+    """``_describe_all``'s description of a container the scan listed, from the scan: named where
+    it is held, bounded by itself (an lru_cache's ``maxsize``, a deque's ``maxlen``) or by its
+    module's constants."""
+    container, name, bound, source = entry
+    key = id(container)
+    if bound is None and source is not None:
+        module = sys.modules.get(source[0])
+        if module is not None:
+            bound = _module_bound(module, source[1])
+            if bound is not None:
+                # Keyed by what bounds it, as ``_describe_all`` keys the others: a module's
+                # containers bounded by its constants are one holder (regex's ``_cache`` and
+                # ``_named_args``, both kept to ``_MAXCACHE``).
+                key = id(vars(module))
+    return {
+        "name": name,
+        "type_name": _listed_type_name(container),
+        "size": _size(container),
+        "bound": bound,
+        "_container": container,
+        "_key": key,
+    }
+
+
+def _listed_type_name(container):
+    """The type a scanned container is reported as."""
+    if isinstance(container, _LRU):
+        return "functools.lru_cache"
+    return _type_name(type(container))
 
 
 def _bound(obj, child, lru, modules):
