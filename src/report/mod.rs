@@ -11,6 +11,8 @@ pub mod html;
 pub mod journal;
 pub mod json;
 pub mod junit;
+#[cfg(test)]
+mod snapshots;
 pub mod terminal;
 pub mod untrusted;
 pub mod view;

@@ -143,8 +143,19 @@ pub fn print_summary(
     out: &mut dyn Write,
     quiet: bool,
 ) -> std::io::Result<()> {
+    write_summary(results, out, quiet, terminal_width())
+}
+
+/// [`print_summary`] with the table fitted to `width` columns (whole without one), whatever
+/// stdout is: what the snapshot tests render.
+pub fn write_summary(
+    results: &RunResults,
+    out: &mut dyn Write,
+    quiet: bool,
+    width: Option<usize>,
+) -> std::io::Result<()> {
     if !quiet {
-        print_table(results, out, terminal_width())?;
+        print_table(results, out, width)?;
     }
     for scenario in &results.scenarios {
         if scenario.ok
