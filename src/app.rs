@@ -16,7 +16,8 @@ use crate::config::{self, ProjectConfig};
 use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
-use crate::results::{self, RunResults};
+use crate::report::view::RunView;
+use crate::results;
 use crate::runner::{self, RunSettings, environment, workers};
 use crate::scenario::{self, Scenario};
 use crate::select::{self, Expr};
@@ -294,20 +295,17 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             compare::apply_regression_gate(&mut results);
         }
     }
-    let written = match report::write_all(&results, &report_dir) {
+    let view = RunView::new(&results);
+    let written = match report::write_all(&view, &report_dir) {
         Ok(written) => written,
         Err(err) => {
             // Show what the run found before saying its reports could not be saved.
-            print_outcome(&results, &[], args.quiet)?;
+            print_outcome(&view, &[], args.quiet)?;
             return Err(err);
         }
     };
-    print_outcome(&results, &written, args.quiet)?;
-    report::github::publish(
-        &results,
-        &report_dir,
-        &report::github::Environment::current(),
-    )?;
+    print_outcome(&view, &written, args.quiet)?;
+    report::github::publish(&view, &report_dir, &report::github::Environment::current())?;
     if let Some(signal) = runner::signals::received() {
         eprintln!(
             "leakcheck: interrupted by {}; the reports hold the {} scenario(s) that finished",
@@ -375,23 +373,20 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     }
+    let view = RunView::new(&results);
     let mut written = Vec::new();
     if let Some(html) = &args.html {
         if let Some(parent) = html.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create folder `{}`", parent.display()))?;
         }
-        report::write_atomically(html, report::html::render(&results)?.as_bytes())?;
+        report::write_atomically(html, report::html::render(&view)?.as_bytes())?;
         written.push(html.clone());
     }
     if let Some(dir) = dir {
-        written.extend(report::write_all_except(
-            &results,
-            &dir,
-            Some(&args.results),
-        )?);
+        written.extend(report::write_all_except(&view, &dir, Some(&args.results))?);
     }
-    print_outcome(&results, &written, false)?;
+    print_outcome(&view, &written, false)?;
     Ok(Outcome::Success)
 }
 
@@ -405,12 +400,12 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 /// The baseline comparison first, then the summary, then the files written.
-fn print_outcome(results: &RunResults, written: &[PathBuf], quiet: bool) -> Result<()> {
+fn print_outcome(view: &RunView<'_>, written: &[PathBuf], quiet: bool) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    if let Some(comparison) = &results.baseline {
-        report::baseline::print_comparison(comparison, results, &mut stdout)?;
+    if let Some(comparison) = &view.results.baseline {
+        report::baseline::print_comparison(comparison, view.results, &mut stdout)?;
     }
-    report::terminal::print_summary(results, &mut stdout, quiet)?;
+    report::terminal::print_summary(view, &mut stdout, quiet)?;
     if !quiet {
         for path in written {
             writeln!(stdout, "wrote {}", path.display())?;
@@ -431,18 +426,14 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let json = report::json::JsonExporter;
-    report::write_atomically(&args.output, &report::Exporter::render(&json, &merged)?)?;
-    let s = &merged.summary;
+    report::write_atomically(&args.output, &report::json::bytes(&merged)?)?;
     println!(
-        "merged {} files: {} scenarios, {}; {} not as expected -> {}",
+        "merged {} files -> {}\n{}",
         args.results.len(),
-        s.total,
-        report::view::counts(s, ", "),
-        s.failed,
-        args.output.display()
+        args.output.display(),
+        RunView::new(&merged).tally()
     );
-    Ok(if s.failed == 0 {
+    Ok(if merged.summary.failed == 0 {
         Outcome::Success
     } else {
         Outcome::ScenariosFailed

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{baseline, view};
+use super::baseline;
+use super::view::{self, RunView, ScenarioView};
 use crate::compare::Change;
-use crate::results::{RunResults, ScenarioResult};
 
 /// The parts of a GitHub Actions environment this module uses.
 #[derive(Debug, Clone, Default)]
@@ -44,10 +44,10 @@ impl Environment {
 
 /// Prints annotations (on stdout, where the runner reads workflow commands) and appends the
 /// step summary, as the environment asks.
-pub fn publish(results: &RunResults, report_dir: &Path, env: &Environment) -> Result<()> {
+pub fn publish(run: &RunView<'_>, report_dir: &Path, env: &Environment) -> Result<()> {
     if env.actions {
         let mut stdout = std::io::stdout().lock();
-        for line in annotations(results, env.workspace.as_deref()) {
+        for line in annotations(run, env.workspace.as_deref()) {
             writeln!(stdout, "{line}")?;
         }
     }
@@ -57,7 +57,7 @@ pub fn publish(results: &RunResults, report_dir: &Path, env: &Environment) -> Re
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY `{}`", path.display()))?;
-        file.write_all(step_summary(results, report_dir).as_bytes())
+        file.write_all(step_summary(run, report_dir).as_bytes())
             .with_context(|| format!("cannot append to `{}`", path.display()))?;
     }
     Ok(())
@@ -66,10 +66,12 @@ pub fn publish(results: &RunResults, report_dir: &Path, env: &Environment) -> Re
 /// One `::error` per scenario that fails the gate, at its scenario file and line, plus one at
 /// the top allocation site when that file is in the repository; one `::warning` per
 /// significant rise that does not fail the gate.
-pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String> {
+pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
+    let results = run.results;
     let mut lines = Vec::new();
-    for scenario in &results.scenarios {
-        let Some(why) = view::failure(results, scenario) else {
+    for row in run.in_run_order() {
+        let scenario = row.result;
+        let Some(why) = row.failure else {
             continue;
         };
         lines.push(command(
@@ -78,7 +80,7 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
                 .unwrap_or_else(|| scenario.file.display().to_string()),
             scenario.line,
             &format!("leakcheck: {} ({why})", scenario.name),
-            &view::failure_message(results, scenario),
+            &row.failure_message(),
         ));
         // The allocating line, or the user's line that called into the standard library.
         let site = scenario.diagnosis.as_ref().and_then(|d| d.sites.first());
@@ -158,18 +160,14 @@ fn repo_path(file: &str, workspace: Option<&Path>) -> Option<String> {
 
 /// The Markdown summary: headline, counts, baseline changes, then every scenario, failures
 /// first.
-pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
-    let s = &results.summary;
+pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
+    let results = run.results;
     let mut md = String::new();
-    let headline = if s.failed == 0 {
-        format!("✅ every scenario as expected ({} scenarios)", s.total)
-    } else {
-        format!("❌ {} of {} scenarios not as expected", s.failed, s.total)
-    };
-    md.push_str(&format!("## leakcheck: {headline}\n\n"));
+    let mark = if run.all_ok { "✅" } else { "❌" };
+    md.push_str(&format!("## leakcheck: {mark} {}\n\n", run.headline));
     md.push_str(&format!(
         "{} · {:.1} s\n\n",
-        super::view::counts(s, " · "),
+        run.counts_text(" · "),
         results.duration_secs
     ));
     if let Some(comparison) = &results.baseline {
@@ -204,13 +202,13 @@ pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
         }
     }
     md.push_str("| scenario | verdict | outcome | reason |\n|---|---|---|---|\n");
-    for (_, scenario) in view::ordered(results) {
+    for row in &run.rows {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
-            cell(&scenario.name),
-            scenario.verdict,
-            outcome(results, scenario),
-            cell(&scenario.reason)
+            cell(&row.result.name),
+            row.result.verdict,
+            outcome(row),
+            cell(&row.result.reason)
         ));
     }
     md.push_str(&format!(
@@ -220,8 +218,8 @@ pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
     md
 }
 
-fn outcome(results: &RunResults, scenario: &ScenarioResult) -> String {
-    match view::failure(results, scenario) {
+fn outcome(row: &ScenarioView) -> String {
+    match row.failure {
         Some(why) => format!("❌ {why}"),
         None => "✅ as expected".to_string(),
     }

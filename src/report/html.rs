@@ -11,7 +11,7 @@ use askama::Template;
 
 use super::Exporter;
 use super::chart::Chart;
-use super::view;
+use super::view::{self, RunView};
 use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
 use crate::diagnosis::Diagnosis;
 use crate::metric::Metric;
@@ -27,14 +27,14 @@ impl Exporter for HtmlExporter {
         "index.html"
     }
 
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
-        Ok(render(results)?.into_bytes())
+    fn render(&self, run: &RunView<'_>) -> Result<Vec<u8>> {
+        Ok(render(run)?.into_bytes())
     }
 }
 
-/// Renders the page for `results`.
-pub fn render(results: &RunResults) -> Result<String> {
-    let page = Page::new(results)
+/// Renders the page for a run.
+pub fn render(run: &RunView<'_>) -> Result<String> {
+    let page = Page::new(run)
         .render()
         .context("cannot render the HTML report")?;
     // askama escapes markup, not the control characters HTML forbids.
@@ -191,15 +191,9 @@ struct ChainView {
 }
 
 impl Page {
-    fn new(results: &RunResults) -> Page {
+    fn new(run: &RunView<'_>) -> Page {
+        let results = run.results;
         let s = &results.summary;
-        let ordered = view::ordered(results);
-        let anchors: Vec<String> = results
-            .scenarios
-            .iter()
-            .enumerate()
-            .map(|(i, sc)| view::anchor(i, &sc.name))
-            .collect();
         let columns: Vec<Metric> = Metric::ALL
             .into_iter()
             .filter(|m| results.scenarios.iter().any(|sc| sc.gate.contains(m)))
@@ -210,46 +204,28 @@ impl Page {
                 .as_ref()
                 .and_then(|c| c.scenarios.iter().find(|e| e.name == name))
         };
-        let headline = if s.failed == 0 {
-            format!("Every scenario as expected ({} scenarios)", s.total)
-        } else {
-            format!("{} of {} scenarios not as expected", s.failed, s.total)
-        };
+        // The headline opens the page: a sentence, capitalised.
+        let mut headline = run.headline.clone();
+        if let Some(first) = headline.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
 
         Page {
             title: format!(
                 "leakcheck: {} scenarios, {} leak, {} not as expected",
                 s.total, s.leak, s.failed
             ),
-            all_ok: s.failed == 0,
+            all_ok: run.all_ok,
             headline,
-            counts: vec![
-                Count {
-                    class: "pass",
-                    label: "pass",
-                    value: s.pass,
-                },
-                Count {
-                    class: "leak",
-                    label: "leak",
-                    value: s.leak,
-                },
-                Count {
-                    class: "inconclusive",
-                    label: "inconclusive",
-                    value: s.inconclusive,
-                },
-                Count {
-                    class: "error",
-                    label: "error",
-                    value: s.error,
-                },
-                Count {
-                    class: "skipped",
-                    label: "skipped",
-                    value: s.skipped,
-                },
-            ],
+            counts: run
+                .counts
+                .iter()
+                .map(|c| Count {
+                    class: c.label,
+                    label: c.label,
+                    value: c.value,
+                })
+                .collect(),
             meta: vec![
                 ("started", results.started_at.clone()),
                 ("duration", format!("{:.1} s", results.duration_secs)),
@@ -273,23 +249,22 @@ impl Page {
             ],
             interrupted: results.interrupted,
             confidence: view::percent(results.confidence),
-            baseline: results
-                .baseline
-                .as_ref()
-                .map(|c| baseline_view(c, results, &anchors)),
-            rows: ordered
+            baseline: results.baseline.as_ref().map(|c| baseline_view(c, run)),
+            rows: run
+                .rows
                 .iter()
-                .map(|&(i, sc)| Row {
-                    anchor: anchors[i].clone(),
+                .map(|row| (row, row.result))
+                .map(|(row, sc)| Row {
+                    anchor: row.anchor.clone(),
                     name: sc.name.clone(),
                     verdict: sc.verdict,
                     expected: view::expect_name(sc.expected),
-                    failure: view::failure(results, sc),
+                    failure: row.failure,
                     cells: columns
                         .iter()
-                        .map(|m| match sc.metrics.get(m) {
-                            Some(result) => Cell {
-                                text: view::growth(result, sc.analysis_of(*m)),
+                        .map(|m| match (sc.metrics.get(m), row.metric(*m)) {
+                            (Some(result), Some(metric)) => Cell {
+                                text: metric.growth.clone(),
                                 class: match (sc.gate.contains(m), result.call) {
                                     (false, _) => "ungated",
                                     (true, Call::Grows) => "grows",
@@ -297,7 +272,7 @@ impl Page {
                                     (true, _) => "",
                                 },
                             },
-                            None => Cell {
+                            _ => Cell {
                                 text: "—".to_string(),
                                 class: "ungated",
                             },
@@ -307,11 +282,10 @@ impl Page {
                     time: format!("{:.1} s", sc.duration_secs),
                 })
                 .collect(),
-            scenarios: grouped(&ordered)
+            scenarios: grouped(&run.rows)
                 .into_iter()
-                .map(|(i, sc, group_start)| {
-                    let mut view =
-                        scenario_view(results, sc, anchors[i].clone(), comparison_of(&sc.name));
+                .map(|(row, group_start)| {
+                    let mut view = scenario_view(results, row, comparison_of(&row.result.name));
                     view.group_start = group_start;
                     view
                 })
@@ -331,16 +305,16 @@ fn group_of(sc: &ScenarioResult) -> String {
     }
 }
 
-/// `ordered` regrouped by file, each file where its first scenario was (so the files with
-/// failures still come first, and within a file the order stays), with whether each scenario
-/// starts its file's group.
-fn grouped<'r>(ordered: &[(usize, &'r ScenarioResult)]) -> Vec<(usize, &'r ScenarioResult, bool)> {
-    let mut groups: Vec<(String, Vec<(usize, &ScenarioResult)>)> = Vec::new();
-    for &(i, sc) in ordered {
-        let group = group_of(sc);
+/// The rows (in report order) regrouped by file, each file where its first scenario was (so
+/// the files with failures still come first, and within a file the order stays), with whether
+/// each scenario starts its file's group.
+fn grouped<'v, 'r>(rows: &'v [view::ScenarioView<'r>]) -> Vec<(&'v view::ScenarioView<'r>, bool)> {
+    let mut groups: Vec<(String, Vec<&view::ScenarioView>)> = Vec::new();
+    for row in rows {
+        let group = group_of(row.result);
         match groups.iter_mut().find(|(name, _)| *name == group) {
-            Some((_, members)) => members.push((i, sc)),
-            None => groups.push((group, vec![(i, sc)])),
+            Some((_, members)) => members.push(row),
+            None => groups.push((group, vec![row])),
         }
     }
     groups
@@ -349,31 +323,30 @@ fn grouped<'r>(ordered: &[(usize, &'r ScenarioResult)]) -> Vec<(usize, &'r Scena
             members
                 .into_iter()
                 .enumerate()
-                .map(|(n, (i, sc))| (i, sc, n == 0))
+                .map(|(n, row)| (row, n == 0))
         })
         .collect()
 }
 
 fn scenario_view(
     results: &RunResults,
-    sc: &ScenarioResult,
-    anchor: String,
+    row: &view::ScenarioView,
     comparison: Option<&ScenarioComparison>,
 ) -> ScenarioView {
+    let sc = row.result;
     let charts: Vec<ChartView> = sc
         .metrics
         .iter()
-        .filter_map(|(&metric, result)| {
+        .zip(&row.metrics)
+        .filter_map(|((&metric, result), words)| {
             let analysis = sc.analysis_of(metric);
             let chart = Chart::build(metric, result, analysis.and_then(|a| a.robust.as_ref()))?;
-            let growth = view::growth(result, analysis);
             Some(ChartView {
-                caption: growth.clone(),
+                caption: words.growth.clone(),
                 call_class: call_class(result.call),
                 label: format!(
-                    "{metric} against iteration for {}: {growth}, tolerance {}",
-                    sc.name,
-                    view::tolerance(result)
+                    "{metric} against iteration for {}: {}, tolerance {}",
+                    sc.name, words.growth, words.tolerance
                 ),
                 chart,
             })
@@ -398,37 +371,34 @@ fn scenario_view(
         ));
     }
     ScenarioView {
-        anchor,
+        anchor: row.anchor.clone(),
         name: sc.name.clone(),
         verdict: sc.verdict,
         expected: view::expect_name(sc.expected),
-        failure: view::failure(results, sc),
+        failure: row.failure,
         location: format!("{}:{}", sc.file.display(), sc.line),
         group: group_of(sc),
         group_start: false,
         description: sc.description.clone(),
         tags: sc.tags.clone(),
         reason: sc.reason.clone(),
-        advice: view::advice(sc),
+        advice: row.advice,
         error: sc.error.clone(),
         traceback: sc.traceback.clone(),
         stdout: sc.stdout.clone(),
         stderr: sc.stderr.clone(),
         metrics: sc
             .metrics
-            .iter()
-            .map(|(&metric, m)| MetricRow {
-                metric,
-                growth: view::growth(m, sc.analysis_of(metric)),
-                interval: format!(
-                    "{} %: {}",
-                    view::percent(sc.confidence_of(metric, results.confidence)),
-                    view::interval(m, sc.analysis_of(metric))
-                ),
-                tolerance: view::tolerance(m),
-                call: view::call_name(m),
+            .values()
+            .zip(&row.metrics)
+            .map(|(m, words)| MetricRow {
+                metric: words.metric,
+                growth: words.growth.clone(),
+                interval: format!("{} %: {}", words.confidence, words.interval),
+                tolerance: words.tolerance.clone(),
+                call: words.call,
                 call_class: call_class(m.call),
-                gated: m.gated,
+                gated: words.gated,
             })
             .collect(),
         gated_charts,
@@ -447,15 +417,10 @@ fn call_class(call: Call) -> &'static str {
     }
 }
 
-fn baseline_view(c: &Comparison, results: &RunResults, anchors: &[String]) -> BaselineView {
+fn baseline_view(c: &Comparison, run: &RunView<'_>) -> BaselineView {
+    let results = run.results;
     let s = &c.summary;
-    let anchor_of = |name: &str| {
-        results
-            .scenarios
-            .iter()
-            .position(|sc| sc.name == name)
-            .map(|i| anchors[i].clone())
-    };
+    let anchor_of = |name: &str| run.row_named(name).map(|row| row.anchor.clone());
     BaselineView {
         file: c.file.display().to_string(),
         started_at: c.started_at.clone(),
@@ -691,7 +656,7 @@ mod tests {
 
     #[test]
     fn every_scenario_string_is_escaped() {
-        let html = render(&results()).unwrap();
+        let html = render(&RunView::new(&results())).unwrap();
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("warning: <b>"));
         // Name, description, tag, stdout, site code, stack, type, chain, hint, fix, note, garbage.
@@ -701,7 +666,7 @@ mod tests {
 
     #[test]
     fn failures_come_first_with_their_reason_diagnosis_and_output() {
-        let html = render(&results()).unwrap();
+        let html = render(&RunView::new(&results())).unwrap();
         assert!(html.contains("2 of 2 scenarios not as expected"));
         assert!(html.contains("The run was interrupted"));
         assert!(html.contains("✗ unexpected leak"));
@@ -723,7 +688,7 @@ mod tests {
 
     #[test]
     fn each_metric_with_samples_gets_a_chart_and_gated_ones_are_marked() {
-        let html = render(&results()).unwrap();
+        let html = render(&RunView::new(&results())).unwrap();
         assert_eq!(html.matches(r#"<svg class="chart" "#).count(), 2);
         assert_eq!(html.matches(r#"data-gated="true""#).count(), 1);
         assert!(html.contains("Metrics not gated: rss"));

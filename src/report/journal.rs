@@ -68,9 +68,8 @@ impl<'a> Journal<'a> {
             results,
         );
         run.interrupted = true;
-        let written = JsonExporter
-            .render(&run)
-            .and_then(|bytes| super::write_atomically(&self.path, &bytes));
+        let written =
+            super::json::bytes(&run).and_then(|bytes| super::write_atomically(&self.path, &bytes));
         self.next_write = Instant::now() + began.elapsed() * WRITE_SPACING;
         if let Err(err) = written
             && !self.failed

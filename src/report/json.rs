@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::ser::Formatter;
 
 use super::Exporter;
+use super::view::RunView;
 use crate::results::RunResults;
 
 /// Pretty-printed JSON of the whole [`RunResults`], raw samples included.
@@ -17,11 +18,16 @@ impl Exporter for JsonExporter {
         "results.json"
     }
 
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
-        let mut bytes = to_vec_pretty(results)?;
-        bytes.push(b'\n');
-        Ok(bytes)
+    fn render(&self, run: &RunView<'_>) -> Result<Vec<u8>> {
+        bytes(run.results)
     }
+}
+
+/// The bytes of `results.json`: the pretty JSON and a final newline.
+pub fn bytes(results: &RunResults) -> Result<Vec<u8>> {
+    let mut bytes = to_vec_pretty(results)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// Pretty JSON as `serde_json::to_vec_pretty` writes it, except that an array inside an array

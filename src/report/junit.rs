@@ -16,8 +16,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::Exporter;
 use super::untrusted;
-use super::view;
-use crate::results::{RunResults, ScenarioResult};
+use super::view::{self, RunView, ScenarioView};
 use crate::verdict::Verdict;
 
 /// The JUnit report; links point at the HTML report in `report_dir`.
@@ -31,9 +30,9 @@ impl Exporter for JunitExporter {
         "junit.xml"
     }
 
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
+    fn render(&self, run: &RunView<'_>) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        report(results, &self.report_dir)
+        report(run, &self.report_dir)
             .serialize(&mut bytes)
             .context("cannot write the JUnit report")?;
         bytes.push(b'\n');
@@ -42,7 +41,8 @@ impl Exporter for JunitExporter {
 }
 
 /// Builds the JUnit model of a run.
-pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
+pub fn report(run: &RunView<'_>, report_dir: &std::path::Path) -> Report {
+    let results = run.results;
     let html = report_dir.join("index.html");
     let mut report = Report::new("leakcheck");
     if let Ok(started) = chrono::DateTime::parse_from_rfc3339(&results.started_at) {
@@ -51,35 +51,34 @@ pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
     report.set_time(seconds(results.duration_secs));
 
     // Suites in the order their first scenario ran.
-    let mut suites: Vec<(PathBuf, Vec<(usize, &ScenarioResult)>)> = Vec::new();
-    for (index, scenario) in results.scenarios.iter().enumerate() {
-        match suites.iter_mut().find(|(file, _)| *file == scenario.file) {
-            Some((_, members)) => members.push((index, scenario)),
-            None => suites.push((scenario.file.clone(), vec![(index, scenario)])),
+    let mut suites: Vec<(PathBuf, Vec<&ScenarioView>)> = Vec::new();
+    for row in run.in_run_order() {
+        match suites.iter_mut().find(|(file, _)| *file == row.result.file) {
+            Some((_, members)) => members.push(row),
+            None => suites.push((row.result.file.clone(), vec![row])),
         }
     }
     for (file, members) in suites {
         let name = xml(&file.display().to_string());
         let mut suite = TestSuite::new(name.as_str());
-        suite.set_time(seconds(members.iter().map(|(_, s)| s.duration_secs).sum()));
+        suite.set_time(seconds(
+            members.iter().map(|row| row.result.duration_secs).sum(),
+        ));
         suite.add_property(Property::new(
             "confidence",
             view::percent(results.confidence) + " %",
         ));
-        for (index, scenario) in members {
-            let link = xml(&format!(
-                "{}#{}",
-                html.display(),
-                view::anchor(index, &scenario.name)
-            ));
-            suite.add_test_case(test_case(results, scenario, &name, &link));
+        for row in members {
+            let link = xml(&format!("{}#{}", html.display(), row.anchor));
+            suite.add_test_case(test_case(row, &name, &link));
         }
         report.add_test_suite(suite);
     }
     report
 }
 
-fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link: &str) -> TestCase {
+fn test_case(row: &ScenarioView, suite: &str, link: &str) -> TestCase {
+    let scenario = row.result;
     let status = if scenario.verdict == Verdict::Skipped {
         let mut status = TestCaseStatus::skipped();
         status
@@ -97,12 +96,12 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
                 .or(scenario.error.as_deref())
                 .unwrap_or(&scenario.reason)));
         status
-    } else if let Some(why) = view::failure(results, scenario) {
+    } else if let Some(why) = row.failure {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
         status
-            .set_message(xml(&view::failure_message(results, scenario)))
+            .set_message(xml(&row.failure_message()))
             .set_type(why)
-            .set_description(xml(&failure_details(results, scenario)));
+            .set_description(xml(&failure_details(row)));
         status
     } else {
         TestCaseStatus::success()
@@ -124,7 +123,7 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
         ));
 
     let mut out = format!("verdict: {}\n{}\n", scenario.verdict, scenario.reason);
-    for line in view::growth_lines(results, scenario) {
+    for line in row.growth_lines() {
         out.push_str(&line);
         out.push('\n');
     }
@@ -141,17 +140,17 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
 }
 
 /// The reason, growth figures and diagnosis of a failure, for the failure's text.
-fn failure_details(results: &RunResults, scenario: &ScenarioResult) -> String {
-    let mut text = format!("{}\n", scenario.reason);
-    if let Some(advice) = view::advice(scenario) {
+fn failure_details(row: &ScenarioView) -> String {
+    let mut text = format!("{}\n", row.result.reason);
+    if let Some(advice) = row.advice {
         text.push_str(advice);
         text.push('\n');
     }
-    for line in view::growth_lines(results, scenario) {
+    for line in row.growth_lines() {
         text.push_str(&line);
         text.push('\n');
     }
-    if let Some(diagnosis) = &scenario.diagnosis {
+    if let Some(diagnosis) = &row.result.diagnosis {
         for line in diagnosis.summary_lines() {
             text.push_str(&line);
             text.push('\n');

@@ -1,8 +1,9 @@
 //! Everything a run produces for people and machines, one file per format.
 //!
-//! File formats implement [`Exporter`]: adding a format means adding a file here and one line in
-//! [`exporters`]. The terminal display is a consumer of runner events plus a final summary, in
-//! [`terminal`]. Nothing in this module runs scenarios or spawns processes.
+//! Every format renders one [`view::RunView`], built once per run: file formats implement
+//! [`Exporter`], and adding one means adding a file here and one line in [`exporters`]. The
+//! terminal display is a consumer of runner events plus a final summary, in [`terminal`].
+//! Nothing in this module runs scenarios or spawns processes.
 
 pub mod baseline;
 pub mod chart;
@@ -22,14 +23,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::results::RunResults;
+use view::RunView;
 
 /// Writes one report format from finished results.
 pub trait Exporter {
     /// File name inside the report folder, e.g. `results.json`.
     fn file_name(&self) -> &'static str;
-    /// Serializes the results.
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>>;
+    /// Renders the run.
+    fn render(&self, run: &RunView<'_>) -> Result<Vec<u8>>;
 }
 
 /// Every file format written into the report folder `dir`.
@@ -45,14 +46,14 @@ pub fn exporters(dir: &Path) -> Vec<Box<dyn Exporter>> {
 
 /// Writes every format into `dir`, each atomically (temporary file, then rename), so a reader
 /// never sees a half-written report and an interrupted write leaves the previous one intact.
-pub fn write_all(results: &RunResults, dir: &Path) -> Result<Vec<PathBuf>> {
-    write_all_except(results, dir, None)
+pub fn write_all(run: &RunView<'_>, dir: &Path) -> Result<Vec<PathBuf>> {
+    write_all_except(run, dir, None)
 }
 
 /// Like [`write_all`], but leaves `keep` alone when a format would replace it: `leakcheck
 /// report` never overwrites the results file it reads.
 pub fn write_all_except(
-    results: &RunResults,
+    run: &RunView<'_>,
     dir: &Path,
     keep: Option<&Path>,
 ) -> Result<Vec<PathBuf>> {
@@ -65,7 +66,7 @@ pub fn write_all_except(
         if keep.is_some() && path.canonicalize().ok() == keep {
             continue;
         }
-        let bytes = exporter.render(results)?;
+        let bytes = exporter.render(run)?;
         write_atomically(&path, &bytes)?;
         written.push(path);
     }

@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Exporter;
+use super::view::RunView;
 use crate::results::RunResults;
 
 /// The fixtures, each a `<name>.json` beside a `<name>/` folder of expected outputs.
@@ -76,24 +77,25 @@ fn terminal(results: &RunResults) -> String {
     if let Some(comparison) = &results.baseline {
         super::baseline::print_comparison(comparison, results, &mut out).unwrap();
     }
-    super::terminal::write_summary(results, &mut out, false, None).unwrap();
+    super::terminal::write_summary(&RunView::new(results), &mut out, false, None).unwrap();
     console::strip_ansi_codes(&String::from_utf8(out).unwrap()).into_owned()
 }
 
 /// The annotations GitHub Actions reads from stdout, then the step summary.
 fn github(results: &RunResults) -> String {
+    let run = RunView::new(results);
     let mut text = String::new();
-    for line in super::github::annotations(results, Some(Path::new("/home/dev/shop"))) {
+    for line in super::github::annotations(&run, Some(Path::new("/home/dev/shop"))) {
         text.push_str(&line);
         text.push('\n');
     }
     text.push_str("--- GITHUB_STEP_SUMMARY\n");
-    text.push_str(&super::github::step_summary(results, Path::new("reports")));
+    text.push_str(&super::github::step_summary(&run, Path::new("reports")));
     text
 }
 
 fn exported(exporter: &dyn Exporter, results: &RunResults) -> String {
-    String::from_utf8(exporter.render(results).unwrap()).unwrap()
+    String::from_utf8(exporter.render(&RunView::new(results)).unwrap()).unwrap()
 }
 
 /// Renders every fixture with `render` and checks it against `<fixture>/<file>`.

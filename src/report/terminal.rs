@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use console::{Style, style};
 
-use super::view;
+use super::view::{self, RunView};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::untrusted;
@@ -18,7 +18,6 @@ use crate::metric::Metric;
 use crate::protocol::Phase;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::runner::{Event, EventSink};
-use crate::scenario::Expect;
 use crate::units::format_quantity;
 use crate::verdict::Verdict;
 
@@ -121,11 +120,6 @@ impl EventSink for ProgressDisplay {
 /// `PASS`, `LEAK`, `LEAK (expected)`, … coloured with a colour-blind-safe palette
 /// (blue for as-expected, orange/red for failures).
 fn verdict_label(result: &ScenarioResult) -> String {
-    let text = match (result.verdict, result.expected) {
-        (Verdict::Leak, Expect::Leak) => "LEAK (expected)".to_string(),
-        (Verdict::Pass, Expect::Leak) => "PASS (expected leak!)".to_string(),
-        (verdict, _) => verdict.name().to_ascii_uppercase(),
-    };
     let colour = match (result.ok, result.verdict) {
         (true, Verdict::Inconclusive) => Style::new().yellow(),
         (true, Verdict::Skipped) => Style::new().dim(),
@@ -133,31 +127,29 @@ fn verdict_label(result: &ScenarioResult) -> String {
         (false, Verdict::Error) => Style::new().magenta().bold(),
         (false, _) => Style::new().red().bold(),
     };
-    colour.apply_to(text).to_string()
+    colour.apply_to(view::label(result)).to_string()
 }
 
 /// Writes the summary table and the details of every leak, error and unexpected outcome, and of
 /// every pass that waited for a bounded cache to fill (its reason names the cache).
-pub fn print_summary(
-    results: &RunResults,
-    out: &mut dyn Write,
-    quiet: bool,
-) -> std::io::Result<()> {
-    write_summary(results, out, quiet, terminal_width())
+pub fn print_summary(run: &RunView<'_>, out: &mut dyn Write, quiet: bool) -> std::io::Result<()> {
+    write_summary(run, out, quiet, terminal_width())
 }
 
 /// [`print_summary`] with the table fitted to `width` columns (whole without one), whatever
 /// stdout is: what the snapshot tests render.
 pub fn write_summary(
-    results: &RunResults,
+    run: &RunView<'_>,
     out: &mut dyn Write,
     quiet: bool,
     width: Option<usize>,
 ) -> std::io::Result<()> {
+    let results = run.results;
     if !quiet {
         print_table(results, out, width)?;
     }
-    for scenario in &results.scenarios {
+    for row in run.in_run_order() {
+        let scenario = row.result;
         if scenario.ok
             && scenario.verdict == Verdict::Pass
             && (quiet || !scenario.waited_for_holders())
@@ -183,20 +175,14 @@ pub fn write_summary(
         for line in scenario.reason.lines() {
             writeln!(out, "  {}", untrusted::terminal(line))?;
         }
-        if scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak {
-            writeln!(
-                out,
-                "  marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
-            )?;
+        if let Some(advice) = row.advice {
+            writeln!(out, "  {advice}")?;
         }
         if scenario.verdict == Verdict::Inconclusive {
             writeln!(out, "  {}", inconclusive_advice(scenario))?;
         }
-        if !scenario.ok && crate::compare::regressed(results, &scenario.name) {
-            writeln!(
-                out,
-                "  fails the gate: growth rose significantly over the baseline (--fail-on-regression)"
-            )?;
+        if row.failure == Some(view::REGRESSION) {
+            writeln!(out, "  fails the gate: {}", view::REGRESSION)?;
         }
         if let Some(diagnosis) = &scenario.diagnosis {
             for line in diagnosis.summary_lines() {
@@ -223,16 +209,9 @@ pub fn write_summary(
             }
         }
     }
-    let s = &results.summary;
     writeln!(out)?;
-    let headline = format!(
-        "{} scenarios: {}; {} not as expected ({:.1} s)",
-        s.total,
-        view::counts(s, ", "),
-        s.failed,
-        results.duration_secs
-    );
-    if s.failed == 0 {
+    let headline = format!("{} ({:.1} s)", run.tally(), results.duration_secs);
+    if run.all_ok {
         writeln!(out, "{}", style(headline).blue().bold())
     } else {
         writeln!(out, "{}", style(headline).red().bold())

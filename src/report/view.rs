@@ -1,14 +1,222 @@
-//! What every report says about a scenario, computed once: the order scenarios are listed in,
-//! labels, growth figures in words, why a scenario fails the gate, the top allocation site.
+//! What every report says about a run, computed once into a [`RunView`]: the headline and
+//! counts, the order scenarios are listed in, each scenario's label, why it fails the gate,
+//! advice, and every metric's growth, interval, confidence and tolerance in words.
 //!
-//! HTML, JUnit and the GitHub summary render these strings; none of them re-derives a figure.
+//! The terminal, HTML, JUnit and the GitHub output render a [`RunView`]; none of them
+//! re-derives a figure or words a headline of its own.
 
 use crate::compare::{self, Growth};
 use crate::diagnosis::{AllocationSite, Diagnosis};
-use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult, Summary};
+use crate::metric::Metric;
+use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::scenario::Expect;
 use crate::units::{Unit, format_quantity};
 use crate::verdict::Verdict;
+
+/// A run as every report tells it.
+pub struct RunView<'r> {
+    /// The results rendered.
+    pub results: &'r RunResults,
+    /// Whether every scenario was as expected (the gate passes).
+    pub all_ok: bool,
+    /// `every scenario as expected (16 scenarios)` or `4 of 10 scenarios not as expected`.
+    pub headline: String,
+    /// The scenarios by verdict, `skipped` included even when there are none.
+    pub counts: Vec<Count>,
+    /// Every scenario, in report order (see [`ordered`]).
+    pub rows: Vec<ScenarioView<'r>>,
+}
+
+/// How many scenarios got one verdict.
+pub struct Count {
+    /// The verdict's name: `pass`, `leak`, `inconclusive`, `error`, `skipped`.
+    pub label: &'static str,
+    /// How many.
+    pub value: usize,
+}
+
+/// One scenario as every report tells it.
+pub struct ScenarioView<'r> {
+    /// Its position in the run (`results.scenarios`).
+    pub index: usize,
+    /// The result rendered.
+    pub result: &'r ScenarioResult,
+    /// Fragment identifier of its section in the HTML report (see [`anchor`]).
+    pub anchor: String,
+    /// `PASS`, `LEAK (expected)`, `PASS (expected leak!)`, … (see [`label`]).
+    pub label: String,
+    /// Why it fails the gate, in a few words (see [`failure`]); `None` when as expected.
+    pub failure: Option<&'static str>,
+    /// What to do about an outcome that calls for it (see [`advice`]).
+    pub advice: Option<&'static str>,
+    /// Every metric measured, in [`Metric`] order.
+    pub metrics: Vec<MetricView>,
+}
+
+/// One metric's growth in words.
+pub struct MetricView {
+    /// The metric.
+    pub metric: Metric,
+    /// `217 B/iter ± 0.229 B`, `3/iter [1.7, 3]`, or `not fitted` (see [`growth`]).
+    pub growth: String,
+    /// `[216 B, 217 B]`, or `—` without a fit (see [`interval`]).
+    pub interval: String,
+    /// The interval's two-sided confidence, e.g. `99.5` (see [`percent`]).
+    pub confidence: String,
+    /// `8 B/iter`.
+    pub tolerance: String,
+    /// The metric's call: `grows`, `within`, `unclear`, `no fit`.
+    pub call: &'static str,
+    /// Whether the verdict gates on it.
+    pub gated: bool,
+}
+
+impl<'r> RunView<'r> {
+    /// Words every part of `results` once.
+    pub fn new(results: &'r RunResults) -> RunView<'r> {
+        let s = &results.summary;
+        let headline = if s.failed == 0 {
+            format!("every scenario as expected ({} scenarios)", s.total)
+        } else {
+            format!("{} of {} scenarios not as expected", s.failed, s.total)
+        };
+        let counts = [
+            ("pass", s.pass),
+            ("leak", s.leak),
+            ("inconclusive", s.inconclusive),
+            ("error", s.error),
+            ("skipped", s.skipped),
+        ]
+        .map(|(label, value)| Count { label, value })
+        .into();
+        RunView {
+            results,
+            all_ok: s.failed == 0,
+            headline,
+            counts,
+            rows: ordered(results)
+                .into_iter()
+                .map(|(index, scenario)| ScenarioView::new(results, index, scenario))
+                .collect(),
+        }
+    }
+
+    /// The verdict counts, e.g. `3 pass, 1 leak, 0 inconclusive, 0 error` with `", "`;
+    /// `skipped` only when some were, since most suites never skip.
+    pub fn counts_text(&self, separator: &str) -> String {
+        self.counts
+            .iter()
+            .filter(|c| c.label != "skipped" || c.value > 0)
+            .map(|c| format!("{} {}", c.value, c.label))
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
+    /// `16 scenarios: 9 pass, 5 leak, 0 inconclusive, 0 error; 0 not as expected`: the
+    /// closing line of the terminal summary and of `leakcheck merge`.
+    pub fn tally(&self) -> String {
+        let s = &self.results.summary;
+        format!(
+            "{} scenarios: {}; {} not as expected",
+            s.total,
+            self.counts_text(", "),
+            s.failed
+        )
+    }
+
+    /// The scenarios in the order they ran.
+    pub fn in_run_order(&self) -> Vec<&ScenarioView<'r>> {
+        let mut rows: Vec<&ScenarioView<'r>> = self.rows.iter().collect();
+        rows.sort_by_key(|row| row.index);
+        rows
+    }
+
+    /// The row of the scenario named `name`.
+    pub fn row_named(&self, name: &str) -> Option<&ScenarioView<'r>> {
+        self.rows.iter().find(|row| row.result.name == name)
+    }
+}
+
+impl<'r> ScenarioView<'r> {
+    fn new(results: &RunResults, index: usize, scenario: &'r ScenarioResult) -> ScenarioView<'r> {
+        ScenarioView {
+            index,
+            result: scenario,
+            anchor: anchor(index, &scenario.name),
+            label: label(scenario),
+            failure: failure(results, scenario),
+            advice: advice(scenario),
+            metrics: scenario
+                .metrics
+                .iter()
+                .map(|(&metric, m)| {
+                    let analysis = scenario.analysis_of(metric);
+                    MetricView {
+                        metric,
+                        growth: growth(m, analysis),
+                        interval: interval(m, analysis),
+                        confidence: percent(scenario.confidence_of(metric, results.confidence)),
+                        tolerance: tolerance(m),
+                        call: call_name(m),
+                        gated: m.gated,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The view of `metric`, when it was measured.
+    pub fn metric(&self, metric: Metric) -> Option<&MetricView> {
+        self.metrics.iter().find(|m| m.metric == metric)
+    }
+
+    /// What CI systems show next to a failing scenario: why it fails, the reason (with its
+    /// growth figure) and the top allocation site when there is a diagnosis.
+    pub fn failure_message(&self) -> String {
+        let mut message = match self.failure {
+            Some(why) => format!("{why}: {}", self.result.reason),
+            None => self.result.reason.clone(),
+        };
+        if let Some(site) = self.result.diagnosis.as_ref().and_then(top_site) {
+            message.push_str("; top allocation site ");
+            message.push_str(&site);
+        }
+        message
+    }
+
+    /// Every metric's growth on its own line (see [`MetricView::line`]).
+    pub fn growth_lines(&self) -> Vec<String> {
+        self.metrics.iter().map(MetricView::line).collect()
+    }
+}
+
+impl MetricView {
+    /// `tracemalloc: 217 B/iter ± 0.229 B, 99.5 % CI [216 B, 217 B], tolerance 8 B/iter (gated,
+    /// grows)`, the interval at the confidence it was computed at (see
+    /// [`ScenarioResult::confidence_of`]).
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {}, {} % CI {}, tolerance {} ({}{})",
+            self.metric,
+            self.growth,
+            self.confidence,
+            self.interval,
+            self.tolerance,
+            if self.gated { "gated, " } else { "" },
+            self.call
+        )
+    }
+}
+
+/// `PASS`, `LEAK`, `LEAK (expected)`, `PASS (expected leak!)`: a scenario's verdict, with what
+/// it expected when that matters.
+pub fn label(scenario: &ScenarioResult) -> String {
+    match (scenario.verdict, scenario.expected) {
+        (Verdict::Leak, Expect::Leak) => "LEAK (expected)".to_string(),
+        (Verdict::Pass, Expect::Leak) => "PASS (expected leak!)".to_string(),
+        (verdict, _) => verdict.name().to_ascii_uppercase(),
+    }
+}
 
 /// Scenarios in report order: those that fail the gate first, then leaks, errors,
 /// inconclusive, passes; run order within each group.
@@ -29,22 +237,6 @@ fn verdict_rank(verdict: Verdict) -> u8 {
     }
 }
 
-/// The verdict counts of a run, e.g. `3 pass, 1 leak, 0 inconclusive, 0 error` with `", "`;
-/// `skipped` only when some were, since most suites never skip. One wording for the terminal,
-/// the GitHub step summary and `leakcheck merge`.
-pub fn counts(summary: &Summary, separator: &str) -> String {
-    let mut parts = vec![
-        format!("{} pass", summary.pass),
-        format!("{} leak", summary.leak),
-        format!("{} inconclusive", summary.inconclusive),
-        format!("{} error", summary.error),
-    ];
-    if summary.skipped > 0 {
-        parts.push(format!("{} skipped", summary.skipped));
-    }
-    parts.join(separator)
-}
-
 /// `", N not selected (not compared)"` when the run's selection left baseline scenarios out,
 /// else nothing.
 pub fn not_selected(count: usize) -> String {
@@ -62,15 +254,17 @@ pub fn failure(results: &RunResults, scenario: &ScenarioResult) -> Option<&'stat
     }
     Some(match (scenario.verdict, scenario.expected) {
         (Verdict::Error, _) => "error",
-        _ if compare::regressed(results, &scenario.name) => {
-            "significant rise over the baseline (--fail-on-regression)"
-        }
+        _ if compare::regressed(results, &scenario.name) => REGRESSION,
         (Verdict::Leak, _) => "unexpected leak",
         (Verdict::Pass, Expect::Leak) => "expected leak not found",
         (Verdict::Inconclusive, _) => "inconclusive (--fail-on-inconclusive)",
         (Verdict::Pass, Expect::Pass) | (Verdict::Skipped, _) => "not as expected",
     })
 }
+
+/// Why a scenario whose growth rose over the baseline fails the gate under
+/// `--fail-on-regression` (see [`failure`]).
+pub const REGRESSION: &str = "significant rise over the baseline (--fail-on-regression)";
 
 /// `expect: leak` scenarios that pass: probably fixed, the mark should go.
 pub fn advice(scenario: &ScenarioResult) -> Option<&'static str> {
@@ -188,41 +382,6 @@ pub fn site_line(site: &AllocationSite) -> String {
         line.push_str(&format!(" (called from {}:{})", caller.file, caller.line));
     }
     line
-}
-
-/// The failure message CI systems show next to a scenario: the reason (with its growth figure)
-/// and the top allocation site when there is a diagnosis.
-pub fn failure_message(results: &RunResults, scenario: &ScenarioResult) -> String {
-    let mut message = match failure(results, scenario) {
-        Some(why) => format!("{why}: {}", scenario.reason),
-        None => scenario.reason.clone(),
-    };
-    if let Some(site) = scenario.diagnosis.as_ref().and_then(top_site) {
-        message.push_str("; top allocation site ");
-        message.push_str(&site);
-    }
-    message
-}
-
-/// Every metric's growth on its own line, gated ones marked: `tracemalloc: 217 B/iter ± 0.229 B,
-/// 99.5 % CI [216 B, 217 B], tolerance 8 B/iter (gated, grows)`, each interval at the confidence
-/// it was computed at (see [`ScenarioResult::confidence_of`]).
-pub fn growth_lines(results: &RunResults, scenario: &ScenarioResult) -> Vec<String> {
-    scenario
-        .metrics
-        .iter()
-        .map(|(metric, m)| {
-            format!(
-                "{metric}: {}, {} % CI {}, tolerance {} ({}{})",
-                growth(m, scenario.analysis_of(*metric)),
-                percent(scenario.confidence_of(*metric, results.confidence)),
-                interval(m, scenario.analysis_of(*metric)),
-                tolerance(m),
-                if m.gated { "gated, " } else { "" },
-                call_name(m)
-            )
-        })
-        .collect()
 }
 
 /// `grows`, `within`, `unclear`, `no fit`.
