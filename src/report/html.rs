@@ -13,10 +13,10 @@ use super::Exporter;
 use super::chart::Chart;
 use super::view::{self, RunView};
 use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
-use crate::diagnosis::Diagnosis;
+use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
 use crate::results::{RunResults, ScenarioResult};
-use crate::units::{Unit, format_quantity};
+use crate::units::Unit;
 use crate::verdict::{Call, Verdict};
 
 /// The HTML report.
@@ -43,7 +43,7 @@ pub fn render(run: &RunView<'_>) -> Result<String> {
 
 #[derive(Template)]
 #[template(path = "index.html", config = "src/report/askama.toml")]
-struct Page {
+struct Page<'v> {
     title: String,
     all_ok: bool,
     headline: String,
@@ -54,7 +54,7 @@ struct Page {
     baseline: Option<BaselineView>,
     columns: Vec<Metric>,
     rows: Vec<Row>,
-    scenarios: Vec<ScenarioView>,
+    scenarios: Vec<ScenarioView<'v>>,
     tool_version: String,
 }
 
@@ -80,7 +80,7 @@ struct Cell {
     class: &'static str,
 }
 
-struct ScenarioView {
+struct ScenarioView<'v> {
     anchor: String,
     name: String,
     verdict: Verdict,
@@ -103,7 +103,7 @@ struct ScenarioView {
     gated_charts: Vec<ChartView>,
     other_charts: Vec<ChartView>,
     comparison: Option<ChangeView>,
-    diagnosis: Option<DiagnosisView>,
+    diagnosis: Option<&'v DiagnosisView>,
     facts: String,
 }
 
@@ -153,45 +153,8 @@ struct MetricChange {
     shift_class: &'static str,
 }
 
-struct DiagnosisView {
-    hints: Vec<(String, String)>,
-    sites: Vec<SiteView>,
-    types: Vec<TypeView>,
-    chains: Vec<ChainView>,
-    garbage: String,
-    uncollectable_types: Vec<String>,
-    generations: Vec<String>,
-    notes: Vec<String>,
-    /// The native window's section, as the terminal words it (empty when it did not run).
-    native: Vec<String>,
-    footer: String,
-}
-
-struct SiteView {
-    location: String,
-    code: String,
-    caller: Option<String>,
-    per_iteration: String,
-    blocks: String,
-    stack: Vec<String>,
-}
-
-struct TypeView {
-    name: String,
-    before: u64,
-    after: u64,
-    per_iteration: String,
-}
-
-struct ChainView {
-    type_name: String,
-    root_kind: String,
-    text: String,
-    note: Option<String>,
-}
-
-impl Page {
-    fn new(run: &RunView<'_>) -> Page {
+impl<'v> Page<'v> {
+    fn new(run: &'v RunView<'_>) -> Page<'v> {
         let results = run.results;
         let s = &results.summary;
         let columns: Vec<Metric> = Metric::ALL
@@ -328,11 +291,11 @@ fn grouped<'v, 'r>(rows: &'v [view::ScenarioView<'r>]) -> Vec<(&'v view::Scenari
         .collect()
 }
 
-fn scenario_view(
+fn scenario_view<'v>(
     results: &RunResults,
-    row: &view::ScenarioView,
+    row: &'v view::ScenarioView,
     comparison: Option<&ScenarioComparison>,
-) -> ScenarioView {
+) -> ScenarioView<'v> {
     let sc = row.result;
     let charts: Vec<ChartView> = sc
         .metrics
@@ -404,7 +367,7 @@ fn scenario_view(
         gated_charts,
         other_charts,
         comparison: comparison.map(|c| change_view(c, results, None)),
-        diagnosis: sc.diagnosis.as_ref().map(diagnosis_view),
+        diagnosis: row.diagnosis.as_ref(),
         facts,
     }
 }
@@ -497,94 +460,6 @@ fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<Stri
                 }
             })
             .collect(),
-    }
-}
-
-fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
-    let g = &d.garbage;
-    let mut garbage = format!(
-        "gc.garbage held {} object(s) at the diagnosis window's first checkpoint and {} at its last",
-        g.garbage_before, g.garbage_after
-    );
-    if g.garbage_after > g.garbage_before {
-        garbage.push_str(": uncollectable cycles (objects with finalizers) accumulate");
-    }
-    DiagnosisView {
-        hints: d
-            .hints
-            .iter()
-            .map(|h| (h.message.clone(), h.fix.clone()))
-            .collect(),
-        sites: d
-            .sites
-            .iter()
-            .map(|s| SiteView {
-                location: format!("{}:{}", s.file, s.line),
-                code: s.code.clone().unwrap_or_default(),
-                caller: s.caller.as_ref().map(|f| match &f.code {
-                    Some(code) => format!("{}:{}: {}", f.file, f.line, code.trim()),
-                    None => format!("{}:{}", f.file, f.line),
-                }),
-                per_iteration: format!(
-                    "+{}/iter",
-                    format_quantity(s.bytes_per_iteration, Unit::Bytes)
-                ),
-                blocks: format!(
-                    "{:+} B, {:+} blocks in {} iterations",
-                    s.size_diff, s.count_diff, d.iterations
-                ),
-                stack: s
-                    .stack
-                    .iter()
-                    .map(|f| match &f.code {
-                        Some(code) => format!("{}:{}  {}", f.file, f.line, code.trim()),
-                        None => format!("{}:{}", f.file, f.line),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        types: d
-            .types
-            .iter()
-            .map(|t| TypeView {
-                name: t.type_name.clone(),
-                before: t.before,
-                after: t.after,
-                per_iteration: format!("{}/iter", format_quantity(t.per_iteration, Unit::Count)),
-            })
-            .collect(),
-        chains: d
-            .chains
-            .iter()
-            .map(|c| ChainView {
-                type_name: c.type_name.clone(),
-                root_kind: c.root_kind.replace('_', " "),
-                text: c.text.clone(),
-                note: c.note.clone(),
-            })
-            .collect(),
-        garbage,
-        uncollectable_types: g.uncollectable_types.clone(),
-        generations: g
-            .generations
-            .iter()
-            .map(|s| {
-                format!(
-                    "generation {}: {} collections, {} collected, {} uncollectable",
-                    s.generation, s.collections, s.collected, s.uncollectable
-                )
-            })
-            .collect(),
-        notes: d.notes.clone(),
-        native: d
-            .native
-            .as_ref()
-            .map(|n| n.summary_lines())
-            .unwrap_or_default(),
-        footer: format!(
-            "over the diagnosis window after the measured run, between its two checkpoints ({} iterations); diagnosing took {:.2} s",
-            d.iterations, d.cost_secs
-        ),
     }
 }
 

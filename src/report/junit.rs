@@ -150,8 +150,8 @@ fn failure_details(row: &ScenarioView) -> String {
         text.push_str(&line);
         text.push('\n');
     }
-    if let Some(diagnosis) = &row.result.diagnosis {
-        for line in diagnosis.summary_lines() {
+    if let Some(diagnosis) = &row.diagnosis {
+        for line in diagnosis.lines() {
             text.push_str(&line);
             text.push('\n');
         }

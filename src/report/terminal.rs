@@ -184,8 +184,8 @@ pub fn write_summary(
         if row.failure == Some(view::REGRESSION) {
             writeln!(out, "  fails the gate: {}", view::REGRESSION)?;
         }
-        if let Some(diagnosis) = &scenario.diagnosis {
-            for line in diagnosis.summary_lines() {
+        if let Some(diagnosis) = &row.diagnosis {
+            for line in diagnosis.lines() {
                 for line in line.lines() {
                     writeln!(out, "  {}", untrusted::terminal(line))?;
                 }

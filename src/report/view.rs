@@ -6,7 +6,7 @@
 //! re-derives a figure or words a headline of its own.
 
 use crate::compare::{self, Growth};
-use crate::diagnosis::{AllocationSite, Diagnosis};
+use crate::diagnosis::{AllocationSite, Diagnosis, DiagnosisView};
 use crate::metric::Metric;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::scenario::Expect;
@@ -51,6 +51,8 @@ pub struct ScenarioView<'r> {
     pub advice: Option<&'static str>,
     /// Every metric measured, in [`Metric`] order.
     pub metrics: Vec<MetricView>,
+    /// Its diagnosis, when it has one.
+    pub diagnosis: Option<DiagnosisView>,
 }
 
 /// One metric's growth in words.
@@ -162,6 +164,7 @@ impl<'r> ScenarioView<'r> {
                     }
                 })
                 .collect(),
+            diagnosis: scenario.diagnosis.as_ref().map(DiagnosisView::new),
         }
     }
 
