@@ -394,17 +394,27 @@ fn bench_report(c: &mut Criterion) {
     group.bench_function("judge", |b| b.iter(|| judge_all(black_box(&suite))));
     group.bench_function("view", |b| b.iter(|| RunView::new(black_box(&results))));
     let run = RunView::new(&results);
-    for exporter in report::exporters(dir.path()) {
-        let name = format!("render {}", exporter.file_name());
-        group.bench_function(name, |b| b.iter(|| exporter.render(black_box(&run))));
+    // The report folder only: no terminal, no GitHub.
+    let outputs = report::Outputs {
+        dir: Some(dir.path().to_path_buf()),
+        ..report::Outputs::default()
+    };
+    for exporter in report::exporters() {
+        if !exporter.enabled(&outputs) {
+            continue;
+        }
+        let name = format!("render {}", exporter.name());
+        group.bench_function(name, |b| {
+            b.iter(|| exporter.render(black_box(&run), &outputs))
+        });
     }
     group.bench_function("view + write_all", |b| {
-        b.iter(|| report::write_all(&RunView::new(black_box(&results)), dir.path()))
+        b.iter(|| report::write_all(&RunView::new(black_box(&results)), &outputs))
     });
     group.bench_function("judge + view + write_all", |b| {
         b.iter(|| {
             let results = judge_all(black_box(&suite));
-            report::write_all(&RunView::new(&results), dir.path())
+            report::write_all(&RunView::new(&results), &outputs)
         })
     });
     group.finish();

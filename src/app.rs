@@ -16,6 +16,7 @@ use crate::config::{self, ProjectConfig};
 use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
+use crate::report::Outputs;
 use crate::report::view::RunView;
 use crate::results;
 use crate::runner::{self, RunSettings, environment, workers};
@@ -295,17 +296,15 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             compare::apply_regression_gate(&mut results);
         }
     }
-    let view = RunView::new(&results);
-    let written = match report::write_all(&view, &report_dir) {
-        Ok(written) => written,
-        Err(err) => {
-            // Show what the run found before saying its reports could not be saved.
-            print_outcome(&view, &[], args.quiet)?;
-            return Err(err);
-        }
+    // The terminal first: what the run found shows even when its reports cannot be saved.
+    let outputs = Outputs {
+        dir: Some(report_dir),
+        terminal: Some(args.quiet),
+        github: Some(report::github::Environment::current()),
+        ..Outputs::default()
     };
-    print_outcome(&view, &written, args.quiet)?;
-    report::github::publish(&view, &report_dir, &report::github::Environment::current())?;
+    let written = report::write_all(&RunView::new(&results), &outputs)?;
+    print_written(&written, args.quiet);
     if let Some(signal) = runner::signals::received() {
         eprintln!(
             "leakcheck: interrupted by {}; the reports hold the {} scenario(s) that finished",
@@ -356,13 +355,24 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     let inputs: Vec<&PathBuf> = std::iter::once(&args.results)
         .chain(args.baseline.as_ref())
         .collect();
-    let outputs = args.html.iter().cloned().chain(dir.iter().flat_map(|dir| {
-        ["index.html", "junit.xml", "results.json"]
-            .map(|name| dir.join(name))
+    let outputs = Outputs {
+        dir,
+        html: args.html.clone(),
+        keep: Some(args.results.clone()),
+        terminal: Some(false),
+        ..Outputs::default()
+    };
+    // The results file in the folder is left alone (`keep`), not refused; an --html over it is.
+    let in_folder = report::files(&Outputs {
+        html: None,
+        ..outputs.clone()
+    });
+    let checked = args.html.iter().cloned().chain(
+        in_folder
             .into_iter()
-            .filter(|path| !same_file(path, &args.results))
-    }));
-    for output in outputs {
+            .filter(|path| !same_file(path, &args.results)),
+    );
+    for output in checked {
         if let Some(input) = inputs.iter().find(|input| same_file(&output, input)) {
             eprintln!(
                 "error: `{}` is an input of this command (`{}`), and writing a report there \
@@ -373,20 +383,8 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     }
-    let view = RunView::new(&results);
-    let mut written = Vec::new();
-    if let Some(html) = &args.html {
-        if let Some(parent) = html.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create folder `{}`", parent.display()))?;
-        }
-        report::write_atomically(html, report::html::render(&view)?.as_bytes())?;
-        written.push(html.clone());
-    }
-    if let Some(dir) = dir {
-        written.extend(report::write_all_except(&view, &dir, Some(&args.results))?);
-    }
-    print_outcome(&view, &written, false)?;
+    let written = report::write_all(&RunView::new(&results), &outputs)?;
+    print_written(&written, false);
     Ok(Outcome::Success)
 }
 
@@ -399,19 +397,13 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// The baseline comparison first, then the summary, then the files written.
-fn print_outcome(view: &RunView<'_>, written: &[PathBuf], quiet: bool) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    if let Some(comparison) = &view.results.baseline {
-        report::baseline::print_comparison(comparison, view.results, &mut stdout)?;
-    }
-    report::terminal::print_summary(view, &mut stdout, quiet)?;
+/// `wrote reports/index.html`, a line a file, after the summary.
+fn print_written(written: &[PathBuf], quiet: bool) {
     if !quiet {
         for path in written {
-            writeln!(stdout, "wrote {}", path.display())?;
+            println!("wrote {}", path.display());
         }
     }
-    Ok(())
 }
 
 /// `leakcheck merge`: shard results in, one results.json out; the exit code is the merged run's
@@ -426,12 +418,17 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    report::write_atomically(&args.output, &report::json::bytes(&merged)?)?;
+    let view = RunView::new(&merged);
+    let outputs = Outputs {
+        json: Some(args.output.clone()),
+        ..Outputs::default()
+    };
+    report::write_all(&view, &outputs)?;
     println!(
         "merged {} files -> {}\n{}",
         args.results.len(),
         args.output.display(),
-        RunView::new(&merged).tally()
+        view.tally()
     );
     Ok(if merged.summary.failed == 0 {
         Outcome::Success

@@ -3,16 +3,15 @@
 //! `::warning` for significant rises that do not, and a Markdown summary appended to
 //! `$GITHUB_STEP_SUMMARY`.
 //!
-//! The text is built by pure functions; [`publish`] only prints it and appends to the file
-//! named by the [`Environment`].
+//! The text is built by pure functions; [`AnnotationsExporter`] and [`StepSummaryExporter`]
+//! hand it to `report::write_all`, for stdout and the file named by the [`Environment`].
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::baseline;
 use super::view::{self, RunView, ScenarioView};
+use super::{Exporter, Outputs, Target, baseline};
 use crate::compare::Change;
 
 /// The parts of a GitHub Actions environment this module uses.
@@ -42,25 +41,54 @@ impl Environment {
     }
 }
 
-/// Prints annotations (on stdout, where the runner reads workflow commands) and appends the
-/// step summary, as the environment asks.
-pub fn publish(run: &RunView<'_>, report_dir: &Path, env: &Environment) -> Result<()> {
-    if env.actions {
-        let mut stdout = std::io::stdout().lock();
-        for line in annotations(run, env.workspace.as_deref()) {
-            writeln!(stdout, "{line}")?;
+/// The workflow-command annotations, on stdout (where the runner reads them) under GitHub
+/// Actions.
+pub struct AnnotationsExporter;
+
+impl Exporter for AnnotationsExporter {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        match &outputs.github {
+            Some(env) if env.actions => vec![Target::Stdout],
+            _ => Vec::new(),
         }
     }
-    if let Some(path) = &env.step_summary {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY `{}`", path.display()))?;
-        file.write_all(step_summary(run, report_dir).as_bytes())
-            .with_context(|| format!("cannot append to `{}`", path.display()))?;
+
+    fn name(&self) -> &'static str {
+        "GitHub annotations"
     }
-    Ok(())
+
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {
+        let workspace = outputs.github.as_ref().and_then(|e| e.workspace.as_deref());
+        let mut text = String::new();
+        for line in annotations(run, workspace) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        Ok(text.into_bytes())
+    }
+}
+
+/// The Markdown summary, appended to `$GITHUB_STEP_SUMMARY` when it is set.
+pub struct StepSummaryExporter;
+
+impl Exporter for StepSummaryExporter {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        outputs
+            .github
+            .iter()
+            .filter_map(|env| env.step_summary.clone())
+            .map(Target::Append)
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
+        "GitHub step summary"
+    }
+
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {
+        let dir = outputs.dir.as_deref().unwrap_or(Path::new("."));
+        Ok(step_summary(run, dir).into_bytes())
+    }
 }
 
 /// One `::error` per scenario that fails the gate, at its scenario file and line, plus one at

@@ -9,9 +9,9 @@
 use anyhow::{Context, Result};
 use askama::Template;
 
-use super::Exporter;
 use super::chart::Chart;
 use super::view::{self, RunView};
+use super::{Exporter, Outputs, Target};
 use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
 use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
@@ -19,15 +19,27 @@ use crate::results::{RunResults, ScenarioResult};
 use crate::units::Unit;
 use crate::verdict::{Call, Verdict};
 
-/// The HTML report.
+/// The HTML report: `index.html` in the report folder, and where `leakcheck report --html`
+/// asks.
 pub struct HtmlExporter;
 
 impl Exporter for HtmlExporter {
-    fn file_name(&self) -> &'static str {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        let in_folder = outputs.dir.as_ref().map(|dir| dir.join("index.html"));
+        outputs
+            .html
+            .clone()
+            .into_iter()
+            .chain(in_folder)
+            .map(Target::File)
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
         "index.html"
     }
 
-    fn render(&self, run: &RunView<'_>) -> Result<Vec<u8>> {
+    fn render(&self, run: &RunView<'_>, _: &Outputs) -> Result<Vec<u8>> {
         Ok(render(run)?.into_bytes())
     }
 }

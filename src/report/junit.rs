@@ -8,31 +8,38 @@
 //! quick-junit (escaping, schema), never by hand; quick-junit drops C0 controls but lets
 //! U+FFFE/U+FFFF through, which XML forbids, so all text passes [`xml`] first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Exporter;
 use super::untrusted;
 use super::view::{self, RunView, ScenarioView};
+use super::{Exporter, Outputs, Target};
 use crate::verdict::Verdict;
 
-/// The JUnit report; links point at the HTML report in `report_dir`.
-pub struct JunitExporter {
-    /// The folder `index.html` is written to, for the links in `<system-out>`.
-    pub report_dir: PathBuf,
-}
+/// The JUnit report, `junit.xml` in the report folder; its links point at the HTML report
+/// beside it.
+pub struct JunitExporter;
 
 impl Exporter for JunitExporter {
-    fn file_name(&self) -> &'static str {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        outputs
+            .dir
+            .iter()
+            .map(|dir| Target::File(dir.join("junit.xml")))
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
         "junit.xml"
     }
 
-    fn render(&self, run: &RunView<'_>) -> Result<Vec<u8>> {
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        report(run, &self.report_dir)
+        let dir = outputs.dir.as_deref().unwrap_or(Path::new("."));
+        report(run, dir)
             .serialize(&mut bytes)
             .context("cannot write the JUnit report")?;
         bytes.push(b'\n');
@@ -41,7 +48,7 @@ impl Exporter for JunitExporter {
 }
 
 /// Builds the JUnit model of a run.
-pub fn report(run: &RunView<'_>, report_dir: &std::path::Path) -> Report {
+pub fn report(run: &RunView<'_>, report_dir: &Path) -> Report {
     let results = run.results;
     let html = report_dir.join("index.html");
     let mut report = Report::new("leakcheck");

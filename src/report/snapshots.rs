@@ -17,8 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Exporter;
 use super::view::RunView;
+use super::{Exporter, Outputs};
 use crate::results::RunResults;
 
 /// The fixtures, each a `<name>.json` beside a `<name>/` folder of expected outputs.
@@ -94,8 +94,13 @@ fn github(results: &RunResults) -> String {
     text
 }
 
+/// What `exporter` renders for a run with its report folder at `reports`.
 fn exported(exporter: &dyn Exporter, results: &RunResults) -> String {
-    String::from_utf8(exporter.render(&RunView::new(results)).unwrap()).unwrap()
+    let outputs = Outputs {
+        dir: Some(PathBuf::from("reports")),
+        ..Outputs::default()
+    };
+    String::from_utf8(exporter.render(&RunView::new(results), &outputs).unwrap()).unwrap()
 }
 
 /// Renders every fixture with `render` and checks it against `<fixture>/<file>`.
@@ -112,10 +117,9 @@ fn terminal_summaries_match_their_snapshots() {
 
 #[test]
 fn junit_reports_match_their_snapshots() {
-    let junit = super::junit::JunitExporter {
-        report_dir: PathBuf::from("reports"),
-    };
-    each_fixture("junit.snap", |results| exported(&junit, results));
+    each_fixture("junit.snap", |results| {
+        exported(&super::junit::JunitExporter, results)
+    });
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use console::{Style, style};
 
 use super::view::{self, RunView};
+use super::{Exporter, Outputs, Target};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::untrusted;
@@ -128,6 +129,29 @@ fn verdict_label(result: &ScenarioResult) -> String {
         (false, _) => Style::new().red().bold(),
     };
     colour.apply_to(view::label(result)).to_string()
+}
+
+/// The summary after a run, on stdout: the baseline comparison when there is one, then the
+/// table and the details (see [`print_summary`]).
+pub struct SummaryExporter;
+
+impl Exporter for SummaryExporter {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        outputs.terminal.iter().map(|_| Target::Stdout).collect()
+    }
+
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(comparison) = &run.results.baseline {
+            super::baseline::print_comparison(comparison, run.results, &mut out)?;
+        }
+        print_summary(run, &mut out, outputs.terminal.unwrap_or(false))?;
+        Ok(out)
+    }
 }
 
 /// Writes the summary table and the details of every leak, error and unexpected outcome, and of
