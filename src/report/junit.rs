@@ -149,7 +149,7 @@ fn test_case(row: &ScenarioView, suite: &str, link: &str) -> TestCase {
 /// The reason, growth figures and diagnosis of a failure, for the failure's text.
 fn failure_details(row: &ScenarioView) -> String {
     let mut text = format!("{}\n", row.result.reason);
-    if let Some(advice) = row.advice {
+    if let Some(advice) = &row.advice {
         text.push_str(advice);
         text.push('\n');
     }

@@ -17,9 +17,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::untrusted;
 use crate::metric::Metric;
 use crate::protocol::Phase;
-use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
+use crate::results::ScenarioResult;
 use crate::runner::{Event, EventSink};
-use crate::units::format_quantity;
 use crate::verdict::Verdict;
 
 /// Shows every running scenario (one bar each, several with `-j`) and a line per finished one.
@@ -170,7 +169,7 @@ pub fn write_summary(
 ) -> std::io::Result<()> {
     let results = run.results;
     if !quiet {
-        print_table(results, out, width)?;
+        print_table(run, out, width)?;
     }
     for row in run.in_run_order() {
         let scenario = row.result;
@@ -199,11 +198,8 @@ pub fn write_summary(
         for line in scenario.reason.lines() {
             writeln!(out, "  {}", untrusted::terminal(line))?;
         }
-        if let Some(advice) = row.advice {
+        if let Some(advice) = &row.advice {
             writeln!(out, "  {advice}")?;
-        }
-        if scenario.verdict == Verdict::Inconclusive {
-            writeln!(out, "  {}", inconclusive_advice(scenario))?;
         }
         if row.failure == Some(view::REGRESSION) {
             writeln!(out, "  fails the gate: {}", view::REGRESSION)?;
@@ -256,11 +252,12 @@ fn terminal_width() -> Option<usize> {
 /// metrics no scenario gates on are left out first (the HTML report and results.json have
 /// them), then long names are cut short with `…`, and the legend is wrapped.
 fn print_table(
-    results: &RunResults,
+    run: &RunView<'_>,
     out: &mut dyn Write,
     width: Option<usize>,
 ) -> std::io::Result<()> {
-    let all = table(results, &Metric::ALL, None);
+    let results = run.results;
+    let all = table(run, &Metric::ALL, None);
     let gated: Vec<Metric> = Metric::ALL
         .into_iter()
         .filter(|m| results.scenarios.iter().any(|s| s.gate.contains(m)))
@@ -275,7 +272,7 @@ fn print_table(
                 .into_iter()
                 .filter(|m| !gated.contains(m))
                 .collect();
-            let lines = table(results, &gated, None);
+            let lines = table(run, &gated, None);
             let widest = lines
                 .iter()
                 .map(|line| console::measure_text_width(line))
@@ -290,7 +287,7 @@ fn print_table(
                         .max()
                         .unwrap_or(0)
                         .max("scenario".len());
-                    table(results, &gated, Some(names.saturating_sub(excess).max(12)))
+                    table(run, &gated, Some(names.saturating_sub(excess).max(12)))
                 }
                 _ => lines,
             };
@@ -353,16 +350,17 @@ fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
 
 /// The header and one row per scenario, with these metrics' columns, padded into columns;
 /// names longer than `name_width` are cut short with `…`.
-fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) -> Vec<String> {
+fn table(run: &RunView<'_>, metrics: &[Metric], name_width: Option<usize>) -> Vec<String> {
     let mut header = vec!["scenario".to_string(), "verdict".to_string()];
     header.extend(metrics.iter().map(|m| format!("{m}/iter")));
     header.push("iters".to_string());
     header.push("time".to_string());
 
-    let rows: Vec<Vec<String>> = results
-        .scenarios
-        .iter()
-        .map(|s| {
+    let rows: Vec<Vec<String>> = run
+        .in_run_order()
+        .into_iter()
+        .map(|view| {
+            let s = view.result;
             let mut name = untrusted::terminal(&s.name).into_owned();
             if let Some(limit) = name_width {
                 name = console::truncate_str(&name, limit, "…").into_owned();
@@ -371,15 +369,11 @@ fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) ->
             // Unless the scenario gates on it, tracemalloc's figure comes from the short traced
             // window after the run: marked as approximate.
             let windowed = !crate::sampling::traced_throughout(&s.gate);
-            row.extend(metrics.iter().map(|m| match s.metrics.get(m) {
-                Some(result) => {
-                    let cell = growth_cell(result, s.analysis_of(*m));
-                    if *m == Metric::Tracemalloc && windowed && cell != "-" {
-                        format!("~{cell}")
-                    } else {
-                        cell
-                    }
+            row.extend(metrics.iter().map(|m| match view.metric(*m) {
+                Some(metric) if *m == Metric::Tracemalloc && windowed && metric.compact != "-" => {
+                    format!("~{}", metric.compact)
                 }
+                Some(metric) => metric.compact.clone(),
                 None => "-".to_string(),
             }));
             row.push(s.iterations_done.to_string());
@@ -419,77 +413,10 @@ fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) ->
         .collect()
 }
 
-/// How to run a scenario that ran up to `most` iterations four times as long, within what a
-/// scenario may ask for (a wrapped product once suggested fewer iterations than it ran).
-fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
-    use crate::scenario::{MAX_ITERATIONS, MAX_SAMPLES};
-    match most {
-        Some(most) if most > 0 && most < MAX_ITERATIONS => {
-            let suggested = most.saturating_mul(4).min(MAX_ITERATIONS);
-            // Sampled sparsely enough to stay within the sample budget.
-            let needed = warmup
-                .saturating_add(suggested)
-                .div_ceil(MAX_SAMPLES)
-                .max(sample_every);
-            let sampling = if needed > sample_every {
-                format!(" with `sample_every: {needed}`")
-            } else {
-                String::new()
-            };
-            format!(
-                "run it longer (`max_iterations: {suggested}`{sampling} in the scenario, or \
-                 `--max-iterations {suggested}`)"
-            )
-        }
-        Some(_) => "it already runs the most iterations a scenario may".to_string(),
-        None => "run it longer (`max_iterations` in the scenario)".to_string(),
-    }
-}
-
-/// What to do about an inconclusive scenario: more samples narrow the interval, and a growth
-/// that is acceptable calls for a tolerance that says so.
-fn inconclusive_advice(scenario: &ScenarioResult) -> String {
-    let longer = longer_run(
-        scenario.warmup,
-        scenario.sample_every,
-        scenario.analysis.as_ref().map(|a| a.max_iterations),
-    );
-    format!(
-        "to decide: {longer}; or, if growth this close to the tolerance is acceptable, raise the \
-         metric's `tolerance`"
-    )
-}
-
-/// `36 B ±0.4*`: the robust slope the verdict used (least squares for results written before
-/// it existed), the half-width of its interval, and a star for gated metrics; `flat after N`
-/// for growth that stopped, `floor flat` for swings around a flat level.
-fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
-    let gated = if result.gated { "*" } else { "" };
-    if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
-        return format!("flat after {:.0}{gated}", plateau.until);
-    }
-    if analysis.is_some_and(|a| a.floor.is_some()) {
-        return format!("floor flat{gated}");
-    }
-    match crate::compare::Growth::decided(result, analysis) {
-        Some(fit) if crate::report::view::lopsided(fit) => format!(
-            "{} [{}, {}]{gated}",
-            format_quantity(fit.slope, result.unit),
-            format_quantity(fit.ci_low, result.unit),
-            format_quantity(fit.ci_high, result.unit),
-        ),
-        Some(fit) => format!(
-            "{} ±{}{gated}",
-            format_quantity(fit.slope, result.unit),
-            format_quantity((fit.ci_high - fit.ci_low) / 2.0, result.unit),
-        ),
-        None => "-".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::RunResults;
     use crate::results::examples::{run, scenario};
 
     /// A run of two scenarios measured on every metric and gated on the default ones.
@@ -511,7 +438,7 @@ mod tests {
 
     fn printed(results: &RunResults, width: Option<usize>) -> Vec<String> {
         let mut out = Vec::new();
-        print_table(results, &mut out, width).unwrap();
+        print_table(&RunView::new(results), &mut out, width).unwrap();
         String::from_utf8(out)
             .unwrap()
             .lines()
@@ -548,25 +475,5 @@ mod tests {
         );
         // A terminal wide enough gets the whole table.
         assert_eq!(printed(&results, Some(400))[0], whole[0]);
-    }
-
-    #[test]
-    fn a_longer_run_is_suggested_within_the_limits() {
-        assert_eq!(
-            longer_run(20, 8, Some(800)),
-            "run it longer (`max_iterations: 3200` in the scenario, or `--max-iterations 3200`)"
-        );
-        // Past the sample budget, sampled more sparsely.
-        assert_eq!(
-            longer_run(20, 2, Some(100_000)),
-            "run it longer (`max_iterations: 400000` with `sample_every: 5` in the scenario, or \
-             `--max-iterations 400000`)"
-        );
-        // Never beyond the largest count, never wrapped below what ran.
-        assert!(longer_run(0, 1, Some(900_000_000_000)).contains("max_iterations: 1000000000000"));
-        assert_eq!(
-            longer_run(0, 1, Some(crate::scenario::MAX_ITERATIONS)),
-            "it already runs the most iterations a scenario may"
-        );
     }
 }

@@ -48,7 +48,7 @@ pub struct ScenarioView<'r> {
     /// Why it fails the gate, in a few words (see [`failure`]); `None` when as expected.
     pub failure: Option<&'static str>,
     /// What to do about an outcome that calls for it (see [`advice`]).
-    pub advice: Option<&'static str>,
+    pub advice: Option<String>,
     /// Every metric measured, in [`Metric`] order.
     pub metrics: Vec<MetricView>,
     /// Its diagnosis, when it has one.
@@ -67,6 +67,8 @@ pub struct MetricView {
     pub confidence: String,
     /// `8 B/iter`.
     pub tolerance: String,
+    /// The growth in a table cell: `36 B ±0.4*`, `flat after 240` (see [`compact_growth`]).
+    pub compact: String,
     /// The metric's call: `grows`, `within`, `unclear`, `no fit`.
     pub call: &'static str,
     /// Whether the verdict gates on it.
@@ -159,6 +161,7 @@ impl<'r> ScenarioView<'r> {
                         interval: interval(m, analysis),
                         confidence: percent(scenario.confidence_of(metric, results.confidence)),
                         tolerance: tolerance(m),
+                        compact: compact_growth(m, analysis),
                         call: call_name(m),
                         gated: m.gated,
                     }
@@ -269,10 +272,59 @@ pub fn failure(results: &RunResults, scenario: &ScenarioResult) -> Option<&'stat
 /// `--fail-on-regression` (see [`failure`]).
 pub const REGRESSION: &str = "significant rise over the baseline (--fail-on-regression)";
 
-/// `expect: leak` scenarios that pass: probably fixed, the mark should go.
-pub fn advice(scenario: &ScenarioResult) -> Option<&'static str> {
-    (scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak)
-        .then_some("marked `expect: leak` but no leak was found: if it was fixed, remove the mark")
+/// What to do about a scenario, when its outcome calls for it: an `expect: leak` scenario
+/// that passes was probably fixed, and the mark should go; an inconclusive one needs a longer
+/// run or a tolerance that says what is acceptable.
+pub fn advice(scenario: &ScenarioResult) -> Option<String> {
+    match (scenario.verdict, scenario.expected) {
+        (Verdict::Pass, Expect::Leak) => Some(
+            "marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
+                .to_string(),
+        ),
+        (Verdict::Inconclusive, _) => Some(inconclusive_advice(scenario)),
+        _ => None,
+    }
+}
+
+/// How to run a scenario that ran up to `most` iterations four times as long, within what a
+/// scenario may ask for (a wrapped product once suggested fewer iterations than it ran).
+pub fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
+    use crate::scenario::{MAX_ITERATIONS, MAX_SAMPLES};
+    match most {
+        Some(most) if most > 0 && most < MAX_ITERATIONS => {
+            let suggested = most.saturating_mul(4).min(MAX_ITERATIONS);
+            // Sampled sparsely enough to stay within the sample budget.
+            let needed = warmup
+                .saturating_add(suggested)
+                .div_ceil(MAX_SAMPLES)
+                .max(sample_every);
+            let sampling = if needed > sample_every {
+                format!(" with `sample_every: {needed}`")
+            } else {
+                String::new()
+            };
+            format!(
+                "run it longer (`max_iterations: {suggested}`{sampling} in the scenario, or \
+                 `--max-iterations {suggested}`)"
+            )
+        }
+        Some(_) => "it already runs the most iterations a scenario may".to_string(),
+        None => "run it longer (`max_iterations` in the scenario)".to_string(),
+    }
+}
+
+/// What to do about an inconclusive scenario: more samples narrow the interval, and a growth
+/// that is acceptable calls for a tolerance that says so.
+fn inconclusive_advice(scenario: &ScenarioResult) -> String {
+    let longer = longer_run(
+        scenario.warmup,
+        scenario.sample_every,
+        scenario.analysis.as_ref().map(|a| a.max_iterations),
+    );
+    format!(
+        "to decide: {longer}; or, if growth this close to the tolerance is acceptable, raise the \
+         metric's `tolerance`"
+    )
 }
 
 /// `pass`, `leak`, … as written in `results.json`.
@@ -337,6 +389,34 @@ pub fn lopsided(growth: Growth) -> bool {
         (above, below)
     };
     long > 0.0 && long > 2.0 * short.max(0.0)
+}
+
+/// `36 B ±0.4*`, the compact growth of the terminal's table: the robust slope the verdict
+/// used (least squares for results written before it existed), the half-width of its
+/// interval (the interval itself when lopsided), and a star for gated metrics; `flat after N`
+/// for growth that stopped, `floor flat` for swings around a flat level; `-` without a fit.
+pub fn compact_growth(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
+    let gated = if result.gated { "*" } else { "" };
+    if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
+        return format!("flat after {:.0}{gated}", plateau.until);
+    }
+    if analysis.is_some_and(|a| a.floor.is_some()) {
+        return format!("floor flat{gated}");
+    }
+    match Growth::decided(result, analysis) {
+        Some(fit) if lopsided(fit) => format!(
+            "{} [{}, {}]{gated}",
+            format_quantity(fit.slope, result.unit),
+            format_quantity(fit.ci_low, result.unit),
+            format_quantity(fit.ci_high, result.unit),
+        ),
+        Some(fit) => format!(
+            "{} ±{}{gated}",
+            format_quantity(fit.slope, result.unit),
+            format_quantity((fit.ci_high - fit.ci_low) / 2.0, result.unit),
+        ),
+        None => "-".to_string(),
+    }
 }
 
 /// `[216 B, 217 B]`, the interval of the growth per iteration the verdict used.
@@ -441,5 +521,41 @@ mod tests {
         );
         // A zero-width interval is not lopsided.
         assert_eq!(growth_of(g(0.0, 0.0, 0.0), Unit::Count), "0/iter ± 0");
+    }
+
+    #[test]
+    fn a_longer_run_is_suggested_within_the_limits() {
+        assert_eq!(
+            longer_run(20, 8, Some(800)),
+            "run it longer (`max_iterations: 3200` in the scenario, or `--max-iterations 3200`)"
+        );
+        // Past the sample budget, sampled more sparsely.
+        assert_eq!(
+            longer_run(20, 2, Some(100_000)),
+            "run it longer (`max_iterations: 400000` with `sample_every: 5` in the scenario, or \
+             `--max-iterations 400000`)"
+        );
+        // Never beyond the largest count, never wrapped below what ran.
+        assert!(longer_run(0, 1, Some(900_000_000_000)).contains("max_iterations: 1000000000000"));
+        assert_eq!(
+            longer_run(0, 1, Some(crate::scenario::MAX_ITERATIONS)),
+            "it already runs the most iterations a scenario may"
+        );
+    }
+
+    #[test]
+    fn fixed_and_inconclusive_scenarios_get_advice_in_every_format() {
+        use crate::results::examples::{run, scenario};
+        let mut fixed = scenario("fixed", Verdict::Pass, (0.0, 1.0));
+        fixed.expected = Expect::Leak;
+        let unsure = scenario("unsure", Verdict::Inconclusive, (0.0, 1.0));
+        let results = run(vec![fixed, unsure]);
+        let view = RunView::new(&results);
+        let advice = |name| view.row_named(name).unwrap().advice.clone().unwrap();
+        assert!(advice("fixed").ends_with("if it was fixed, remove the mark"));
+        assert!(advice("unsure").starts_with("to decide: run it longer"));
+        // The HTML report gives it too, not only the terminal.
+        let html = super::super::html::render(&view).unwrap();
+        assert!(html.contains("to decide: run it longer"), "{html}");
     }
 }
