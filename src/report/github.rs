@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::view::{self, RunView, ScenarioView};
-use super::{Exporter, Outputs, Target, baseline};
+use super::{Exporter, Outputs, Target};
 use crate::compare::Change;
 
 /// The parts of a GitHub Actions environment this module uses.
@@ -95,7 +95,6 @@ impl Exporter for StepSummaryExporter {
 /// the top allocation site when that file is in the repository; one `::warning` per
 /// significant rise that does not fail the gate.
 pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
-    let results = run.results;
     let mut lines = Vec::new();
     for row in run.in_run_order() {
         let scenario = row.result;
@@ -127,12 +126,12 @@ pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
             ));
         }
     }
-    if let Some(comparison) = &results.baseline {
-        for entry in &comparison.scenarios {
-            if entry.change != Change::Regression || comparison.fail_on_regression {
+    if let Some(comparison) = &run.comparison {
+        for change in &comparison.entries {
+            if change.entry.change != Change::Regression || change.fails_gate {
                 continue;
             }
-            let Some(scenario) = results.scenarios.iter().find(|s| s.name == entry.name) else {
+            let Some(scenario) = run.row_named(&change.entry.name).map(|row| row.result) else {
                 continue;
             };
             lines.push(command(
@@ -144,7 +143,7 @@ pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
                     "leakcheck: {} grows faster than in the baseline",
                     scenario.name
                 ),
-                &baseline::shifted_metrics(entry, results).join("; "),
+                &change.shifted().join("; "),
             ));
         }
     }
@@ -198,21 +197,18 @@ pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
         run.counts_text(" · "),
         results.duration_secs
     ));
-    if let Some(comparison) = &results.baseline {
+    if let Some(comparison) = &run.comparison {
         md.push_str(&format!(
             "### Compared with baseline {}\n\n",
-            cell(&comparison.file.display().to_string())
+            cell(&comparison.comparison.file.display().to_string())
         ));
-        let notable: Vec<_> = comparison
-            .scenarios
-            .iter()
-            .filter(|e| e.change.is_notable())
-            .collect();
+        let notable: Vec<_> = comparison.notable().collect();
         if notable.is_empty() {
             md.push_str("No scenario changed.\n\n");
         } else {
             md.push_str("| scenario | change | verdict | growth |\n|---|---|---|---|\n");
-            for entry in notable {
+            for change in notable {
+                let entry = change.entry;
                 let verdicts = format!(
                     "{} → {}",
                     entry.old_verdict.map_or("absent", |v| v.name()),
@@ -223,7 +219,7 @@ pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
                     cell(&entry.name),
                     entry.change.label(),
                     verdicts,
-                    cell(&baseline::shifted_metrics(entry, results).join("; "))
+                    cell(&change.shifted().join("; "))
                 ));
             }
             md.push('\n');

@@ -10,13 +10,12 @@ use anyhow::{Context, Result};
 use askama::Template;
 
 use super::chart::Chart;
-use super::view::{self, RunView};
+use super::view::{self, ComparisonView, RunView};
 use super::{Exporter, Outputs, Target};
-use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
+use crate::compare::{Change, Shift};
 use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
-use crate::results::{RunResults, ScenarioResult};
-use crate::units::Unit;
+use crate::results::ScenarioResult;
 use crate::verdict::{Call, Verdict};
 
 /// The HTML report: `index.html` in the report folder, and where `leakcheck report --html`
@@ -173,12 +172,7 @@ impl<'v> Page<'v> {
             .into_iter()
             .filter(|m| results.scenarios.iter().any(|sc| sc.gate.contains(m)))
             .collect();
-        let comparison_of = |name: &str| {
-            results
-                .baseline
-                .as_ref()
-                .and_then(|c| c.scenarios.iter().find(|e| e.name == name))
-        };
+        let comparison_of = |name: &str| run.comparison.as_ref()?.entry_named(name);
         // The headline opens the page: a sentence, capitalised.
         let mut headline = run.headline.clone();
         if let Some(first) = headline.get_mut(..1) {
@@ -224,7 +218,7 @@ impl<'v> Page<'v> {
             ],
             interrupted: results.interrupted,
             confidence: view::percent(results.confidence),
-            baseline: results.baseline.as_ref().map(|c| baseline_view(c, run)),
+            baseline: run.comparison.as_ref().map(baseline_view),
             rows: run
                 .rows
                 .iter()
@@ -260,7 +254,7 @@ impl<'v> Page<'v> {
             scenarios: grouped(&run.rows)
                 .into_iter()
                 .map(|(row, group_start)| {
-                    let mut view = scenario_view(results, row, comparison_of(&row.result.name));
+                    let mut view = scenario_view(row, comparison_of(&row.result.name));
                     view.group_start = group_start;
                     view
                 })
@@ -304,9 +298,8 @@ fn grouped<'v, 'r>(rows: &'v [view::ScenarioView<'r>]) -> Vec<(&'v view::Scenari
 }
 
 fn scenario_view<'v>(
-    results: &RunResults,
     row: &'v view::ScenarioView,
-    comparison: Option<&ScenarioComparison>,
+    comparison: Option<&view::ChangeView<'_>>,
 ) -> ScenarioView<'v> {
     let sc = row.result;
     let charts: Vec<ChartView> = sc
@@ -378,7 +371,7 @@ fn scenario_view<'v>(
             .collect(),
         gated_charts,
         other_charts,
-        comparison: comparison.map(|c| change_view(c, results, None)),
+        comparison: comparison.map(|c| change_view(c, None)),
         diagnosis: row.diagnosis.as_ref(),
         facts,
     }
@@ -392,48 +385,25 @@ fn call_class(call: Call) -> &'static str {
     }
 }
 
-fn baseline_view(c: &Comparison, run: &RunView<'_>) -> BaselineView {
-    let results = run.results;
-    let s = &c.summary;
-    let anchor_of = |name: &str| run.row_named(name).map(|row| row.anchor.clone());
+fn baseline_view(view: &ComparisonView<'_>) -> BaselineView {
+    let c = view.comparison;
     BaselineView {
         file: c.file.display().to_string(),
         started_at: c.started_at.clone(),
         tool_version: c.tool_version.clone(),
         fail_on_regression: c.fail_on_regression,
         rule: crate::compare::RULE,
-        headline: format!(
-            "{} new leak(s), {} significant rise(s), {} other verdict change(s), {} fixed leak(s), \
-             {} significant fall(s), {} added, {} removed, {} unchanged{}",
-            s.new_leaks,
-            s.regressions,
-            s.verdict_changes,
-            s.fixed_leaks,
-            s.improvements,
-            s.added,
-            s.removed,
-            s.unchanged,
-            view::not_selected(s.not_selected),
-        ),
-        changes: c
-            .scenarios
-            .iter()
-            .filter(|e| e.change.is_notable())
-            .map(|e| change_view(e, results, anchor_of(&e.name)))
+        headline: view.headline.clone(),
+        changes: view
+            .notable()
+            .map(|change| change_view(change, change.anchor.clone()))
             .collect(),
-        unchanged: s.unchanged,
+        unchanged: c.summary.unchanged,
     }
 }
 
-fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<String>) -> ChangeView {
-    let unit_of = |metric: Metric| {
-        results
-            .scenarios
-            .iter()
-            .find(|sc| sc.name == e.name)
-            .and_then(|sc| sc.metrics.get(&metric))
-            .map_or(metric.unit(), |m| m.unit)
-    };
+fn change_view(view: &view::ChangeView<'_>, anchor: Option<String>) -> ChangeView {
+    let e = view.entry;
     ChangeView {
         name: e.name.clone(),
         anchor,
@@ -446,30 +416,19 @@ fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<Stri
         },
         old_verdict: e.old_verdict,
         new_verdict: e.new_verdict,
-        metrics: e
+        metrics: view
             .metrics
             .iter()
-            .map(|m| {
-                let unit: Unit = unit_of(m.metric);
-                let text = |g: Option<crate::compare::Growth>| {
-                    g.map_or_else(|| "—".to_string(), |g| view::growth_of(g, unit))
-                };
-                MetricChange {
-                    metric: m.metric,
-                    old: text(m.old),
-                    new: text(m.new),
-                    shift: match m.shift {
-                        Shift::Rose => "rose",
-                        Shift::Fell => "fell",
-                        Shift::Same => "same",
-                        Shift::NotCompared => "—",
-                    },
-                    shift_class: match m.shift {
-                        Shift::Rose => "worse",
-                        Shift::Fell => "better",
-                        _ => "",
-                    },
-                }
+            .map(|m| MetricChange {
+                metric: m.metric,
+                old: m.old.clone(),
+                new: m.new.clone(),
+                shift: m.shift_word(),
+                shift_class: match m.shift {
+                    Shift::Rose => "worse",
+                    Shift::Fell => "better",
+                    _ => "",
+                },
             })
             .collect(),
     }
@@ -478,6 +437,7 @@ fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::RunResults;
 
     /// A run with one diagnosed leak whose every text field is hostile, and one error.
     fn results() -> RunResults {

@@ -74,10 +74,11 @@ fn check(fixture: &str, file: &str, actual: &str) {
 /// the summary table and the details, without colour.
 fn terminal(results: &RunResults) -> String {
     let mut out = Vec::new();
-    if let Some(comparison) = &results.baseline {
-        super::baseline::print_comparison(comparison, results, &mut out).unwrap();
+    let run = RunView::new(results);
+    if let Some(comparison) = &run.comparison {
+        super::baseline::print_comparison(comparison, &mut out).unwrap();
     }
-    super::terminal::write_summary(&RunView::new(results), &mut out, false, None).unwrap();
+    super::terminal::write_summary(&run, &mut out, false, None).unwrap();
     console::strip_ansi_codes(&String::from_utf8(out).unwrap()).into_owned()
 }
 

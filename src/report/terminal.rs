@@ -145,8 +145,8 @@ impl Exporter for SummaryExporter {
 
     fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> anyhow::Result<Vec<u8>> {
         let mut out = Vec::new();
-        if let Some(comparison) = &run.results.baseline {
-            super::baseline::print_comparison(comparison, run.results, &mut out)?;
+        if let Some(comparison) = &run.comparison {
+            super::baseline::print_comparison(comparison, &mut out)?;
         }
         print_summary(run, &mut out, outputs.terminal.unwrap_or(false))?;
         Ok(out)

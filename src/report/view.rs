@@ -5,7 +5,7 @@
 //! The terminal, HTML, JUnit and the GitHub output render a [`RunView`]; none of them
 //! re-derives a figure or words a headline of its own.
 
-use crate::compare::{self, Growth};
+use crate::compare::{self, Change, Comparison, Growth, ScenarioComparison, Shift};
 use crate::diagnosis::{AllocationSite, Diagnosis, DiagnosisView};
 use crate::metric::Metric;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
@@ -25,6 +25,55 @@ pub struct RunView<'r> {
     pub counts: Vec<Count>,
     /// Every scenario, in report order (see [`ordered`]).
     pub rows: Vec<ScenarioView<'r>>,
+    /// The comparison with a baseline (`--baseline`), when there is one.
+    pub comparison: Option<ComparisonView<'r>>,
+}
+
+/// A run compared with its baseline, as every report tells it.
+pub struct ComparisonView<'r> {
+    /// The comparison rendered.
+    pub comparison: &'r Comparison,
+    /// `1 new leak(s), 2 significant rise(s), …, 3 unchanged`, with the scenarios not
+    /// selected when there are some.
+    pub headline: String,
+    /// Every scenario compared, in the comparison's order (most important changes first).
+    pub entries: Vec<ChangeView<'r>>,
+}
+
+/// One scenario compared with its baseline.
+pub struct ChangeView<'r> {
+    /// The entry rendered.
+    pub entry: &'r ScenarioComparison,
+    /// The scenario's section in the HTML report; `None` when it did not run now (removed).
+    pub anchor: Option<String>,
+    /// Whether the change fails the gate (a significant rise under `--fail-on-regression`).
+    pub fails_gate: bool,
+    /// Every metric compared, old and new growth in words.
+    pub metrics: Vec<MetricChangeView>,
+}
+
+/// One metric's growth before and after, in words.
+pub struct MetricChangeView {
+    /// The metric.
+    pub metric: Metric,
+    /// Growth in the baseline, `—` without a fit (see [`growth_of`]).
+    pub old: String,
+    /// Growth now, `—` without a fit.
+    pub new: String,
+    /// How the two compare.
+    pub shift: Shift,
+}
+
+impl MetricChangeView {
+    /// `rose`, `fell`, `same`, or `—` when not compared.
+    pub fn shift_word(&self) -> &'static str {
+        match self.shift {
+            Shift::Rose => "rose",
+            Shift::Fell => "fell",
+            Shift::Same => "same",
+            Shift::NotCompared => "—",
+        }
+    }
 }
 
 /// How many scenarios got one verdict.
@@ -102,6 +151,10 @@ impl<'r> RunView<'r> {
                 .into_iter()
                 .map(|(index, scenario)| ScenarioView::new(results, index, scenario))
                 .collect(),
+            comparison: results
+                .baseline
+                .as_ref()
+                .map(|c| ComparisonView::new(c, results)),
         }
     }
 
@@ -138,6 +191,87 @@ impl<'r> RunView<'r> {
     /// The row of the scenario named `name`.
     pub fn row_named(&self, name: &str) -> Option<&ScenarioView<'r>> {
         self.rows.iter().find(|row| row.result.name == name)
+    }
+}
+
+impl<'r> ComparisonView<'r> {
+    fn new(comparison: &'r Comparison, results: &RunResults) -> ComparisonView<'r> {
+        let s = &comparison.summary;
+        let headline = format!(
+            "{} new leak(s), {} significant rise(s), {} other verdict change(s), {} fixed leak(s), \
+             {} significant fall(s), {} added, {} removed, {} unchanged{}",
+            s.new_leaks,
+            s.regressions,
+            s.verdict_changes,
+            s.fixed_leaks,
+            s.improvements,
+            s.added,
+            s.removed,
+            s.unchanged,
+            not_selected(s.not_selected),
+        );
+        let entries = comparison
+            .scenarios
+            .iter()
+            .map(|entry| {
+                let now = results
+                    .scenarios
+                    .iter()
+                    .position(|sc| sc.name == entry.name);
+                let unit_of = |metric: Metric| {
+                    now.and_then(|i| results.scenarios[i].metrics.get(&metric))
+                        .map_or(metric.unit(), |m| m.unit)
+                };
+                ChangeView {
+                    entry,
+                    anchor: now.map(|i| anchor(i, &entry.name)),
+                    fails_gate: entry.change == Change::Regression && comparison.fail_on_regression,
+                    metrics: entry
+                        .metrics
+                        .iter()
+                        .map(|m| {
+                            let unit = unit_of(m.metric);
+                            let text = |g: Option<Growth>| {
+                                g.map_or_else(|| "—".to_string(), |g| growth_of(g, unit))
+                            };
+                            MetricChangeView {
+                                metric: m.metric,
+                                old: text(m.old),
+                                new: text(m.new),
+                                shift: m.shift,
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        ComparisonView {
+            comparison,
+            headline,
+            entries,
+        }
+    }
+
+    /// The entries worth listing: every change but `unchanged`.
+    pub fn notable(&self) -> impl Iterator<Item = &ChangeView<'r>> {
+        self.entries.iter().filter(|e| e.entry.change.is_notable())
+    }
+
+    /// The entry of the scenario named `name`.
+    pub fn entry_named(&self, name: &str) -> Option<&ChangeView<'r>> {
+        self.entries.iter().find(|e| e.entry.name == name)
+    }
+}
+
+impl ChangeView<'_> {
+    /// `tracemalloc 36 B/iter ± 0.2 B → 72 B/iter ± 0.3 B (rose)` for every metric that rose
+    /// or fell.
+    pub fn shifted(&self) -> Vec<String> {
+        self.metrics
+            .iter()
+            .filter(|m| matches!(m.shift, Shift::Rose | Shift::Fell))
+            .map(|m| format!("{} {} → {} ({})", m.metric, m.old, m.new, m.shift_word()))
+            .collect()
     }
 }
 
