@@ -463,10 +463,7 @@ fn inconclusive_advice(scenario: &ScenarioResult) -> String {
 
 /// `pass`, `leak`, … as written in `results.json`.
 pub fn expect_name(expect: Expect) -> &'static str {
-    match expect {
-        Expect::Pass => "pass",
-        Expect::Leak => "leak",
-    }
+    crate::names::of(&expect)
 }
 
 /// A fragment identifier for the scenario's section: its position (unique) and a readable slug.
