@@ -71,14 +71,15 @@ fn check(fixture: &str, file: &str, actual: &str) {
 }
 
 /// What `leakcheck run` prints on stdout after the progress lines: the baseline comparison,
-/// the summary table and the details, without colour.
-fn terminal(results: &RunResults) -> String {
+/// the summary table (fitted to `width` columns, whole without) and the details, without
+/// colour; with `quiet`, only what fails the gate and the closing line.
+fn terminal(results: &RunResults, quiet: bool, width: Option<usize>) -> String {
     let mut out = Vec::new();
     let run = RunView::new(results);
     if let Some(comparison) = &run.comparison {
         super::baseline::print_comparison(comparison, &mut out).unwrap();
     }
-    super::terminal::write_summary(&run, &mut out, false, None).unwrap();
+    super::terminal::write_summary(&run, &mut out, quiet, width).unwrap();
     console::strip_ansi_codes(&String::from_utf8(out).unwrap()).into_owned()
 }
 
@@ -113,7 +114,21 @@ fn each_fixture(file: &str, render: impl Fn(&RunResults) -> String) {
 
 #[test]
 fn terminal_summaries_match_their_snapshots() {
-    each_fixture("terminal.snap", terminal);
+    each_fixture("terminal.snap", |results| terminal(results, false, None));
+}
+
+#[test]
+fn a_terminal_100_columns_wide_gets_a_fitted_table() {
+    each_fixture("terminal-100.snap", |results| {
+        terminal(results, false, Some(100))
+    });
+}
+
+#[test]
+fn quiet_terminal_summaries_match_their_snapshots() {
+    each_fixture("terminal-quiet.snap", |results| {
+        terminal(results, true, None)
+    });
 }
 
 #[test]
