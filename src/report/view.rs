@@ -1,6 +1,7 @@
 //! What every report says about a run, computed once into a [`RunView`]: the headline and
 //! counts, the order scenarios are listed in, each scenario's label, why it fails the gate,
-//! advice, and every metric's growth, interval, confidence and tolerance in words.
+//! advice, every metric's growth, interval, confidence and tolerance in words, its diagnosis
+//! (a [`DiagnosisView`]) and the comparison with a baseline (a [`ComparisonView`]).
 //!
 //! The terminal, HTML, JUnit and the GitHub output render a [`RunView`]; none of them
 //! re-derives a figure or words a headline of its own.
@@ -422,7 +423,7 @@ pub fn advice(scenario: &ScenarioResult) -> Option<String> {
 
 /// How to run a scenario that ran up to `most` iterations four times as long, within what a
 /// scenario may ask for (a wrapped product once suggested fewer iterations than it ran).
-pub fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
+fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
     use crate::scenario::{MAX_ITERATIONS, MAX_SAMPLES};
     match most {
         Some(most) if most > 0 && most < MAX_ITERATIONS => {
