@@ -304,7 +304,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         ..Outputs::default()
     };
     let written = report::write_all(&RunView::new(&results), &outputs)?;
-    print_written(&written, args.quiet);
+    print_written(&written, args.quiet)?;
     if let Some(signal) = runner::signals::received() {
         eprintln!(
             "leakcheck: interrupted by {}; the reports hold the {} scenario(s) that finished",
@@ -384,7 +384,7 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
         }
     }
     let written = report::write_all(&RunView::new(&results), &outputs)?;
-    print_written(&written, false);
+    print_written(&written, false)?;
     Ok(Outcome::Success)
 }
 
@@ -397,13 +397,16 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// `wrote reports/index.html`, a line a file, after the summary.
-fn print_written(written: &[PathBuf], quiet: bool) {
+/// `wrote reports/index.html`, a line a file, after the summary (an error, not a panic, when
+/// stdout is a closed pipe, for `main` to end quietly on).
+fn print_written(written: &[PathBuf], quiet: bool) -> std::io::Result<()> {
     if !quiet {
+        let mut stdout = std::io::stdout().lock();
         for path in written {
-            println!("wrote {}", path.display());
+            writeln!(stdout, "wrote {}", path.display())?;
         }
     }
+    Ok(())
 }
 
 /// `leakcheck merge`: shard results in, one results.json out; the exit code is the merged run's
@@ -424,12 +427,13 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
         ..Outputs::default()
     };
     report::write_all(&view, &outputs)?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "merged {} files -> {}\n{}",
         args.results.len(),
         args.output.display(),
         view.tally()
-    );
+    )?;
     Ok(if merged.summary.failed == 0 {
         Outcome::Success
     } else {
