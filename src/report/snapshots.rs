@@ -3,8 +3,9 @@
 //! changes in a report only on purpose.
 //!
 //! The fixtures under `tests/fixtures/snapshots/` come from real runs (the shipped
-//! `scenarios/`, and `tests/fixtures/reports/` compared with a baseline and
-//! `--fail-on-regression`), with machine paths replaced by `/home/dev/shop/` and
+//! `scenarios/`; `tests/fixtures/reports/` compared with a baseline and
+//! `--fail-on-regression`; noisy growth near the tolerance under `--fail-on-inconclusive`,
+//! with a clean file beside it), with machine paths replaced by `/home/dev/shop/` and
 //! `/opt/python-3.11.7` and the raw samples thinned (the charts only). Rendering reads nothing
 //! else from the machine: the terminal table is rendered whole and without colour, GitHub paths
 //! are relative to a fixed workspace, and the time stamps are the fixtures' own.
@@ -22,7 +23,7 @@ use super::{Exporter, Outputs};
 use crate::results::RunResults;
 
 /// The fixtures, each a `<name>.json` beside a `<name>/` folder of expected outputs.
-const FIXTURES: [&str; 2] = ["shipped", "mixed"];
+const FIXTURES: [&str; 3] = ["shipped", "mixed", "inconclusive"];
 
 fn folder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshots")
