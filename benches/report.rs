@@ -409,12 +409,18 @@ fn bench_report(c: &mut Criterion) {
         });
     }
     group.bench_function("view + write_all", |b| {
-        b.iter(|| report::write_all(&RunView::new(black_box(&results)), &outputs))
+        b.iter(|| {
+            report::write_all(&RunView::new(black_box(&results)), &outputs)
+                .errors
+                .len()
+        })
     });
     group.bench_function("judge + view + write_all", |b| {
         b.iter(|| {
             let results = judge_all(black_box(&suite));
             report::write_all(&RunView::new(&results), &outputs)
+                .errors
+                .len()
         })
     });
     group.finish();

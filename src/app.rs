@@ -303,8 +303,10 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         github: Some(report::github::Environment::current()),
         ..Outputs::default()
     };
-    let written = report::write_all(&RunView::new(&results), &outputs)?;
-    print_written(&written, args.quiet)?;
+    finish(
+        report::write_all(&RunView::new(&results), &outputs),
+        args.quiet,
+    )?;
     if let Some(signal) = runner::signals::received() {
         eprintln!(
             "leakcheck: interrupted by {}; the reports hold the {} scenario(s) that finished",
@@ -383,8 +385,7 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     }
-    let written = report::write_all(&RunView::new(&results), &outputs)?;
-    print_written(&written, false)?;
+    finish(report::write_all(&RunView::new(&results), &outputs), false)?;
     Ok(Outcome::Success)
 }
 
@@ -397,16 +398,24 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// `wrote reports/index.html`, a line a file, after the summary (an error, not a panic, when
-/// stdout is a closed pipe, for `main` to end quietly on).
-fn print_written(written: &[PathBuf], quiet: bool) -> std::io::Result<()> {
+/// After the reports: `wrote reports/index.html`, a line a file (an error, not a panic, when
+/// stdout is a closed pipe, for `main` to end quietly on), then what could not be written, in
+/// order: the last failure is the command's error, any others are printed before it.
+fn finish(written: report::Written, quiet: bool) -> Result<()> {
     if !quiet {
         let mut stdout = std::io::stdout().lock();
-        for path in written {
+        for path in &written.files {
             writeln!(stdout, "wrote {}", path.display())?;
         }
     }
-    Ok(())
+    let mut errors = written.errors;
+    let Some(last) = errors.pop() else {
+        return Ok(());
+    };
+    for err in errors {
+        eprintln!("leakcheck: {err:#}");
+    }
+    Err(last)
 }
 
 /// `leakcheck merge`: shard results in, one results.json out; the exit code is the merged run's
@@ -426,7 +435,7 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
         json: Some(args.output.clone()),
         ..Outputs::default()
     };
-    report::write_all(&view, &outputs)?;
+    finish(report::write_all(&view, &outputs), true)?;
     writeln!(
         std::io::stdout().lock(),
         "merged {} files -> {}\n{}",

@@ -82,7 +82,7 @@ impl Exporter for StepSummaryExporter {
     }
 
     fn name(&self) -> &'static str {
-        "GitHub step summary"
+        "GITHUB_STEP_SUMMARY"
     }
 
     fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {

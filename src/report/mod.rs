@@ -95,57 +95,97 @@ pub fn files(outputs: &Outputs) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What [`write_all`] did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The files written, in order.
+    pub files: Vec<PathBuf>,
+    /// What failed, in order; every other target was still written.
+    pub errors: Vec<anyhow::Error>,
+}
+
 /// Writes every enabled format to its targets: files atomically (temporary file, then rename),
 /// so a reader never sees a half-written report and an interrupted write leaves the previous
-/// one intact; `outputs.keep` is never replaced. Returns the files written.
-pub fn write_all(run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<PathBuf>> {
-    if let Some(dir) = &outputs.dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create report folder `{}`", dir.display()))?;
+/// one intact; `outputs.keep` is never replaced. The first file that cannot be written stops
+/// the files after it (a full disk or a read-only folder would fail them too, and the previous
+/// run's files stay whole), not the terminal or the step summary; a failure elsewhere (an
+/// unwritable `$GITHUB_STEP_SUMMARY`) stops nothing.
+pub fn write_all(run: &RunView<'_>, outputs: &Outputs) -> Written {
+    let mut written = Written::default();
+    let mut files_failed = false;
+    if let Some(dir) = &outputs.dir
+        && let Err(err) = std::fs::create_dir_all(dir)
+    {
+        files_failed = true;
+        written.errors.push(
+            anyhow::Error::new(err)
+                .context(format!("cannot create report folder `{}`", dir.display())),
+        );
     }
     let keep = outputs
         .keep
         .as_ref()
         .and_then(|path| path.canonicalize().ok());
-    let mut written = Vec::new();
     for exporter in exporters() {
         let targets = exporter.targets(outputs);
         if targets.is_empty() {
             continue;
         }
-        let bytes = exporter.render(run, outputs)?;
+        let bytes = match exporter.render(run, outputs) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                written.errors.push(err);
+                continue;
+            }
+        };
         for target in targets {
-            match target {
-                Target::File(path) => {
-                    if keep.is_some() && path.canonicalize().ok() == keep {
-                        continue;
+            if let Target::File(path) = &target
+                && (files_failed || keep.is_some() && path.canonicalize().ok() == keep)
+            {
+                continue;
+            }
+            match write_to(&target, &bytes, exporter.name()) {
+                Ok(()) => {
+                    if let Target::File(path) = target {
+                        written.files.push(path);
                     }
-                    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(parent).with_context(|| {
-                            format!("cannot create folder `{}`", parent.display())
-                        })?;
-                    }
-                    write_atomically(&path, &bytes)?;
-                    written.push(path);
                 }
-                Target::Append(path) => {
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .with_context(|| format!("cannot open `{}`", path.display()))?;
-                    file.write_all(&bytes)
-                        .with_context(|| format!("cannot append to `{}`", path.display()))?;
-                }
-                Target::Stdout => {
-                    let mut stdout = std::io::stdout().lock();
-                    stdout.write_all(&bytes)?;
-                    stdout.flush()?;
+                Err(err) => {
+                    files_failed |= matches!(target, Target::File(_));
+                    written.errors.push(err);
                 }
             }
         }
     }
-    Ok(written)
+    written
+}
+
+/// Writes `bytes` of the format `name` to one target.
+fn write_to(target: &Target, bytes: &[u8], name: &str) -> Result<()> {
+    match target {
+        Target::File(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create folder `{}`", parent.display()))?;
+            }
+            write_atomically(path, bytes)
+        }
+        Target::Append(path) => {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open `{}` ({name})", path.display()))?;
+            file.write_all(bytes)
+                .with_context(|| format!("cannot append to `{}` ({name})", path.display()))
+        }
+        Target::Stdout => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes)?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
 }
 
 /// Replaces `path` with `bytes` in one rename.
