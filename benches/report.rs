@@ -5,9 +5,13 @@
 //!   [`runner::fit_samples`]: plan the looks, replay them with `verdict::decide` (robust fits,
 //!   Mann–Kendall, persistence, plateau), judge tracemalloc on its window, and assemble the
 //!   `ScenarioResult`;
-//! - `render <file>`: each report file in memory, through the same [`Exporter`]s the CLI uses;
-//! - `write_all`: every report file into a temporary folder, as `leakcheck run` writes them;
-//! - `judge + write_all`: the two together, the figure the target (under 1 s) is about.
+//! - `view`: the [`RunView`] every format renders, worded once;
+//! - `render <file>`: each report file in memory from that view, through the same [`Exporter`]s
+//!   the CLI uses;
+//! - `view + write_all`: the view and every report file into a temporary folder, as
+//!   `leakcheck run` writes them;
+//! - `judge + view + write_all`: all together, the figure the target (under 1 s) is
+//!   about.
 //!
 //! The suite mixes expected and unexpected leaks (some diagnosed), flat noisy passes, a cache
 //! that fills then stays flat, a flushed buffer, a leaked descriptor, a late leak, arena steps
@@ -28,6 +32,7 @@ use leakcheck::diagnosis::{
 use leakcheck::metric::Metric;
 use leakcheck::protocol::{Sample, SampleKind, Timings};
 use leakcheck::report;
+use leakcheck::report::view::RunView;
 use leakcheck::results::{
     PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
 };
@@ -388,15 +393,36 @@ fn bench_report(c: &mut Criterion) {
     let mut group = c.benchmark_group("report 100×10k");
     group.sample_size(10);
     group.bench_function("judge", |b| b.iter(|| judge_all(black_box(&suite))));
-    for exporter in report::exporters(dir.path()) {
-        let name = format!("render {}", exporter.file_name());
-        group.bench_function(name, |b| b.iter(|| exporter.render(black_box(&results))));
+    group.bench_function("view", |b| b.iter(|| RunView::new(black_box(&results))));
+    let run = RunView::new(&results);
+    // The report folder only: no terminal, no GitHub.
+    let outputs = report::Outputs {
+        dir: Some(dir.path().to_path_buf()),
+        ..report::Outputs::default()
+    };
+    for exporter in report::exporters() {
+        if !exporter.enabled(&outputs) {
+            continue;
+        }
+        let name = format!("render {}", exporter.name());
+        group.bench_function(name, |b| {
+            b.iter(|| exporter.render(black_box(&run), &outputs))
+        });
     }
-    group.bench_function("write_all", |b| {
-        b.iter(|| report::write_all(black_box(&results), dir.path()))
+    group.bench_function("view + write_all", |b| {
+        b.iter(|| {
+            report::write_all(&RunView::new(black_box(&results)), &outputs)
+                .errors
+                .len()
+        })
     });
-    group.bench_function("judge + write_all", |b| {
-        b.iter(|| report::write_all(&judge_all(black_box(&suite)), dir.path()))
+    group.bench_function("judge + view + write_all", |b| {
+        b.iter(|| {
+            let results = judge_all(black_box(&suite));
+            report::write_all(&RunView::new(&results), &outputs)
+                .errors
+                .len()
+        })
     });
     group.finish();
 }

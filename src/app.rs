@@ -18,7 +18,9 @@ use crate::fork_server::Start;
 use crate::merge;
 use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
-use crate::results::{self, RunResults};
+use crate::report::Outputs;
+use crate::report::view::RunView;
+use crate::results;
 use crate::runner::fork_server::ForkServer;
 use crate::runner::{self, RunSettings, environment, workers};
 use crate::scenario::{self, Scenario};
@@ -369,19 +371,16 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             compare::apply_regression_gate(&mut results);
         }
     }
-    let written = match report::write_all(&results, &report_dir) {
-        Ok(written) => written,
-        Err(err) => {
-            // Show what the run found before saying its reports could not be saved.
-            print_outcome(&results, &[], args.quiet)?;
-            return Err(err);
-        }
+    // The terminal first: what the run found shows even when its reports cannot be saved.
+    let outputs = Outputs {
+        dir: Some(report_dir),
+        terminal: Some(args.quiet),
+        github: Some(report::github::Environment::current()),
+        ..Outputs::default()
     };
-    print_outcome(&results, &written, args.quiet)?;
-    report::github::publish(
-        &results,
-        &report_dir,
-        &report::github::Environment::current(),
+    finish(
+        report::write_all(&RunView::new(&results), &outputs),
+        args.quiet,
     )?;
     if let Some(signal) = runner::signals::received() {
         eprintln!(
@@ -433,13 +432,24 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     let inputs: Vec<&PathBuf> = std::iter::once(&args.results)
         .chain(args.baseline.as_ref())
         .collect();
-    let outputs = args.html.iter().cloned().chain(dir.iter().flat_map(|dir| {
-        ["index.html", "junit.xml", "results.json"]
-            .map(|name| dir.join(name))
+    let outputs = Outputs {
+        dir,
+        html: args.html.clone(),
+        keep: Some(args.results.clone()),
+        terminal: Some(false),
+        ..Outputs::default()
+    };
+    // The results file in the folder is left alone (`keep`), not refused; an --html over it is.
+    let in_folder = report::files(&Outputs {
+        html: None,
+        ..outputs.clone()
+    });
+    let checked = args.html.iter().cloned().chain(
+        in_folder
             .into_iter()
-            .filter(|path| !same_file(path, &args.results))
-    }));
-    for output in outputs {
+            .filter(|path| !same_file(path, &args.results)),
+    );
+    for output in checked {
         if let Some(input) = inputs.iter().find(|input| same_file(&output, input)) {
             eprintln!(
                 "error: `{}` is an input of this command (`{}`), and writing a report there \
@@ -450,23 +460,7 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     }
-    let mut written = Vec::new();
-    if let Some(html) = &args.html {
-        if let Some(parent) = html.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create folder `{}`", parent.display()))?;
-        }
-        report::write_atomically(html, report::html::render(&results)?.as_bytes())?;
-        written.push(html.clone());
-    }
-    if let Some(dir) = dir {
-        written.extend(report::write_all_except(
-            &results,
-            &dir,
-            Some(&args.results),
-        )?);
-    }
-    print_outcome(&results, &written, false)?;
+    finish(report::write_all(&RunView::new(&results), &outputs), false)?;
     Ok(Outcome::Success)
 }
 
@@ -479,19 +473,24 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// The baseline comparison first, then the summary, then the files written.
-fn print_outcome(results: &RunResults, written: &[PathBuf], quiet: bool) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    if let Some(comparison) = &results.baseline {
-        report::baseline::print_comparison(comparison, results, &mut stdout)?;
-    }
-    report::terminal::print_summary(results, &mut stdout, quiet)?;
+/// After the reports: `wrote reports/index.html`, a line a file (an error, not a panic, when
+/// stdout is a closed pipe, for `main` to end quietly on), then what could not be written, in
+/// order: the last failure is the command's error, any others are printed before it.
+fn finish(written: report::Written, quiet: bool) -> Result<()> {
     if !quiet {
-        for path in written {
+        let mut stdout = std::io::stdout().lock();
+        for path in &written.files {
             writeln!(stdout, "wrote {}", path.display())?;
         }
     }
-    Ok(())
+    let mut errors = written.errors;
+    let Some(last) = errors.pop() else {
+        return Ok(());
+    };
+    for err in errors {
+        eprintln!("leakcheck: {err:#}");
+    }
+    Err(last)
 }
 
 /// `leakcheck merge`: shard results in, one results.json out; the exit code is the merged run's
@@ -506,18 +505,20 @@ fn merge_command(args: MergeArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let json = report::json::JsonExporter;
-    report::write_atomically(&args.output, &report::Exporter::render(&json, &merged)?)?;
-    let s = &merged.summary;
-    println!(
-        "merged {} files: {} scenarios, {}; {} not as expected -> {}",
+    let view = RunView::new(&merged);
+    let outputs = Outputs {
+        json: Some(args.output.clone()),
+        ..Outputs::default()
+    };
+    finish(report::write_all(&view, &outputs), true)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "merged {} files -> {}\n{}",
         args.results.len(),
-        s.total,
-        report::view::counts(s, ", "),
-        s.failed,
-        args.output.display()
-    );
-    Ok(if s.failed == 0 {
+        args.output.display(),
+        view.tally()
+    )?;
+    Ok(if merged.summary.failed == 0 {
         Outcome::Success
     } else {
         Outcome::ScenariosFailed

@@ -17,6 +17,7 @@ pub mod holders;
 pub mod input;
 pub mod merge;
 pub mod metric;
+pub mod names;
 pub mod protocol;
 pub mod report;
 pub mod results;

@@ -41,16 +41,10 @@ impl Metric {
         Metric::Fds,
     ];
 
-    /// The name used in scenario files and `results.json`.
+    /// The name used in scenario files and `results.json`: its serde name (see
+    /// [`crate::names`]).
     pub fn name(self) -> &'static str {
-        match self {
-            Metric::Tracemalloc => "tracemalloc",
-            Metric::Malloc => "malloc",
-            Metric::Rss => "rss",
-            Metric::GcObjects => "gc_objects",
-            Metric::AllocBlocks => "alloc_blocks",
-            Metric::Fds => "fds",
-        }
+        crate::names::of(&self)
     }
 
     /// Looks a metric up by its scenario-file name.

@@ -63,15 +63,9 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The lower-case name used in reports.
+    /// The lower-case name used in reports: its serde name (see [`crate::names`]).
     pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Leak => "leak",
-            Verdict::Inconclusive => "inconclusive",
-            Verdict::Error => "error",
-            Verdict::Skipped => "skipped",
-        }
+        crate::names::of(&self)
     }
 }
 
@@ -137,13 +131,9 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    /// The snake_case name used in reports.
+    /// The snake_case name used in reports: its serde name (see [`crate::names`]).
     pub fn name(self) -> &'static str {
-        match self {
-            StopReason::Decided => "decided",
-            StopReason::MaxIterations => "max_iterations",
-            StopReason::Incomplete => "incomplete",
-        }
+        crate::names::of(&self)
     }
 }
 

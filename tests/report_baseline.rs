@@ -108,7 +108,8 @@ fn fail_on_regression_fails_the_gate_for_significant_rises_only() {
     assert_eq!(results["summary"]["failed"], 2);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("fails the gate: growth rose significantly over the baseline"),
+        stdout
+            .contains("fails the gate: significant rise over the baseline (--fail-on-regression)"),
         "{log}"
     );
 

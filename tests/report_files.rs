@@ -405,3 +405,33 @@ fn results_written_before_newer_optional_fields_still_load() {
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
 }
+
+#[test]
+fn an_unwritable_step_summary_still_gets_the_report_files_written() {
+    let project = Project::new();
+    project.write("scenarios/clean.yaml", CLEAN);
+    let output = assert_cmd::Command::cargo_bin("leakcheck")
+        .unwrap()
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env(
+            "GITHUB_STEP_SUMMARY",
+            project.path().join("missing/summary.md"),
+        )
+        .args(["run", "scenarios", "--report-dir", "reports"])
+        .output()
+        .unwrap();
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("(GITHUB_STEP_SUMMARY)"),
+        "{log}"
+    );
+    for file in ["index.html", "results.json", "junit.xml"] {
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(&format!("wrote reports/{file}")),
+            "{log}"
+        );
+        assert!(project.path().join("reports").join(file).exists(), "{log}");
+    }
+}

@@ -4,9 +4,11 @@
 //! The worker collects this in a diagnosis window of its own after the measured run, at two
 //! checkpoints (A after half the window, B at its end), never per iteration, and sends it as one
 //! [`Diagnosis`] message; this module holds the data (part of `results.json`, schema below) and
-//! nothing that runs Python; `text.rs` words it for the terminal and JUnit.
+//! nothing that runs Python; `view.rs` words it for every report.
 
-mod text;
+mod view;
+
+pub use view::{ChainView, DiagnosisView, FrameView, SiteView, TypeView};
 
 use serde::{Deserialize, Serialize};
 

@@ -5,17 +5,13 @@ use std::io::Write;
 
 use console::style;
 
-use super::view;
-use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
-use crate::results::RunResults;
+use super::view::{self, ComparisonView};
+use crate::compare::Change;
 
 /// Prints the notable changes (new leaks, rises, verdict changes, fixes, falls, added and
 /// removed scenarios) and how many scenarios did not change.
-pub fn print_comparison(
-    comparison: &Comparison,
-    results: &RunResults,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+pub fn print_comparison(view: &ComparisonView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let comparison = view.comparison;
     writeln!(
         out,
         "{} {} (started {}, leakcheck {})",
@@ -24,17 +20,13 @@ pub fn print_comparison(
         comparison.started_at,
         comparison.tool_version
     )?;
-    let notable: Vec<&ScenarioComparison> = comparison
-        .scenarios
-        .iter()
-        .filter(|e| e.change.is_notable())
-        .collect();
-    let width = notable
-        .iter()
-        .map(|e| e.change.label().len())
+    let width = view
+        .notable()
+        .map(|e| e.entry.change.label().len())
         .max()
         .unwrap_or(0);
-    for entry in &notable {
+    for change in view.notable() {
+        let entry = change.entry;
         let label = format!("{:width$}", entry.change.label().to_uppercase());
         let label = match entry.change {
             Change::NewLeak | Change::Regression => style(label).red().bold(),
@@ -46,7 +38,7 @@ pub fn print_comparison(
             (Some(old), Some(new)) if old != new => format!("  {old} → {new}"),
             _ => String::new(),
         };
-        let fails = if entry.change == Change::Regression && comparison.fail_on_regression {
+        let fails = if change.fails_gate {
             style("  (fails the gate: --fail-on-regression)")
                 .red()
                 .to_string()
@@ -55,7 +47,7 @@ pub fn print_comparison(
         };
         let name = super::untrusted::terminal(&entry.name);
         writeln!(out, "  {label}  {name}{verdicts}{fails}")?;
-        for line in shifted_metrics(entry, results) {
+        for line in change.shifted() {
             writeln!(out, "  {:width$}    {line}", "")?;
         }
     }
@@ -67,36 +59,4 @@ pub fn print_comparison(
         crate::compare::RULE
     )?;
     writeln!(out)
-}
-
-/// `tracemalloc 36 B/iter ± 0.2 B → 72 B/iter ± 0.3 B (rose)` for every metric that moved.
-pub fn shifted_metrics(entry: &ScenarioComparison, results: &RunResults) -> Vec<String> {
-    let unit_of = |metric: crate::metric::Metric| {
-        results
-            .scenarios
-            .iter()
-            .find(|s| s.name == entry.name)
-            .and_then(|s| s.metrics.get(&metric))
-            .map_or(metric.unit(), |m| m.unit)
-    };
-    entry
-        .metrics
-        .iter()
-        .filter(|m| matches!(m.shift, Shift::Rose | Shift::Fell))
-        .filter_map(|m| {
-            let (old, new) = (m.old?, m.new?);
-            let unit = unit_of(m.metric);
-            Some(format!(
-                "{} {} → {} ({})",
-                m.metric,
-                view::growth_of(old, unit),
-                view::growth_of(new, unit),
-                if m.shift == Shift::Rose {
-                    "rose"
-                } else {
-                    "fell"
-                }
-            ))
-        })
-        .collect()
 }

@@ -3,17 +3,16 @@
 //! `::warning` for significant rises that do not, and a Markdown summary appended to
 //! `$GITHUB_STEP_SUMMARY`.
 //!
-//! The text is built by pure functions; [`publish`] only prints it and appends to the file
-//! named by the [`Environment`].
+//! The text is built by pure functions; [`AnnotationsExporter`] and [`StepSummaryExporter`]
+//! hand it to `report::write_all`, for stdout and the file named by the [`Environment`].
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::{baseline, view};
+use super::view::{self, RunView, ScenarioView};
+use super::{Exporter, Outputs, Target};
 use crate::compare::Change;
-use crate::results::{RunResults, ScenarioResult};
 
 /// The parts of a GitHub Actions environment this module uses.
 #[derive(Debug, Clone, Default)]
@@ -42,34 +41,64 @@ impl Environment {
     }
 }
 
-/// Prints annotations (on stdout, where the runner reads workflow commands) and appends the
-/// step summary, as the environment asks.
-pub fn publish(results: &RunResults, report_dir: &Path, env: &Environment) -> Result<()> {
-    if env.actions {
-        let mut stdout = std::io::stdout().lock();
-        for line in annotations(results, env.workspace.as_deref()) {
-            writeln!(stdout, "{line}")?;
+/// The workflow-command annotations, on stdout (where the runner reads them) under GitHub
+/// Actions.
+pub struct AnnotationsExporter;
+
+impl Exporter for AnnotationsExporter {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        match &outputs.github {
+            Some(env) if env.actions => vec![Target::Stdout],
+            _ => Vec::new(),
         }
     }
-    if let Some(path) = &env.step_summary {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open GITHUB_STEP_SUMMARY `{}`", path.display()))?;
-        file.write_all(step_summary(results, report_dir).as_bytes())
-            .with_context(|| format!("cannot append to `{}`", path.display()))?;
+
+    fn name(&self) -> &'static str {
+        "GitHub annotations"
     }
-    Ok(())
+
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {
+        let workspace = outputs.github.as_ref().and_then(|e| e.workspace.as_deref());
+        let mut text = String::new();
+        for line in annotations(run, workspace) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        Ok(text.into_bytes())
+    }
+}
+
+/// The Markdown summary, appended to `$GITHUB_STEP_SUMMARY` when it is set.
+pub struct StepSummaryExporter;
+
+impl Exporter for StepSummaryExporter {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        outputs
+            .github
+            .iter()
+            .filter_map(|env| env.step_summary.clone())
+            .map(Target::Append)
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
+        "GITHUB_STEP_SUMMARY"
+    }
+
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {
+        let dir = outputs.dir.as_deref().unwrap_or(Path::new("."));
+        Ok(step_summary(run, dir).into_bytes())
+    }
 }
 
 /// One `::error` per scenario that fails the gate, at its scenario file and line, plus one at
 /// the top allocation site when that file is in the repository; one `::warning` per
 /// significant rise that does not fail the gate.
-pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String> {
+pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
     let mut lines = Vec::new();
-    for scenario in &results.scenarios {
-        let Some(why) = view::failure(results, scenario) else {
+    for row in run.in_run_order() {
+        let scenario = row.result;
+        let Some(why) = row.failure else {
             continue;
         };
         lines.push(command(
@@ -78,7 +107,7 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
                 .unwrap_or_else(|| scenario.file.display().to_string()),
             scenario.line,
             &format!("leakcheck: {} ({why})", scenario.name),
-            &view::failure_message(results, scenario),
+            &row.failure_message(),
         ));
         // The allocating line, or the user's line that called into the standard library.
         let site = scenario.diagnosis.as_ref().and_then(|d| d.sites.first());
@@ -97,12 +126,12 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
             ));
         }
     }
-    if let Some(comparison) = &results.baseline {
-        for entry in &comparison.scenarios {
-            if entry.change != Change::Regression || comparison.fail_on_regression {
+    if let Some(comparison) = &run.comparison {
+        for change in &comparison.entries {
+            if change.entry.change != Change::Regression || change.fails_gate {
                 continue;
             }
-            let Some(scenario) = results.scenarios.iter().find(|s| s.name == entry.name) else {
+            let Some(scenario) = run.row_named(&change.entry.name).map(|row| row.result) else {
                 continue;
             };
             lines.push(command(
@@ -114,7 +143,7 @@ pub fn annotations(results: &RunResults, workspace: Option<&Path>) -> Vec<String
                     "leakcheck: {} grows faster than in the baseline",
                     scenario.name
                 ),
-                &baseline::shifted_metrics(entry, results).join("; "),
+                &change.shifted().join("; "),
             ));
         }
     }
@@ -158,35 +187,28 @@ fn repo_path(file: &str, workspace: Option<&Path>) -> Option<String> {
 
 /// The Markdown summary: headline, counts, baseline changes, then every scenario, failures
 /// first.
-pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
-    let s = &results.summary;
+pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
+    let results = run.results;
     let mut md = String::new();
-    let headline = if s.failed == 0 {
-        format!("✅ every scenario as expected ({} scenarios)", s.total)
-    } else {
-        format!("❌ {} of {} scenarios not as expected", s.failed, s.total)
-    };
-    md.push_str(&format!("## leakcheck: {headline}\n\n"));
+    let mark = if run.all_ok { "✅" } else { "❌" };
+    md.push_str(&format!("## leakcheck: {mark} {}\n\n", run.headline));
     md.push_str(&format!(
         "{} · {:.1} s\n\n",
-        super::view::counts(s, " · "),
+        run.counts_text(" · "),
         results.duration_secs
     ));
-    if let Some(comparison) = &results.baseline {
+    if let Some(comparison) = &run.comparison {
         md.push_str(&format!(
             "### Compared with baseline {}\n\n",
-            cell(&comparison.file.display().to_string())
+            cell(&comparison.comparison.file.display().to_string())
         ));
-        let notable: Vec<_> = comparison
-            .scenarios
-            .iter()
-            .filter(|e| e.change.is_notable())
-            .collect();
+        let notable: Vec<_> = comparison.notable().collect();
         if notable.is_empty() {
             md.push_str("No scenario changed.\n\n");
         } else {
             md.push_str("| scenario | change | verdict | growth |\n|---|---|---|---|\n");
-            for entry in notable {
+            for change in notable {
+                let entry = change.entry;
                 let verdicts = format!(
                     "{} → {}",
                     entry.old_verdict.map_or("absent", |v| v.name()),
@@ -197,20 +219,20 @@ pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
                     cell(&entry.name),
                     entry.change.label(),
                     verdicts,
-                    cell(&baseline::shifted_metrics(entry, results).join("; "))
+                    cell(&change.shifted().join("; "))
                 ));
             }
             md.push('\n');
         }
     }
     md.push_str("| scenario | verdict | outcome | reason |\n|---|---|---|---|\n");
-    for (_, scenario) in view::ordered(results) {
+    for row in &run.rows {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
-            cell(&scenario.name),
-            scenario.verdict,
-            outcome(results, scenario),
-            cell(&scenario.reason)
+            cell(&row.result.name),
+            row.result.verdict,
+            outcome(row),
+            cell(&row.result.reason)
         ));
     }
     md.push_str(&format!(
@@ -220,8 +242,8 @@ pub fn step_summary(results: &RunResults, report_dir: &Path) -> String {
     md
 }
 
-fn outcome(results: &RunResults, scenario: &ScenarioResult) -> String {
-    match view::failure(results, scenario) {
+fn outcome(row: &ScenarioView) -> String {
+    match row.failure {
         Some(why) => format!("❌ {why}"),
         None => "✅ as expected".to_string(),
     }

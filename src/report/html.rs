@@ -9,32 +9,43 @@
 use anyhow::{Context, Result};
 use askama::Template;
 
-use super::Exporter;
 use super::chart::Chart;
-use super::view;
-use crate::compare::{Change, Comparison, ScenarioComparison, Shift};
-use crate::diagnosis::Diagnosis;
+use super::view::{self, ComparisonView, RunView};
+use super::{Exporter, Outputs, Target};
+use crate::compare::{Change, Shift};
+use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
-use crate::results::{RunResults, ScenarioResult};
-use crate::units::{Unit, format_quantity};
+use crate::results::ScenarioResult;
 use crate::verdict::{Call, Verdict};
 
-/// The HTML report.
+/// The HTML report: `index.html` in the report folder, and where `leakcheck report --html`
+/// asks.
 pub struct HtmlExporter;
 
 impl Exporter for HtmlExporter {
-    fn file_name(&self) -> &'static str {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        let in_folder = outputs.dir.as_ref().map(|dir| dir.join("index.html"));
+        outputs
+            .html
+            .clone()
+            .into_iter()
+            .chain(in_folder)
+            .map(Target::File)
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
         "index.html"
     }
 
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
-        Ok(render(results)?.into_bytes())
+    fn render(&self, run: &RunView<'_>, _: &Outputs) -> Result<Vec<u8>> {
+        Ok(render(run)?.into_bytes())
     }
 }
 
-/// Renders the page for `results`.
-pub fn render(results: &RunResults) -> Result<String> {
-    let page = Page::new(results)
+/// Renders the page for a run.
+pub fn render(run: &RunView<'_>) -> Result<String> {
+    let page = Page::new(run)
         .render()
         .context("cannot render the HTML report")?;
     // askama escapes markup, not the control characters HTML forbids.
@@ -43,7 +54,7 @@ pub fn render(results: &RunResults) -> Result<String> {
 
 #[derive(Template)]
 #[template(path = "index.html", config = "src/report/askama.toml")]
-struct Page {
+struct Page<'v> {
     title: String,
     all_ok: bool,
     headline: String,
@@ -54,7 +65,7 @@ struct Page {
     baseline: Option<BaselineView>,
     columns: Vec<Metric>,
     rows: Vec<Row>,
-    scenarios: Vec<ScenarioView>,
+    scenarios: Vec<ScenarioView<'v>>,
     tool_version: String,
 }
 
@@ -80,7 +91,7 @@ struct Cell {
     class: &'static str,
 }
 
-struct ScenarioView {
+struct ScenarioView<'v> {
     anchor: String,
     name: String,
     verdict: Verdict,
@@ -94,7 +105,7 @@ struct ScenarioView {
     description: Option<String>,
     tags: Vec<String>,
     reason: String,
-    advice: Option<&'static str>,
+    advice: Option<&'v str>,
     error: Option<String>,
     traceback: Option<String>,
     stdout: String,
@@ -103,7 +114,7 @@ struct ScenarioView {
     gated_charts: Vec<ChartView>,
     other_charts: Vec<ChartView>,
     comparison: Option<ChangeView>,
-    diagnosis: Option<DiagnosisView>,
+    diagnosis: Option<&'v DiagnosisView>,
     facts: String,
 }
 
@@ -153,103 +164,37 @@ struct MetricChange {
     shift_class: &'static str,
 }
 
-struct DiagnosisView {
-    hints: Vec<(String, String)>,
-    sites: Vec<SiteView>,
-    types: Vec<TypeView>,
-    chains: Vec<ChainView>,
-    garbage: String,
-    uncollectable_types: Vec<String>,
-    generations: Vec<String>,
-    notes: Vec<String>,
-    /// The native window's section, as the terminal words it (empty when it did not run).
-    native: Vec<String>,
-    footer: String,
-}
-
-struct SiteView {
-    location: String,
-    code: String,
-    caller: Option<String>,
-    per_iteration: String,
-    blocks: String,
-    stack: Vec<String>,
-}
-
-struct TypeView {
-    name: String,
-    before: u64,
-    after: u64,
-    per_iteration: String,
-}
-
-struct ChainView {
-    type_name: String,
-    root_kind: String,
-    text: String,
-    note: Option<String>,
-}
-
-impl Page {
-    fn new(results: &RunResults) -> Page {
+impl<'v> Page<'v> {
+    fn new(run: &'v RunView<'_>) -> Page<'v> {
+        let results = run.results;
         let s = &results.summary;
-        let ordered = view::ordered(results);
-        let anchors: Vec<String> = results
-            .scenarios
-            .iter()
-            .enumerate()
-            .map(|(i, sc)| view::anchor(i, &sc.name))
-            .collect();
         let columns: Vec<Metric> = Metric::ALL
             .into_iter()
             .filter(|m| results.scenarios.iter().any(|sc| sc.gate.contains(m)))
             .collect();
-        let comparison_of = |name: &str| {
-            results
-                .baseline
-                .as_ref()
-                .and_then(|c| c.scenarios.iter().find(|e| e.name == name))
-        };
-        let headline = if s.failed == 0 {
-            format!("Every scenario as expected ({} scenarios)", s.total)
-        } else {
-            format!("{} of {} scenarios not as expected", s.failed, s.total)
-        };
+        let comparison_of = |name: &str| run.comparison.as_ref()?.entry_named(name);
+        // The headline opens the page: a sentence, capitalised.
+        let mut headline = run.headline.clone();
+        if let Some(first) = headline.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
 
         Page {
             title: format!(
                 "leakcheck: {} scenarios, {} leak, {} not as expected",
                 s.total, s.leak, s.failed
             ),
-            all_ok: s.failed == 0,
+            all_ok: run.all_ok,
             headline,
-            counts: vec![
-                Count {
-                    class: "pass",
-                    label: "pass",
-                    value: s.pass,
-                },
-                Count {
-                    class: "leak",
-                    label: "leak",
-                    value: s.leak,
-                },
-                Count {
-                    class: "inconclusive",
-                    label: "inconclusive",
-                    value: s.inconclusive,
-                },
-                Count {
-                    class: "error",
-                    label: "error",
-                    value: s.error,
-                },
-                Count {
-                    class: "skipped",
-                    label: "skipped",
-                    value: s.skipped,
-                },
-            ],
+            counts: run
+                .counts
+                .iter()
+                .map(|c| Count {
+                    class: c.label,
+                    label: c.label,
+                    value: c.value,
+                })
+                .collect(),
             meta: vec![
                 ("started", results.started_at.clone()),
                 ("duration", format!("{:.1} s", results.duration_secs)),
@@ -273,23 +218,22 @@ impl Page {
             ],
             interrupted: results.interrupted,
             confidence: view::percent(results.confidence),
-            baseline: results
-                .baseline
-                .as_ref()
-                .map(|c| baseline_view(c, results, &anchors)),
-            rows: ordered
+            baseline: run.comparison.as_ref().map(baseline_view),
+            rows: run
+                .rows
                 .iter()
-                .map(|&(i, sc)| Row {
-                    anchor: anchors[i].clone(),
+                .map(|row| (row, row.result))
+                .map(|(row, sc)| Row {
+                    anchor: row.anchor.clone(),
                     name: sc.name.clone(),
                     verdict: sc.verdict,
                     expected: view::expect_name(sc.expected),
-                    failure: view::failure(results, sc),
+                    failure: row.failure,
                     cells: columns
                         .iter()
-                        .map(|m| match sc.metrics.get(m) {
-                            Some(result) => Cell {
-                                text: view::growth(result, sc.analysis_of(*m)),
+                        .map(|m| match (sc.metrics.get(m), row.metric(*m)) {
+                            (Some(result), Some(metric)) => Cell {
+                                text: metric.growth.clone(),
                                 class: match (sc.gate.contains(m), result.call) {
                                     (false, _) => "ungated",
                                     (true, Call::Grows) => "grows",
@@ -297,7 +241,7 @@ impl Page {
                                     (true, _) => "",
                                 },
                             },
-                            None => Cell {
+                            _ => Cell {
                                 text: "—".to_string(),
                                 class: "ungated",
                             },
@@ -307,11 +251,10 @@ impl Page {
                     time: format!("{:.1} s", sc.duration_secs),
                 })
                 .collect(),
-            scenarios: grouped(&ordered)
+            scenarios: grouped(&run.rows)
                 .into_iter()
-                .map(|(i, sc, group_start)| {
-                    let mut view =
-                        scenario_view(results, sc, anchors[i].clone(), comparison_of(&sc.name));
+                .map(|(row, group_start)| {
+                    let mut view = scenario_view(row, comparison_of(&row.result.name));
                     view.group_start = group_start;
                     view
                 })
@@ -331,16 +274,16 @@ fn group_of(sc: &ScenarioResult) -> String {
     }
 }
 
-/// `ordered` regrouped by file, each file where its first scenario was (so the files with
-/// failures still come first, and within a file the order stays), with whether each scenario
-/// starts its file's group.
-fn grouped<'r>(ordered: &[(usize, &'r ScenarioResult)]) -> Vec<(usize, &'r ScenarioResult, bool)> {
-    let mut groups: Vec<(String, Vec<(usize, &ScenarioResult)>)> = Vec::new();
-    for &(i, sc) in ordered {
-        let group = group_of(sc);
+/// The rows (in report order) regrouped by file, each file where its first scenario was (so
+/// the files with failures still come first, and within a file the order stays), with whether
+/// each scenario starts its file's group.
+fn grouped<'v, 'r>(rows: &'v [view::ScenarioView<'r>]) -> Vec<(&'v view::ScenarioView<'r>, bool)> {
+    let mut groups: Vec<(String, Vec<&view::ScenarioView>)> = Vec::new();
+    for row in rows {
+        let group = group_of(row.result);
         match groups.iter_mut().find(|(name, _)| *name == group) {
-            Some((_, members)) => members.push((i, sc)),
-            None => groups.push((group, vec![(i, sc)])),
+            Some((_, members)) => members.push(row),
+            None => groups.push((group, vec![row])),
         }
     }
     groups
@@ -349,31 +292,29 @@ fn grouped<'r>(ordered: &[(usize, &'r ScenarioResult)]) -> Vec<(usize, &'r Scena
             members
                 .into_iter()
                 .enumerate()
-                .map(|(n, (i, sc))| (i, sc, n == 0))
+                .map(|(n, row)| (row, n == 0))
         })
         .collect()
 }
 
-fn scenario_view(
-    results: &RunResults,
-    sc: &ScenarioResult,
-    anchor: String,
-    comparison: Option<&ScenarioComparison>,
-) -> ScenarioView {
+fn scenario_view<'v>(
+    row: &'v view::ScenarioView,
+    comparison: Option<&view::ChangeView<'_>>,
+) -> ScenarioView<'v> {
+    let sc = row.result;
     let charts: Vec<ChartView> = sc
         .metrics
         .iter()
-        .filter_map(|(&metric, result)| {
+        .zip(&row.metrics)
+        .filter_map(|((&metric, result), words)| {
             let analysis = sc.analysis_of(metric);
             let chart = Chart::build(metric, result, analysis.and_then(|a| a.robust.as_ref()))?;
-            let growth = view::growth(result, analysis);
             Some(ChartView {
-                caption: growth.clone(),
+                caption: words.growth.clone(),
                 call_class: call_class(result.call),
                 label: format!(
-                    "{metric} against iteration for {}: {growth}, tolerance {}",
-                    sc.name,
-                    view::tolerance(result)
+                    "{metric} against iteration for {}: {}, tolerance {}",
+                    sc.name, words.growth, words.tolerance
                 ),
                 chart,
             })
@@ -398,43 +339,40 @@ fn scenario_view(
         ));
     }
     ScenarioView {
-        anchor,
+        anchor: row.anchor.clone(),
         name: sc.name.clone(),
         verdict: sc.verdict,
         expected: view::expect_name(sc.expected),
-        failure: view::failure(results, sc),
+        failure: row.failure,
         location: format!("{}:{}", sc.file.display(), sc.line),
         group: group_of(sc),
         group_start: false,
         description: sc.description.clone(),
         tags: sc.tags.clone(),
         reason: sc.reason.clone(),
-        advice: view::advice(sc),
+        advice: row.advice.as_deref(),
         error: sc.error.clone(),
         traceback: sc.traceback.clone(),
         stdout: sc.stdout.clone(),
         stderr: sc.stderr.clone(),
         metrics: sc
             .metrics
-            .iter()
-            .map(|(&metric, m)| MetricRow {
-                metric,
-                growth: view::growth(m, sc.analysis_of(metric)),
-                interval: format!(
-                    "{} %: {}",
-                    view::percent(sc.confidence_of(metric, results.confidence)),
-                    view::interval(m, sc.analysis_of(metric))
-                ),
-                tolerance: view::tolerance(m),
-                call: view::call_name(m),
+            .values()
+            .zip(&row.metrics)
+            .map(|(m, words)| MetricRow {
+                metric: words.metric,
+                growth: words.growth.clone(),
+                interval: format!("{} %: {}", words.confidence, words.interval),
+                tolerance: words.tolerance.clone(),
+                call: words.call,
                 call_class: call_class(m.call),
-                gated: m.gated,
+                gated: words.gated,
             })
             .collect(),
         gated_charts,
         other_charts,
-        comparison: comparison.map(|c| change_view(c, results, None)),
-        diagnosis: sc.diagnosis.as_ref().map(diagnosis_view),
+        comparison: comparison.map(|c| change_view(c, None)),
+        diagnosis: row.diagnosis.as_ref(),
         facts,
     }
 }
@@ -447,53 +385,25 @@ fn call_class(call: Call) -> &'static str {
     }
 }
 
-fn baseline_view(c: &Comparison, results: &RunResults, anchors: &[String]) -> BaselineView {
-    let s = &c.summary;
-    let anchor_of = |name: &str| {
-        results
-            .scenarios
-            .iter()
-            .position(|sc| sc.name == name)
-            .map(|i| anchors[i].clone())
-    };
+fn baseline_view(view: &ComparisonView<'_>) -> BaselineView {
+    let c = view.comparison;
     BaselineView {
         file: c.file.display().to_string(),
         started_at: c.started_at.clone(),
         tool_version: c.tool_version.clone(),
         fail_on_regression: c.fail_on_regression,
         rule: crate::compare::RULE,
-        headline: format!(
-            "{} new leak(s), {} significant rise(s), {} other verdict change(s), {} fixed leak(s), \
-             {} significant fall(s), {} added, {} removed, {} unchanged{}",
-            s.new_leaks,
-            s.regressions,
-            s.verdict_changes,
-            s.fixed_leaks,
-            s.improvements,
-            s.added,
-            s.removed,
-            s.unchanged,
-            view::not_selected(s.not_selected),
-        ),
-        changes: c
-            .scenarios
-            .iter()
-            .filter(|e| e.change.is_notable())
-            .map(|e| change_view(e, results, anchor_of(&e.name)))
+        headline: view.headline.clone(),
+        changes: view
+            .notable()
+            .map(|change| change_view(change, change.anchor.clone()))
             .collect(),
-        unchanged: s.unchanged,
+        unchanged: c.summary.unchanged,
     }
 }
 
-fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<String>) -> ChangeView {
-    let unit_of = |metric: Metric| {
-        results
-            .scenarios
-            .iter()
-            .find(|sc| sc.name == e.name)
-            .and_then(|sc| sc.metrics.get(&metric))
-            .map_or(metric.unit(), |m| m.unit)
-    };
+fn change_view(view: &view::ChangeView<'_>, anchor: Option<String>) -> ChangeView {
+    let e = view.entry;
     ChangeView {
         name: e.name.clone(),
         anchor,
@@ -506,126 +416,28 @@ fn change_view(e: &ScenarioComparison, results: &RunResults, anchor: Option<Stri
         },
         old_verdict: e.old_verdict,
         new_verdict: e.new_verdict,
-        metrics: e
+        metrics: view
             .metrics
             .iter()
-            .map(|m| {
-                let unit: Unit = unit_of(m.metric);
-                let text = |g: Option<crate::compare::Growth>| {
-                    g.map_or_else(|| "—".to_string(), |g| view::growth_of(g, unit))
-                };
-                MetricChange {
-                    metric: m.metric,
-                    old: text(m.old),
-                    new: text(m.new),
-                    shift: match m.shift {
-                        Shift::Rose => "rose",
-                        Shift::Fell => "fell",
-                        Shift::Same => "same",
-                        Shift::NotCompared => "—",
-                    },
-                    shift_class: match m.shift {
-                        Shift::Rose => "worse",
-                        Shift::Fell => "better",
-                        _ => "",
-                    },
-                }
+            .map(|m| MetricChange {
+                metric: m.metric,
+                old: m.old.clone(),
+                new: m.new.clone(),
+                shift: m.shift_word(),
+                shift_class: match m.shift {
+                    Shift::Rose => "worse",
+                    Shift::Fell => "better",
+                    _ => "",
+                },
             })
             .collect(),
-    }
-}
-
-fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
-    let g = &d.garbage;
-    let mut garbage = format!(
-        "gc.garbage held {} object(s) at the diagnosis window's first checkpoint and {} at its last",
-        g.garbage_before, g.garbage_after
-    );
-    if g.garbage_after > g.garbage_before {
-        garbage.push_str(": uncollectable cycles (objects with finalizers) accumulate");
-    }
-    DiagnosisView {
-        hints: d
-            .hints
-            .iter()
-            .map(|h| (h.message.clone(), h.fix.clone()))
-            .collect(),
-        sites: d
-            .sites
-            .iter()
-            .map(|s| SiteView {
-                location: format!("{}:{}", s.file, s.line),
-                code: s.code.clone().unwrap_or_default(),
-                caller: s.caller.as_ref().map(|f| match &f.code {
-                    Some(code) => format!("{}:{}: {}", f.file, f.line, code.trim()),
-                    None => format!("{}:{}", f.file, f.line),
-                }),
-                per_iteration: format!(
-                    "+{}/iter",
-                    format_quantity(s.bytes_per_iteration, Unit::Bytes)
-                ),
-                blocks: format!(
-                    "{:+} B, {:+} blocks in {} iterations",
-                    s.size_diff, s.count_diff, d.iterations
-                ),
-                stack: s
-                    .stack
-                    .iter()
-                    .map(|f| match &f.code {
-                        Some(code) => format!("{}:{}  {}", f.file, f.line, code.trim()),
-                        None => format!("{}:{}", f.file, f.line),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        types: d
-            .types
-            .iter()
-            .map(|t| TypeView {
-                name: t.type_name.clone(),
-                before: t.before,
-                after: t.after,
-                per_iteration: format!("{}/iter", format_quantity(t.per_iteration, Unit::Count)),
-            })
-            .collect(),
-        chains: d
-            .chains
-            .iter()
-            .map(|c| ChainView {
-                type_name: c.type_name.clone(),
-                root_kind: c.root_kind.replace('_', " "),
-                text: c.text.clone(),
-                note: c.note.clone(),
-            })
-            .collect(),
-        garbage,
-        uncollectable_types: g.uncollectable_types.clone(),
-        generations: g
-            .generations
-            .iter()
-            .map(|s| {
-                format!(
-                    "generation {}: {} collections, {} collected, {} uncollectable",
-                    s.generation, s.collections, s.collected, s.uncollectable
-                )
-            })
-            .collect(),
-        notes: d.notes.clone(),
-        native: d
-            .native
-            .as_ref()
-            .map(|n| n.summary_lines())
-            .unwrap_or_default(),
-        footer: format!(
-            "over the diagnosis window after the measured run, between its two checkpoints ({} iterations); diagnosing took {:.2} s",
-            d.iterations, d.cost_secs
-        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::RunResults;
 
     /// A run with one diagnosed leak whose every text field is hostile, and one error.
     fn results() -> RunResults {
@@ -691,7 +503,7 @@ mod tests {
 
     #[test]
     fn every_scenario_string_is_escaped() {
-        let html = render(&results()).unwrap();
+        let html = render(&RunView::new(&results())).unwrap();
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("warning: <b>"));
         // Name, description, tag, stdout, site code, stack, type, chain, hint, fix, note, garbage.
@@ -701,7 +513,7 @@ mod tests {
 
     #[test]
     fn failures_come_first_with_their_reason_diagnosis_and_output() {
-        let html = render(&results()).unwrap();
+        let html = render(&RunView::new(&results())).unwrap();
         assert!(html.contains("2 of 2 scenarios not as expected"));
         assert!(html.contains("The run was interrupted"));
         assert!(html.contains("✗ unexpected leak"));
@@ -723,7 +535,7 @@ mod tests {
 
     #[test]
     fn each_metric_with_samples_gets_a_chart_and_gated_ones_are_marked() {
-        let html = render(&results()).unwrap();
+        let html = render(&RunView::new(&results())).unwrap();
         assert_eq!(html.matches(r#"<svg class="chart" "#).count(), 2);
         assert_eq!(html.matches(r#"data-gated="true""#).count(), 1);
         assert!(html.contains("Metrics not gated: rss"));

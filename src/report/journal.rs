@@ -14,8 +14,6 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use super::Exporter;
-use super::json::JsonExporter;
 use crate::results::ScenarioResult;
 use crate::runner::{Event, EventSink, RunSettings, assemble};
 
@@ -44,7 +42,7 @@ impl<'a> Journal<'a> {
         Journal {
             inner,
             settings,
-            path: dir.join(JsonExporter.file_name()),
+            path: dir.join(super::json::FILE_NAME),
             started: (SystemTime::now(), Instant::now()),
             finished: Vec::new(),
             failed: false,
@@ -68,9 +66,8 @@ impl<'a> Journal<'a> {
             results,
         );
         run.interrupted = true;
-        let written = JsonExporter
-            .render(&run)
-            .and_then(|bytes| super::write_atomically(&self.path, &bytes));
+        let written =
+            super::json::bytes(&run).and_then(|bytes| super::write_atomically(&self.path, &bytes));
         self.next_write = Instant::now() + began.elapsed() * WRITE_SPACING;
         if let Err(err) = written
             && !self.failed

@@ -6,22 +6,41 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::ser::Formatter;
 
-use super::Exporter;
+use super::view::RunView;
+use super::{Exporter, Outputs, Target};
 use crate::results::RunResults;
 
-/// Pretty-printed JSON of the whole [`RunResults`], raw samples included.
+/// The file's name in the report folder.
+pub const FILE_NAME: &str = "results.json";
+
+/// Pretty-printed JSON of the whole [`RunResults`], raw samples included: in the report
+/// folder, and where `leakcheck merge --output` asks.
 pub struct JsonExporter;
 
 impl Exporter for JsonExporter {
-    fn file_name(&self) -> &'static str {
-        "results.json"
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        let in_folder = outputs.dir.as_ref().map(|dir| dir.join(FILE_NAME));
+        in_folder
+            .into_iter()
+            .chain(outputs.json.clone())
+            .map(Target::File)
+            .collect()
     }
 
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
-        let mut bytes = to_vec_pretty(results)?;
-        bytes.push(b'\n');
-        Ok(bytes)
+    fn name(&self) -> &'static str {
+        FILE_NAME
     }
+
+    fn render(&self, run: &RunView<'_>, _: &Outputs) -> Result<Vec<u8>> {
+        bytes(run.results)
+    }
+}
+
+/// The bytes of `results.json`: the pretty JSON and a final newline.
+pub fn bytes(results: &RunResults) -> Result<Vec<u8>> {
+    let mut bytes = to_vec_pretty(results)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// Pretty JSON as `serde_json::to_vec_pretty` writes it, except that an array inside an array

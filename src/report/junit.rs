@@ -8,32 +8,38 @@
 //! quick-junit (escaping, schema), never by hand; quick-junit drops C0 controls but lets
 //! U+FFFE/U+FFFF through, which XML forbids, so all text passes [`xml`] first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Exporter;
 use super::untrusted;
-use super::view;
-use crate::results::{RunResults, ScenarioResult};
+use super::view::{self, RunView, ScenarioView};
+use super::{Exporter, Outputs, Target};
 use crate::verdict::Verdict;
 
-/// The JUnit report; links point at the HTML report in `report_dir`.
-pub struct JunitExporter {
-    /// The folder `index.html` is written to, for the links in `<system-out>`.
-    pub report_dir: PathBuf,
-}
+/// The JUnit report, `junit.xml` in the report folder; its links point at the HTML report
+/// beside it.
+pub struct JunitExporter;
 
 impl Exporter for JunitExporter {
-    fn file_name(&self) -> &'static str {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        outputs
+            .dir
+            .iter()
+            .map(|dir| Target::File(dir.join("junit.xml")))
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
         "junit.xml"
     }
 
-    fn render(&self, results: &RunResults) -> Result<Vec<u8>> {
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        report(results, &self.report_dir)
+        let dir = outputs.dir.as_deref().unwrap_or(Path::new("."));
+        report(run, dir)
             .serialize(&mut bytes)
             .context("cannot write the JUnit report")?;
         bytes.push(b'\n');
@@ -42,7 +48,8 @@ impl Exporter for JunitExporter {
 }
 
 /// Builds the JUnit model of a run.
-pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
+pub fn report(run: &RunView<'_>, report_dir: &Path) -> Report {
+    let results = run.results;
     let html = report_dir.join("index.html");
     let mut report = Report::new("leakcheck");
     if let Ok(started) = chrono::DateTime::parse_from_rfc3339(&results.started_at) {
@@ -51,35 +58,34 @@ pub fn report(results: &RunResults, report_dir: &std::path::Path) -> Report {
     report.set_time(seconds(results.duration_secs));
 
     // Suites in the order their first scenario ran.
-    let mut suites: Vec<(PathBuf, Vec<(usize, &ScenarioResult)>)> = Vec::new();
-    for (index, scenario) in results.scenarios.iter().enumerate() {
-        match suites.iter_mut().find(|(file, _)| *file == scenario.file) {
-            Some((_, members)) => members.push((index, scenario)),
-            None => suites.push((scenario.file.clone(), vec![(index, scenario)])),
+    let mut suites: Vec<(PathBuf, Vec<&ScenarioView>)> = Vec::new();
+    for row in run.in_run_order() {
+        match suites.iter_mut().find(|(file, _)| *file == row.result.file) {
+            Some((_, members)) => members.push(row),
+            None => suites.push((row.result.file.clone(), vec![row])),
         }
     }
     for (file, members) in suites {
         let name = xml(&file.display().to_string());
         let mut suite = TestSuite::new(name.as_str());
-        suite.set_time(seconds(members.iter().map(|(_, s)| s.duration_secs).sum()));
+        suite.set_time(seconds(
+            members.iter().map(|row| row.result.duration_secs).sum(),
+        ));
         suite.add_property(Property::new(
             "confidence",
             view::percent(results.confidence) + " %",
         ));
-        for (index, scenario) in members {
-            let link = xml(&format!(
-                "{}#{}",
-                html.display(),
-                view::anchor(index, &scenario.name)
-            ));
-            suite.add_test_case(test_case(results, scenario, &name, &link));
+        for row in members {
+            let link = xml(&format!("{}#{}", html.display(), row.anchor));
+            suite.add_test_case(test_case(row, &name, &link));
         }
         report.add_test_suite(suite);
     }
     report
 }
 
-fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link: &str) -> TestCase {
+fn test_case(row: &ScenarioView, suite: &str, link: &str) -> TestCase {
+    let scenario = row.result;
     let status = if scenario.verdict == Verdict::Skipped {
         let mut status = TestCaseStatus::skipped();
         status
@@ -97,12 +103,12 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
                 .or(scenario.error.as_deref())
                 .unwrap_or(&scenario.reason)));
         status
-    } else if let Some(why) = view::failure(results, scenario) {
+    } else if let Some(why) = row.failure {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
         status
-            .set_message(xml(&view::failure_message(results, scenario)))
+            .set_message(xml(&row.failure_message()))
             .set_type(why)
-            .set_description(xml(&failure_details(results, scenario)));
+            .set_description(xml(&failure_details(row)));
         status
     } else {
         TestCaseStatus::success()
@@ -124,7 +130,7 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
         ));
 
     let mut out = format!("verdict: {}\n{}\n", scenario.verdict, scenario.reason);
-    for line in view::growth_lines(results, scenario) {
+    for line in row.growth_lines() {
         out.push_str(&line);
         out.push('\n');
     }
@@ -141,18 +147,18 @@ fn test_case(results: &RunResults, scenario: &ScenarioResult, suite: &str, link:
 }
 
 /// The reason, growth figures and diagnosis of a failure, for the failure's text.
-fn failure_details(results: &RunResults, scenario: &ScenarioResult) -> String {
-    let mut text = format!("{}\n", scenario.reason);
-    if let Some(advice) = view::advice(scenario) {
+fn failure_details(row: &ScenarioView) -> String {
+    let mut text = format!("{}\n", row.result.reason);
+    if let Some(advice) = &row.advice {
         text.push_str(advice);
         text.push('\n');
     }
-    for line in view::growth_lines(results, scenario) {
+    for line in row.growth_lines() {
         text.push_str(&line);
         text.push('\n');
     }
-    if let Some(diagnosis) = &scenario.diagnosis {
-        for line in diagnosis.summary_lines() {
+    if let Some(diagnosis) = &row.diagnosis {
+        for line in diagnosis.lines() {
             text.push_str(&line);
             text.push('\n');
         }

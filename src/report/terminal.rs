@@ -10,16 +10,15 @@ use std::time::Duration;
 
 use console::{Style, style};
 
-use super::view;
+use super::view::{self, RunView};
+use super::{Exporter, Outputs, Target};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::untrusted;
 use crate::metric::Metric;
 use crate::protocol::Phase;
-use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
+use crate::results::ScenarioResult;
 use crate::runner::{Event, EventSink};
-use crate::scenario::Expect;
-use crate::units::format_quantity;
 use crate::verdict::Verdict;
 
 /// Shows every running scenario (one bar each, several with `-j`) and a line per finished one.
@@ -121,11 +120,6 @@ impl EventSink for ProgressDisplay {
 /// `PASS`, `LEAK`, `LEAK (expected)`, … coloured with a colour-blind-safe palette
 /// (blue for as-expected, orange/red for failures).
 fn verdict_label(result: &ScenarioResult) -> String {
-    let text = match (result.verdict, result.expected) {
-        (Verdict::Leak, Expect::Leak) => "LEAK (expected)".to_string(),
-        (Verdict::Pass, Expect::Leak) => "PASS (expected leak!)".to_string(),
-        (verdict, _) => verdict.name().to_ascii_uppercase(),
-    };
     let colour = match (result.ok, result.verdict) {
         (true, Verdict::Inconclusive) => Style::new().yellow(),
         (true, Verdict::Skipped) => Style::new().dim(),
@@ -133,20 +127,52 @@ fn verdict_label(result: &ScenarioResult) -> String {
         (false, Verdict::Error) => Style::new().magenta().bold(),
         (false, _) => Style::new().red().bold(),
     };
-    colour.apply_to(text).to_string()
+    colour.apply_to(view::label(result)).to_string()
+}
+
+/// The summary after a run, on stdout: the baseline comparison when there is one, then the
+/// table and the details (see [`print_summary`]).
+pub struct SummaryExporter;
+
+impl Exporter for SummaryExporter {
+    fn targets(&self, outputs: &Outputs) -> Vec<Target> {
+        outputs.terminal.iter().map(|_| Target::Stdout).collect()
+    }
+
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+
+    fn render(&self, run: &RunView<'_>, outputs: &Outputs) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(comparison) = &run.comparison {
+            super::baseline::print_comparison(comparison, &mut out)?;
+        }
+        print_summary(run, &mut out, outputs.terminal.unwrap_or(false))?;
+        Ok(out)
+    }
 }
 
 /// Writes the summary table and the details of every leak, error and unexpected outcome, and of
 /// every pass that waited for a bounded cache to fill (its reason names the cache).
-pub fn print_summary(
-    results: &RunResults,
+pub fn print_summary(run: &RunView<'_>, out: &mut dyn Write, quiet: bool) -> std::io::Result<()> {
+    write_summary(run, out, quiet, terminal_width())
+}
+
+/// [`print_summary`] with the table fitted to `width` columns (whole without one), whatever
+/// stdout is: what the snapshot tests render.
+pub fn write_summary(
+    run: &RunView<'_>,
     out: &mut dyn Write,
     quiet: bool,
+    width: Option<usize>,
 ) -> std::io::Result<()> {
+    let results = run.results;
     if !quiet {
-        print_table(results, out, terminal_width())?;
+        print_table(run, out, width)?;
     }
-    for scenario in &results.scenarios {
+    for row in run.in_run_order() {
+        let scenario = row.result;
         if scenario.ok
             && scenario.verdict == Verdict::Pass
             && (quiet || !scenario.waited_for_holders())
@@ -172,23 +198,14 @@ pub fn print_summary(
         for line in scenario.reason.lines() {
             writeln!(out, "  {}", untrusted::terminal(line))?;
         }
-        if scenario.verdict == Verdict::Pass && scenario.expected == Expect::Leak {
-            writeln!(
-                out,
-                "  marked `expect: leak` but no leak was found: if it was fixed, remove the mark"
-            )?;
+        if let Some(advice) = &row.advice {
+            writeln!(out, "  {advice}")?;
         }
-        if scenario.verdict == Verdict::Inconclusive {
-            writeln!(out, "  {}", inconclusive_advice(scenario))?;
+        if row.failure == Some(view::REGRESSION) {
+            writeln!(out, "  fails the gate: {}", view::REGRESSION)?;
         }
-        if !scenario.ok && crate::compare::regressed(results, &scenario.name) {
-            writeln!(
-                out,
-                "  fails the gate: growth rose significantly over the baseline (--fail-on-regression)"
-            )?;
-        }
-        if let Some(diagnosis) = &scenario.diagnosis {
-            for line in diagnosis.summary_lines() {
+        if let Some(diagnosis) = &row.diagnosis {
+            for line in diagnosis.lines() {
                 for line in line.lines() {
                     writeln!(out, "  {}", untrusted::terminal(line))?;
                 }
@@ -212,16 +229,9 @@ pub fn print_summary(
             }
         }
     }
-    let s = &results.summary;
     writeln!(out)?;
-    let headline = format!(
-        "{} scenarios: {}; {} not as expected ({:.1} s)",
-        s.total,
-        view::counts(s, ", "),
-        s.failed,
-        results.duration_secs
-    );
-    if s.failed == 0 {
+    let headline = format!("{} ({:.1} s)", run.tally(), results.duration_secs);
+    if run.all_ok {
         writeln!(out, "{}", style(headline).blue().bold())
     } else {
         writeln!(out, "{}", style(headline).red().bold())
@@ -242,11 +252,12 @@ fn terminal_width() -> Option<usize> {
 /// metrics no scenario gates on are left out first (the HTML report and results.json have
 /// them), then long names are cut short with `…`, and the legend is wrapped.
 fn print_table(
-    results: &RunResults,
+    run: &RunView<'_>,
     out: &mut dyn Write,
     width: Option<usize>,
 ) -> std::io::Result<()> {
-    let all = table(results, &Metric::ALL, None);
+    let results = run.results;
+    let all = table(run, &Metric::ALL, None);
     let gated: Vec<Metric> = Metric::ALL
         .into_iter()
         .filter(|m| results.scenarios.iter().any(|s| s.gate.contains(m)))
@@ -261,7 +272,7 @@ fn print_table(
                 .into_iter()
                 .filter(|m| !gated.contains(m))
                 .collect();
-            let lines = table(results, &gated, None);
+            let lines = table(run, &gated, None);
             let widest = lines
                 .iter()
                 .map(|line| console::measure_text_width(line))
@@ -276,7 +287,7 @@ fn print_table(
                         .max()
                         .unwrap_or(0)
                         .max("scenario".len());
-                    table(results, &gated, Some(names.saturating_sub(excess).max(12)))
+                    table(run, &gated, Some(names.saturating_sub(excess).max(12)))
                 }
                 _ => lines,
             };
@@ -339,16 +350,17 @@ fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
 
 /// The header and one row per scenario, with these metrics' columns, padded into columns;
 /// names longer than `name_width` are cut short with `…`.
-fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) -> Vec<String> {
+fn table(run: &RunView<'_>, metrics: &[Metric], name_width: Option<usize>) -> Vec<String> {
     let mut header = vec!["scenario".to_string(), "verdict".to_string()];
     header.extend(metrics.iter().map(|m| format!("{m}/iter")));
     header.push("iters".to_string());
     header.push("time".to_string());
 
-    let rows: Vec<Vec<String>> = results
-        .scenarios
-        .iter()
-        .map(|s| {
+    let rows: Vec<Vec<String>> = run
+        .in_run_order()
+        .into_iter()
+        .map(|view| {
+            let s = view.result;
             let mut name = untrusted::terminal(&s.name).into_owned();
             if let Some(limit) = name_width {
                 name = console::truncate_str(&name, limit, "…").into_owned();
@@ -357,15 +369,11 @@ fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) ->
             // Unless the scenario gates on it, tracemalloc's figure comes from the short traced
             // window after the run: marked as approximate.
             let windowed = !crate::sampling::traced_throughout(&s.gate);
-            row.extend(metrics.iter().map(|m| match s.metrics.get(m) {
-                Some(result) => {
-                    let cell = growth_cell(result, s.analysis_of(*m));
-                    if *m == Metric::Tracemalloc && windowed && cell != "-" {
-                        format!("~{cell}")
-                    } else {
-                        cell
-                    }
+            row.extend(metrics.iter().map(|m| match view.metric(*m) {
+                Some(metric) if *m == Metric::Tracemalloc && windowed && metric.compact != "-" => {
+                    format!("~{}", metric.compact)
                 }
+                Some(metric) => metric.compact.clone(),
                 None => "-".to_string(),
             }));
             row.push(s.iterations_done.to_string());
@@ -405,77 +413,10 @@ fn table(results: &RunResults, metrics: &[Metric], name_width: Option<usize>) ->
         .collect()
 }
 
-/// How to run a scenario that ran up to `most` iterations four times as long, within what a
-/// scenario may ask for (a wrapped product once suggested fewer iterations than it ran).
-fn longer_run(warmup: u64, sample_every: u64, most: Option<u64>) -> String {
-    use crate::scenario::{MAX_ITERATIONS, MAX_SAMPLES};
-    match most {
-        Some(most) if most > 0 && most < MAX_ITERATIONS => {
-            let suggested = most.saturating_mul(4).min(MAX_ITERATIONS);
-            // Sampled sparsely enough to stay within the sample budget.
-            let needed = warmup
-                .saturating_add(suggested)
-                .div_ceil(MAX_SAMPLES)
-                .max(sample_every);
-            let sampling = if needed > sample_every {
-                format!(" with `sample_every: {needed}`")
-            } else {
-                String::new()
-            };
-            format!(
-                "run it longer (`max_iterations: {suggested}`{sampling} in the scenario, or \
-                 `--max-iterations {suggested}`)"
-            )
-        }
-        Some(_) => "it already runs the most iterations a scenario may".to_string(),
-        None => "run it longer (`max_iterations` in the scenario)".to_string(),
-    }
-}
-
-/// What to do about an inconclusive scenario: more samples narrow the interval, and a growth
-/// that is acceptable calls for a tolerance that says so.
-fn inconclusive_advice(scenario: &ScenarioResult) -> String {
-    let longer = longer_run(
-        scenario.warmup,
-        scenario.sample_every,
-        scenario.analysis.as_ref().map(|a| a.max_iterations),
-    );
-    format!(
-        "to decide: {longer}; or, if growth this close to the tolerance is acceptable, raise the \
-         metric's `tolerance`"
-    )
-}
-
-/// `36 B ±0.4*`: the robust slope the verdict used (least squares for results written before
-/// it existed), the half-width of its interval, and a star for gated metrics; `flat after N`
-/// for growth that stopped, `floor flat` for swings around a flat level.
-fn growth_cell(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
-    let gated = if result.gated { "*" } else { "" };
-    if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
-        return format!("flat after {:.0}{gated}", plateau.until);
-    }
-    if analysis.is_some_and(|a| a.floor.is_some()) {
-        return format!("floor flat{gated}");
-    }
-    match crate::compare::Growth::decided(result, analysis) {
-        Some(fit) if crate::report::view::lopsided(fit) => format!(
-            "{} [{}, {}]{gated}",
-            format_quantity(fit.slope, result.unit),
-            format_quantity(fit.ci_low, result.unit),
-            format_quantity(fit.ci_high, result.unit),
-        ),
-        Some(fit) => format!(
-            "{} ±{}{gated}",
-            format_quantity(fit.slope, result.unit),
-            format_quantity((fit.ci_high - fit.ci_low) / 2.0, result.unit),
-        ),
-        None => "-".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::RunResults;
     use crate::results::examples::{run, scenario};
 
     /// A run of two scenarios measured on every metric and gated on the default ones.
@@ -497,7 +438,7 @@ mod tests {
 
     fn printed(results: &RunResults, width: Option<usize>) -> Vec<String> {
         let mut out = Vec::new();
-        print_table(results, &mut out, width).unwrap();
+        print_table(&RunView::new(results), &mut out, width).unwrap();
         String::from_utf8(out)
             .unwrap()
             .lines()
@@ -534,25 +475,5 @@ mod tests {
         );
         // A terminal wide enough gets the whole table.
         assert_eq!(printed(&results, Some(400))[0], whole[0]);
-    }
-
-    #[test]
-    fn a_longer_run_is_suggested_within_the_limits() {
-        assert_eq!(
-            longer_run(20, 8, Some(800)),
-            "run it longer (`max_iterations: 3200` in the scenario, or `--max-iterations 3200`)"
-        );
-        // Past the sample budget, sampled more sparsely.
-        assert_eq!(
-            longer_run(20, 2, Some(100_000)),
-            "run it longer (`max_iterations: 400000` with `sample_every: 5` in the scenario, or \
-             `--max-iterations 400000`)"
-        );
-        // Never beyond the largest count, never wrapped below what ran.
-        assert!(longer_run(0, 1, Some(900_000_000_000)).contains("max_iterations: 1000000000000"));
-        assert_eq!(
-            longer_run(0, 1, Some(crate::scenario::MAX_ITERATIONS)),
-            "it already runs the most iterations a scenario may"
-        );
     }
 }
