@@ -1,5 +1,5 @@
-//! The native diagnosis window on real native leaks (the accuracy bench's Pillow SGI decoder and
-//! selectolax `css_matches`, in a venv of its leaky releases, memray included, made here from
+//! The native diagnosis window on real native leaks (the accuracy bench's Pillow SGI decoder,
+//! selectolax `css_matches` and greenlet's kept greenlets, in a venv of its leaky releases, memray included, made here from
 //! PyPI): the top
 //! native site names the Python line that calls into the extension and the extension's C
 //! function; a pure-Python leak gets no native section.
@@ -51,7 +51,7 @@ fn native_leaks_are_named_by_their_python_line_and_c_function() {
         pypi.join("leaks.yaml").to_str().unwrap(),
         "python.yaml",
         "-k",
-        "pillow or selectolax or python-leak",
+        "pillow or selectolax or greenlet-spawn or python-leak",
         "--python",
         venv,
     ]);
@@ -81,6 +81,17 @@ fn native_leaks_are_named_by_their_python_line_and_c_function() {
     assert_eq!(site["python"]["function"], "selectolax_css_matches");
     assert!(
         symbols(site).iter().any(|s| s.starts_with("lexbor_")),
+        "{site:#}"
+    );
+
+    // greenlet: the memory is a Python frame's data stack, taken by the interpreter for the
+    // greenlet it starts; the site names greenlet's own functions under the interpreter's.
+    let greenlet = scenario(&results, "pypi-leak-greenlet-spawn");
+    let site = top_native_site(greenlet);
+    let names = symbols(site);
+    assert!(names.contains(&"…"), "{site:#}");
+    assert!(
+        names.iter().any(|s| s.starts_with("greenlet::")),
         "{site:#}"
     );
 

@@ -160,15 +160,52 @@ def _sites(path, memray, python_allocators):
 def _extension_frames(stack):
     """The innermost native frames down to the interpreter's call machinery: the allocator and
     the extension's functions that called it, as ``{"symbol", "file"}`` (``file`` is the source
-    file where debug information names it, else the shared library that holds the symbol)."""
+    file where debug information names it, else the shared library that holds the symbol).
+
+    When those are all the interpreter's own (a frame's data stack, an object's memory, taken
+    on behalf of an extension that called back into Python, as greenlet does to start a
+    greenlet), the extension's frames further down are what names the leak: then the last
+    interpreter frame is kept, an ``…`` frame stands for the machinery between, and the first
+    extension frames follow."""
     frames = []
-    for symbol, file, line in stack:
+    rest = iter(stack)
+    for symbol, file, line in rest:
         if symbol in _EVAL_FRAMES or symbol.startswith("cfunction_vectorcall"):
             break
-        frames.append({"symbol": symbol, "file": _where(symbol, file, line)})
+        frames.append({"symbol": _short(symbol), "file": _where(symbol, file, line)})
         if len(frames) == _NATIVE_FRAMES:
             break
-    return frames
+    if not frames or not all(_in_interpreter(frame) for frame in frames):
+        return frames
+    below = []
+    for symbol, file, line in rest:
+        frame = {"symbol": _short(symbol), "file": _where(symbol, file, line)}
+        if not _in_interpreter(frame):
+            below.append(frame)
+            if len(below) == _NATIVE_FRAMES - 2:
+                break
+        elif below:
+            break
+    if not below:
+        return frames
+    return [frames[-1], {"symbol": "…", "file": ""}, *below]
+
+
+# Where CPython's own functions are: its source folders (with debug information), or its
+# library.
+_INTERPRETER_SOURCES = ("Objects/", "Python/", "Include/", "./Include/", "Modules/", "Parser/")
+
+
+def _in_interpreter(frame):
+    """Whether a native frame is the interpreter's (or an unknown system library's) rather than
+    an extension's: an extension's library is outside the system folders, so it is named."""
+    file = frame["file"]
+    return not file or file.startswith(_INTERPRETER_SOURCES) or file.startswith("libpython")
+
+
+def _short(symbol):
+    """A C++ symbol without its argument list: ``greenlet::UserGreenlet::g_initialstub``."""
+    return symbol.split("(", 1)[0] if "(" in symbol and not symbol.startswith("(") else symbol
 
 
 def _where(symbol, file, line):
