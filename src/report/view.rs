@@ -119,6 +119,8 @@ pub struct MetricView {
     pub tolerance: String,
     /// The growth in a table cell: `36 B ±0.4*`, `flat after 240` (see [`compact_growth`]).
     pub compact: String,
+    /// The growth per iteration alone, `36 B`, without a fit `None`.
+    pub slope: Option<String>,
     /// The metric's call: `grows`, `within`, `unclear`, `no fit`.
     pub call: &'static str,
     /// Whether the verdict gates on it.
@@ -297,6 +299,8 @@ impl<'r> ScenarioView<'r> {
                         confidence: percent(scenario.confidence_of(metric, results.confidence)),
                         tolerance: tolerance(m),
                         compact: compact_growth(m, analysis),
+                        slope: Growth::decided(m, analysis)
+                            .map(|fit| format_quantity(fit.slope, m.unit)),
                         call: call_name(m),
                         gated: m.gated,
                     }
