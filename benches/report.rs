@@ -353,6 +353,7 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
         holders: None,
         pytest: None,
         worker_start: None,
+        failure: None,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::compare::Comparison;
 use crate::diagnosis::Diagnosis;
 use crate::holders::HolderReport;
 use crate::metric::Metric;
-use crate::protocol::Timings;
+use crate::protocol::{Phase, Timings};
 use crate::scenario::{CollectedTest, Expect};
 use crate::stats::{Plateau, RobustFit};
 use crate::units::Unit;
@@ -178,6 +178,95 @@ pub struct ScenarioResult {
     /// process. `null` when no worker ran. Added in schema version 1 without a bump.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_start: Option<WorkerStart>,
+    /// Why the worker did not run the scenario to its end, as facts (`kind` and its fields);
+    /// `error` says the same in a sentence. Absent when it did. Added in schema version 1
+    /// without a bump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// Why a worker stopped before the end of its scenario, in results.json: `{"kind":
+/// "timed_out", "phase": "measure", "iteration": 120, "limit_secs": 300.0}`. Phases are named
+/// as in the worker's protocol: `prepare` (start-up), `setup`, `warmup`, `measure` (the run),
+/// `trace`, `diagnose`, `teardown`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// Scenario code raised a Python exception (or its pytest test failed or did not collect).
+    Exception {
+        /// Where.
+        phase: Phase,
+        /// Which iteration, in warmup and the run.
+        iteration: Option<u64>,
+        /// `Type: message`, one line.
+        message: String,
+    },
+    /// The workload skipped itself (a pytest skip or xfail, or pytest missing).
+    Skipped {
+        /// Where.
+        phase: Phase,
+        /// Which iteration.
+        iteration: Option<u64>,
+        /// pytest's reason.
+        reason: String,
+    },
+    /// The worker died without reporting: a signal, `os._exit`, an abort.
+    Crashed {
+        /// The phase it was last seen in.
+        phase: Phase,
+        /// Iterations completed when last heard of.
+        iteration: u64,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit code, if it exited.
+        exit_code: Option<i32>,
+    },
+    /// The scenario went over its `timeout`.
+    TimedOut {
+        /// The phase it was in.
+        phase: Phase,
+        /// Iterations completed.
+        iteration: u64,
+        /// The limit.
+        limit_secs: f64,
+    },
+    /// One iteration went over `iteration_timeout`.
+    IterationTimedOut {
+        /// The phase it was in.
+        phase: Phase,
+        /// The iteration that did not finish.
+        iteration: u64,
+        /// The limit.
+        limit_secs: f64,
+    },
+    /// The worker (or its subprocesses) went over the memory cap: verdict `leak` while
+    /// iterating, `error` in setup or teardown.
+    MemoryCap {
+        /// The phase it was in.
+        phase: Phase,
+        /// The iteration, when known.
+        iteration: Option<u64>,
+        /// Resident bytes seen.
+        resident: u64,
+        /// The cap in bytes.
+        cap: u64,
+        /// Whether the figure is the process group's, subprocesses included.
+        group: bool,
+    },
+    /// leakcheck itself was interrupted.
+    Interrupted,
+    /// The scenario sent leakcheck a stopping signal, and was stopped for it.
+    SignalledLeakcheck {
+        /// The phase it was in.
+        phase: Phase,
+        /// The signal's number.
+        signal: i32,
+    },
+    /// The worker could not be started.
+    Spawn {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a scenario's worker process started.
@@ -394,6 +483,7 @@ pub(crate) mod examples {
             holders: None,
             pytest: None,
             worker_start: None,
+            failure: None,
         }
     }
 

@@ -147,6 +147,15 @@ fn crashes_exits_and_base_exceptions_are_errors_and_every_other_result_survives(
         let error = error_of(&results, name);
         assert!(error.contains(text), "{name}: {error}");
     }
+    // The same facts, typed, for CI consumers: no need to read the sentence.
+    let failure = &scenario(&results, "segfault")["failure"];
+    assert_eq!(failure["kind"], "crashed", "{failure}");
+    assert_eq!(failure["signal"], 11, "{failure}");
+    assert_eq!(failure["phase"], "measure", "{failure}");
+    let failure = &scenario(&results, "sys-exit")["failure"];
+    assert_eq!(failure["kind"], "exception", "{failure}");
+    assert_eq!(failure["iteration"], 4, "{failure}");
+    assert!(scenario(&results, "clean-first")["failure"].is_null());
     // faulthandler's Python stack points at the scenario line that crashed.
     let traceback = scenario(&results, "segfault")["traceback"]
         .as_str()
@@ -259,6 +268,13 @@ scenarios:
         let error = error_of(&results, name);
         assert!(error.contains(text), "{name}: {error}");
     }
+    let failure = &scenario(&results, "loops-in-setup")["failure"];
+    assert_eq!(failure["kind"], "timed_out", "{failure}");
+    assert_eq!(failure["phase"], "setup", "{failure}");
+    assert_eq!(failure["limit_secs"], 2.0, "{failure}");
+    let failure = &scenario(&results, "loops-in-run")["failure"];
+    assert_eq!(failure["kind"], "iteration_timed_out", "{failure}");
+    assert_eq!(failure["iteration"], 6, "{failure}");
     for arg in [&in_group, &new_session, &daemon, &ignores_term] {
         let left = processes_with_arg(arg);
         assert!(left.is_empty(), "left running: {left:?}");

@@ -482,6 +482,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
             _ => None,
         },
         worker_start: run.start,
+        failure: run.failure.as_ref().map(WorkerFailure::record),
     }
 }
 

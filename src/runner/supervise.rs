@@ -23,7 +23,7 @@ use crate::diagnosis::Diagnosis;
 use crate::protocol::{
     CHANNEL_FD, Phase, Sample, SampleKind, Timings, WatchdogLimit, WorkerMessage, WorkerRequest,
 };
-use crate::results::WorkerStart;
+use crate::results::{Failure, WorkerStart};
 use crate::units::format_bytes;
 
 /// How much of each output stream is kept, from the end.
@@ -76,6 +76,10 @@ pub enum WorkerFailure {
         iteration: u64,
         /// How it ended, e.g. `killed by signal 11 (SIGSEGV, Segmentation fault)`.
         how: String,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit code, if it exited.
+        exit_code: Option<i32>,
         /// The Python stack faulthandler printed on a fatal signal, when it did.
         traceback: Option<String>,
     },
@@ -214,6 +218,81 @@ impl WorkerFailure {
                 Some(report.as_str()).filter(|t| !t.is_empty())
             }
             _ => None,
+        }
+    }
+
+    /// The failure as results.json records it: its kind and facts, for consumers that must
+    /// tell a timeout from a crash without reading the `error` sentence.
+    pub fn record(&self) -> Failure {
+        match self.clone() {
+            WorkerFailure::Exception {
+                phase,
+                iteration,
+                message,
+                ..
+            } => Failure::Exception {
+                phase,
+                iteration,
+                message,
+            },
+            WorkerFailure::Skipped {
+                phase,
+                iteration,
+                reason,
+                ..
+            } => Failure::Skipped {
+                phase,
+                iteration,
+                reason,
+            },
+            WorkerFailure::Crashed {
+                phase,
+                iteration,
+                signal,
+                exit_code,
+                ..
+            } => Failure::Crashed {
+                phase,
+                iteration,
+                signal,
+                exit_code,
+            },
+            WorkerFailure::TimedOut {
+                phase,
+                iteration,
+                limit_secs,
+            } => Failure::TimedOut {
+                phase,
+                iteration,
+                limit_secs,
+            },
+            WorkerFailure::IterationTimedOut {
+                phase,
+                iteration,
+                limit_secs,
+            } => Failure::IterationTimedOut {
+                phase,
+                iteration,
+                limit_secs,
+            },
+            WorkerFailure::MemoryCap {
+                phase,
+                iteration,
+                resident,
+                cap,
+                group,
+            } => Failure::MemoryCap {
+                phase,
+                iteration,
+                resident,
+                cap,
+                group,
+            },
+            WorkerFailure::Interrupted => Failure::Interrupted,
+            WorkerFailure::SignalledLeakcheck { phase, signal } => {
+                Failure::SignalledLeakcheck { phase, signal }
+            }
+            WorkerFailure::Spawn(reason) => Failure::Spawn { reason },
         }
     }
 
@@ -468,6 +547,8 @@ pub fn run_worker(
             how: status
                 .map(describe_exit)
                 .unwrap_or_else(|| "vanished".to_string()),
+            signal: status.and_then(|s| s.signal()),
+            exit_code: status.and_then(|s| s.code()),
             traceback: fatal_error_report(&run.stderr),
         });
     }
