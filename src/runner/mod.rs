@@ -22,8 +22,8 @@ use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::{Phase, PythonEnvironment, Sample, SampleKind, WorkerOptions, WorkerRequest};
 use crate::results::{
-    Analysis, MetricAnalysis, MetricResult, PythonInfo, RunResults, SCHEMA_VERSION, ScenarioResult,
-    Summary, ToolInfo,
+    Analysis, Failure, MetricAnalysis, MetricResult, PythonInfo, RunResults, SCHEMA_VERSION,
+    ScenarioResult, Summary, ToolInfo,
 };
 use crate::sampling;
 use crate::scenario::{Body, Collected, PytestTest, Scenario};
@@ -262,7 +262,7 @@ fn run_one(
         },
         None => run_worker(&settings.program, server, &request, timeout, on_progress),
     };
-    if run.failure == Some(WorkerFailure::Interrupted) {
+    if run.failure.as_ref().is_some_and(WorkerFailure::interrupted) {
         return None;
     }
     let version = run.python_version.clone();
@@ -328,27 +328,33 @@ fn not_collected(scenario: &Scenario) -> Option<WorkerFailure> {
     };
     match &test.collected {
         Collected::Test(_) => None,
-        Collected::Skipped { reason } => Some(WorkerFailure::Skipped {
-            phase: Phase::Prepare,
-            iteration: None,
-            reason: reason.clone(),
-            report: String::new(),
-        }),
-        Collected::Failed { message, output } => Some(WorkerFailure::Exception {
-            phase: Phase::Prepare,
-            iteration: None,
-            message: message.clone(),
-            traceback: output.clone(),
-        }),
-        Collected::Pending => Some(WorkerFailure::Exception {
-            phase: Phase::Prepare,
-            iteration: None,
-            message: format!(
-                "the pytest selection `{}` was not collected",
-                test.selection
-            ),
-            traceback: String::new(),
-        }),
+        Collected::Skipped { reason } => Some(
+            Failure::Skipped {
+                phase: Phase::Prepare,
+                iteration: None,
+                reason: reason.clone(),
+            }
+            .into(),
+        ),
+        Collected::Failed { message, output } => Some(WorkerFailure::with_text(
+            Failure::Exception {
+                phase: Phase::Prepare,
+                iteration: None,
+                message: message.clone(),
+            },
+            output.clone(),
+        )),
+        Collected::Pending => Some(
+            Failure::Exception {
+                phase: Phase::Prepare,
+                iteration: None,
+                message: format!(
+                    "the pytest selection `{}` was not collected",
+                    test.selection
+                ),
+            }
+            .into(),
+        ),
     }
 }
 
@@ -432,7 +438,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
         Some(failure) if failure.is_leak() => (Verdict::Leak, failure.summary(), None, None),
         // Not measured, and not a failure: pytest's report of the skip goes where tracebacks go.
-        Some(failure @ WorkerFailure::Skipped { .. }) => (
+        Some(failure) if matches!(failure.fact, Failure::Skipped { .. }) => (
             Verdict::Skipped,
             failure.summary(),
             None,
@@ -482,7 +488,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
             _ => None,
         },
         worker_start: run.start,
-        failure: run.failure.as_ref().map(WorkerFailure::record),
+        failure: run.failure.as_ref().map(|failure| failure.fact.clone()),
     }
 }
 

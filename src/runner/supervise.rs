@@ -43,137 +43,78 @@ const EXIT_POLL: Duration = Duration::from_millis(1);
 /// that escaped both nets may hold them open forever.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
-/// Why a worker did not run its scenario to the end.
+/// Why a worker did not run its scenario to the end: the facts results.json records
+/// ([`Failure`]), and the text that goes with them.
 #[derive(Clone, Debug, PartialEq)]
-pub enum WorkerFailure {
-    /// Scenario code raised a Python exception.
-    Exception {
-        /// Where.
-        phase: Phase,
-        /// Which iteration, for warmup and run.
-        iteration: Option<u64>,
-        /// `Type: message`.
-        message: String,
-        /// Formatted traceback.
-        traceback: String,
-    },
-    /// The workload skipped itself (a `pytest` skip or expected failure): verdict `skipped`.
-    Skipped {
-        /// Where.
-        phase: Phase,
-        /// Which iteration, for warmup and run.
-        iteration: Option<u64>,
-        /// pytest's reason.
-        reason: String,
-        /// pytest's full report.
-        report: String,
-    },
-    /// The worker died without reporting (signal, `os._exit`, abort).
-    Crashed {
-        /// The phase it was last seen in.
-        phase: Phase,
-        /// Iterations completed when last heard of.
-        iteration: u64,
-        /// How it ended, e.g. `killed by signal 11 (SIGSEGV, Segmentation fault)`.
-        how: String,
-        /// The signal that killed it, if one did.
-        signal: Option<i32>,
-        /// Its exit code, if it exited.
-        exit_code: Option<i32>,
-        /// The Python stack faulthandler printed on a fatal signal, when it did.
-        traceback: Option<String>,
-    },
-    /// The scenario exceeded its `timeout` and was killed.
-    TimedOut {
-        /// The phase it was in.
-        phase: Phase,
-        /// Iterations completed.
-        iteration: u64,
-        /// The limit in seconds.
-        limit_secs: f64,
-    },
-    /// One iteration ran longer than the scenario's `iteration_timeout`.
-    IterationTimedOut {
-        /// The phase it was in (warmup, run or diagnosis).
-        phase: Phase,
-        /// The iteration that did not finish.
-        iteration: u64,
-        /// The limit in seconds.
-        limit_secs: f64,
-    },
-    /// The worker (or its subprocesses) went over the memory cap and was killed.
-    MemoryCap {
-        /// The phase it was in.
-        phase: Phase,
-        /// The iteration running, when the worker's own watchdog saw it; otherwise the
-        /// iterations completed when last heard of.
-        iteration: Option<u64>,
-        /// Resident bytes seen.
-        resident: u64,
-        /// The cap in bytes.
-        cap: u64,
-        /// Whether the figure is the whole process group's (subprocesses included).
-        group: bool,
-    },
-    /// leakcheck itself received a stopping signal; the worker was stopped unfinished.
-    Interrupted,
-    /// The scenario (or a process it started) sent leakcheck a stopping signal, which leakcheck
-    /// ignored, stopping the scenario instead.
-    SignalledLeakcheck {
-        /// The phase it was in.
-        phase: Phase,
-        /// The signal, e.g. `libc::SIGTERM`.
-        signal: i32,
-    },
-    /// The worker could not be started at all.
-    Spawn(String),
+pub struct WorkerFailure {
+    /// What happened.
+    pub fact: Failure,
+    /// The Python traceback, pytest's report, or the stack faulthandler printed on a fatal
+    /// signal: shown with the error. Never empty.
+    pub text: Option<String>,
+}
+
+impl From<Failure> for WorkerFailure {
+    fn from(fact: Failure) -> Self {
+        WorkerFailure { fact, text: None }
+    }
 }
 
 impl WorkerFailure {
+    /// `fact` with its text, unless that is empty.
+    pub fn with_text(fact: Failure, text: impl Into<String>) -> Self {
+        let text = text.into();
+        WorkerFailure {
+            fact,
+            text: (!text.is_empty()).then_some(text),
+        }
+    }
+
     /// One line for the `error` field of reports.
     pub fn summary(&self) -> String {
-        match self {
-            WorkerFailure::Exception {
+        match &self.fact {
+            Failure::Exception {
                 phase,
                 iteration,
                 message,
-                ..
             } => match iteration {
                 Some(i) => format!("{message} (in {phase}, iteration {i})"),
                 None => format!("{message} (in {phase})"),
             },
-            WorkerFailure::Skipped {
+            Failure::Skipped {
                 phase,
                 iteration,
                 reason,
-                ..
             } => match iteration {
                 Some(i) => format!("{reason} (in {phase}, iteration {i})"),
                 // Skipped before the worker started: there is no phase to name.
                 None if *phase == Phase::Prepare => reason.clone(),
                 None => format!("{reason} (in {phase})"),
             },
-            WorkerFailure::Crashed {
+            Failure::Crashed {
                 phase,
                 iteration,
-                how,
-                ..
-            } => format!("worker {how} in {phase} after {iteration} iterations"),
-            WorkerFailure::TimedOut {
+                signal,
+                exit_code,
+            } => format!(
+                "worker {} in {phase} after {iteration} iterations",
+                describe_exit(*signal, *exit_code)
+            ),
+            Failure::TimedOut {
                 phase,
                 iteration,
                 limit_secs,
             } => format!(
                 "timed out after {limit_secs} s in {phase} after {iteration} iterations (scenario `timeout`)"
             ),
-            WorkerFailure::IterationTimedOut {
+            Failure::IterationTimedOut {
                 phase,
                 iteration,
                 limit_secs,
             } => format!(
                 "iteration {iteration} ran longer than {limit_secs} s in {phase} and was killed (scenario `iteration_timeout`)"
             ),
-            WorkerFailure::MemoryCap {
+            Failure::MemoryCap {
                 phase,
                 iteration,
                 resident,
@@ -197,111 +138,32 @@ impl WorkerFailure {
                     format_bytes(*cap as f64),
                 )
             }
-            WorkerFailure::Interrupted => "interrupted before it finished".to_string(),
-            WorkerFailure::SignalledLeakcheck { phase, signal } => format!(
+            Failure::Interrupted => "interrupted before it finished".to_string(),
+            Failure::SignalledLeakcheck { phase, signal } => format!(
                 "sent {} to leakcheck itself in {phase} (`os.kill(os.getppid(), …)`); leakcheck \
                  ignored it and stopped this scenario",
                 signals::name(*signal)
             ),
-            WorkerFailure::Spawn(reason) => format!("could not start the worker: {reason}"),
+            Failure::Spawn { reason } => format!("could not start the worker: {reason}"),
         }
     }
 
-    /// The Python traceback that goes with the failure, when there is one.
+    /// The traceback or report that goes with the failure, when there is one.
     pub fn traceback(&self) -> Option<&str> {
-        match self {
-            WorkerFailure::Exception { traceback, .. } => {
-                Some(traceback.as_str()).filter(|t| !t.is_empty())
-            }
-            WorkerFailure::Crashed { traceback, .. } => traceback.as_deref(),
-            WorkerFailure::Skipped { report, .. } => {
-                Some(report.as_str()).filter(|t| !t.is_empty())
-            }
-            _ => None,
-        }
+        self.text.as_deref()
     }
 
-    /// The failure as results.json records it: its kind and facts, for consumers that must
-    /// tell a timeout from a crash without reading the `error` sentence.
-    pub fn record(&self) -> Failure {
-        match self.clone() {
-            WorkerFailure::Exception {
-                phase,
-                iteration,
-                message,
-                ..
-            } => Failure::Exception {
-                phase,
-                iteration,
-                message,
-            },
-            WorkerFailure::Skipped {
-                phase,
-                iteration,
-                reason,
-                ..
-            } => Failure::Skipped {
-                phase,
-                iteration,
-                reason,
-            },
-            WorkerFailure::Crashed {
-                phase,
-                iteration,
-                signal,
-                exit_code,
-                ..
-            } => Failure::Crashed {
-                phase,
-                iteration,
-                signal,
-                exit_code,
-            },
-            WorkerFailure::TimedOut {
-                phase,
-                iteration,
-                limit_secs,
-            } => Failure::TimedOut {
-                phase,
-                iteration,
-                limit_secs,
-            },
-            WorkerFailure::IterationTimedOut {
-                phase,
-                iteration,
-                limit_secs,
-            } => Failure::IterationTimedOut {
-                phase,
-                iteration,
-                limit_secs,
-            },
-            WorkerFailure::MemoryCap {
-                phase,
-                iteration,
-                resident,
-                cap,
-                group,
-            } => Failure::MemoryCap {
-                phase,
-                iteration,
-                resident,
-                cap,
-                group,
-            },
-            WorkerFailure::Interrupted => Failure::Interrupted,
-            WorkerFailure::SignalledLeakcheck { phase, signal } => {
-                Failure::SignalledLeakcheck { phase, signal }
-            }
-            WorkerFailure::Spawn(reason) => Failure::Spawn { reason },
-        }
+    /// Whether the run was interrupted before the scenario finished.
+    pub fn interrupted(&self) -> bool {
+        self.fact == Failure::Interrupted
     }
 
     /// Whether the failure is itself a finding about memory: the cap was exceeded while
     /// iterations ran, which makes the verdict `leak` rather than `error`.
     pub fn is_leak(&self) -> bool {
         matches!(
-            self,
-            WorkerFailure::MemoryCap {
+            self.fact,
+            Failure::MemoryCap {
                 phase: Phase::Warmup | Phase::Measure | Phase::Trace | Phase::Diagnose,
                 ..
             }
@@ -359,14 +221,19 @@ pub fn run_worker(
     let started = Instant::now();
     let mut run = WorkerRun::default();
     if signals::interrupted() {
-        run.failure = Some(WorkerFailure::Interrupted);
+        run.failure = Some(Failure::Interrupted.into());
         return run;
     }
     let cookie = reap::new_cookie();
     let mut spawned = match spawn(program, server, request, &cookie) {
         Ok(spawned) => spawned,
         Err(err) => {
-            run.failure = Some(WorkerFailure::Spawn(err.to_string()));
+            run.failure = Some(
+                Failure::Spawn {
+                    reason: err.to_string(),
+                }
+                .into(),
+            );
             return run;
         }
     };
@@ -413,12 +280,12 @@ pub fn run_worker(
                     message,
                     traceback,
                 } => {
-                    run.failure = Some(WorkerFailure::Exception {
+                    let fact = Failure::Exception {
                         phase,
                         iteration,
                         message,
-                        traceback,
-                    });
+                    };
+                    run.failure = Some(WorkerFailure::with_text(fact, traceback));
                     finished = true;
                 }
                 WorkerMessage::Skipped {
@@ -427,33 +294,34 @@ pub fn run_worker(
                     reason,
                     report,
                 } => {
-                    run.failure = Some(WorkerFailure::Skipped {
+                    let fact = Failure::Skipped {
                         phase,
                         iteration,
                         reason,
-                        report,
-                    });
+                    };
+                    run.failure = Some(WorkerFailure::with_text(fact, report));
                     finished = true;
                 }
                 WorkerMessage::Watchdog { limit, iteration } => {
                     // The worker kills itself right after sending this; make sure of it.
                     reap::kill_group(pid);
-                    run.failure = Some(match limit {
+                    let fact = match limit {
                         WatchdogLimit::IterationTimeout { limit_secs } => {
-                            WorkerFailure::IterationTimedOut {
+                            Failure::IterationTimedOut {
                                 phase,
                                 iteration: iteration.unwrap_or(run.iterations_done),
                                 limit_secs,
                             }
                         }
-                        WatchdogLimit::MemoryCap { resident, cap } => WorkerFailure::MemoryCap {
+                        WatchdogLimit::MemoryCap { resident, cap } => Failure::MemoryCap {
                             phase,
                             iteration,
                             resident,
                             cap,
                             group: false,
                         },
-                    });
+                    };
+                    run.failure = Some(fact.into());
                     finished = true;
                 }
                 WorkerMessage::Diagnosis { diagnosis } => run.diagnosis = Some(*diagnosis),
@@ -482,12 +350,12 @@ pub fn run_worker(
         }
         if let Some(signal) = slot.sent() {
             reap::kill_group(pid);
-            run.failure = Some(WorkerFailure::SignalledLeakcheck { phase, signal });
+            run.failure = Some(Failure::SignalledLeakcheck { phase, signal }.into());
             break;
         }
         if signals::interrupted() {
             reap::kill_group(pid);
-            run.failure = Some(WorkerFailure::Interrupted);
+            run.failure = Some(Failure::Interrupted.into());
             break;
         }
         if exit_status.is_none() && finished_at.is_some_and(|t| t.elapsed() > EXIT_GRACE) {
@@ -497,11 +365,12 @@ pub fn run_worker(
         }
         if !finished && Instant::now() >= deadline {
             reap::kill_group(pid);
-            run.failure = Some(WorkerFailure::TimedOut {
+            let fact = Failure::TimedOut {
                 phase,
                 iteration: run.iterations_done,
                 limit_secs: timeout.as_secs_f64(),
-            });
+            };
+            run.failure = Some(fact.into());
             break;
         }
         if !finished && Instant::now() >= next_group_poll {
@@ -509,13 +378,14 @@ pub fn run_worker(
             let resident = limits::group_resident_bytes(pid, &cookie);
             if resident > cap {
                 reap::kill_group(pid);
-                run.failure = Some(WorkerFailure::MemoryCap {
+                let fact = Failure::MemoryCap {
                     phase,
                     iteration: Some(run.iterations_done),
                     resident,
                     cap,
                     group: true,
-                });
+                };
+                run.failure = Some(fact.into());
                 break;
             }
         }
@@ -541,15 +411,15 @@ pub fn run_worker(
         ));
     }
     if !finished && run.failure.is_none() {
-        run.failure = Some(WorkerFailure::Crashed {
+        let crashed = Failure::Crashed {
             phase,
             iteration: run.iterations_done,
-            how: status
-                .map(describe_exit)
-                .unwrap_or_else(|| "vanished".to_string()),
             signal: status.and_then(|s| s.signal()),
             exit_code: status.and_then(|s| s.code()),
-            traceback: fatal_error_report(&run.stderr),
+        };
+        run.failure = Some(match fatal_error_report(&run.stderr) {
+            Some(report) => WorkerFailure::with_text(crashed, report),
+            None => crashed.into(),
         });
     }
     run.duration = started.elapsed();
@@ -813,14 +683,13 @@ fn fatal_error_report(stderr: &str) -> Option<String> {
     Some(stderr[start..].trim_end().to_string())
 }
 
-/// "exited with code 3" or "killed by signal 11 (SIGSEGV, Segmentation fault)".
-fn describe_exit(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exited with code {code}");
-    }
-    match status.signal() {
-        Some(signal) => format!("was killed by signal {signal} ({})", signal_name(signal)),
-        None => format!("ended with {status}"),
+/// "exited with code 3", "was killed by signal 11 (SIGSEGV, Segmentation fault)", or "vanished"
+/// when neither is known.
+fn describe_exit(signal: Option<i32>, exit_code: Option<i32>) -> String {
+    match (exit_code, signal) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal} ({})", signal_name(signal)),
+        (None, None) => "vanished".to_string(),
     }
 }
 
