@@ -88,6 +88,20 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, InputError> {
     })
 }
 
+/// `path` as reports show it: relative to the working directory when it lies under it, so that
+/// results.json, JUnit suite names and the GitHub summary of a run given absolute paths mean
+/// the same on the CI machine that made them and on the reader's; else as given.
+pub fn shown(path: &Path) -> std::path::PathBuf {
+    if path.is_absolute()
+        && let Ok(cwd) = std::env::current_dir()
+        && let Ok(relative) = path.strip_prefix(&cwd)
+        && !relative.as_os_str().is_empty()
+    {
+        return relative.to_path_buf();
+    }
+    path.to_path_buf()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -468,3 +468,19 @@ run: |
     let (output, _) = project.run(&["edge.yaml", "--no-diagnose", "--fail-on-inconclusive"]);
     assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
 }
+
+#[test]
+fn absolute_scenario_paths_under_the_working_directory_are_reported_relative() {
+    // A CI job that passes `$PWD/leaks` must not put its machine's paths into the reports.
+    let project = Project::new();
+    project.write("leaks/a.yaml", "name: tiny\niterations: 20\nrun: x = [i]\n");
+    let absolute = project.path().join("leaks");
+    let (output, results) = project.run(&[absolute.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert_eq!(scenario(&results, "tiny")["file"], "leaks/a.yaml");
+    let junit = std::fs::read_to_string(project.path().join("reports/junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"testsuite name="leaks/a.yaml""#),
+        "{junit}"
+    );
+}

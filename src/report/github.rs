@@ -237,7 +237,7 @@ pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
     }
     md.push_str(&format!(
         "\nFull report: `{}` (charts, diagnosis, output).\n\n",
-        report_dir.join("index.html").display()
+        crate::input::shown(&report_dir.join("index.html")).display()
     ));
     md
 }

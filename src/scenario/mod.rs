@@ -304,7 +304,10 @@ pub fn load_paths_with(
     paths: &[PathBuf],
     project: Option<&ProjectDefaults>,
 ) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
-    let files = discover(paths)?;
+    let files: Vec<PathBuf> = discover(paths)?
+        .iter()
+        .map(|file| crate::input::shown(file))
+        .collect();
     let mut scenarios = Vec::new();
     let mut names = Vec::new();
     let mut errors = Vec::new();
