@@ -105,6 +105,31 @@ def _anchor_referrers(referrers, anchors, nodes, own, roots, here, caches):
     return holders, met
 
 
+def _climb(frontier, own, nodes, up, inbound):
+    """One level of the climb: the new referrers of ``frontier`` not yet in ``nodes``, added to
+    it, with their links to what they refer to in ``up`` and ``inbound``. A function of its own,
+    so that no local of the loop (the last referrer, the last referent) outlives the level and
+    adds a reference that step 2 of ``probe`` would count as one from outside."""
+    wanted = {id(o) for o in frontier}
+    referrers = gc.get_referrers(*frontier)
+    found = []
+    for ref in referrers:
+        rid = id(ref)
+        # ``frontier`` refers to every object sought (gc skips only the argument tuple): it is
+        # the probe's own, not a holder, and would otherwise be climbed as one, a list a level.
+        if rid in own or type(ref) is types.FrameType or ref is referrers or ref is frontier:
+            continue
+        for child in gc.get_referents(ref):
+            cid = id(child)
+            if cid in wanted:
+                up.setdefault(cid, []).append(rid)
+                inbound[cid] = inbound.get(cid, 0) + 1
+        if rid not in nodes:
+            nodes[rid] = ref
+            found.append(ref)
+    return found
+
+
 def probe(namespace):
     """Find the holders of what survived since setup; returns JSON (see the Rust
     ``holders::Probe``): each holder of a sampled survivor with its share of the sample, name,
@@ -135,45 +160,38 @@ def probe(namespace):
     for _ in range(_DEPTH):
         if not frontier:
             break
-        wanted = {id(o) for o in frontier}
-        referrers = gc.get_referrers(*frontier)
-        del frontier
-        found = []
-        for ref in referrers:
-            rid = id(ref)
-            if rid in own or type(ref) is frame_type or ref is here or ref is referrers:
-                continue
-            for child in gc.get_referents(ref):
-                cid = id(child)
-                if cid in wanted:
-                    up.setdefault(cid, []).append(rid)
-                    inbound[cid] = inbound.get(cid, 0) + 1
-            if rid not in nodes:
-                nodes[rid] = ref
-                found.append(ref)
-        del referrers, wanted
-        frontier = found[:_FRONTIER]
-        del found
+        frontier = _climb(frontier, own, nodes, up, inbound)[:_FRONTIER]
+    del frontier
 
     # 2. Anchors: objects referred to from outside the new objects (an old container, a frame,
-    # C state), told by their reference count: one reference is ``nodes``', one the sample's,
-    # one getrefcount's argument and one the loop variable's.
+    # C state), told by their reference count beyond the references the probe holds (the
+    # sample's, and ``inbound``: the climbed referrers') and those the loop itself adds, which
+    # are measured on an object held by nothing else: the dict's, the items tuple the iterator
+    # keeps, the loop variable's and getrefcount's argument (4 on CPython 3.9 to 3.13; 3.14
+    # borrows some references, so the count is measured rather than assumed).
     in_sample = {id(o) for o in sample}
+    obj = None
+    for _, obj in {0: object()}.items():
+        looped = sys.getrefcount(obj)
     anchors = []
     for rid, obj in nodes.items():
-        expected = 3 + (rid in in_sample) + inbound.get(rid, 0)
+        expected = looped + (rid in in_sample) + inbound.get(rid, 0)
         if sys.getrefcount(obj) > expected:
             anchors.append(obj)
-        if len(anchors) >= _FRONTIER:
-            break
+            if len(anchors) >= _FRONTIER:
+                break
     del obj
     # Each anchor's references from objects the climb did not count (old ones, frames, new ones
-    # beyond the climb), for step 3: all but ``nodes``', ``anchors``', the sample's, the loop
-    # variable's and getrefcount's argument.
+    # beyond the climb), for step 3: all but the sample's, the climbed referrers', ``nodes``' and
+    # those of a loop over a list (``anchors``', the loop variable's and getrefcount's argument,
+    # measured likewise).
+    obj = None
+    for obj in [object()]:
+        listed = sys.getrefcount(obj)
     outside = {}
     for obj in anchors:
         oid = id(obj)
-        outside[oid] = sys.getrefcount(obj) - 4 - (oid in in_sample) - inbound.get(oid, 0)
+        outside[oid] = sys.getrefcount(obj) - listed - 1 - (oid in in_sample) - inbound.get(oid, 0)
     del obj
 
     # 3. The anchors' old referrers. A walk of the whole heap costs ~10 ms per 100 000 objects,
