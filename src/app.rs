@@ -215,6 +215,10 @@ struct ServerForRun {
     seed: u64,
     /// Off with `--spawn`.
     enabled: bool,
+    /// The target `select` resolved and the worker checked for it, which the run then uses
+    /// instead of inspecting the interpreter and starting the worker's check again.
+    target: Option<environment::Target>,
+    program: Option<workers::WorkerProgram>,
     server: Option<ForkServer>,
 }
 
@@ -223,6 +227,7 @@ impl ServerForRun {
     /// selections are then collected by processes of their own, and the worker error, if any,
     /// reported when the run starts).
     fn start(&mut self, target: &environment::Target) -> Option<&ForkServer> {
+        self.target = Some(target.clone());
         if self.enabled && self.server.is_none() {
             let program = workers::for_target(target).ok()?;
             let start = Start {
@@ -230,6 +235,7 @@ impl ServerForRun {
                 seed: self.seed,
             };
             self.server = ForkServer::start(&program, &start);
+            self.program = Some(program);
         }
         self.server.as_ref()
     }
@@ -265,6 +271,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let mut server = ServerForRun {
         seed: args.seed,
         enabled: !args.spawn,
+        target: None,
+        program: None,
         server: None,
     };
     let Some((mut scenarios, left_out)) = select(&args.select, config.as_ref(), Some(&mut server))
@@ -313,15 +321,18 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
         }
     };
     // The target interpreter and the worker that embeds it, refused before anything runs.
-    let target =
-        match environment::resolve(args.select.python.as_deref(), from_config.python.as_deref()) {
-            Ok(target) => target,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Ok(Outcome::InvalidInput);
-            }
-        };
-    let program = match workers::for_target(&target) {
+    let resolved = server.target.take().map(Ok).unwrap_or_else(|| {
+        environment::resolve(args.select.python.as_deref(), from_config.python.as_deref())
+    });
+    let target = match resolved {
+        Ok(target) => target,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(Outcome::InvalidInput);
+        }
+    };
+    let checked = server.program.take().map(Ok);
+    let program = match checked.unwrap_or_else(|| workers::for_target(&target)) {
         Ok(program) => program,
         Err(err) => {
             // It quotes what the program said: not ours to trust.

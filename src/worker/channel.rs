@@ -2,12 +2,39 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::protocol::{CHANNEL_FD, WorkerMessage};
 
 /// Lowest descriptor the channel moves to, out of the way of code that assumes 3 is free.
 const CHANNEL_FD_FLOOR: i32 = 100;
+
+/// Takes the descriptor the runner left on [`CHANNEL_FD`] (a worker's channel, or a fork
+/// server's socket), moved to a close-on-exec descriptor above the usual range: subprocesses
+/// do not inherit it (so they cannot hold it open or write to it), scenario code that closes or
+/// reuses descriptor 3 leaves it alone, and a fork server's children can take 3 for their own.
+pub fn take_runner_fd() -> std::io::Result<OwnedFd> {
+    // SAFETY: fcntl only queries the descriptor; it tells us whether it is open at all.
+    if unsafe { libc::fcntl(CHANNEL_FD, libc::F_GETFD) } == -1 {
+        return Err(std::io::Error::other(format!(
+            "file descriptor {CHANNEL_FD} is not open: the worker mode is started by `leakcheck run`, not by hand"
+        )));
+    }
+    // SAFETY: fcntl and close on a descriptor we own; no memory is involved.
+    let fd = unsafe {
+        let mut moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, CHANNEL_FD_FLOOR);
+        if moved == -1 {
+            moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, 0);
+        }
+        if moved == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::close(CHANNEL_FD);
+        moved
+    };
+    // SAFETY: the descriptor was just created and nothing else in this process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 /// Writes [`WorkerMessage`]s to the runner, one line each, flushed immediately so the runner
 /// sees progress live and keeps every sample even if the worker dies right after.
@@ -21,29 +48,7 @@ pub struct Channel {
 impl Channel {
     /// Takes ownership of the channel descriptor the runner set up.
     pub fn open() -> std::io::Result<Channel> {
-        // SAFETY: fcntl only queries the descriptor; it tells us whether it is open at all.
-        if unsafe { libc::fcntl(CHANNEL_FD, libc::F_GETFD) } == -1 {
-            return Err(std::io::Error::other(format!(
-                "file descriptor {CHANNEL_FD} is not open: the worker mode is started by `leakcheck run`, not by hand"
-            )));
-        }
-        // Move it to a close-on-exec descriptor above the usual range: subprocesses do not
-        // inherit it (so they cannot hold it open or write to it), and scenario code that closes
-        // or reuses descriptor 3 leaves it alone.
-        // SAFETY: fcntl and close on a descriptor we own; no memory is involved.
-        let fd = unsafe {
-            let mut moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, CHANNEL_FD_FLOOR);
-            if moved == -1 {
-                moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, 0);
-            }
-            if moved == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(CHANNEL_FD);
-            moved
-        };
-        // SAFETY: the descriptor was just created and nothing else in this process owns it.
-        let file = unsafe { File::from_raw_fd(fd) };
+        let file = File::from(take_runner_fd()?);
         Ok(Channel {
             out: BufWriter::new(file),
             owner: std::process::id(),

@@ -9,7 +9,7 @@
 //! worker like a spawned one.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -18,26 +18,18 @@ use super::interpreter::Booted;
 use crate::fork_server::{self, FORK_FDS, Reply, Request, Start};
 use crate::protocol::CHANNEL_FD;
 
-/// Lowest descriptor the server's socket moves to, out of the way of the child's 0–3.
-const SOCKET_FD_FLOOR: i32 = 100;
 /// How long a worker waits to be re-parented to the runner (it takes microseconds).
 const REPARENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Entry point of `leakcheck-worker --fork-server`; returns the exit code.
 pub fn main() -> i32 {
-    match run() {
-        Ok(()) => 0,
-        Err(err) => {
-            eprintln!("leakcheck fork server: {err:#}");
-            3
-        }
-    }
+    super::exit_code("leakcheck fork server", run())
 }
 
 fn run() -> Result<()> {
     // SAFETY: first thing in the server, before any thread starts.
     unsafe { super::allocator::restore_user_env() };
-    let socket = take_socket().context("taking the fork server's socket")?;
+    let socket = super::channel::take_runner_fd().context("taking the fork server's socket")?;
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -54,20 +46,6 @@ fn run() -> Result<()> {
     };
     fork_server::send(&socket, &Reply::Ready, &[])?;
     serve(&socket, booted)
-}
-
-/// Moves the socket the runner left on [`CHANNEL_FD`] to a close-on-exec descriptor above the
-/// usual range, so that the children's channel can take its place.
-fn take_socket() -> std::io::Result<OwnedFd> {
-    // SAFETY: fcntl and close on descriptors this process owns; no memory is involved.
-    unsafe {
-        let moved = libc::fcntl(CHANNEL_FD, libc::F_DUPFD_CLOEXEC, SOCKET_FD_FLOOR);
-        if moved == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        libc::close(CHANNEL_FD);
-        Ok(OwnedFd::from_raw_fd(moved))
-    }
 }
 
 /// Serves requests until the runner closes its end.
@@ -210,14 +188,10 @@ fn become_worker(
             unsafe { libc::_exit(3) };
         }
     }
-    let code = match super::serve(Some(booted.clone_ref())) {
-        Ok(()) => 0,
-        Err(err) => {
-            eprintln!("leakcheck worker: {err:#}");
-            3
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(super::exit_code(
+        "leakcheck worker",
+        super::serve(Some(booted.clone_ref())),
+    ));
 }
 
 /// How many threads this process runs (`/proc/self/task` has one entry per thread).

@@ -40,10 +40,15 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 /// Scenario failures are reported over the channel and still exit 0: a non-zero exit code
 /// means the worker itself could not work (bad request, no channel).
 pub fn main() -> i32 {
-    match run() {
+    exit_code("leakcheck worker", run())
+}
+
+/// The process's exit code for `result`: 0, or 3 with the error on stderr, prefixed by `who`.
+fn exit_code(who: &str, result: Result<()>) -> i32 {
+    match result {
         Ok(()) => 0,
         Err(err) => {
-            eprintln!("leakcheck worker: {err:#}");
+            eprintln!("{who}: {err:#}");
             3
         }
     }
