@@ -105,6 +105,10 @@ fn a_pytest_suite_is_imported_once_in_all_and_a_server_with_threads_is_not_forke
 import os, threading, time
 if os.environ.get("START_THREAD"):
     threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+
+def pytest_collection_finish(session):
+    with open(os.path.join(os.environ["IMPORT_LOG"], "collections"), "a") as log:
+        log.write("collected\n")
 "#,
     );
     project.write(
@@ -145,22 +149,28 @@ def test_three():
         let log = transcript(&output);
         assert_eq!(output.status.code(), Some(0), "{name}: {log}");
         assert_eq!(results["summary"]["pass"], 3, "{name}: {log}");
-        (worker_starts(&results), lines(&logs.join("test_three")))
+        let collections = lines(&logs.join("collections"));
+        (
+            worker_starts(&results),
+            lines(&logs.join("test_three")),
+            collections,
+        )
     };
 
-    // Imported once, by the server's collection: its session is what the workers run.
-    let (starts, imports) = run("forked", &[], &[]);
+    // Imported and collected once, by the server: the session that found the run's scenarios
+    // is the one the workers run.
+    let (starts, imports, collections) = run("forked", &[], &[]);
     assert_eq!(starts, vec!["forked"; 3]);
-    assert_eq!(imports, 1);
+    assert_eq!((imports, collections), (1, 1));
 
-    // Spawned: the parent's collection, then one import per worker.
-    let (starts, imports) = run("spawned", &[], &["--spawn"]);
+    // Spawned: the parent's collection, then one import and collection per worker.
+    let (starts, imports, collections) = run("spawned", &[], &["--spawn"]);
     assert_eq!(starts, vec!["spawned"; 3]);
-    assert_eq!(imports, 4);
+    assert_eq!((imports, collections), (4, 4));
 
     // A conftest that starts a thread at import: the server refuses to fork (the thread would
     // not be in the child), and every worker is spawned, with the same verdicts.
-    let (starts, _) = run("threaded", &[("START_THREAD", "1")], &[]);
+    let (starts, _, _) = run("threaded", &[("START_THREAD", "1")], &[]);
     assert_eq!(starts, vec!["spawned"; 3]);
 }
 

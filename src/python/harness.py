@@ -478,12 +478,13 @@ def describe(exc):
 
 def collect_pytest(output, args, folder):
     """In a fork server: collect a ``pytest:`` selection for the runner, in ``folder`` (the
-    scenario file's), as ``collect_pytest.py`` does when the runner runs it itself; what the
-    collection imports stays imported for the workers."""
+    scenario file's), as ``collect_pytest.py`` does when the runner runs it itself, and keep
+    the session for the workers (``_leakcheck_pytest.keep``): what the collection imports
+    stays imported, and a worker adopts its test from the kept session."""
     cwd = os.getcwd()
     try:
         os.chdir(folder)
-        _collect.collect(output, args)
+        _collect.collect(output, args, _pytest_item.keep)
     finally:
         os.chdir(cwd)
 

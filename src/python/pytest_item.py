@@ -30,9 +30,9 @@ _item = None
 _per_iteration = True
 # ``_pytest.runner``, imported by ``start`` once pytest is on the path.
 _runner = None
-# Sessions a fork server collected before forking (``warm``), by rootdir: (config, session,
-# {node id: item}).
-_warmed = {}
+# Sessions a fork server collected before forking (``keep``, ``warm``): (rootdir, config,
+# session, {node id: item}) each.
+_kept = []
 
 
 class TestDidNotPass(Exception):
@@ -75,43 +75,50 @@ def start(args, node_id, rootdir, fixtures):
     ``-q``, ``--tb``, ``-r`` and others that projects put in their ``addopts``, which would not
     parse without it; only the reporter it registers when configured is blocked.
 
-    In a worker forked from a fork server that collected the test already (``warm``), the
+    In a worker forked from a fork server that collected the test already (``keep``), the
     test is taken from the server's session instead (``_adopt``): nothing is imported or
     collected again.
     """
     global _config, _session, _item, _per_iteration, _runner
     from _pytest import runner
-    from _pytest.config import _prepareconfig
-    from _pytest.main import Session
 
     _runner = runner
     _per_iteration = fixtures == "iteration"
-    if _adopt(node_id, rootdir):
-        if not _per_iteration:
-            _check([_runner.call_and_report(_item, "setup", False)])
-        return
-
-    os.chdir(rootdir)
-    collector = _Collector()
-    argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider"]
-    _config = _prepareconfig(argv, plugins=[collector])
-    _config.pluginmanager.set_blocked("terminalreporter")
-    _config._do_configure()
-    _session = Session.from_config(_config)
-    _config.hook.pytest_sessionstart(session=_session)
-    _config.hook.pytest_collection(session=_session)
-    found = [item for item in _session.items if item.nodeid == node_id]
-    if not found:
-        collected = ", ".join(item.nodeid for item in _session.items[:5]) or "nothing"
-        errors = "\n".join(collector.errors)
-        raise CollectionFailed(
-            f"pytest did not collect `{node_id}` (it collected {collected})"
-            + (f":\n{errors}" if errors else "")
-        )
-    _item = found[0]
-    _per_iteration = fixtures == "iteration"
+    if not _adopt(node_id, rootdir):
+        os.chdir(rootdir)
+        collector = _Collector()
+        argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider"]
+        _config, _session = _session_for(argv, collector)
+        found = [item for item in _session.items if item.nodeid == node_id]
+        if not found:
+            collected = ", ".join(item.nodeid for item in _session.items[:5]) or "nothing"
+            errors = "\n".join(collector.errors)
+            raise CollectionFailed(
+                f"pytest did not collect `{node_id}` (it collected {collected})"
+                + (f":\n{errors}" if errors else "")
+            )
+        _item = found[0]
     if not _per_iteration:
         _check([_runner.call_and_report(_item, "setup", False)])
+
+
+def _session_for(argv, plugin=None):
+    """A configured pytest session that has collected ``argv``, built as ``pytest.main``
+    builds one, with pytest's terminal reporter blocked."""
+    from _pytest.config import _prepareconfig
+    from _pytest.main import Session
+
+    config = _prepareconfig(argv, plugins=[plugin] if plugin is not None else None)
+    try:
+        config.pluginmanager.set_blocked("terminalreporter")
+        config._do_configure()
+        session = Session.from_config(config)
+        config.hook.pytest_sessionstart(session=session)
+        config.hook.pytest_collection(session=session)
+    except BaseException:
+        config._ensure_unconfigure()
+        raise
+    return config, session
 
 
 def iterate(i):
@@ -247,49 +254,60 @@ def _is_fixture_definition(obj):
     return type(obj).__name__ == "FixtureDef" and type(obj).__module__ == "_pytest.fixtures"
 
 
-def warm(selections):
-    """Collect each ``(args, rootdir)`` selection once, in a fork server, and keep its session.
+def keep(argv, plugin):
+    """Collect ``argv`` in a fork server, as the run's collection of a ``pytest:`` selection,
+    and keep the session for the workers the server forks; pytest's exit status, as
+    ``pytest.main`` would return it (0, 2 for collection errors, 4 for a usage error, 5 for
+    no tests; 3 for anything else).
 
     The server forks one worker per test from here: a worker whose test is in a kept session
-    adopts that session instead of starting pytest and collecting again (``start``), so a suite
-    of N tests pays one pytest start-up and one collection, and no worker imports what the
-    collection imported. The session is built as ``start`` builds one; only pytest's global
-    output capture is stopped again (its temporary files and saved descriptors would be shared
-    by every worker), and each worker starts its own. The working directory is put back.
-    Returns how many selections collected cleanly; a worker whose test is not in a kept session
-    collects it itself, and reports what fails.
+    adopts it instead of starting pytest and collecting again (``start``), so a selection of N
+    tests pays one pytest start-up and one collection in all, the runner's included, and no
+    worker imports what the collection imported. Only pytest's global output capture is stopped
+    again (its temporary files and saved descriptors would be shared by every worker); each
+    worker starts its own.
+    """
+    from _pytest.config import ConftestImportFailure, UsageError
+
+    try:
+        config, session = _session_for(argv, plugin)
+    except KeyboardInterrupt:
+        # pytest's ``Session.Interrupted``: collection errors.
+        return 2
+    except (UsageError, ConftestImportFailure):
+        return 4
+    except (Exception, SystemExit):
+        return 3
+    _stop_capture(config)
+    if not session.items:
+        config._ensure_unconfigure()
+        return 5
+    rootdir = str(config.rootpath)
+    _kept.append((rootdir, config, session, {item.nodeid: item for item in session.items}))
+    return 0
+
+
+def warm(selections):
+    """Collect each ``(args, rootdir)`` selection once, in a fork server, and keep its session
+    as ``keep`` does, unless the run's own collection kept a session of that rootdir already.
+    The working directory is put back. Returns how many sessions are kept; a worker whose test
+    is not in one collects it itself, and reports what fails.
     """
     import gc
 
-    try:
-        from _pytest.config import _prepareconfig
-        from _pytest.main import Session
-    except ImportError:
-        return 0
     cwd = os.getcwd()
     for args, rootdir in selections:
-        config = None
+        if any(kept[0] == rootdir for kept in _kept):
+            continue
         try:
             os.chdir(rootdir)
-            argv = [*args, "--rootdir", rootdir, "-p", "no:cacheprovider"]
-            config = _prepareconfig(argv)
-            config.pluginmanager.set_blocked("terminalreporter")
-            config._do_configure()
-            session = Session.from_config(config)
-            config.hook.pytest_sessionstart(session=session)
-            config.hook.pytest_collection(session=session)
-            _stop_capture(config)
-            _warmed[rootdir] = (config, session, {item.nodeid: item for item in session.items})
-        except (Exception, SystemExit):
-            if config is not None:
-                try:
-                    config._ensure_unconfigure()
-                except Exception:
-                    pass
+            keep([*args, "--rootdir", rootdir, "-p", "no:cacheprovider"], None)
+        except Exception:
+            pass
         finally:
             os.chdir(cwd)
     gc.collect()
-    return len(_warmed)
+    return len(_kept)
 
 
 def _stop_capture(config):
@@ -300,14 +318,15 @@ def _stop_capture(config):
 
 
 def _adopt(node_id, rootdir):
-    """Take the test ``node_id`` from a session ``warm`` kept, in a worker forked after it;
+    """Take the test ``node_id`` from a session ``keep`` kept, in a worker forked after it;
     whether it was there."""
     global _config, _session, _item
-    kept = _warmed.get(rootdir)
-    if kept is None or node_id not in kept[2]:
+    for kept_rootdir, config, session, items in _kept:
+        if kept_rootdir == rootdir and node_id in items:
+            break
+    else:
         return False
-    _config, _session, items = kept
-    _item = items[node_id]
+    _config, _session, _item = config, session, items[node_id]
     os.chdir(rootdir)
     capture = _config.pluginmanager.getplugin("capturemanager")
     if capture is not None:
