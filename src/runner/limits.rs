@@ -41,7 +41,7 @@ fn mem_total() -> Option<u64> {
 /// group, and every process carrying its `cookie` (subprocesses that left the group, and all of
 /// them if the worker itself left it); the sum of their proportional set sizes, each process's
 /// resident size where its PSS cannot be read.
-pub fn group_resident_bytes(pgid: u32, cookie: &str) -> u64 {
+pub fn group_resident_bytes(pgid: u32, cookie: &reap::Cookie) -> u64 {
     let needle = reap::cookie_needle(cookie);
     let own = std::process::id() as i32;
     // SAFETY: sysconf has no preconditions.
@@ -49,15 +49,13 @@ pub fn group_resident_bytes(pgid: u32, cookie: &str) -> u64 {
     reap::processes()
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses.
-            let fields: Vec<&str> = stat
-                .get(stat.rfind(')')? + 1..)?
-                .split_whitespace()
-                .collect();
+            let fields = reap::stat_fields(&stat)?;
             let group: u32 = fields.get(2)?.parse().ok()?;
             let ours = pid as u32 == pgid
                 || group == pgid
-                || (pid != own && reap::environ_contains(pid, &needle));
+                || (pid != own
+                    && reap::may_carry(&fields, cookie)
+                    && reap::environ_contains(pid, &needle));
             if !ours {
                 return None;
             }
@@ -108,6 +106,6 @@ mod tests {
     fn group_memory_counts_our_own_group() {
         // SAFETY: getpgrp has no preconditions.
         let group = unsafe { libc::getpgrp() } as u32;
-        assert!(group_resident_bytes(group, "no-such-cookie") > 0);
+        assert!(group_resident_bytes(group, &reap::new_cookie()) > 0);
     }
 }
