@@ -83,7 +83,7 @@ fn main() {
 
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     for (name, file_name) in PYTHON_MODULES {
-        let source = format!("{}/src/python/{name}.py", env!("CARGO_MANIFEST_DIR"));
+        let source = format!("{}/src/python/{name}.py", manifest_dir());
         println!("cargo:rerun-if-changed={source}");
         let bytecode = match config.executable() {
             Some(python) => compile(python, &source, file_name),
@@ -99,12 +99,20 @@ fn main() {
     }
 }
 
+/// The package's folder, read when the script runs: `env!` would fix it when the script is
+/// compiled, and a build script compiled in one checkout and reused by another (a copied
+/// `target/`) would then read the first checkout's sources.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+}
+
 /// FNV-1a over the sources both executables are built from (`src/`, the manifest, the lock file
 /// and this script): the parent starts only a worker with the same hash, so a worker left over
 /// from an older build (`cargo run` builds only the parent) is never used by mistake. Workers
 /// built for other Python versions from the same sources share it.
 fn source_hash() -> u64 {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = manifest_dir();
+    let root = Path::new(&manifest);
     let mut files = vec![
         root.join("Cargo.toml"),
         root.join("Cargo.lock"),
