@@ -5,11 +5,13 @@
 //! files are consumers of the events and of the final [`RunResults`].
 
 pub mod environment;
+mod failure;
 pub mod fork_server;
 pub mod limits;
 mod reap;
 pub mod signals;
 mod supervise;
+mod watch;
 pub mod workers;
 
 use std::collections::BTreeMap;
@@ -28,9 +30,10 @@ use crate::results::{
 use crate::sampling;
 use crate::scenario::{Body, Collected, PytestTest, Scenario};
 use crate::verdict::{self, Verdict};
+pub use failure::WorkerFailure;
 use fork_server::ForkServer;
-pub use supervise::WorkerFailure;
-use supervise::{Progress, WorkerRun, run_worker};
+use supervise::{Progress, run_worker};
+use watch::WorkerRun;
 
 /// Settings of a run that the runner needs (the rest of the configuration is for reporters).
 #[derive(Clone, Debug)]
