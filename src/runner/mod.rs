@@ -430,12 +430,13 @@ pub fn fit_samples(
 
 /// Turns one worker's report into a scenario result: fits, verdict, expectation.
 fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
-    let (decision, metrics) = fit_samples(
+    let (mut decision, metrics) = fit_samples(
         scenario,
         &run.samples,
         run.holders.as_ref(),
         settings.confidence,
     );
+    decision.stop = reported_stop(&decision, run.stopped);
     let (verdict, reason, error, traceback) = match &run.failure {
         None => (decision.verdict, decision.reason.clone(), None, None),
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
@@ -495,6 +496,29 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
     }
 }
 
+/// The stop the worker reported, checked against the runner's replay of the looks; the
+/// replay's own when the worker did not get that far (it failed, or was stopped, first).
+///
+/// Both sides apply the same rule to the same samples, so they agree unless leakcheck has a bug:
+/// the worker would then have measured, probed or diagnosed on another verdict than the one
+/// reported. Debug builds, which every test runs through the binary, fail on it at once, where
+/// the drift is made; a release build does not turn leakcheck's bug into the user's error: it
+/// records what the worker did and keeps the replay's verdict and reason.
+fn reported_stop(
+    replay: &verdict::Decision,
+    reported: Option<(Verdict, verdict::Stop)>,
+) -> verdict::Stop {
+    let Some((verdict, stop)) = reported else {
+        return replay.stop;
+    };
+    debug_assert_eq!(
+        (verdict, stop),
+        (replay.verdict, replay.stop),
+        "the worker's verdict and stop (left) differ from the runner's replay of the looks (right)"
+    );
+    stop
+}
+
 /// The adaptive run's stop and each metric's robust statistics, for results.json.
 pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) -> Analysis {
     Analysis {
@@ -516,5 +540,48 @@ pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) ->
                 (m.metric, stats)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verdict::{Stop, StopReason};
+
+    fn replay(verdict: Verdict, look: usize) -> verdict::Decision {
+        verdict::Decision {
+            verdict,
+            reason: String::new(),
+            metrics: Vec::new(),
+            stop: Stop {
+                reason: StopReason::Decided,
+                measured_iterations: 1000 * look as u64,
+                look,
+                looks: 3,
+                confidence: 0.995,
+            },
+        }
+    }
+
+    #[test]
+    fn the_stop_is_the_workers_when_it_reported_one_and_the_replays_otherwise() {
+        let decided = replay(Verdict::Leak, 2);
+        assert_eq!(
+            reported_stop(&decided, Some((Verdict::Leak, decided.stop))),
+            decided.stop
+        );
+        // Failed before its measured rounds ended: the replay judges what there is.
+        assert_eq!(reported_stop(&decided, None), decided.stop);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "differ from the runner's replay")]
+    fn a_replay_that_disagrees_with_the_worker_fails_debug_builds() {
+        let worker = replay(Verdict::Pass, 1);
+        reported_stop(
+            &replay(Verdict::Leak, 2),
+            Some((worker.verdict, worker.stop)),
+        );
     }
 }

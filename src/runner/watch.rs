@@ -19,6 +19,7 @@ use super::limits;
 use crate::diagnosis::Diagnosis;
 use crate::protocol::{Phase, Sample, SampleKind, Timings, WatchdogLimit, WorkerMessage};
 use crate::results::{Failure, WorkerStart};
+use crate::verdict::{Stop, Verdict};
 
 /// How long the worker may take to exit after its last message: exit-time code (an `atexit` or
 /// `on_exit` handler, a native destructor joining a thread) gets this long, and is killed after.
@@ -41,6 +42,9 @@ pub struct WorkerRun {
     pub diagnosis: Option<Diagnosis>,
     /// Who held the growth, when a look would have called it a leak.
     pub holders: Option<crate::holders::HolderReport>,
+    /// The verdict and stop the worker reported when its measured rounds ended; none when it
+    /// did not get that far.
+    pub stopped: Option<(Verdict, Stop)>,
     /// `sys.version` the worker reported.
     pub python_version: Option<String>,
     /// Iterations completed, as last reported.
@@ -153,6 +157,10 @@ impl Watch {
             }
             WorkerMessage::Holders { report } => {
                 self.run.holders = Some(*report);
+                return None;
+            }
+            WorkerMessage::Stopped { verdict, stop } => {
+                self.run.stopped = Some((verdict, stop));
                 return None;
             }
             WorkerMessage::Failed {
@@ -393,6 +401,19 @@ mod tests {
     fn a_normal_finish_keeps_what_was_reported_and_leaves_once_the_worker_exited() {
         let t0 = Instant::now();
         let mut watch = measuring(t0);
+        let stop = Stop {
+            reason: crate::verdict::StopReason::Decided,
+            measured_iterations: 5,
+            look: 1,
+            looks: 3,
+            confidence: 0.995,
+        };
+        let stopped = WorkerMessage::Stopped {
+            verdict: Verdict::Pass,
+            stop,
+        };
+        assert_eq!(watch.on_message(at(t0, 15), stopped), None);
+        assert!(!watch.finished(), "teardown is still to come");
         assert_eq!(watch.on_message(at(t0, 20), finished()), None);
         assert!(watch.finished());
         // Exited at 30 ms: listening goes on for LINGER, in case messages are still in flight.
@@ -410,6 +431,7 @@ mod tests {
         );
         let run = watch.finish(exited(0), "out".into(), "err".into());
         assert_eq!(run.failure, None);
+        assert_eq!(run.stopped, Some((Verdict::Pass, stop)));
         assert_eq!(run.timings, Some(Timings::default()));
         assert_eq!(run.python_version.as_deref(), Some("3.12.1"));
         assert_eq!(run.iterations_done, 7);
