@@ -89,6 +89,20 @@ pub enum Event<'a> {
         /// Its result.
         result: &'a ScenarioResult,
     },
+    /// A stopping signal reached leakcheck (Ctrl-C, SIGTERM, SIGHUP): nothing new starts, the
+    /// running workers are stopped, and their scenarios are left out of the results. Sent once
+    /// in every interrupted run, when the first scheduling thread sees the signal (or at the end,
+    /// when it came after the last scenario started); [`Event::RunFinished`] still follows.
+    RunInterrupted {
+        /// The signal's number.
+        signal: i32,
+    },
+    /// The run is over, interrupted or not: the last event, with what the run returns (before
+    /// any baseline comparison, which the caller adds).
+    RunFinished {
+        /// The run's results, in scenario order.
+        results: &'a RunResults,
+    },
 }
 
 /// Receives [`Event`]s; the terminal display is one, a test recorder could be another.
@@ -103,6 +117,8 @@ enum Report {
     Phase(usize, Phase),
     Progress(usize, u64),
     Finished(usize, Box<ScenarioResult>, Option<String>),
+    /// The thread saw a stopping signal, and starts nothing more.
+    Interrupted(i32),
 }
 
 /// Runs every scenario, one worker process each, `settings.jobs` at a time, and collects the
@@ -146,6 +162,7 @@ pub fn run_scenarios_with(
     let (sender, reports) = mpsc::channel::<Report>();
     let server = fork_server_for(scenarios, settings, server);
     let forker = server.as_ref();
+    let mut told_interrupted = false;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
@@ -153,7 +170,8 @@ pub fn run_scenarios_with(
             scope.spawn(move || {
                 loop {
                     // After Ctrl-C / SIGTERM nothing new starts; running workers stop themselves.
-                    if signals::interrupted() {
+                    if let Some(signal) = signals::received() {
+                        let _ = sender.send(Report::Interrupted(signal));
                         break;
                     }
                     let index = next.fetch_add(1, Ordering::SeqCst);
@@ -192,6 +210,12 @@ pub fn run_scenarios_with(
                     versions[index] = version;
                     slots[index] = Some(*result);
                 }
+                Report::Interrupted(signal) => {
+                    if !told_interrupted {
+                        told_interrupted = true;
+                        sink.event(&Event::RunInterrupted { signal });
+                    }
+                }
             }
         }
     });
@@ -203,7 +227,13 @@ pub fn run_scenarios_with(
     let python_version = versions.into_iter().flatten().next();
     let mut run = assemble(settings, started_at, clock.elapsed(), results);
     run.python.version = python_version;
-    run.interrupted = signals::interrupted();
+    let signal = signals::received();
+    // A signal after the last scenario started reached no scheduling thread.
+    if let Some(signal) = signal.filter(|_| !told_interrupted) {
+        sink.event(&Event::RunInterrupted { signal });
+    }
+    run.interrupted = signal.is_some();
+    sink.event(&Event::RunFinished { results: &run });
     run
 }
 
