@@ -25,9 +25,17 @@ use crate::verdict::{Stop, Verdict};
 /// `on_exit` handler, a native destructor joining a thread) gets this long, and is killed after.
 pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// How long to go on listening once the worker has exited: a subprocess that inherited the
-/// channel can keep it open after the worker is gone, and its last messages are already sent.
+/// How long to go on listening once the worker has exited and nothing more is heard: a
+/// subprocess that inherited the channel can keep it open after the worker is gone, so its end
+/// of file may never come. Counted from the later of the exit and the last message, because the
+/// worker's last messages can still be on their way through the reading thread when it exits:
+/// on a loaded machine that took longer than this, and a worker that had finished its scenario
+/// and exited 0 was called crashed.
 pub const LINGER: Duration = Duration::from_millis(500);
+
+/// How long to go on listening once the worker has exited, however many messages still come:
+/// a stray holding the channel cannot keep the run listening for ever.
+pub const LISTEN_AFTER_EXIT: Duration = EXIT_GRACE;
 
 /// Everything observed of one worker.
 #[derive(Clone, Debug, Default)]
@@ -102,6 +110,8 @@ pub struct Watch {
     finished_at: Option<Instant>,
     /// When a tick first saw the worker exited.
     exited_at: Option<Instant>,
+    /// When the last message came.
+    heard_at: Option<Instant>,
     /// Whether the worker outstayed [`EXIT_GRACE`] and was stopped.
     hung_at_exit: bool,
 }
@@ -119,6 +129,7 @@ impl Watch {
             next_group_poll: started + limits::GROUP_POLL,
             finished_at: None,
             exited_at: None,
+            heard_at: None,
             hung_at_exit: false,
         }
     }
@@ -132,6 +143,7 @@ impl Watch {
     /// watchdog's report and `finished` are its last messages: the exit grace starts at the
     /// first of them.
     pub fn on_message(&mut self, now: Instant, message: WorkerMessage) -> Option<Order> {
+        self.heard_at = Some(now);
         let mut order = None;
         let failure = match message {
             WorkerMessage::Started { python_version, .. } => {
@@ -225,7 +237,7 @@ impl Watch {
     /// worker's process group, and is only called every [`limits::GROUP_POLL`].
     ///
     /// The checks come in a fixed order, which decides the failure when several apply at once:
-    /// an exited worker is left first, then a signal from the worker, an interrupt, the exit
+    /// an exited worker is left first (once quiet for [`LINGER`]), then a signal from the worker, an interrupt, the exit
     /// grace, the scenario's timeout and the memory cap. A signal ends even a worker on its way
     /// out; the timeout and the cap only one that still runs its scenario.
     pub fn on_tick(
@@ -238,8 +250,13 @@ impl Watch {
         if exit.is_some() && self.exited_at.is_none() {
             self.exited_at = Some(now);
         }
-        if self.exited_at.is_some_and(|at| now - at > LINGER) {
-            return Some(Order::Leave);
+        if let Some(exited_at) = self.exited_at {
+            let quiet_since = self
+                .heard_at
+                .map_or(exited_at, |heard| heard.max(exited_at));
+            if now - quiet_since > LINGER || now - exited_at > LISTEN_AFTER_EXIT {
+                return Some(Order::Leave);
+            }
         }
         if let Some(signal) = signals.from_worker {
             return self.stop(Failure::SignalledLeakcheck {
@@ -391,6 +408,13 @@ mod tests {
         watch
     }
 
+    /// The watch's answers to ticks at each of `ms` milliseconds, the worker having exited 0.
+    fn after_exit(watch: &mut Watch, t0: Instant, ms: &[u64]) -> Vec<Option<Order>> {
+        ms.iter()
+            .map(|&ms| watch.on_tick(at(t0, ms), exited(0), QUIET, || 1))
+            .collect()
+    }
+
     /// The failure of a watch whose worker was killed by the process side (no output).
     fn killed(watch: Watch) -> WorkerFailure {
         let run = watch.finish(killed_by(libc::SIGKILL), String::new(), String::new());
@@ -418,16 +442,8 @@ mod tests {
         assert!(watch.finished());
         // Exited at 30 ms: listening goes on for LINGER, in case messages are still in flight.
         assert_eq!(
-            watch.on_tick(at(t0, 30), exited(0), QUIET, unmeasured),
-            None
-        );
-        assert_eq!(
-            watch.on_tick(at(t0, 530), exited(0), QUIET, unmeasured),
-            None
-        );
-        assert_eq!(
-            watch.on_tick(at(t0, 531), exited(0), QUIET, unmeasured),
-            Some(Order::Leave)
+            after_exit(&mut watch, t0, &[30, 530, 531]),
+            [None, None, Some(Order::Leave)]
         );
         let run = watch.finish(exited(0), "out".into(), "err".into());
         assert_eq!(run.failure, None);
@@ -438,6 +454,49 @@ mod tests {
         let kinds: Vec<SampleKind> = run.samples.iter().map(|(_, kind)| *kind).collect();
         assert_eq!(kinds, [SampleKind::Warmup, SampleKind::Measure]);
         assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("out", "err"));
+    }
+
+    #[test]
+    fn messages_still_arriving_after_the_exit_are_heard_out_within_a_bound() {
+        let t0 = Instant::now();
+        let mut watch = measuring(t0);
+        // Not finished yet: the group's memory is still polled, and under the cap.
+        let under_cap = || 1;
+        // Exited at 100 ms; its samples are still being read, one every 400 ms.
+        assert_eq!(
+            watch.on_tick(at(t0, 100), exited(0), QUIET, under_cap),
+            None
+        );
+        for ms in [400, 800] {
+            watch.on_message(at(t0, ms), sample(ms, SampleKind::Measure));
+            assert_eq!(watch.on_tick(at(t0, ms), exited(0), QUIET, under_cap), None);
+        }
+        watch.on_message(at(t0, 1_200), finished());
+        assert_eq!(
+            after_exit(&mut watch, t0, &[1_700, 1_701]),
+            [None, Some(Order::Leave)]
+        );
+        assert_eq!(
+            watch
+                .finish(exited(0), String::new(), String::new())
+                .failure,
+            None
+        );
+
+        // A stray that keeps the channel busy is left once the exit is old enough.
+        let mut busy = measuring(t0);
+        assert_eq!(busy.on_tick(at(t0, 100), exited(0), QUIET, under_cap), None);
+        let bound = 100 + LISTEN_AFTER_EXIT.as_millis() as u64;
+        busy.on_message(at(t0, bound), progress(8));
+        assert_eq!(
+            busy.on_tick(at(t0, bound), exited(0), QUIET, under_cap),
+            None
+        );
+        busy.on_message(at(t0, bound + 1), progress(9));
+        assert_eq!(
+            busy.on_tick(at(t0, bound + 1), exited(0), QUIET, under_cap),
+            Some(Order::Leave)
+        );
     }
 
     #[test]
