@@ -14,6 +14,7 @@ use crate::diagnosis::Diagnosis;
 use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::scenario::Scenario;
+use crate::verdict::{Stop, Verdict};
 
 /// The file descriptor the worker receives its channel on. The worker moves it to a higher,
 /// close-on-exec descriptor before any scenario code runs, so subprocesses do not inherit it and
@@ -294,6 +295,17 @@ pub enum WorkerMessage {
         /// The probe, its outcome and the holders' sizes.
         report: Box<HolderReport>,
     },
+    /// The measured rounds are over: the verdict of the look the worker stopped at, and why it
+    /// stopped there. The worker acts on it (it diagnoses a leak, and runs no further look);
+    /// the runner records it as the scenario's stop and checks its own replay of the looks on
+    /// the same samples against it (see `runner::judge`), so that the two sides of the verdict
+    /// rule cannot drift apart unseen.
+    Stopped {
+        /// The verdict at that look: `inconclusive` when the last look did not decide either.
+        verdict: Verdict,
+        /// Which look, how many iterations it measured, and why measuring stopped there.
+        stop: Stop,
+    },
     /// The worker's watchdog thread found a limit exceeded; the worker kills itself right after
     /// sending this.
     Watchdog {
@@ -355,6 +367,37 @@ pub struct Timings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_workers_stop_reads_back_as_sent() {
+        // The runner checks its replay only against a stop it could decode: a message that no
+        // longer decodes would be skipped as garbage and the check silently skipped with it.
+        let stop = Stop {
+            reason: crate::verdict::StopReason::MaxIterations,
+            measured_iterations: 4000,
+            look: 3,
+            looks: 3,
+            confidence: 0.9983,
+        };
+        let mut channel = serde_json::to_vec(&WorkerMessage::Stopped {
+            verdict: Verdict::Inconclusive,
+            stop,
+        })
+        .unwrap();
+        channel.push(b'\n');
+        let mut read = Vec::new();
+        read_messages(channel.as_slice(), |m| {
+            read.push(m);
+            true
+        });
+        assert!(
+            matches!(
+                read.as_slice(),
+                [WorkerMessage::Stopped { verdict: Verdict::Inconclusive, stop: s }] if *s == stop
+            ),
+            "{read:?}"
+        );
+    }
 
     #[test]
     fn garbage_and_overlong_lines_cost_only_themselves() {

@@ -113,6 +113,9 @@ impl EventSink for ProgressDisplay {
                 }
                 self.print_line(&line);
             }
+            // The summary, and the line saying a run was interrupted, come after the reports
+            // are written (see `app.rs`), so that they can name the files.
+            Event::RunInterrupted { .. } | Event::RunFinished { .. } => {}
         }
     }
 }

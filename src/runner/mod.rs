@@ -5,11 +5,13 @@
 //! files are consumers of the events and of the final [`RunResults`].
 
 pub mod environment;
+mod failure;
 pub mod fork_server;
 pub mod limits;
 mod reap;
 pub mod signals;
 mod supervise;
+mod watch;
 pub mod workers;
 
 use std::collections::BTreeMap;
@@ -28,9 +30,10 @@ use crate::results::{
 use crate::sampling;
 use crate::scenario::{Body, Collected, PytestTest, Scenario};
 use crate::verdict::{self, Verdict};
+pub use failure::WorkerFailure;
 use fork_server::ForkServer;
-pub use supervise::WorkerFailure;
-use supervise::{Progress, WorkerRun, run_worker};
+use supervise::{Progress, run_worker};
+use watch::WorkerRun;
 
 /// Settings of a run that the runner needs (the rest of the configuration is for reporters).
 #[derive(Clone, Debug)]
@@ -86,6 +89,20 @@ pub enum Event<'a> {
         /// Its result.
         result: &'a ScenarioResult,
     },
+    /// A stopping signal reached leakcheck (Ctrl-C, SIGTERM, SIGHUP): nothing new starts, the
+    /// running workers are stopped, and their scenarios are left out of the results. Sent once
+    /// in every interrupted run, when the first scheduling thread sees the signal (or at the end,
+    /// when it came after the last scenario started); [`Event::RunFinished`] still follows.
+    RunInterrupted {
+        /// The signal's number.
+        signal: i32,
+    },
+    /// The run is over, interrupted or not: the last event, with what the run returns (before
+    /// any baseline comparison, which the caller adds).
+    RunFinished {
+        /// The run's results, in scenario order.
+        results: &'a RunResults,
+    },
 }
 
 /// Receives [`Event`]s; the terminal display is one, a test recorder could be another.
@@ -100,6 +117,8 @@ enum Report {
     Phase(usize, Phase),
     Progress(usize, u64),
     Finished(usize, Box<ScenarioResult>, Option<String>),
+    /// The thread saw a stopping signal, and starts nothing more.
+    Interrupted(i32),
 }
 
 /// Runs every scenario, one worker process each, `settings.jobs` at a time, and collects the
@@ -143,6 +162,7 @@ pub fn run_scenarios_with(
     let (sender, reports) = mpsc::channel::<Report>();
     let server = fork_server_for(scenarios, settings, server);
     let forker = server.as_ref();
+    let mut told_interrupted = false;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
@@ -150,7 +170,8 @@ pub fn run_scenarios_with(
             scope.spawn(move || {
                 loop {
                     // After Ctrl-C / SIGTERM nothing new starts; running workers stop themselves.
-                    if signals::interrupted() {
+                    if let Some(signal) = signals::received() {
+                        let _ = sender.send(Report::Interrupted(signal));
                         break;
                     }
                     let index = next.fetch_add(1, Ordering::SeqCst);
@@ -189,6 +210,12 @@ pub fn run_scenarios_with(
                     versions[index] = version;
                     slots[index] = Some(*result);
                 }
+                Report::Interrupted(signal) => {
+                    if !told_interrupted {
+                        told_interrupted = true;
+                        sink.event(&Event::RunInterrupted { signal });
+                    }
+                }
             }
         }
     });
@@ -200,7 +227,13 @@ pub fn run_scenarios_with(
     let python_version = versions.into_iter().flatten().next();
     let mut run = assemble(settings, started_at, clock.elapsed(), results);
     run.python.version = python_version;
-    run.interrupted = signals::interrupted();
+    let signal = signals::received();
+    // A signal after the last scenario started reached no scheduling thread.
+    if let Some(signal) = signal.filter(|_| !told_interrupted) {
+        sink.event(&Event::RunInterrupted { signal });
+    }
+    run.interrupted = signal.is_some();
+    sink.event(&Event::RunFinished { results: &run });
     run
 }
 
@@ -427,12 +460,13 @@ pub fn fit_samples(
 
 /// Turns one worker's report into a scenario result: fits, verdict, expectation.
 fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
-    let (decision, metrics) = fit_samples(
+    let (mut decision, metrics) = fit_samples(
         scenario,
         &run.samples,
         run.holders.as_ref(),
         settings.confidence,
     );
+    decision.stop = reported_stop(&decision, run.stopped);
     let (verdict, reason, error, traceback) = match &run.failure {
         None => (decision.verdict, decision.reason.clone(), None, None),
         // Over the memory cap while iterating: a finding about memory, not a failure to measure.
@@ -492,6 +526,29 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
     }
 }
 
+/// The stop the worker reported, checked against the runner's replay of the looks; the
+/// replay's own when the worker did not get that far (it failed, or was stopped, first).
+///
+/// Both sides apply the same rule to the same samples, so they agree unless leakcheck has a bug:
+/// the worker would then have measured, probed or diagnosed on another verdict than the one
+/// reported. Debug builds, which every test runs through the binary, fail on it at once, where
+/// the drift is made; a release build does not turn leakcheck's bug into the user's error: it
+/// records what the worker did and keeps the replay's verdict and reason.
+fn reported_stop(
+    replay: &verdict::Decision,
+    reported: Option<(Verdict, verdict::Stop)>,
+) -> verdict::Stop {
+    let Some((verdict, stop)) = reported else {
+        return replay.stop;
+    };
+    debug_assert_eq!(
+        (verdict, stop),
+        (replay.verdict, replay.stop),
+        "the worker's verdict and stop (left) differ from the runner's replay of the looks (right)"
+    );
+    stop
+}
+
 /// The adaptive run's stop and each metric's robust statistics, for results.json.
 pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) -> Analysis {
     Analysis {
@@ -513,5 +570,48 @@ pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) ->
                 (m.metric, stats)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verdict::{Stop, StopReason};
+
+    fn replay(verdict: Verdict, look: usize) -> verdict::Decision {
+        verdict::Decision {
+            verdict,
+            reason: String::new(),
+            metrics: Vec::new(),
+            stop: Stop {
+                reason: StopReason::Decided,
+                measured_iterations: 1000 * look as u64,
+                look,
+                looks: 3,
+                confidence: 0.995,
+            },
+        }
+    }
+
+    #[test]
+    fn the_stop_is_the_workers_when_it_reported_one_and_the_replays_otherwise() {
+        let decided = replay(Verdict::Leak, 2);
+        assert_eq!(
+            reported_stop(&decided, Some((Verdict::Leak, decided.stop))),
+            decided.stop
+        );
+        // Failed before its measured rounds ended: the replay judges what there is.
+        assert_eq!(reported_stop(&decided, None), decided.stop);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "differ from the runner's replay")]
+    fn a_replay_that_disagrees_with_the_worker_fails_debug_builds() {
+        let worker = replay(Verdict::Pass, 1);
+        reported_stop(
+            &replay(Verdict::Leak, 2),
+            Some((worker.verdict, worker.stop)),
+        );
     }
 }

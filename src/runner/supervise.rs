@@ -1,12 +1,14 @@
-//! Starting one worker process and watching it: the channel, captured output, the limits, and
-//! what to say when it dies.
+//! Starting one worker process and watching it: the process side of supervision (spawn or
+//! fork, pipes, output tails, kill and sweep, waiting for the exit). What the worker's messages
+//! mean and when it must be stopped is decided by [`Watch`], which this loop feeds.
 //!
 //! The worker runs in its own session and process group so that a timeout, the memory cap, an
 //! interrupted run or the end of the scenario can stop it together with any subprocess it
-//! started; strays that left the group are swept by their environment cookie ([`reap`]). Its stdout and stderr are
-//! drained by threads into bounded tails, so a scenario that prints megabytes neither blocks on a
-//! full pipe nor fills our memory, and a stray that keeps a pipe open cannot hang the run. The
-//! worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is killed.
+//! started; strays that left the group are swept by their environment cookie ([`reap`]). Its
+//! stdout and stderr are drained by threads into bounded tails, so a scenario that prints
+//! megabytes neither blocks on a full pipe nor fills our memory, and a stray that keeps a pipe
+//! open cannot hang the run. The worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is
+//! killed.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -17,23 +19,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::fork_server::ForkServer;
+use super::watch::{EXIT_GRACE, Order, Signals, Watch, WorkerRun};
 use super::workers::WorkerProgram;
 use super::{limits, reap, signals};
-use crate::diagnosis::Diagnosis;
-use crate::protocol::{
-    CHANNEL_FD, Phase, Sample, SampleKind, Timings, WatchdogLimit, WorkerMessage, WorkerRequest,
-};
+use crate::protocol::{CHANNEL_FD, Phase, WorkerMessage, WorkerRequest};
 use crate::results::{Failure, WorkerStart};
-use crate::units::format_bytes;
 
 /// How much of each output stream is kept, from the end.
 const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
 
-/// How often the supervisor checks the clock and the child while no message arrives.
+/// How often the supervisor ticks the watch while no message arrives.
 const POLL: Duration = Duration::from_millis(50);
-
-/// How long to wait for the worker to exit after it reported its last message.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// How often to look whether a worker that is on its way out has exited. It usually takes a
 /// millisecond or two after its last message; a coarser step is added to every scenario.
@@ -43,167 +39,24 @@ const EXIT_POLL: Duration = Duration::from_millis(1);
 /// that escaped both nets may hold them open forever.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
-/// Why a worker did not run its scenario to the end: the facts results.json records
-/// ([`Failure`]), and the text that goes with them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkerFailure {
-    /// What happened.
-    pub fact: Failure,
-    /// The Python traceback, pytest's report, or the stack faulthandler printed on a fatal
-    /// signal: shown with the error. Never empty.
-    pub text: Option<String>,
-}
-
-impl From<Failure> for WorkerFailure {
-    fn from(fact: Failure) -> Self {
-        WorkerFailure { fact, text: None }
-    }
-}
-
-impl WorkerFailure {
-    /// `fact` with its text, unless that is empty.
-    pub fn with_text(fact: Failure, text: impl Into<String>) -> Self {
-        let text = text.into();
-        WorkerFailure {
-            fact,
-            text: (!text.is_empty()).then_some(text),
-        }
-    }
-
-    /// One line for the `error` field of reports.
-    pub fn summary(&self) -> String {
-        match &self.fact {
-            Failure::Exception {
-                phase,
-                iteration,
-                message,
-            } => match iteration {
-                Some(i) => format!("{message} (in {phase}, iteration {i})"),
-                None => format!("{message} (in {phase})"),
-            },
-            Failure::Skipped {
-                phase,
-                iteration,
-                reason,
-            } => match iteration {
-                Some(i) => format!("{reason} (in {phase}, iteration {i})"),
-                // Skipped before the worker started: there is no phase to name.
-                None if *phase == Phase::Prepare => reason.clone(),
-                None => format!("{reason} (in {phase})"),
-            },
-            Failure::Crashed {
-                phase,
-                iteration,
-                signal,
-                exit_code,
-            } => format!(
-                "worker {} in {phase} after {iteration} iterations",
-                describe_exit(*signal, *exit_code)
-            ),
-            Failure::TimedOut {
-                phase,
-                iteration,
-                limit_secs,
-            } => format!(
-                "timed out after {limit_secs} s in {phase} after {iteration} iterations (scenario `timeout`)"
-            ),
-            Failure::IterationTimedOut {
-                phase,
-                iteration,
-                limit_secs,
-            } => format!(
-                "iteration {iteration} ran longer than {limit_secs} s in {phase} and was killed (scenario `iteration_timeout`)"
-            ),
-            Failure::MemoryCap {
-                phase,
-                iteration,
-                resident,
-                cap,
-                group,
-            } => {
-                let place = match (phase, iteration) {
-                    (Phase::Warmup | Phase::Measure | Phase::Trace | Phase::Diagnose, Some(i)) => {
-                        format!("at iteration {i}")
-                    }
-                    _ => format!("in {phase}"),
-                };
-                let whose = if *group {
-                    "worker and its subprocesses"
-                } else {
-                    "worker"
-                };
-                format!(
-                    "exceeded memory cap {place} ({whose}: {} resident, cap {}; raise `max_rss` or --max-rss if this much is expected)",
-                    format_bytes(*resident as f64),
-                    format_bytes(*cap as f64),
-                )
-            }
-            Failure::Interrupted => "interrupted before it finished".to_string(),
-            Failure::SignalledLeakcheck { phase, signal } => format!(
-                "sent {} to leakcheck itself in {phase} (`os.kill(os.getppid(), …)`); leakcheck \
-                 ignored it and stopped this scenario",
-                signals::name(*signal)
-            ),
-            Failure::Spawn { reason } => format!("could not start the worker: {reason}"),
-        }
-    }
-
-    /// The traceback or report that goes with the failure, when there is one.
-    pub fn traceback(&self) -> Option<&str> {
-        self.text.as_deref()
-    }
-
-    /// Whether the run was interrupted before the scenario finished.
-    pub fn interrupted(&self) -> bool {
-        self.fact == Failure::Interrupted
-    }
-
-    /// Whether the failure is itself a finding about memory: the cap was exceeded while
-    /// iterations ran, which makes the verdict `leak` rather than `error`.
-    pub fn is_leak(&self) -> bool {
-        matches!(
-            self.fact,
-            Failure::MemoryCap {
-                phase: Phase::Warmup | Phase::Measure | Phase::Trace | Phase::Diagnose,
-                ..
-            }
-        )
-    }
-}
-
-/// Everything observed of one worker.
-#[derive(Clone, Debug, Default)]
-pub struct WorkerRun {
-    /// Samples in arrival order, each with where it was taken.
-    pub samples: Vec<(Sample, SampleKind)>,
-    /// Set when the scenario did not finish.
-    pub failure: Option<WorkerFailure>,
-    /// Time split reported at the end.
-    pub timings: Option<Timings>,
-    /// Where memory went, when the worker ran its diagnosis window.
-    pub diagnosis: Option<Diagnosis>,
-    /// Who held the growth, when a look would have called it a leak.
-    pub holders: Option<crate::holders::HolderReport>,
-    /// `sys.version` the worker reported.
-    pub python_version: Option<String>,
-    /// Iterations completed, as last reported.
-    pub iterations_done: u64,
-    /// Wall time from spawn to exit.
-    pub duration: Duration,
-    /// How the worker started, when it did.
-    pub start: Option<WorkerStart>,
-    /// Tail of stdout.
-    pub stdout: String,
-    /// Tail of stderr.
-    pub stderr: String,
-}
-
 /// What the supervisor tells its caller while the worker runs.
 pub enum Progress {
     /// A new phase started.
     Phase(Phase),
     /// Iterations completed so far.
     Iteration(u64),
+}
+
+impl Progress {
+    /// The progress a message reports, if any.
+    fn of(message: &WorkerMessage) -> Option<Progress> {
+        match message {
+            WorkerMessage::Phase { phase } => Some(Progress::Phase(*phase)),
+            WorkerMessage::Progress { iteration } => Some(Progress::Iteration(*iteration)),
+            WorkerMessage::Sample { sample, .. } => Some(Progress::Iteration(sample.iteration)),
+            _ => None,
+        }
+    }
 }
 
 /// Runs one worker to completion (or failure) and returns what it reported.
@@ -219,209 +72,83 @@ pub fn run_worker(
     mut on_progress: impl FnMut(Progress),
 ) -> WorkerRun {
     let started = Instant::now();
-    let mut run = WorkerRun::default();
     if signals::interrupted() {
-        run.failure = Some(Failure::Interrupted.into());
-        return run;
+        return WorkerRun {
+            failure: Some(Failure::Interrupted.into()),
+            ..WorkerRun::default()
+        };
     }
     let cookie = reap::new_cookie();
     let mut spawned = match spawn(program, server, request, &cookie) {
         Ok(spawned) => spawned,
         Err(err) => {
-            run.failure = Some(
-                Failure::Spawn {
-                    reason: err.to_string(),
-                }
-                .into(),
-            );
-            return run;
+            let reason = err.to_string();
+            return WorkerRun {
+                failure: Some(Failure::Spawn { reason }.into()),
+                ..WorkerRun::default()
+            };
         }
     };
     let pid = spawned.child.id();
-    run.start = Some(match spawned.child {
+    let start = match spawned.child {
         Process::Spawned(_) => WorkerStart::Spawned,
         Process::Forked { .. } => WorkerStart::Forked,
-    });
+    };
     let slot = signals::WorkerSlot::register(pid);
-    let cap = request.options.max_rss;
-
-    let mut phase = Phase::Prepare;
-    let mut finished = false;
-    // When the last message came: exit-time code (an `atexit` or `on_exit` handler, a native
-    // destructor joining a thread) gets [`EXIT_GRACE`] from then, and is killed after it.
-    let mut finished_at: Option<Instant> = None;
-    let deadline = started + timeout;
-    let mut next_group_poll = started + limits::GROUP_POLL;
+    let mut watch = Watch::new(started, timeout, request.options.max_rss);
     let mut exit_status: Option<ExitStatus> = None;
-    let mut hung_at_exit = false;
-    let mut exited_at: Option<Instant> = None;
+    // Carries out the watch's order; whether to stop watching.
+    let obey = |order: Option<Order>| match order {
+        None => false,
+        Some(Order::Kill) => {
+            reap::kill_group(pid);
+            false
+        }
+        Some(Order::Stop) => {
+            reap::kill_group(pid);
+            true
+        }
+        Some(Order::Leave) => true,
+    };
     loop {
         match spawned.messages.recv_timeout(POLL) {
-            Ok(message) => match message {
-                WorkerMessage::Started { python_version, .. } => {
-                    run.python_version = Some(python_version)
+            Ok(message) => {
+                if let Some(progress) = Progress::of(&message) {
+                    on_progress(progress);
                 }
-                WorkerMessage::Phase { phase: p } => {
-                    phase = p;
-                    on_progress(Progress::Phase(p));
+                if obey(watch.on_message(Instant::now(), message)) {
+                    break;
                 }
-                WorkerMessage::Progress { iteration } => {
-                    run.iterations_done = iteration;
-                    on_progress(Progress::Iteration(iteration));
-                }
-                WorkerMessage::Sample { sample, kind } => {
-                    run.iterations_done = sample.iteration;
-                    on_progress(Progress::Iteration(sample.iteration));
-                    run.samples.push((sample, kind));
-                }
-                WorkerMessage::Failed {
-                    phase,
-                    iteration,
-                    message,
-                    traceback,
-                } => {
-                    let fact = Failure::Exception {
-                        phase,
-                        iteration,
-                        message,
-                    };
-                    run.failure = Some(WorkerFailure::with_text(fact, traceback));
-                    finished = true;
-                }
-                WorkerMessage::Skipped {
-                    phase,
-                    iteration,
-                    reason,
-                    report,
-                } => {
-                    let fact = Failure::Skipped {
-                        phase,
-                        iteration,
-                        reason,
-                    };
-                    run.failure = Some(WorkerFailure::with_text(fact, report));
-                    finished = true;
-                }
-                WorkerMessage::Watchdog { limit, iteration } => {
-                    // The worker kills itself right after sending this; make sure of it.
-                    reap::kill_group(pid);
-                    let fact = match limit {
-                        WatchdogLimit::IterationTimeout { limit_secs } => {
-                            Failure::IterationTimedOut {
-                                phase,
-                                iteration: iteration.unwrap_or(run.iterations_done),
-                                limit_secs,
-                            }
-                        }
-                        WatchdogLimit::MemoryCap { resident, cap } => Failure::MemoryCap {
-                            phase,
-                            iteration,
-                            resident,
-                            cap,
-                            group: false,
-                        },
-                    };
-                    run.failure = Some(fact.into());
-                    finished = true;
-                }
-                WorkerMessage::Diagnosis { diagnosis } => run.diagnosis = Some(*diagnosis),
-                WorkerMessage::Holders { report } => run.holders = Some(*report),
-                WorkerMessage::Finished { timings } => {
-                    run.timings = Some(timings);
-                    finished = true;
-                }
-            },
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if finished && finished_at.is_none() {
-            finished_at = Some(Instant::now());
-        }
         if exit_status.is_none() {
             exit_status = spawned.child.try_wait();
-            if exit_status.is_some() {
-                exited_at = Some(Instant::now());
-            }
         }
-        // A subprocess that inherited the channel can keep it open after the worker exits;
-        // stop listening shortly after the worker itself is gone.
-        if exited_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+        let signals = Signals {
+            from_worker: slot.sent(),
+            interrupted: signals::interrupted(),
+        };
+        let order = watch.on_tick(Instant::now(), exit_status, signals, || {
+            limits::group_resident_bytes(pid, &cookie)
+        });
+        if obey(order) {
             break;
-        }
-        if let Some(signal) = slot.sent() {
-            reap::kill_group(pid);
-            run.failure = Some(Failure::SignalledLeakcheck { phase, signal }.into());
-            break;
-        }
-        if signals::interrupted() {
-            reap::kill_group(pid);
-            run.failure = Some(Failure::Interrupted.into());
-            break;
-        }
-        if exit_status.is_none() && finished_at.is_some_and(|t| t.elapsed() > EXIT_GRACE) {
-            reap::kill_group(pid);
-            hung_at_exit = true;
-            break;
-        }
-        if !finished && Instant::now() >= deadline {
-            reap::kill_group(pid);
-            let fact = Failure::TimedOut {
-                phase,
-                iteration: run.iterations_done,
-                limit_secs: timeout.as_secs_f64(),
-            };
-            run.failure = Some(fact.into());
-            break;
-        }
-        if !finished && Instant::now() >= next_group_poll {
-            next_group_poll = Instant::now() + limits::GROUP_POLL;
-            let resident = limits::group_resident_bytes(pid, &cookie);
-            if resident > cap {
-                reap::kill_group(pid);
-                let fact = Failure::MemoryCap {
-                    phase,
-                    iteration: Some(run.iterations_done),
-                    resident,
-                    cap,
-                    group: true,
-                };
-                run.failure = Some(fact.into());
-                break;
-            }
         }
     }
 
-    let status = match exit_status {
-        Some(status) => Some(status),
-        None => wait_briefly(&mut spawned.child, if finished { EXIT_GRACE } else { POLL }),
-    };
+    let grace = if watch.finished() { EXIT_GRACE } else { POLL };
+    let status = exit_status.or_else(|| wait_briefly(&mut spawned.child, grace));
     // Whatever the scenario left running goes with it: its group, then strays by cookie.
     reap::kill_group(pid);
     let status = status.or_else(|| spawned.child.wait());
     reap::sweep(&cookie);
 
-    run.stdout = spawned.stdout.finish(OUTPUT_GRACE);
-    run.stderr = spawned.stderr.finish(OUTPUT_GRACE);
-    if hung_at_exit {
-        // The scenario's results stand; where they came out of is said with its output.
-        run.stderr.push_str(&format!(
-            "\n[leakcheck] the worker had not exited {} s after its last message (exit-time \
-             code: an atexit or on_exit handler, a destructor joining a thread) and was killed\n",
-            EXIT_GRACE.as_secs()
-        ));
-    }
-    if !finished && run.failure.is_none() {
-        let crashed = Failure::Crashed {
-            phase,
-            iteration: run.iterations_done,
-            signal: status.and_then(|s| s.signal()),
-            exit_code: status.and_then(|s| s.code()),
-        };
-        run.failure = Some(match fatal_error_report(&run.stderr) {
-            Some(report) => WorkerFailure::with_text(crashed, report),
-            None => crashed.into(),
-        });
-    }
+    let stdout = spawned.stdout.finish(OUTPUT_GRACE);
+    let stderr = spawned.stderr.finish(OUTPUT_GRACE);
+    let mut run = watch.finish(status, stdout, stderr);
+    run.start = Some(start);
     run.duration = started.elapsed();
     run
 }
@@ -674,48 +401,4 @@ fn wait_briefly(child: &mut Process, grace: Duration) -> Option<ExitStatus> {
         }
         thread::sleep(EXIT_POLL);
     }
-}
-
-/// The report CPython's faulthandler writes to stderr on a fatal signal (`Fatal Python error:
-/// Segmentation fault` and the stack of each thread), when present.
-fn fatal_error_report(stderr: &str) -> Option<String> {
-    let start = stderr.rfind("Fatal Python error:")?;
-    Some(stderr[start..].trim_end().to_string())
-}
-
-/// "exited with code 3", "was killed by signal 11 (SIGSEGV, Segmentation fault)", or "vanished"
-/// when neither is known.
-fn describe_exit(signal: Option<i32>, exit_code: Option<i32>) -> String {
-    match (exit_code, signal) {
-        (Some(code), _) => format!("exited with code {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal} ({})", signal_name(signal)),
-        (None, None) => "vanished".to_string(),
-    }
-}
-
-fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGILL => "SIGILL",
-        libc::SIGPIPE => "SIGPIPE",
-        _ => "signal",
-    };
-    // SAFETY: strsignal returns a pointer to a static or thread-local string, or NULL.
-    let description = unsafe {
-        let text = libc::strsignal(signal);
-        if text.is_null() {
-            String::new()
-        } else {
-            std::ffi::CStr::from_ptr(text)
-                .to_string_lossy()
-                .into_owned()
-        }
-    };
-    format!("{name}, {description}")
 }

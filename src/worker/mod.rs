@@ -175,7 +175,8 @@ fn execute(
     timings.warmup = clock.elapsed().as_secs_f64();
 
     // Measured rounds: run up to each look of the plan and stop at the first that decides (the
-    // runner replays the same looks on the same samples to give the verdict).
+    // runner replays the same looks on the same samples to give the verdict, and checks its
+    // replay against the stop reported here).
     sampler.channel.send(&WorkerMessage::Phase {
         phase: Phase::Measure,
     })?;
@@ -187,6 +188,7 @@ fn execute(
     // above their tolerance, for the diagnosis: what the traced sites should explain.
     let mut native_growth = None;
     let mut holders = None;
+    let mut stop = None;
     for index in 0..plan.looks.len() {
         let end = plan.look_end(index);
         sampler.run(Phase::Measure, done, end, scenario.sample_every)?;
@@ -201,6 +203,7 @@ fn execute(
             holders = Some(report);
         }
         verdict = decision.verdict;
+        stop = Some(decision.stop);
         native_growth = decision
             .metrics
             .iter()
@@ -216,6 +219,11 @@ fn execute(
         sampler.channel.send(&WorkerMessage::Holders {
             report: Box::new(report),
         })?;
+    }
+    if let Some(stop) = stop {
+        sampler
+            .channel
+            .send(&WorkerMessage::Stopped { verdict, stop })?;
     }
     let measured_secs = clock.elapsed().as_secs_f64();
     timings.iterations = measured_secs - (sampler.spent - sampling_before);
