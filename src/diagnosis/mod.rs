@@ -26,6 +26,7 @@ pub struct Diagnosis {
     /// `gc.garbage` and collector statistics.
     pub garbage: GarbageReport,
     /// Rule-based hints for known causes, each with a one-line fix.
+    #[serde(with = "hints")]
     pub hints: Vec<Hint>,
     /// Seconds the worker spent diagnosing (snapshots, census, chain search), both checkpoints.
     pub cost_secs: f64,
@@ -141,10 +142,8 @@ pub struct TypeGrowth {
 pub struct ReferrerChain {
     /// The type of the leaked object the search started from.
     pub type_name: String,
-    /// What kind of root was reached: `module_global`, `class_attribute`, `closure`,
-    /// `default_argument`, `sys_modules`, `frame`, `logging_handler`, `functools_cache`, or
-    /// `none` when the search stopped before reaching a root.
-    pub root_kind: String,
+    /// What kind of root (or holder next to the object) was reached.
+    pub root_kind: RootKind,
     /// Steps from the root to the object, e.g. `module shop.prices`, `global '_seen_quotes' (list)`,
     /// `item [1532]`, `dict`.
     pub steps: Vec<String>,
@@ -152,6 +151,33 @@ pub struct ReferrerChain {
     pub text: String,
     /// Why the search stopped, when no root was reached (depth, time, or object count limit).
     pub note: Option<String>,
+}
+
+/// What holds a leaked object, as a referrer chain names it: the holder nearest the object
+/// when it is a telling one (a cache, a handler, a closure), else the root the chain reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootKind {
+    /// A module's global.
+    ModuleGlobal,
+    /// A name of the scenario's own namespace (its `setup` and `run` code).
+    ScenarioGlobal,
+    /// A class attribute.
+    ClassAttribute,
+    /// A closure's cell.
+    Closure,
+    /// A function's default arguments.
+    DefaultArgument,
+    /// `sys.modules` itself.
+    SysModules,
+    /// A running (or suspended) frame's locals.
+    Frame,
+    /// A `logging.Handler`.
+    LoggingHandler,
+    /// A `functools.lru_cache`.
+    FunctoolsCache,
+    /// No root: the search stopped first (see the chain's `note`).
+    None,
 }
 
 /// Uncollectable garbage and what the collector did between the checkpoints.
@@ -181,14 +207,156 @@ pub struct GenerationStats {
     pub uncollectable: u64,
 }
 
-/// A known cause recognised from the data, with what to do about it.
+/// A known cause recognised from the data: the facts `diagnose.py` found, one variant per rule
+/// (`rule` names it in JSON). The words, what was observed and the fix, are written once, in
+/// `view.rs` ([`Hint::message`], [`Hint::fix`]), so that rewording a hint is a Rust change that
+/// the report snapshots pin, and a consumer of results.json gets the figures as well as the
+/// sentence. In results.json each hint also carries its `message` and `fix` (see [`hints`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Hint {
-    /// Stable identifier of the rule, e.g. `unbounded_lru_cache`.
-    pub rule: String,
-    /// What was observed, e.g. "shop.prices.tax_unbounded is an lru_cache(maxsize=None) whose
-    /// currsize grew by 200 (1.0 per iteration)".
-    pub message: String,
-    /// A one-line fix suggestion.
-    pub fix: String,
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Hint {
+    /// A `functools.lru_cache(maxsize=None)` whose size grew.
+    UnboundedLruCache {
+        /// The cached function, `module.qualname`.
+        name: String,
+        /// Entries gained between the checkpoints.
+        grew: u64,
+        /// `grew / iterations`.
+        per_iteration: f64,
+    },
+    /// A `logging.handlers.BufferingHandler` whose buffer grew.
+    BufferingHandler {
+        /// The handler's type, e.g. `logging.handlers.BufferingHandler`.
+        handler: String,
+        /// Records gained between the checkpoints.
+        grew: u64,
+        /// `grew / iterations`.
+        per_iteration: f64,
+    },
+    /// A list, dict, set or deque held by a module global (or the scenario's) that grew with
+    /// the iterations.
+    GrowingModuleContainer {
+        /// The module whose global it is; `null` for the scenario's own namespace.
+        module: Option<String>,
+        /// The global's name.
+        name: String,
+        /// The container's type, e.g. `list` or `collections.deque`.
+        kind: String,
+        /// Entries gained between the checkpoints.
+        grew: u64,
+        /// `grew / iterations`.
+        per_iteration: f64,
+    },
+    /// `requests` sessions or `urllib3` connection pools among the growing types.
+    HttpSessions {
+        /// The growing session and pool types.
+        grown: Vec<Grown>,
+    },
+    /// Sampled growing numpy arrays that are views of much larger base arrays.
+    NumpyViewKeepsBase {
+        /// How many of the sampled arrays are such views.
+        views: u64,
+        /// Bytes of their base arrays.
+        base_bytes: u64,
+    },
+    /// Growing SQLAlchemy mapped classes (their instances kept, e.g. in result lists).
+    SqlalchemyResultsKept {
+        /// The growing mapped classes.
+        grown: Vec<Grown>,
+    },
+    /// Growing autograd graph nodes (objects holding `_prev` and `_backward`).
+    AutogradGraphKept {
+        /// The growing node classes.
+        grown: Vec<Grown>,
+    },
+    /// Growing instances of classes with `__del__`.
+    FinalizerKeepsObject {
+        /// The growing classes.
+        grown: Vec<Grown>,
+    },
+    /// A hint read from a results.json written before hints carried their facts (or by a
+    /// later leakcheck with a rule this one does not know): only its words, kept as they were.
+    #[serde(skip)]
+    Worded {
+        /// The rule's identifier.
+        rule: String,
+        /// What was observed.
+        message: String,
+        /// What to do about it.
+        fix: String,
+    },
+}
+
+/// A growing type a hint names, and by how many objects it grew between the checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grown {
+    /// Qualified name.
+    pub type_name: String,
+    /// Objects gained.
+    pub grew: u64,
+}
+
+/// How results.json holds [`Diagnosis::hints`]: each hint's facts with its `rule`, `message`
+/// and `fix` (the fields the file has always had, so readers of the words keep working).
+/// Reading drops the words of a hint whose facts this build knows (they are worded again,
+/// the same way) and keeps them for one it does not ([`Hint::Worded`]).
+pub mod hints {
+    use super::Hint;
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    /// A hint with its words, as written.
+    #[derive(Serialize)]
+    struct Written<'a> {
+        #[serde(flatten)]
+        facts: &'a Hint,
+        message: String,
+        fix: String,
+    }
+
+    /// Writes each hint's facts, `message` and `fix`.
+    pub fn serialize<S: Serializer>(hints: &[Hint], serializer: S) -> Result<S::Ok, S::Error> {
+        let written: Vec<Value> = hints
+            .iter()
+            .map(|hint| match hint {
+                Hint::Worded { rule, message, fix } => Ok(serde_json::json!({
+                    "rule": rule, "message": message, "fix": fix,
+                })),
+                facts => serde_json::to_value(Written {
+                    facts,
+                    message: facts.message(),
+                    fix: facts.fix(),
+                }),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(S::Error::custom)?;
+        written.serialize(serializer)
+    }
+
+    /// Reads hints with or without their words: strictly by their facts when they have them
+    /// (what `diagnose.py` sends has no words), else by their words alone.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Hint>, D::Error> {
+        Vec::<Map<String, Value>>::deserialize(deserializer)?
+            .into_iter()
+            .map(|mut fields| {
+                let message = fields.remove("message");
+                let fix = fields.remove("fix");
+                let rule = fields.get("rule").cloned();
+                match Hint::deserialize(Value::Object(fields)) {
+                    Ok(hint) => Ok(hint),
+                    Err(err) => match (rule, message, fix) {
+                        (
+                            Some(Value::String(rule)),
+                            Some(Value::String(message)),
+                            Some(Value::String(fix)),
+                        ) => Ok(Hint::Worded { rule, message, fix }),
+                        _ => Err(D::Error::custom(format!("hint: {err}"))),
+                    },
+                }
+            })
+            .collect()
+    }
 }

@@ -10,6 +10,8 @@ the measured iterations, and only for a scenario whose samples already say ``lea
     ... the other half ...
     finish(...)        checkpoint B, diffs, referrer chains, hints -> JSON for the Rust side
 
+Hints are facts (the rule and what it saw); the Rust side words them for every report.
+
 Nothing here runs per iteration. Every container this module keeps between the checkpoints is a
 single string (JSON), and every object it creates is skipped by the census and by the referrer
 search, so the diagnosis never reports itself.
@@ -917,8 +919,10 @@ def _garbage(before, after_stats):
 
 
 def _hints(before, after, iterations, growth, found):
+    """Known causes recognised from the data, as facts: ``rule`` names the rule, the other
+    fields are what it saw. The Rust side words them (``diagnosis/view.rs``), once for every
+    report."""
     hints = []
-    per = lambda d: f"{d / iterations:.3g} per iteration"  # noqa: E731
 
     for key, (name, maxsize, currsize) in after["lru"].items():
         old = before["lru"].get(key)
@@ -929,8 +933,9 @@ def _hints(before, after, iterations, growth, found):
             hints.append(
                 {
                     "rule": "unbounded_lru_cache",
-                    "message": f"{name} is an lru_cache(maxsize=None) whose currsize grew by {grew} ({per(grew)})",
-                    "fix": f"bound it (@lru_cache(maxsize=N)) or call {name}.cache_clear() when its inputs go away",
+                    "name": name,
+                    "grew": grew,
+                    "per_iteration": grew / iterations,
                 }
             )
 
@@ -941,8 +946,9 @@ def _hints(before, after, iterations, growth, found):
             hints.append(
                 {
                     "rule": "buffering_handler",
-                    "message": f"a {name} buffered {grew} more records ({per(grew)}) without flushing",
-                    "fix": "give it a reachable capacity and a flush target (MemoryHandler(capacity, target=...)), or remove the handler when done",
+                    "handler": name,
+                    "grew": grew,
+                    "per_iteration": grew / iterations,
                 }
             )
 
@@ -954,64 +960,46 @@ def _hints(before, after, iterations, growth, found):
         # Growing with the iterations, not by a lazy import or two.
         if grew >= 3 and grew / iterations >= 0.2:
             owner, name = key.split("\0", 1)
-            where = "the scenario's global" if owner == "scenario" else f"module {owner} global"
             hints.append(
                 {
                     "rule": "growing_module_container",
-                    "message": f"{where} '{name}' ({kind}) grew by {grew} entries ({per(grew)})",
-                    "fix": (
-                        "bound it (collections.deque(maxlen=N), an LRU cache) or remove entries when they are no longer needed"
-                        if kind in ("list", "collections.deque")
-                        else "bound it (an LRU cache such as functools.lru_cache(maxsize=N) or cachetools.LRUCache) or remove entries when they are no longer needed"
-                    ),
+                    "module": None if owner == "scenario" else owner,
+                    "name": name,
+                    "kind": kind,
+                    "grew": grew,
+                    "per_iteration": grew / iterations,
                 }
             )
 
     grown = {name: diff for diff, name, _, _ in growth}
+
+    def named(names):
+        return [{"type_name": n, "grew": grown[n]} for n in names]
+
     pools = [n for n in grown if n in ("requests.sessions.Session", "urllib3.poolmanager.PoolManager")
              or n.startswith("urllib3.connectionpool.")]
     if pools:
-        hints.append(
-            {
-                "rule": "http_sessions",
-                "message": "HTTP sessions or connection pools grew: " + ", ".join(f"{n} +{grown[n]}" for n in pools),
-                "fix": "create one requests.Session and reuse it, or close each one (with requests.Session() as s: ...)",
-            }
-        )
+        hints.append({"rule": "http_sessions", "grown": named(pools)})
 
     numpy = sys.modules.get("numpy")
     if numpy is not None and found.get(numpy.ndarray):
         views = [a for a in found[numpy.ndarray] if isinstance(a.base, numpy.ndarray) and a.base.nbytes >= 4 * max(a.nbytes, 1)]
         if views:
             kept = sum(v.base.nbytes for v in views)
-            hints.append(
-                {
-                    "rule": "numpy_view_keeps_base",
-                    "message": f"{len(views)} growing numpy arrays are views keeping larger base arrays alive ({kept} bytes of bases among those sampled)",
-                    "fix": "store view.copy() instead of the view so the large base array can be freed",
-                }
-            )
+            hints.append({"rule": "numpy_view_keeps_base", "views": len(views), "base_bytes": kept})
 
-    # Growing classes recognised by what they define: (rule, the classes, what they are, why, fix).
+    # Growing classes recognised by what they define.
     by_class = [
         # SQLAlchemy instruments each mapped class with `_sa_class_manager`.
-        ("sqlalchemy_results_kept", _classes_defining("_sa_class_manager", grown, found),
-         "SQLAlchemy ORM objects", "",
-         "keep what the caller needs (ids, values, a count) instead of query(...).all() result lists, or bound what keeps them"),
+        ("sqlalchemy_results_kept", _classes_defining("_sa_class_manager", grown, found)),
         # An autograd node as micrograd (and, in spirit, PyTorch) builds it: its parents and the
         # closure that propagates its gradient, in its instance dict.
-        ("autograd_graph_kept", _autograd_nodes(grown, found),
-         "autograd graph nodes", " (a kept loss, or a running total of losses, keeps every step's graph)",
-         "keep the loss's number (loss.data; in PyTorch loss.item() or loss.detach()), not the loss"),
-        ("finalizer_keeps_object", _classes_defining("__del__", grown, found),
-         "objects of classes with __del__",
-         " (since Python 3.4 the collector frees cycles through __del__, unless something keeps them: the __del__ itself, say)",
-         "release resources with a context manager or weakref.finalize, and never store self (or what it holds) from __del__"),
+        ("autograd_graph_kept", _autograd_nodes(grown, found)),
+        ("finalizer_keeps_object", _classes_defining("__del__", grown, found)),
     ]
-    for rule, names, what, why, fix in by_class:
+    for rule, names in by_class:
         if names:
-            grew = ", ".join(f"{n} +{grown[n]}" for n in names)
-            hints.append({"rule": rule, "message": f"{what} stayed alive: {grew}{why}", "fix": fix})
+            hints.append({"rule": rule, "grown": named(names)})
     return hints
 
 
