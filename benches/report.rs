@@ -268,6 +268,7 @@ fn diagnosis() -> Diagnosis {
         }],
         cost_secs: 0.4,
         native: None,
+        native_gap: None,
         notes: Vec::new(),
     }
 }

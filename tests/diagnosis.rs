@@ -248,12 +248,26 @@ scenarios:
     let log = transcript(&output);
     let native = scenario(&results, "native");
     assert_eq!(native["verdict"], "leak", "{log}");
-    let notes = native["diagnosis"]["notes"].to_string();
-    assert!(notes.contains("native memory"), "{notes}");
-    assert!(notes.contains("-m pip install memray"), "{notes}");
-    assert!(native["diagnosis"]["native"].is_null(), "{notes}");
+    // The gap as facts in results.json, in words in the reports.
+    let gap = &native["diagnosis"]["native_gap"];
+    assert!(
+        ["malloc", "rss"].contains(&gap["metric"].as_str().unwrap()),
+        "{gap}"
+    );
+    assert!(
+        gap["bytes_per_iteration"].as_f64().unwrap() > 8000.0,
+        "{gap}"
+    );
+    assert!(
+        gap["traced_bytes_per_iteration"].as_f64().unwrap()
+            < gap["bytes_per_iteration"].as_f64().unwrap() / 2.0,
+        "{gap}"
+    );
+    assert_eq!(gap["window"]["outcome"], "memray_missing", "{gap}");
+    assert!(native["diagnosis"]["native"].is_null(), "{gap}");
+    assert!(log.contains("native memory"), "{log}");
+    assert!(log.contains("-m pip install memray"), "{log}");
     let python = scenario(&results, "python");
     assert_eq!(python["verdict"], "leak", "{log}");
-    let notes = python["diagnosis"]["notes"].to_string();
-    assert!(!notes.contains("native memory"), "{notes}");
+    assert!(python["diagnosis"]["native_gap"].is_null(), "{python:#}");
 }

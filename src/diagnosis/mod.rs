@@ -12,6 +12,8 @@ pub use view::{ChainView, DiagnosisView, FrameView, SiteView, TypeView};
 
 use serde::{Deserialize, Serialize};
 
+use crate::metric::Metric;
+
 /// Everything found out about where memory went between the two checkpoints.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
@@ -36,6 +38,57 @@ pub struct Diagnosis {
     /// more than the traced sites explain and memray was importable; else absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<NativeDiagnosis>,
+    /// Native memory the traced sites do not explain, and what the native window made of it:
+    /// present when the C allocator or resident memory grew by more than twice what the traced
+    /// sites account for. Added in schema version 1 without a bump (files before it said the
+    /// same in a note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_gap: Option<NativeGap>,
+}
+
+/// Growth of the C allocator or of resident memory that tracemalloc's sites do not explain: a C
+/// extension's, ctypes' or a native library's memory. Facts only; `view.rs` words them as the
+/// diagnosis's last note.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NativeGap {
+    /// The metric that grew: `malloc` or `rss`, whichever grew more above its tolerance.
+    pub metric: Metric,
+    /// Its growth per iteration, in bytes (the deciding look's robust slope).
+    pub bytes_per_iteration: f64,
+    /// What the traced allocation sites account for, in bytes per iteration.
+    pub traced_bytes_per_iteration: f64,
+    /// What the native window made of it.
+    pub window: NativeWindow,
+}
+
+/// How the native window went (`outcome` names the variant in JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum NativeWindow {
+    /// memray cannot be imported in the scenario's environment: the window did not run.
+    MemrayMissing {
+        /// The Python to install it with (`{python} -m pip install memray`).
+        python: String,
+    },
+    /// The window could not start (its temporary folder, or memray's tracker).
+    NotRun {
+        /// Why.
+        reason: String,
+    },
+    /// The window started and could not stop cleanly.
+    NotCompleted {
+        /// Why.
+        reason: String,
+    },
+    /// memray's records could not be read.
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+    /// memray saw no native allocation grow with the window.
+    NothingGrew,
+    /// Native sites grew: [`Diagnosis::native`] lists them.
+    Found,
 }
 
 /// What the native diagnosis window found: allocations outside tracemalloc that grew with the

@@ -3,7 +3,8 @@
 //! terminal summary and the JUnit output (one-line figures such as the top site live in
 //! `report::view`).
 
-use super::{Diagnosis, Frame, Grown, Hint, NativeDiagnosis, RootKind};
+use super::{Diagnosis, Frame, Grown, Hint, NativeDiagnosis, NativeGap, NativeWindow, RootKind};
+use crate::metric::Metric;
 use crate::units::{Unit, format_bytes, format_quantity};
 
 /// What a diagnosis found, worded for every report.
@@ -181,7 +182,12 @@ impl DiagnosisView {
                     )
                 })
                 .collect(),
-            notes: d.notes.clone(),
+            notes: d
+                .notes
+                .iter()
+                .cloned()
+                .chain(d.native_gap.as_ref().map(NativeGap::note))
+                .collect(),
             native: d
                 .native
                 .as_ref()
@@ -431,6 +437,47 @@ impl RootKind {
             RootKind::FunctoolsCache => "functools cache",
             RootKind::None => "none",
         }
+    }
+}
+
+impl NativeGap {
+    /// The gap and what the native window made of it, in one note: what grew, how much of it
+    /// the traced sites explain, and where to look next.
+    pub fn note(&self) -> String {
+        let what = match self.metric {
+            Metric::Rss => "resident memory (rss)",
+            _ => "the C allocator (malloc)",
+        };
+        let gap = format!(
+            "{what} grew {}/iter, of which the traced allocation sites account for {}/iter: the \
+             rest is native memory (a C extension, ctypes or a native library) that tracemalloc \
+             cannot see",
+            format_bytes(self.bytes_per_iteration),
+            format_bytes(self.traced_bytes_per_iteration)
+        );
+        let next = match &self.window {
+            NativeWindow::MemrayMissing { python } => format!(
+                "install memray into the scenario's environment (`{python} -m pip install \
+                 memray`, Linux only) and leakcheck names the native allocation sites that grew, \
+                 with the Python line that called into them"
+            ),
+            NativeWindow::NotRun { reason } => {
+                format!("the native window could not run ({reason})")
+            }
+            NativeWindow::NotCompleted { reason } => {
+                format!("the native window could not be completed ({reason})")
+            }
+            NativeWindow::Unreadable { reason } => {
+                format!("the native window could not be read ({reason})")
+            }
+            NativeWindow::NothingGrew => {
+                "memray saw no native allocation grow with the window (it \
+                 misses calls through pointers from dlsym, such as ctypes makes)"
+                    .to_string()
+            }
+            NativeWindow::Found => "the native sites above are memray's".to_string(),
+        };
+        format!("{gap}; {next}")
     }
 }
 
@@ -746,6 +793,50 @@ mod tests {
         missing.as_object_mut().unwrap().remove("grew");
         assert!(read(missing).is_err());
         assert!(read(serde_json::json!({"rule": "no_such_rule"})).is_err());
+    }
+
+    /// The note the worker used to write, word for word (the mixed snapshot's fixture holds
+    /// the first as a real run wrote it).
+    #[test]
+    fn a_native_gap_is_worded_with_what_to_do_next() {
+        let gap = |metric, window| NativeGap {
+            metric,
+            bytes_per_iteration: 2160.0,
+            traced_bytes_per_iteration: 382.0,
+            window,
+        };
+        let missing = gap(
+            Metric::Rss,
+            NativeWindow::MemrayMissing {
+                python: "/opt/python-3.11.7/bin/python3".to_string(),
+            },
+        );
+        assert_eq!(
+            missing.note(),
+            "resident memory (rss) grew 2.11 KiB/iter, of which the traced allocation sites \
+             account for 382 B/iter: the rest is native memory (a C extension, ctypes or a native \
+             library) that tracemalloc cannot see; install memray into the scenario's environment \
+             (`/opt/python-3.11.7/bin/python3 -m pip install memray`, Linux only) and leakcheck \
+             names the native allocation sites that grew, with the Python line that called into \
+             them"
+        );
+        let found = gap(Metric::Malloc, NativeWindow::Found).note();
+        assert!(
+            found.starts_with("the C allocator (malloc) grew 2.11 KiB/iter")
+                && found.ends_with("cannot see; the native sites above are memray's"),
+            "{found}"
+        );
+        let diagnosis = Diagnosis {
+            notes: vec!["first".to_string()],
+            native_gap: Some(gap(Metric::Malloc, NativeWindow::NothingGrew)),
+            ..Diagnosis::default()
+        };
+        let notes = DiagnosisView::new(&diagnosis).notes;
+        assert_eq!(notes[0], "first");
+        assert!(
+            notes[1]
+                .ends_with("(it misses calls through pointers from dlsym, such as ctypes makes)")
+        );
     }
 
     #[test]
