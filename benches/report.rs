@@ -269,6 +269,7 @@ fn diagnosis() -> Diagnosis {
         cost_secs: 0.4,
         native: None,
         native_gap: None,
+        error: None,
         notes: Vec::new(),
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use leakcheck::diagnosis::{Diagnosis, Hint};
 use serde_json::Value;
 
 use common::{Project, scenario, transcript};
@@ -270,4 +271,56 @@ scenarios:
     let python = scenario(&results, "python");
     assert_eq!(python["verdict"], "leak", "{log}");
     assert!(python["diagnosis"]["native_gap"].is_null(), "{python:#}");
+}
+
+#[test]
+fn the_real_diagnosis_decodes_strictly_with_its_hints_as_facts() {
+    // diagnose.finish's output, through a real worker: the worker decodes it strictly (an
+    // unknown or missing field would be `diagnosis.error`), and results.json reads back into
+    // the same strict types, every hint with its facts and its words.
+    let project = Project::new();
+    project.write(
+        "tiny.yaml",
+        r#"
+scenarios:
+  - name: tiny
+    iterations: 40
+    setup: |
+      import functools
+      kept = []
+      @functools.lru_cache(maxsize=None)
+      def cached(n):
+          return [n]
+    run: |
+      kept.append([i])
+      cached(i)
+"#,
+    );
+    let (output, results) = project.run(&["tiny.yaml"]);
+    let tiny = scenario(&results, "tiny");
+    assert_eq!(tiny["verdict"], "leak", "{}", transcript(&output));
+    let json = &tiny["diagnosis"];
+    assert!(json["error"].is_null(), "{json:#}");
+    let diagnosis: Diagnosis = serde_json::from_value(json.clone()).unwrap();
+    assert!(
+        diagnosis.hints.iter().any(|hint| matches!(hint,
+            Hint::GrowingModuleContainer { module: None, name, kind, grew, .. }
+                if name == "kept" && kind == "list" && *grew > 0)),
+        "{json:#}"
+    );
+    assert!(
+        diagnosis.hints.iter().any(|hint| matches!(hint,
+            Hint::UnboundedLruCache { name, grew, .. }
+                if name.ends_with("cached") && *grew > 0)),
+        "{json:#}"
+    );
+    assert!(
+        !diagnosis
+            .hints
+            .iter()
+            .any(|hint| matches!(hint, Hint::Worded { .. })),
+        "{json:#}"
+    );
+    assert!(json["hints"][0]["message"].is_string(), "{json:#}");
+    assert!(json["hints"][0]["fix"].is_string(), "{json:#}");
 }

@@ -5,6 +5,10 @@
 //! checkpoints (A after half the window, B at its end), never per iteration, and sends it as one
 //! [`Diagnosis`] message; this module holds the data (part of `results.json`, schema below) and
 //! nothing that runs Python; `view.rs` words it for every report.
+//!
+//! What the worker's Python sends is decoded strictly (`deny_unknown_fields`, as the holder
+//! probe's findings are): a field renamed on one side is a decode error, recorded in
+//! [`Diagnosis::error`], rather than a silently missing figure.
 
 mod view;
 
@@ -16,6 +20,7 @@ use crate::metric::Metric;
 
 /// Everything found out about where memory went between the two checkpoints.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Diagnosis {
     /// Iterations between the two checkpoints: the divisor of every per-iteration figure.
     pub iterations: u64,
@@ -34,6 +39,11 @@ pub struct Diagnosis {
     pub cost_secs: f64,
     /// Anything that limited the diagnosis (e.g. tracemalloc stopped by the scenario).
     pub notes: Vec<String>,
+    /// Why the diagnosis could not be completed, when it could not: the diagnosis code raised,
+    /// or what it returned did not decode as this type (a field one side does not know). The
+    /// verdict stands; the reports say so in a note. Added in schema version 1 without a bump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Native allocation sites from the native window (memray), when the C allocator grew by
     /// more than the traced sites explain and memray was importable; else absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +60,7 @@ pub struct Diagnosis {
 /// extension's, ctypes' or a native library's memory. Facts only; `view.rs` words them as the
 /// diagnosis's last note.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NativeGap {
     /// The metric that grew: `malloc` or `rss`, whichever grew more above its tolerance.
     pub metric: Metric,
@@ -95,6 +106,7 @@ pub enum NativeWindow {
 /// window, from memray's records of two windows of different lengths (the difference drops
 /// what both hold: one-off buffers, the last iteration's temporaries).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NativeDiagnosis {
     /// The memray release that recorded them.
     pub memray_version: String,
@@ -108,6 +120,7 @@ pub struct NativeDiagnosis {
 
 /// One native allocation site that grew with the window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NativeSite {
     /// Bytes allocated there and still alive, per iteration.
     pub bytes_per_iteration: f64,
@@ -124,6 +137,7 @@ pub struct NativeSite {
 
 /// A Python frame of a native allocation's stack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PythonFrame {
     /// File name as Python reports it.
     pub file: String,
@@ -135,6 +149,7 @@ pub struct PythonFrame {
 
 /// A native frame: the C function and where it lives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NativeFrame {
     /// The symbol, e.g. `ImagingSgiRleDecode`.
     pub symbol: String,
@@ -145,6 +160,7 @@ pub struct NativeFrame {
 
 /// A place in the code whose live allocations grew.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AllocationSite {
     /// Innermost frame not belonging to the harness: the line that allocates.
     pub file: String,
@@ -168,6 +184,7 @@ pub struct AllocationSite {
 
 /// One frame of an allocation stack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Frame {
     /// File name as Python reports it.
     pub file: String,
@@ -179,6 +196,7 @@ pub struct Frame {
 
 /// A gc-tracked type whose number of live objects grew.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TypeGrowth {
     /// Qualified name, e.g. `shop.events.Request` or `dict`.
     pub type_name: String,
@@ -192,6 +210,7 @@ pub struct TypeGrowth {
 
 /// A shortest path of strong references from a root to a leaked object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReferrerChain {
     /// The type of the leaked object the search started from.
     pub type_name: String,
@@ -235,6 +254,7 @@ pub enum RootKind {
 
 /// Uncollectable garbage and what the collector did between the checkpoints.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GarbageReport {
     /// `len(gc.garbage)` at checkpoint A.
     pub garbage_before: u64,
@@ -249,6 +269,7 @@ pub struct GarbageReport {
 
 /// Collector activity of one generation between the checkpoints.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenerationStats {
     /// Generation number.
     pub generation: u8,

@@ -183,9 +183,14 @@ impl DiagnosisView {
                 })
                 .collect(),
             notes: d
-                .notes
+                .error
                 .iter()
-                .cloned()
+                .map(|error| {
+                    format!(
+                        "the diagnosis could not be completed ({error}); the verdict is unaffected"
+                    )
+                })
+                .chain(d.notes.iter().cloned())
                 .chain(d.native_gap.as_ref().map(NativeGap::note))
                 .collect(),
             native: d
@@ -837,6 +842,29 @@ mod tests {
             notes[1]
                 .ends_with("(it misses calls through pointers from dlsym, such as ctypes makes)")
         );
+    }
+
+    /// A diagnosis that could not be completed says so, first among its notes, and a field
+    /// the Rust side does not know is a decode error, not a figure dropped.
+    #[test]
+    fn a_failed_diagnosis_is_an_error_and_a_note() {
+        let failed = Diagnosis {
+            error: Some("undecodable result: unknown field `sizes`".to_string()),
+            notes: vec!["later".to_string()],
+            ..Diagnosis::default()
+        };
+        assert_eq!(
+            DiagnosisView::new(&failed).notes,
+            [
+                "the diagnosis could not be completed (undecodable result: unknown field \
+                 `sizes`); the verdict is unaffected",
+                "later"
+            ]
+        );
+        let mut json = serde_json::to_value(Diagnosis::default()).unwrap();
+        assert!(serde_json::from_value::<Diagnosis>(json.clone()).is_ok());
+        json["garbage"]["leaked"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Diagnosis>(json).is_err());
     }
 
     #[test]
