@@ -378,36 +378,36 @@ pub struct Grown {
 pub mod hints {
     use super::Hint;
     use serde::de::Error as _;
-    use serde::ser::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_json::{Map, Value};
 
-    /// A hint with its words, as written.
+    /// A hint as written: its facts and their words, or the words alone.
     #[derive(Serialize)]
-    struct Written<'a> {
-        #[serde(flatten)]
-        facts: &'a Hint,
-        message: String,
-        fix: String,
+    #[serde(untagged)]
+    enum Written<'a> {
+        Facts {
+            #[serde(flatten)]
+            facts: &'a Hint,
+            message: String,
+            fix: String,
+        },
+        Words {
+            rule: &'a str,
+            message: &'a str,
+            fix: &'a str,
+        },
     }
 
-    /// Writes each hint's facts, `message` and `fix`.
+    /// Writes each hint's facts, `message` and `fix`, in that order.
     pub fn serialize<S: Serializer>(hints: &[Hint], serializer: S) -> Result<S::Ok, S::Error> {
-        let written: Vec<Value> = hints
-            .iter()
-            .map(|hint| match hint {
-                Hint::Worded { rule, message, fix } => Ok(serde_json::json!({
-                    "rule": rule, "message": message, "fix": fix,
-                })),
-                facts => serde_json::to_value(Written {
-                    facts,
-                    message: facts.message(),
-                    fix: facts.fix(),
-                }),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(S::Error::custom)?;
-        written.serialize(serializer)
+        serializer.collect_seq(hints.iter().map(|hint| match hint {
+            Hint::Worded { rule, message, fix } => Written::Words { rule, message, fix },
+            facts => Written::Facts {
+                facts,
+                message: facts.message(),
+                fix: facts.fix(),
+            },
+        }))
     }
 
     /// Reads hints with or without their words: strictly by their facts when they have them
