@@ -27,7 +27,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use leakcheck::diagnosis::{
     AllocationSite, Diagnosis, Frame, GarbageReport, GenerationStats, Hint, ReferrerChain,
-    TypeGrowth,
+    RootKind, TypeGrowth,
 };
 use leakcheck::metric::Metric;
 use leakcheck::protocol::{Sample, SampleKind, Timings};
@@ -234,7 +234,7 @@ fn diagnosis() -> Diagnosis {
             .collect();
             ReferrerChain {
                 type_name: name.to_string(),
-                root_kind: "module_global".to_string(),
+                root_kind: RootKind::ModuleGlobal,
                 text: steps.join(" → "),
                 steps,
                 note: None,
@@ -259,14 +259,17 @@ fn diagnosis() -> Diagnosis {
                 .collect(),
             uncollectable_types: Vec::new(),
         },
-        hints: vec![Hint {
-            rule: "module_list_grows".to_string(),
-            message: "module shop.prices global '_seen_quotes' (list) grew by 100 entries"
-                .to_string(),
-            fix: "bound it, or clear it when the request ends".to_string(),
+        hints: vec![Hint::GrowingModuleContainer {
+            module: Some("shop.prices".to_string()),
+            name: "_seen_quotes".to_string(),
+            kind: "list".to_string(),
+            grew: 100,
+            per_iteration: 1.0,
         }],
         cost_secs: 0.4,
         native: None,
+        native_gap: None,
+        error: None,
         notes: Vec::new(),
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use leakcheck::diagnosis::{Diagnosis, Hint};
 use serde_json::Value;
 
 use common::{Project, scenario, transcript};
@@ -248,12 +249,78 @@ scenarios:
     let log = transcript(&output);
     let native = scenario(&results, "native");
     assert_eq!(native["verdict"], "leak", "{log}");
-    let notes = native["diagnosis"]["notes"].to_string();
-    assert!(notes.contains("native memory"), "{notes}");
-    assert!(notes.contains("-m pip install memray"), "{notes}");
-    assert!(native["diagnosis"]["native"].is_null(), "{notes}");
+    // The gap as facts in results.json, in words in the reports.
+    let gap = &native["diagnosis"]["native_gap"];
+    assert!(
+        ["malloc", "rss"].contains(&gap["metric"].as_str().unwrap()),
+        "{gap}"
+    );
+    assert!(
+        gap["bytes_per_iteration"].as_f64().unwrap() > 8000.0,
+        "{gap}"
+    );
+    assert!(
+        gap["traced_bytes_per_iteration"].as_f64().unwrap()
+            < gap["bytes_per_iteration"].as_f64().unwrap() / 2.0,
+        "{gap}"
+    );
+    assert_eq!(gap["window"]["outcome"], "memray_missing", "{gap}");
+    assert!(native["diagnosis"]["native"].is_null(), "{gap}");
+    assert!(log.contains("native memory"), "{log}");
+    assert!(log.contains("-m pip install memray"), "{log}");
     let python = scenario(&results, "python");
     assert_eq!(python["verdict"], "leak", "{log}");
-    let notes = python["diagnosis"]["notes"].to_string();
-    assert!(!notes.contains("native memory"), "{notes}");
+    assert!(python["diagnosis"]["native_gap"].is_null(), "{python:#}");
+}
+
+#[test]
+fn the_real_diagnosis_decodes_strictly_with_its_hints_as_facts() {
+    // diagnose.finish's output, through a real worker: the worker decodes it strictly (an
+    // unknown or missing field would be `diagnosis.error`), and results.json reads back into
+    // the same strict types, every hint with its facts and its words.
+    let project = Project::new();
+    project.write(
+        "tiny.yaml",
+        r#"
+scenarios:
+  - name: tiny
+    iterations: 40
+    setup: |
+      import functools
+      kept = []
+      @functools.lru_cache(maxsize=None)
+      def cached(n):
+          return [n]
+    run: |
+      kept.append([i])
+      cached(i)
+"#,
+    );
+    let (output, results) = project.run(&["tiny.yaml"]);
+    let tiny = scenario(&results, "tiny");
+    assert_eq!(tiny["verdict"], "leak", "{}", transcript(&output));
+    let json = &tiny["diagnosis"];
+    assert!(json["error"].is_null(), "{json:#}");
+    let diagnosis: Diagnosis = serde_json::from_value(json.clone()).unwrap();
+    assert!(
+        diagnosis.hints.iter().any(|hint| matches!(hint,
+            Hint::GrowingModuleContainer { module: None, name, kind, grew, .. }
+                if name == "kept" && kind == "list" && *grew > 0)),
+        "{json:#}"
+    );
+    assert!(
+        diagnosis.hints.iter().any(|hint| matches!(hint,
+            Hint::UnboundedLruCache { name, grew, .. }
+                if name.ends_with("cached") && *grew > 0)),
+        "{json:#}"
+    );
+    assert!(
+        !diagnosis
+            .hints
+            .iter()
+            .any(|hint| matches!(hint, Hint::Worded { .. })),
+        "{json:#}"
+    );
+    assert!(json["hints"][0]["message"].is_string(), "{json:#}");
+    assert!(json["hints"][0]["fix"].is_string(), "{json:#}");
 }

@@ -10,8 +10,10 @@ the measured iterations, and only for a scenario whose samples already say ``lea
     ... the other half ...
     finish(...)        checkpoint B, diffs, referrer chains, hints -> JSON for the Rust side
 
-Nothing here runs per iteration. Every container this module keeps between the checkpoints is a
-single string (JSON), and every object it creates is skipped by the census and by the referrer
+Hints are facts (the rule and what it saw); the Rust side words them for every report.
+
+Nothing here runs per iteration. The containers this module keeps between the checkpoints (the
+state of checkpoint A) and every object it creates are skipped by the census and by the referrer
 search, so the diagnosis never reports itself.
 """
 
@@ -44,8 +46,8 @@ LOOP_LINES = set()
 # (``regrtest -R``) does, takes that fill out of every figure. (3.13 renamed it.)
 clear_lookup_cache = getattr(sys, "_clear_internal_caches", None) or sys._clear_type_cache
 
-# Checkpoint A, kept as JSON strings: strings are not containers, so they add nothing to a
-# census or a referrer search.
+# Checkpoint A: a dict of flat dicts (strings and numbers), skipped by the census and the
+# referrer search by identity (``_parts``).
 _state = None
 
 _SITES = 10
@@ -148,16 +150,17 @@ def _source(file, line):
     return text or None
 
 
-def _sites(before, after, iterations):
+def _sites(sizes, counts, after, iterations):
+    """The sites whose live memory grew from checkpoint A (``sizes`` and ``counts`` by site key)
+    to ``after`` (``_site_statistics`` at B), most bytes first."""
     rows = []
     for key, (size, count, frames) in after.items():
         if not frames or frames[0][0] == "<unknown>":
             continue  # no Python frame: allocated by the Rust side of the harness
-        old = before.get(key, (0, 0, None))
-        size_diff = size - old[0]
+        size_diff = size - sizes.get(key, 0)
         if size_diff <= 0 or size_diff < iterations:  # under 1 B per iteration: noise
             continue
-        rows.append((size_diff, count - old[1], frames))
+        rows.append((size_diff, count - counts.get(key, 0), frames))
     rows.sort(key=lambda r: r[0], reverse=True)
     sites = []
     for size_diff, count_diff, frames in rows[:_SITES]:
@@ -386,7 +389,7 @@ def _own():
     """Objects of leakcheck itself that a census or a referrer search must not see."""
     own = [globals(), OWN_FILES]
     if _state is not None:
-        own.append(_state)
+        own.extend(_parts(_state))
     for name in ("_leakcheck_harness", "_leakcheck_holders"):
         module = sys.modules.get(name)
         if module is not None:
@@ -396,6 +399,19 @@ def _own():
         own.append(holders._holders)
     own.append(own)
     return own
+
+
+def _parts(state):
+    """Checkpoint A's containers: the state, its flat dicts, and gc's list of statistics and
+    its dicts. Skipped by identity, they are never counted by a census nor followed by the
+    referrer search; what they hold (strings and numbers) is reachable only through them."""
+    parts = [state]
+    for value in state.values():
+        if isinstance(value, (dict, list)):
+            parts.append(value)
+        if isinstance(value, list):
+            parts.extend(value)
+    return parts
 
 
 # --- hint state -------------------------------------------------------------------------------
@@ -464,24 +480,26 @@ def checkpoint(namespace):
     global _state
     _state = None
     clear_lookup_cache()
-    partial = json.dumps(
-        {
-            "sites": _site_statistics(),
-            "garbage": len(gc.garbage),
-            "lru": _lru_caches(),
-            "handlers": _buffering_handlers(),
-            "containers": _module_containers(namespace),
-        }
-    )
+    sites = _site_statistics()
+    # Only the figures B is compared with, in flat dicts of strings and numbers: few containers
+    # for the census and the referrer search to skip (see ``_parts``).
+    _state = {
+        "site_sizes": {key: entry[0] for key, entry in sites.items()},
+        "site_counts": {key: entry[1] for key, entry in sites.items()},
+        "garbage": len(gc.garbage),
+        "lru": {key: currsize for key, (_, _, currsize) in _lru_caches().items()},
+        "handlers": {key: size for key, (_, size) in _buffering_handlers().items()},
+        "containers": {key: size for key, (_, size) in _module_containers(namespace).items()},
+    }
+    del sites
     own = _own()
-    own.append(partial)
     census = _Census(own)
     counts = census.counts()
     census.clear()
     del census, own
-    types_json = json.dumps({_type_name(t): n for t, n in counts.items()})
+    _state["types"] = {_type_name(t): n for t, n in counts.items()}
     del counts
-    _state = f'{partial[:-1]}, "types": {types_json}, "gc": {json.dumps(gc.get_stats())}}}'
+    _state["gc"] = gc.get_stats()
 
 
 def finish(namespace, iterations, chain_seconds):
@@ -504,8 +522,7 @@ def finish(namespace, iterations, chain_seconds):
         "handlers": _buffering_handlers(),
         "containers": _module_containers(namespace),
     }
-    before = json.loads(_state)
-    skip.add(id(before))
+    before = _state
     notes = []
     if not tracemalloc.is_tracing():
         notes.append("tracemalloc was stopped by the scenario: no allocation sites")
@@ -516,7 +533,7 @@ def finish(namespace, iterations, chain_seconds):
         by_name[name] += n
         type_of[name] = t
     del counts
-    sites = _sites(before["sites"], sites_after, iterations)
+    sites = _sites(before["site_sizes"], before["site_counts"], sites_after, iterations)
 
     growth = []
     for name, after in by_name.items():
@@ -917,32 +934,36 @@ def _garbage(before, after_stats):
 
 
 def _hints(before, after, iterations, growth, found):
+    """Known causes recognised from the data, as facts: ``rule`` names the rule, the other
+    fields are what it saw. The Rust side words them (``diagnosis/view.rs``), once for every
+    report."""
     hints = []
-    per = lambda d: f"{d / iterations:.3g} per iteration"  # noqa: E731
 
     for key, (name, maxsize, currsize) in after["lru"].items():
         old = before["lru"].get(key)
         if old is None or maxsize is not None:
             continue
-        grew = currsize - old[2]
+        grew = currsize - old
         if grew > 0:
             hints.append(
                 {
                     "rule": "unbounded_lru_cache",
-                    "message": f"{name} is an lru_cache(maxsize=None) whose currsize grew by {grew} ({per(grew)})",
-                    "fix": f"bound it (@lru_cache(maxsize=N)) or call {name}.cache_clear() when its inputs go away",
+                    "name": name,
+                    "grew": grew,
+                    "per_iteration": grew / iterations,
                 }
             )
 
     for key, (name, size) in after["handlers"].items():
         old = before["handlers"].get(key)
-        if old is not None and size > old[1]:
-            grew = size - old[1]
+        if old is not None and size > old:
+            grew = size - old
             hints.append(
                 {
                     "rule": "buffering_handler",
-                    "message": f"a {name} buffered {grew} more records ({per(grew)}) without flushing",
-                    "fix": "give it a reachable capacity and a flush target (MemoryHandler(capacity, target=...)), or remove the handler when done",
+                    "handler": name,
+                    "grew": grew,
+                    "per_iteration": grew / iterations,
                 }
             )
 
@@ -950,68 +971,50 @@ def _hints(before, after, iterations, growth, found):
         old = before["containers"].get(key)
         if old is None or key in _OWN_CACHES:
             continue
-        grew = size - old[1]
+        grew = size - old
         # Growing with the iterations, not by a lazy import or two.
         if grew >= 3 and grew / iterations >= 0.2:
             owner, name = key.split("\0", 1)
-            where = "the scenario's global" if owner == "scenario" else f"module {owner} global"
             hints.append(
                 {
                     "rule": "growing_module_container",
-                    "message": f"{where} '{name}' ({kind}) grew by {grew} entries ({per(grew)})",
-                    "fix": (
-                        "bound it (collections.deque(maxlen=N), an LRU cache) or remove entries when they are no longer needed"
-                        if kind in ("list", "collections.deque")
-                        else "bound it (an LRU cache such as functools.lru_cache(maxsize=N) or cachetools.LRUCache) or remove entries when they are no longer needed"
-                    ),
+                    "module": None if owner == "scenario" else owner,
+                    "name": name,
+                    "kind": kind,
+                    "grew": grew,
+                    "per_iteration": grew / iterations,
                 }
             )
 
     grown = {name: diff for diff, name, _, _ in growth}
+
+    def named(names):
+        return [{"type_name": n, "grew": grown[n]} for n in names]
+
     pools = [n for n in grown if n in ("requests.sessions.Session", "urllib3.poolmanager.PoolManager")
              or n.startswith("urllib3.connectionpool.")]
     if pools:
-        hints.append(
-            {
-                "rule": "http_sessions",
-                "message": "HTTP sessions or connection pools grew: " + ", ".join(f"{n} +{grown[n]}" for n in pools),
-                "fix": "create one requests.Session and reuse it, or close each one (with requests.Session() as s: ...)",
-            }
-        )
+        hints.append({"rule": "http_sessions", "grown": named(pools)})
 
     numpy = sys.modules.get("numpy")
     if numpy is not None and found.get(numpy.ndarray):
         views = [a for a in found[numpy.ndarray] if isinstance(a.base, numpy.ndarray) and a.base.nbytes >= 4 * max(a.nbytes, 1)]
         if views:
             kept = sum(v.base.nbytes for v in views)
-            hints.append(
-                {
-                    "rule": "numpy_view_keeps_base",
-                    "message": f"{len(views)} growing numpy arrays are views keeping larger base arrays alive ({kept} bytes of bases among those sampled)",
-                    "fix": "store view.copy() instead of the view so the large base array can be freed",
-                }
-            )
+            hints.append({"rule": "numpy_view_keeps_base", "views": len(views), "base_bytes": kept})
 
-    # Growing classes recognised by what they define: (rule, the classes, what they are, why, fix).
+    # Growing classes recognised by what they define.
     by_class = [
         # SQLAlchemy instruments each mapped class with `_sa_class_manager`.
-        ("sqlalchemy_results_kept", _classes_defining("_sa_class_manager", grown, found),
-         "SQLAlchemy ORM objects", "",
-         "keep what the caller needs (ids, values, a count) instead of query(...).all() result lists, or bound what keeps them"),
+        ("sqlalchemy_results_kept", _classes_defining("_sa_class_manager", grown, found)),
         # An autograd node as micrograd (and, in spirit, PyTorch) builds it: its parents and the
         # closure that propagates its gradient, in its instance dict.
-        ("autograd_graph_kept", _autograd_nodes(grown, found),
-         "autograd graph nodes", " (a kept loss, or a running total of losses, keeps every step's graph)",
-         "keep the loss's number (loss.data; in PyTorch loss.item() or loss.detach()), not the loss"),
-        ("finalizer_keeps_object", _classes_defining("__del__", grown, found),
-         "objects of classes with __del__",
-         " (since Python 3.4 the collector frees cycles through __del__, unless something keeps them: the __del__ itself, say)",
-         "release resources with a context manager or weakref.finalize, and never store self (or what it holds) from __del__"),
+        ("autograd_graph_kept", _autograd_nodes(grown, found)),
+        ("finalizer_keeps_object", _classes_defining("__del__", grown, found)),
     ]
-    for rule, names, what, why, fix in by_class:
+    for rule, names in by_class:
         if names:
-            grew = ", ".join(f"{n} +{grown[n]}" for n in names)
-            hints.append({"rule": rule, "message": f"{what} stayed alive: {grew}{why}", "fix": fix})
+            hints.append({"rule": rule, "grown": named(names)})
     return hints
 
 

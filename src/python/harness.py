@@ -34,6 +34,7 @@ import site
 import sys
 import tracemalloc
 import traceback
+from collections import namedtuple
 
 _HARNESS_FILE = __file__ if "__file__" in globals() else "_leakcheck_harness"
 _diagnose.OWN_FILES.update(
@@ -257,60 +258,73 @@ def _stdlib_import(name):
         sys.path[:] = saved
 
 
-def prepare(spec):
-    """Set up ``sys.path``, compile the scenario and start tracemalloc.
+# What ``prepare`` is given: the Rust worker's ``PrepareSpec`` (src/worker/interpreter.rs), whose
+# fields these are, one for one (a name on one side only fails every ``prepare`` with a
+# TypeError naming it). name, file; setup, run, teardown (code or None) and lines (the file's
+# line where each starts, or None); call (a target or None), call_with_iteration; pytest (args,
+# node_id, rootdir, fixtures, or None); params ((name, JSON value) pairs); python_path;
+# site_packages (None, or the folders that replace our own site-packages); executable (the
+# Python subprocesses should use); frames (tracemalloc depth); trace (tracemalloc on now and
+# throughout: the scenario gates on it); the watchdog's iteration_started and
+# iterations_paused; seed (for ``random``, so "random" scenario data is the same on every rerun).
+Spec = namedtuple(
+    "Spec",
+    "name file setup run teardown lines call call_with_iteration pytest params python_path "
+    "site_packages executable frames trace iteration_started iterations_paused seed",
+)
+Lines = namedtuple("Lines", "setup run teardown")
+Pytest = namedtuple("Pytest", "args node_id rootdir fixtures")
+# One sample's Python-level figures, read by name by the worker's ``PythonSample``.
+Sample = namedtuple("Sample", "traced_bytes gc_objects allocated_blocks tracemalloc_overhead")
 
-    ``spec`` is a dict: name, file, setup, run, call, teardown (strings or None), lines (the
-    file's line where each of setup, run and teardown starts, or None), pytest
-    (a dict of args, node_id, rootdir and fixtures, or None),
-    python_path (list), site_packages (list or None: replace our own site-packages with these),
-    executable (the Python that subprocesses should use), frames (tracemalloc depth), trace
-    (start tracemalloc now and keep it on: the scenario gates on it), seed (for Python's
-    ``random``, so "random" scenario data is the same on every rerun).
-    """
+
+def prepare(fields):
+    """Set up ``sys.path``, compile the scenario and start tracemalloc; ``fields`` are a
+    ``Spec``'s, as a dict."""
     global _ns, _setup, _run, _call, _teardown, _loop, _iteration_started, _iterations_paused
     global _traced_throughout, _frames, _scenario_paths, _pytest
-    _iteration_started = spec["iteration_started"]
-    _iterations_paused = spec["iterations_paused"]
+    spec = Spec(**fields)
+    lines = Lines(**spec.lines)
+    _iteration_started = spec.iteration_started
+    _iterations_paused = spec.iterations_paused
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
     # which the runner keeps and shows with the crash.
     faulthandler.enable()
-    if spec["call"]:
+    if spec.call:
         # Only a `call` target needs these (inspect alone is ~4 ms of every worker's start);
         # imported here, before the scenario's paths are added, like every other harness import.
         import importlib, inspect  # noqa: F401
-    if spec["site_packages"] is not None:
+    if spec.site_packages is not None:
         own = set(site.getsitepackages())
         own.add(site.getusersitepackages())
         sys.path[:] = [p for p in sys.path if p not in own]
-        for folder in spec["site_packages"]:
+        for folder in spec.site_packages:
             site.addsitedir(folder)
-    _scenario_paths = tuple(spec["python_path"])
+    _scenario_paths = tuple(spec.python_path)
     sys.path[0:0] = _scenario_paths
-    sys.executable = spec["executable"]
-    sys.argv = [spec["file"]]
+    sys.executable = spec.executable
+    sys.argv = [spec.file]
 
-    label = f"{spec['file']} [{spec['name']}]"
-    lines = spec["lines"]
-    setup, run, teardown = (
-        _at_line(spec[part], lines[part]) for part in ("setup", "run", "teardown")
-    )
+    label = f"{spec.file} [{spec.name}]"
+    setup = _at_line(spec.setup, lines.setup)
+    run = _at_line(spec.run, lines.run)
+    teardown = _at_line(spec.teardown, lines.teardown)
     _setup = _compile(setup, f"<{label} setup>") if setup else None
     _run = _compile(run, f"<{label} run>") if run else None
     _teardown = _compile(teardown, f"<{label} teardown>") if teardown else None
     _ns = {"__name__": "__scenario__", "__builtins__": builtins, "i": 0}
-    for key, value in spec["params"]:
+    for key, value in spec.params:
         _ns[key] = json.loads(value)
     _loop = _loop_function(run, f"<{label} run>") if run else None
 
-    random.seed(spec["seed"])
-    _traced_throughout = spec["trace"]
-    _frames = spec["frames"]
+    random.seed(spec.seed)
+    _traced_throughout = spec.trace
+    _frames = spec.frames
     if _traced_throughout:
         trace_begin()
-    if spec["call"]:
-        _call = _resolve_call(spec["call"], spec["call_with_iteration"])
-    _pytest = spec["pytest"]
+    if spec.call:
+        _call = _resolve_call(spec.call, spec.call_with_iteration)
+    _pytest = Pytest(**spec.pytest) if spec.pytest is not None else None
 
 
 def run_setup():
@@ -327,9 +341,7 @@ def run_setup():
         _exec(_setup, _ns)
     if _pytest is not None:
         # Collection imports the test module and its conftests: setup, before the heap freezes.
-        _pytest_item.start(
-            _pytest["args"], _pytest["node_id"], _pytest["rootdir"], _pytest["fixtures"]
-        )
+        _pytest_item.start(_pytest.args, _pytest.node_id, _pytest.rootdir, _pytest.fixtures)
         _call = _pytest_item.iterate
     _gc_collect()
     gc.freeze()
@@ -405,8 +417,8 @@ def sample():
     """Clear the attribute lookup cache (see ``_diagnose.clear_lookup_cache``) and collect
     garbage, then read the Python-level metrics.
 
-    Returns ``(traced_bytes, gc_objects, allocated_blocks, tracemalloc_overhead)``; traced bytes
-    are 0 outside a traced window. The overhead is what tracemalloc itself holds in the C
+    Returns a ``Sample`` (traced_bytes, gc_objects, allocated_blocks, tracemalloc_overhead);
+    traced bytes are 0 outside a traced window. The overhead is what tracemalloc itself holds in the C
     allocator (its traces and tracebacks, growing with the live blocks it traces): the worker
     takes it off the ``malloc`` figure, which would otherwise grow with any traced growth.
     Blocks are read before the object list is built so that list never counts; the few objects
@@ -419,7 +431,7 @@ def sample():
     overhead = _tm_get_tracemalloc_memory()
     blocks = _getallocatedblocks()
     objects = _len(_gc_get_objects())
-    return (traced, objects, blocks, overhead)
+    return Sample(traced, objects, blocks, overhead)
 
 
 def _check():

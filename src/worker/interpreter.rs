@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::path::Path;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyTuple};
 
 use crate::fork_server::Warm;
 use crate::protocol::{Phase, PythonEnvironment, WorkerRequest};
@@ -87,10 +87,15 @@ pub struct ScenarioFailure {
     pub skipped: bool,
 }
 
-/// Python-level metrics of one sample.
+/// Python-level metrics of one sample: the harness's `Sample` named tuple, read by field name
+/// (pyo3 interns the names, so reading them creates no string per sample; see [`Interpreter`]).
+#[derive(FromPyObject)]
 pub struct PythonSample {
+    /// Bytes tracemalloc traces (0 outside a traced window).
     pub traced_bytes: f64,
+    /// Objects the collector tracks.
     pub gc_objects: f64,
+    /// `sys.getallocatedblocks()`.
     pub allocated_blocks: f64,
     /// Bytes tracemalloc itself holds in the C allocator (0 when it is off).
     pub tracemalloc_overhead: f64,
@@ -285,18 +290,11 @@ impl Interpreter {
     pub fn sample(&self) -> Result<PythonSample, ScenarioFailure> {
         Python::attach(|py| {
             let harness = self.harness.bind(py);
-            let values = self
-                .entry_sample
+            self.entry_sample
                 .bind(py)
                 .call0()
-                .and_then(|v| v.extract::<(f64, f64, f64, f64)>())
-                .map_err(|err| describe_with(py, harness, err, Phase::Measure, None))?;
-            Ok(PythonSample {
-                traced_bytes: values.0,
-                gc_objects: values.1,
-                allocated_blocks: values.2,
-                tracemalloc_overhead: values.3,
-            })
+                .and_then(|v| v.extract::<PythonSample>())
+                .map_err(|err| describe_with(py, harness, err, Phase::Measure, None))
         })
     }
 
@@ -493,39 +491,73 @@ fn precompiled<'py>(py: Python<'py>, bytecode: &[u8]) -> PyResult<Option<Bound<'
     loads.call1((PyBytes::new(py, code),)).map(Some)
 }
 
-fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'py, PyDict>> {
+/// What the harness's `prepare` is given, converted into a dict with one key a field (pyo3's
+/// derive) and read there as its `Spec` named tuple, whose field names are these: a field
+/// added, renamed or dropped on one side only fails every scenario's `prepare` at once, naming
+/// it, rather than reading as a silent `None`.
+#[derive(IntoPyObject)]
+struct PrepareSpec<'py> {
+    /// The scenario's name, for its code's pseudo-filenames.
+    name: String,
+    /// The scenario file: `sys.argv[0]` and the pseudo-filenames.
+    file: String,
+    /// The `setup`, `run` and `teardown` code (`None` when absent).
+    setup: Option<String>,
+    run: Option<String>,
+    teardown: Option<String>,
+    /// The file's line where each of them starts.
+    lines: Lines,
+    /// A `call` target, `package.module:attr`.
+    call: Option<String>,
+    /// Whether the call target is given the iteration number.
+    call_with_iteration: bool,
+    /// A `pytest` workload, else `None`.
+    pytest: Option<PytestSpec>,
+    /// The scenario's `params`, each value as JSON.
+    params: Vec<(String, String)>,
+    /// Folders put in front of `sys.path`.
+    python_path: Vec<String>,
+    /// Another environment's site-packages, replacing the embedded interpreter's own; `None`
+    /// to keep them.
+    site_packages: Option<Vec<String>>,
+    /// The Python that subprocesses should use (`sys.executable`).
+    executable: String,
+    /// Depth of tracemalloc's tracebacks outside the diagnosis.
+    frames: u32,
+    /// Whether tracemalloc runs throughout (the scenario gates on it).
+    trace: bool,
+    /// The watchdog's hooks (see `guard.rs`).
+    iteration_started: Bound<'py, PyCFunction>,
+    iterations_paused: Bound<'py, PyCFunction>,
+    /// Seed of Python's `random`.
+    seed: u64,
+}
+
+/// The scenario file's line where each code block starts, when it has one.
+#[derive(IntoPyObject)]
+struct Lines {
+    setup: Option<usize>,
+    run: Option<usize>,
+    teardown: Option<usize>,
+}
+
+/// A `pytest` workload: `args` (the test's node id under its rootdir), `node_id`, `rootdir`
+/// and `fixtures` (`iteration` or `scenario`).
+#[derive(IntoPyObject)]
+struct PytestSpec {
+    args: Vec<String>,
+    node_id: String,
+    rootdir: String,
+    fixtures: &'static str,
+}
+
+fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<PrepareSpec<'py>> {
     let scenario = &request.scenario;
-    let spec = PyDict::new(py);
-    spec.set_item("name", &scenario.name)?;
-    spec.set_item("file", scenario.file.display().to_string())?;
-    spec.set_item("setup", scenario.setup.as_deref())?;
     let (run, call) = match &scenario.body {
-        Body::Run(code) => (Some(code.as_str()), None),
-        Body::Call(target) => (None, Some(target.as_str())),
+        Body::Run(code) => (Some(code.clone()), None),
+        Body::Call(target) => (None, Some(target.clone())),
         Body::Pytest(_) => (None, None),
     };
-    spec.set_item("run", run)?;
-    spec.set_item("call", call)?;
-    spec.set_item("pytest", pytest_spec(py, &scenario.body)?)?;
-    spec.set_item("call_with_iteration", scenario.call_with_iteration)?;
-    let params: Vec<(String, String)> = scenario
-        .params
-        .iter()
-        .map(|(key, value)| (key.clone(), value.to_string()))
-        .collect();
-    spec.set_item("params", params)?;
-    spec.set_item("teardown", scenario.teardown.as_deref())?;
-    let lines = PyDict::new(py);
-    lines.set_item("setup", scenario.code_lines.setup)?;
-    lines.set_item("run", scenario.code_lines.run)?;
-    lines.set_item("teardown", scenario.code_lines.teardown)?;
-    spec.set_item("lines", lines)?;
-    let python_path: Vec<String> = scenario
-        .python_path
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    spec.set_item("python_path", python_path)?;
     let (site_packages, executable) = match &request.environment {
         Some(env) if env.native => (None, env.executable.display().to_string()),
         Some(env) => (
@@ -539,25 +571,42 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Bound<'
         ),
         None => (None, env!("LEAKCHECK_BUILD_PYTHON").to_string()),
     };
-    spec.set_item("site_packages", site_packages)?;
-    spec.set_item("executable", executable)?;
-    spec.set_item("frames", TRACEMALLOC_FRAMES)?;
-    spec.set_item("trace", sampling::traced_throughout(&scenario.gate))?;
-    spec.set_item(
-        "iteration_started",
-        wrap_pyfunction!(super::guard::iteration_started, py)?,
-    )?;
-    spec.set_item(
-        "iterations_paused",
-        wrap_pyfunction!(super::guard::iterations_paused, py)?,
-    )?;
-    spec.set_item("seed", request.options.seed)?;
-    Ok(spec)
+    Ok(PrepareSpec {
+        name: scenario.name.clone(),
+        file: scenario.file.display().to_string(),
+        setup: scenario.setup.clone(),
+        run,
+        teardown: scenario.teardown.clone(),
+        lines: Lines {
+            setup: scenario.code_lines.setup,
+            run: scenario.code_lines.run,
+            teardown: scenario.code_lines.teardown,
+        },
+        call,
+        call_with_iteration: scenario.call_with_iteration,
+        pytest: pytest_spec(&scenario.body)?,
+        params: scenario
+            .params
+            .iter()
+            .map(|(key, value)| (key.clone(), value.to_string()))
+            .collect(),
+        python_path: scenario
+            .python_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        site_packages,
+        executable,
+        frames: TRACEMALLOC_FRAMES,
+        trace: sampling::traced_throughout(&scenario.gate),
+        iteration_started: wrap_pyfunction!(super::guard::iteration_started, py)?,
+        iterations_paused: wrap_pyfunction!(super::guard::iterations_paused, py)?,
+        seed: request.options.seed,
+    })
 }
 
-/// A `pytest` workload as the harness's `prepare` reads it: `args` (the test's node id under
-/// its rootdir), `node_id`, `rootdir` and `fixtures`; `None` for other workloads.
-fn pytest_spec<'py>(py: Python<'py>, body: &Body) -> PyResult<Option<Bound<'py, PyDict>>> {
+/// A `pytest` workload as the harness's `prepare` reads it; `None` for other workloads.
+fn pytest_spec(body: &Body) -> PyResult<Option<PytestSpec>> {
     let Body::Pytest(test) = body else {
         return Ok(None);
     };
@@ -567,17 +616,16 @@ fn pytest_spec<'py>(py: Python<'py>, body: &Body) -> PyResult<Option<Bound<'py, 
             test.selection
         )));
     };
-    let spec = PyDict::new(py);
     let rootdir = collected.rootdir.display().to_string();
-    spec.set_item("args", vec![format!("{rootdir}/{}", collected.node_id)])?;
-    spec.set_item("node_id", &collected.node_id)?;
-    spec.set_item("rootdir", rootdir)?;
-    let fixtures = match test.fixtures {
-        Fixtures::Iteration => "iteration",
-        Fixtures::Scenario => "scenario",
-    };
-    spec.set_item("fixtures", fixtures)?;
-    Ok(Some(spec))
+    Ok(Some(PytestSpec {
+        args: vec![format!("{rootdir}/{}", collected.node_id)],
+        node_id: collected.node_id.clone(),
+        rootdir,
+        fixtures: match test.fixtures {
+            Fixtures::Iteration => "iteration",
+            Fixtures::Scenario => "scenario",
+        },
+    }))
 }
 
 /// Describes an error raised before the harness could format it.

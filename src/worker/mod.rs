@@ -290,12 +290,11 @@ fn diagnose_window(
     let clock = Instant::now();
     let half = (request.scenario.iterations / 2).clamp(10, 500);
     // A failure of the diagnosis code itself must not turn a measured verdict into an error:
-    // it becomes a note. Exceptions from the scenario's own iterations stay scenario errors.
+    // it is recorded as the diagnosis's `error`. Exceptions from the scenario's own iterations
+    // stay scenario errors.
     let failed = |what: String| Diagnosis {
         iterations: half,
-        notes: vec![format!(
-            "the diagnosis could not be completed ({what}); the verdict is unaffected"
-        )],
+        error: Some(what),
         ..Diagnosis::default()
     };
     if let Err(failure) = interpreter.diagnose_begin(request.options.frames) {

@@ -3,14 +3,13 @@
 //! windows of iterations
 //! under memray (`src/python/native.py`) name the native allocations that grew with the window.
 //! It never changes the verdict, and without memray in the scenario's environment it only
-//! leaves a note saying what to install.
+//! records the gap ([`NativeGap`]), which the reports word with what to install.
 
 use std::time::Instant;
 
-use crate::diagnosis::{Diagnosis, NativeDiagnosis};
+use crate::diagnosis::{Diagnosis, NativeDiagnosis, NativeGap, NativeWindow};
 use crate::metric::Metric;
 use crate::protocol::{Phase, WorkerRequest};
-use crate::units::format_bytes;
 
 use super::Failure;
 use super::interpreter::Interpreter;
@@ -23,7 +22,8 @@ pub(super) fn unexplained(diagnosis: &Diagnosis, growth: f64) -> Option<f64> {
         .sites
         .iter()
         .map(|site| site.bytes_per_iteration.max(0.0))
-        .sum();
+        // From +0.0: an empty `sum()` of floats is -0.0, which results.json would show.
+        .fold(0.0, |sum, bytes| sum + bytes);
     (traced < growth / 2.0).then_some(traced)
 }
 
@@ -34,11 +34,12 @@ fn window_lengths(iterations: u64) -> [u64; 2] {
     [short, 3 * short]
 }
 
-/// Runs the native windows from iteration `start` when memray is importable and attaches what
-/// they found to `diagnosis` (`growth`: the metric and its growth per iteration that the traced
-/// sites do not explain), with a note on the native memory either way. Returns the iteration
-/// reached. A failure of memray or of the native code itself becomes a note; an exception of
-/// the scenario's own iterations stays a scenario error, as in the diagnosis window.
+/// Runs the native windows from iteration `start` when memray is importable and records on
+/// `diagnosis` the gap (`growth`: the metric and its growth per iteration that the traced sites,
+/// `traced` per iteration, do not explain), what the windows made of it, and the sites they
+/// found. Returns the iteration reached. A failure of memray or of the native code itself is
+/// recorded in the gap's window; an exception of the scenario's own iterations stays a scenario
+/// error, as in the diagnosis window.
 pub(super) fn diagnose(
     interpreter: &Interpreter,
     request: &WorkerRequest,
@@ -47,29 +48,30 @@ pub(super) fn diagnose(
     traced: f64,
     diagnosis: &mut Diagnosis,
 ) -> Result<u64, Failure> {
-    let what = match metric {
-        Metric::Rss => "resident memory (rss)",
-        _ => "the C allocator (malloc)",
-    };
-    let unexplained = format!(
-        "{what} grew {}/iter, of which the traced allocation sites account for {}/iter: the \
-         rest is native memory (a C extension, ctypes or a native library) that tracemalloc \
-         cannot see",
-        format_bytes(growth),
-        format_bytes(traced)
-    );
+    let (done, window) = run_windows(interpreter, request, start, diagnosis)?;
+    diagnosis.native_gap = Some(NativeGap {
+        metric,
+        bytes_per_iteration: growth,
+        traced_bytes_per_iteration: traced,
+        window,
+    });
+    Ok(done)
+}
+
+/// The native windows themselves: the iteration reached and how they went.
+fn run_windows(
+    interpreter: &Interpreter,
+    request: &WorkerRequest,
+    start: u64,
+    diagnosis: &mut Diagnosis,
+) -> Result<(u64, NativeWindow), Failure> {
     let version = interpreter.native_version().unwrap_or_default();
     if version.is_empty() {
-        diagnosis.notes.push(format!(
-            "{unexplained}; install memray into the scenario's environment (`{} -m pip install \
-             memray`, Linux only) and leakcheck names the native allocation sites that grew, \
-             with the Python line that called into them",
-            request.environment.as_ref().map_or_else(
-                || "python3".to_string(),
-                |env| env.executable.display().to_string()
-            )
-        ));
-        return Ok(start);
+        let python = request.environment.as_ref().map_or_else(
+            || "python3".to_string(),
+            |env| env.executable.display().to_string(),
+        );
+        return Ok((start, NativeWindow::MemrayMissing { python }));
     }
     let clock = Instant::now();
     let lengths = window_lengths(request.scenario.iterations);
@@ -79,21 +81,16 @@ pub(super) fn diagnose(
     {
         Ok(folder) => folder,
         Err(err) => {
-            diagnosis.notes.push(format!(
-                "{unexplained}; the native window could not run (temporary folder: {err})"
-            ));
-            return Ok(start);
+            let reason = format!("temporary folder: {err}");
+            return Ok((start, NativeWindow::NotRun { reason }));
         }
     };
     let path = folder.path().to_string_lossy().into_owned();
     let mut done = start;
     for (index, length) in (0u32..).zip(lengths) {
         if let Err(failure) = interpreter.native_begin(&path, index) {
-            diagnosis.notes.push(format!(
-                "{unexplained}; the native window could not run ({})",
-                failure.message
-            ));
-            return Ok(done);
+            let reason = failure.message;
+            return Ok((done, NativeWindow::NotRun { reason }));
         }
         let ran = interpreter.run_chunk(Phase::Diagnose, done, done + length);
         // The tracker stops before an error of the scenario's is reported.
@@ -101,11 +98,8 @@ pub(super) fn diagnose(
         ran?;
         done += length;
         if let Err(failure) = ended {
-            diagnosis.notes.push(format!(
-                "{unexplained}; the native window could not be completed ({})",
-                failure.message
-            ));
-            return Ok(done);
+            let reason = failure.message;
+            return Ok((done, NativeWindow::NotCompleted { reason }));
         }
     }
     let found = interpreter
@@ -114,25 +108,21 @@ pub(super) fn diagnose(
         .and_then(|json| {
             serde_json::from_str::<NativeDiagnosis>(&json).map_err(|err| err.to_string())
         });
-    match found {
+    let window = match found {
         Ok(mut native) => {
             // The whole window, its iterations included: they run only for it.
             native.cost_secs = clock.elapsed().as_secs_f64();
-            diagnosis.notes.push(if native.sites.is_empty() {
-                format!(
-                    "{unexplained}; memray saw no native allocation grow with the window (it \
-                     misses calls through pointers from dlsym, such as ctypes makes)"
-                )
+            let window = if native.sites.is_empty() {
+                NativeWindow::NothingGrew
             } else {
-                format!("{unexplained}; the native sites above are memray's")
-            });
+                NativeWindow::Found
+            };
             diagnosis.native = Some(native);
+            window
         }
-        Err(message) => diagnosis.notes.push(format!(
-            "{unexplained}; the native window could not be read ({message})"
-        )),
-    }
-    Ok(done)
+        Err(reason) => NativeWindow::Unreadable { reason },
+    };
+    Ok((done, window))
 }
 
 #[cfg(test)]
