@@ -119,6 +119,8 @@ pub struct MetricView {
     pub tolerance: String,
     /// The growth in a table cell: `36 B ±0.4*`, `flat after 240` (see [`compact_growth`]).
     pub compact: String,
+    /// The same cell without its interval, `36 B*`, for a table that must be narrower.
+    pub bare: String,
     /// The growth per iteration alone, `36 B`, without a fit `None`.
     pub slope: Option<String>,
     /// The metric's call: `grows`, `within`, `unclear`, `no fit`.
@@ -298,7 +300,8 @@ impl<'r> ScenarioView<'r> {
                         interval: interval(m, analysis),
                         confidence: percent(scenario.confidence_of(metric, results.confidence)),
                         tolerance: tolerance(m),
-                        compact: compact_growth(m, analysis),
+                        compact: compact_growth(m, analysis, true),
+                        bare: compact_growth(m, analysis, false),
                         slope: Growth::decided(m, analysis)
                             .map(|fit| format_quantity(fit.slope, m.unit)),
                         call: call_name(m),
@@ -531,7 +534,12 @@ pub fn lopsided(growth: Growth) -> bool {
 /// used (least squares for results written before it existed), the half-width of its
 /// interval (the interval itself when lopsided), and a star for gated metrics; `flat after N`
 /// for growth that stopped, `floor flat` for swings around a flat level; `-` without a fit.
-pub fn compact_growth(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
+/// Without `with_interval`, the slope and the star alone (`36 B*`).
+pub fn compact_growth(
+    result: &MetricResult,
+    analysis: Option<&MetricAnalysis>,
+    with_interval: bool,
+) -> String {
     let gated = if result.gated { "*" } else { "" };
     if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
         return format!("flat after {:.0}{gated}", plateau.until);
@@ -540,6 +548,9 @@ pub fn compact_growth(result: &MetricResult, analysis: Option<&MetricAnalysis>) 
         return format!("floor flat{gated}");
     }
     match Growth::decided(result, analysis) {
+        Some(fit) if !with_interval => {
+            format!("{}{gated}", format_quantity(fit.slope, result.unit))
+        }
         Some(fit) if lopsided(fit) => format!(
             "{} [{}, {}]{gated}",
             format_quantity(fit.slope, result.unit),
