@@ -484,3 +484,43 @@ fn absolute_scenario_paths_under_the_working_directory_are_reported_relative() {
         "{junit}"
     );
 }
+
+#[test]
+fn an_absolute_report_folder_and_a_python_path_library_are_reported_relative() {
+    // JUnit's report link and the top allocation site in JUnit, the HTML report and the
+    // terminal, for a CI job that passes `--report-dir $PWD/reports` and a library found
+    // through `python_path: [../mylib]`: no path of the machine that ran it.
+    let project = Project::new();
+    project.write(
+        "mylib/db.py",
+        "_cache = {}\n\n\ndef query(i):\n    _cache[i] = str(i) * 4\n",
+    );
+    project.write(
+        "leaks/a.yaml",
+        "name: grows\npython_path: [../mylib]\nsetup: import db\nrun: db.query(i)\n",
+    );
+    let reports = project.path().join("reports");
+    let output = project.leakcheck(&[
+        "run",
+        "leaks/a.yaml",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
+    let machine = project.path().to_str().unwrap();
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("report: reports/index.html#s0-grows"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("top allocation site mylib/db.py:5 +"),
+        "{junit}"
+    );
+    assert!(!junit.contains(machine), "{junit}");
+    let html = std::fs::read_to_string(reports.join("index.html")).unwrap();
+    assert!(html.contains("mylib/db.py:5"));
+    assert!(!html.contains(machine), "the HTML report names {machine}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("  mylib/db.py:5\n"), "{stdout}");
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::view::{self, RunView, ScenarioView};
+use super::view::{RunView, ScenarioView};
 use super::{Exporter, Outputs, Target};
 use crate::compare::Change;
 
@@ -116,13 +116,13 @@ pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
                 .chain(site.caller.as_ref().map(|c| (c.file.as_str(), c.line)))
                 .find_map(|(file, line)| Some((repo_path(file, workspace)?, line)))
         });
-        if let (Some(site), Some((file, line))) = (site, place) {
+        if let (Some((file, line)), Some(top)) = (place, row.top_site()) {
             lines.push(command(
                 "error",
                 &file,
                 line as usize,
                 &format!("leakcheck: {} allocates here", scenario.name),
-                &format!("{} — {}", view::site_line(site), scenario.reason),
+                &format!("{top} — {}", scenario.reason),
             ));
         }
     }

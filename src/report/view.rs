@@ -7,7 +7,7 @@
 //! re-derives a figure or words a headline of its own.
 
 use crate::compare::{self, Change, Comparison, Growth, ScenarioComparison, Shift};
-use crate::diagnosis::{AllocationSite, Diagnosis, DiagnosisView};
+use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::scenario::Expect;
@@ -325,11 +325,18 @@ impl<'r> ScenarioView<'r> {
             Some(why) => format!("{why}: {}", self.result.reason),
             None => self.result.reason.clone(),
         };
-        if let Some(site) = self.result.diagnosis.as_ref().and_then(top_site) {
+        if let Some(site) = self.top_site() {
             message.push_str("; top allocation site ");
             message.push_str(&site);
         }
         message
+    }
+
+    /// The allocation site that grew most, in one line:
+    /// `shop/prices.py:12 +217 B/iter: _seen.append(quote)`.
+    pub fn top_site(&self) -> Option<String> {
+        let site = self.diagnosis.as_ref()?.sites.first()?;
+        Some(site.one_line())
     }
 
     /// Every metric's growth on its own line (see [`MetricView::line`]).
@@ -581,37 +588,6 @@ pub fn interval(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Str
 /// `8 B/iter`: a tolerance with its unit.
 pub fn tolerance(metric: &MetricResult) -> String {
     format!("{}/iter", format_quantity(metric.tolerance, metric.unit))
-}
-
-/// The allocation site that grew most, in one line:
-/// `shop/prices.py:12 +217 B/iter: _seen.append(quote)`.
-pub fn top_site(diagnosis: &Diagnosis) -> Option<String> {
-    diagnosis.sites.first().map(site_line)
-}
-
-/// One allocation site in one line, with the user's calling line when the allocation happens in
-/// the standard library: `…/logging/__init__.py:311 +96 B/iter: self.msg = msg (called from
-/// shop/audit.py:12)`.
-pub fn site_line(site: &AllocationSite) -> String {
-    let mut line = format!(
-        "{}:{} +{}/iter",
-        site.file,
-        site.line,
-        format_quantity(site.bytes_per_iteration, Unit::Bytes)
-    );
-    if let Some(code) = site
-        .code
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        line.push_str(": ");
-        line.push_str(code);
-    }
-    if let Some(caller) = &site.caller {
-        line.push_str(&format!(" (called from {}:{})", caller.file, caller.line));
-    }
-    line
 }
 
 /// `grows`, `within`, `unclear`, `no fit`.
