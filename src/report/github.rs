@@ -188,15 +188,10 @@ fn repo_path(file: &str, workspace: Option<&Path>) -> Option<String> {
 /// The Markdown summary: headline, counts, baseline changes, then every scenario, failures
 /// first.
 pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
-    let results = run.results;
     let mut md = String::new();
     let mark = if run.all_ok { "✅" } else { "❌" };
     md.push_str(&format!("## leakcheck: {mark} {}\n\n", run.headline));
-    md.push_str(&format!(
-        "{} · {:.1} s\n\n",
-        run.counts_text(" · "),
-        results.duration_secs
-    ));
+    md.push_str(&format!("{}\n\n", run.counts_and_time()));
     if let Some(comparison) = &run.comparison {
         md.push_str(&format!(
             "### Compared with baseline {}\n\n",

@@ -174,6 +174,16 @@ impl<'r> RunView<'r> {
             .join(separator)
     }
 
+    /// `5 pass · 4 leak · 0 inconclusive · 1 error · 0.9 s`: the counts line of the Markdown
+    /// formats.
+    pub fn counts_and_time(&self) -> String {
+        format!(
+            "{} · {:.1} s",
+            self.counts_text(" · "),
+            self.results.duration_secs
+        )
+    }
+
     /// `16 scenarios: 9 pass, 5 leak, 0 inconclusive, 0 error; 0 not as expected`: the
     /// closing line of the terminal summary and of `leakcheck merge`.
     pub fn tally(&self) -> String {
