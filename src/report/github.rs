@@ -246,7 +246,7 @@ fn outcome(row: &ScenarioView) -> String {
 
 /// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML, no control
 /// characters.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     super::untrusted::annotation(text)
         .replace('&', "&amp;")
         .replace('<', "&lt;")

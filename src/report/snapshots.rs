@@ -158,6 +158,13 @@ fn github_annotations_and_step_summaries_match_their_snapshots() {
 }
 
 #[test]
+fn markdown_summaries_match_their_snapshots() {
+    each_fixture("summary.md.snap", |results| {
+        exported(&super::markdown::MarkdownExporter, results)
+    });
+}
+
+#[test]
 fn html_reports_match_their_snapshots() {
     each_fixture("html.snap", |results| {
         exported(&super::html::HtmlExporter, results)
