@@ -524,3 +524,26 @@ fn an_absolute_report_folder_and_a_python_path_library_are_reported_relative() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("  mylib/db.py:5\n"), "{stdout}");
 }
+
+#[test]
+fn a_scenario_with_skip_is_reported_skipped_with_its_reason_and_never_runs() {
+    let project = Project::new();
+    project.write(
+        "s.yaml",
+        "defaults:\n  iterations: 20\nscenarios:\n  - name: later\n    skip: \"flaky on 3.13 until #42\"\n    \
+         run: raise SystemExit(3)\n  - name: now\n    run: x = [i]\n",
+    );
+    let (output, results) = project.run(&["s.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    let later = scenario(&results, "later");
+    assert_eq!(later["verdict"], "skipped");
+    assert_eq!(later["reason"], "flaky on 3.13 until #42");
+    assert_eq!(later["iterations_done"], 0);
+    assert_eq!(scenario(&results, "now")["verdict"], "pass");
+    // A reason is text: anything else is an error at its line.
+    project.write("bad.yaml", "name: bad\nskip: [1]\nrun: pass\n");
+    let output = project.leakcheck(&["run", "bad.yaml"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("bad.yaml:2"), "{log}");
+}

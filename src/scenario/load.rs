@@ -685,6 +685,7 @@ impl Checker<'_> {
             params: Vec::new(),
             call_with_iteration: s.call_with_iteration.is_some_and(|g| g.value),
             max_iterations_set: s.max_iterations.is_some(),
+            skip: s.skip.map(|g| g.value),
         };
         // One scenario per parameter set, named `name[key=value,...]`.
         match param_sets {

@@ -235,7 +235,7 @@ fn unknown_keys_suggest_the_closest_one() {
         "3:1: unknown key `zzz` in scenario `a` (expected one of: name, description, setup, run, \
          call, pytest, fixtures, teardown, iterations, max_iterations, warmup, sample_every, \
          python_path, timeout, iteration_timeout, max_rss, gate, tolerance, expect, tags, params, \
-         call_with_iteration)"
+         call_with_iteration, skip)"
     );
 }
 
