@@ -406,6 +406,12 @@ scenarios:
     );
     let traceback = broken["traceback"].as_str().unwrap();
     assert_eq!(traceback.matches("y = (").count(), 1, "{traceback}");
+    // At the scenario file's own line, not the block's.
+    let line = common::line_of(&written, "y = (");
+    assert!(
+        traceback.contains(&format!("[does-not-compile] run>\", line {line}\n")),
+        "{traceback}"
+    );
 }
 
 #[test]
