@@ -240,6 +240,18 @@ fn unknown_keys_suggest_the_closest_one() {
 }
 
 #[test]
+fn call_with_iteration_is_refused_for_a_workload_that_is_not_a_call() {
+    assert_eq!(
+        one_error("name: a\nrun: x = [i]\ncall_with_iteration: true\n"),
+        "3:1: key `call_with_iteration` in scenario `a`: only a `call` workload is passed the \
+         iteration number (`run` code sees it as `i`); this scenario uses `run`"
+    );
+    // A call takes it; `false` says nothing either way.
+    load_ok("name: a\ncall: json:dumps\ncall_with_iteration: true\n");
+    load_ok("name: a\nrun: pass\ncall_with_iteration: false\n");
+}
+
+#[test]
 fn top_level_keys_are_checked_in_the_list_form() {
     assert_eq!(
         one_error("iterations: 5\nscenarios:\n  - name: a\n    run: pass\n"),
