@@ -553,3 +553,53 @@ fn a_scenario_with_skip_is_reported_skipped_with_its_reason_and_never_runs() {
     assert_eq!(output.status.code(), Some(2), "{log}");
     assert!(log.contains("bad.yaml:2"), "{log}");
 }
+
+#[test]
+fn on_a_100_column_terminal_the_table_starts_on_its_own_line_and_fits() {
+    // Progress bars are drawn only on a terminal: `script` gives the run one, 100 columns wide.
+    // The last scenario's line once lacked its newline (the table header followed it), and the
+    // table was 103 to 108 columns wide.
+    let script = std::path::Path::new("/usr/bin/script");
+    if !common::required(
+        "script (util-linux)",
+        script.exists(),
+        "apt-get install -y util-linux",
+    ) {
+        return;
+    }
+    let project = Project::new();
+    project.write(
+        "s.yaml",
+        "defaults:\n  iterations: 20\nscenarios:\n  - name: a-scenario-with-a-rather-long-name-indeed\n    \
+         run: x = [i]\n  - name: another-scenario-with-a-long-name\n    run: y = str(i)\n",
+    );
+    let leakcheck = assert_cmd::cargo::cargo_bin("leakcheck");
+    let command = format!(
+        "stty cols 100 rows 40; {} run s.yaml --report-dir reports --no-diagnose",
+        leakcheck.display()
+    );
+    let output = std::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let plain = console::strip_ansi_codes(&text).replace("\r\n", "\n");
+    assert_eq!(output.status.code(), Some(0), "{plain}");
+    let header = plain
+        .find("scenario ")
+        .unwrap_or_else(|| panic!("no table: {plain}"));
+    assert!(
+        plain[..header].ends_with('\n'),
+        "the header shares a line: {plain:?}"
+    );
+    let table = plain[header..].lines().take_while(|line| !line.is_empty());
+    for line in table {
+        let line = line.rsplit('\r').next().unwrap_or(line);
+        assert!(
+            console::measure_text_width(line) <= 100,
+            "too wide: {line:?}"
+        );
+    }
+}
