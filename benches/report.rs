@@ -167,6 +167,7 @@ fn scenario(index: usize, shape: Shape) -> Scenario {
         iterations,
         max_iterations: MEASURED,
         max_iterations_set: true,
+        skip: None,
         warmup: WARMUP,
         sample_every: 1,
         python_path: vec![PathBuf::from("scenarios/pylib")],

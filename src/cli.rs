@@ -147,7 +147,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
-    /// Folder for index.html, results.json and junit.xml (created if missing). Default: the
+    /// Folder for index.html, results.json, junit.xml and summary.md (created if missing). Default: the
     /// configuration's `report_dir`, else `reports`.
     #[arg(long, value_name = "DIR", env = "LEAKCHECK_REPORT_DIR")]
     pub report_dir: Option<PathBuf>,
@@ -253,7 +253,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
 
-    /// Write every report (index.html, results.json, junit.xml) into this folder. Default: the
+    /// Write every report (index.html, results.json, junit.xml, summary.md) into this folder. Default: the
     /// folder of RESULTS.json, unless --html is given. RESULTS.json itself is never replaced.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,

@@ -324,3 +324,30 @@ scenarios:
     assert!(json["hints"][0]["message"].is_string(), "{json:#}");
     assert!(json["hints"][0]["fix"].is_string(), "{json:#}");
 }
+
+#[test]
+fn a_growing_dict_is_told_to_become_an_lru_cache_not_a_deque() {
+    // deque(maxlen=N) bounds a list, not a mapping: a dict that keeps growing gets the LRU cache.
+    let project = Project::new();
+    project.write(
+        "grows.yaml",
+        "name: dict-grows\nsetup: seen = {}\nrun: seen[i] = str(i) * 4\n",
+    );
+    let (output, results) = project.run(&["grows.yaml"]);
+    let s = scenario(&results, "dict-grows");
+    assert_eq!(s["verdict"], "leak", "{}", transcript(&output));
+    let hints = s["diagnosis"]["hints"].as_array().expect("hints");
+    let hint = hints
+        .iter()
+        .find(|h| h["rule"] == "growing_module_container")
+        .unwrap_or_else(|| panic!("{hints:#?}"));
+    assert!(
+        hint["message"].as_str().unwrap().contains("'seen' (dict)"),
+        "{hint}"
+    );
+    let fix = hint["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("lru_cache(maxsize=N)") && !fix.contains("deque"),
+        "{fix}"
+    );
+}

@@ -253,3 +253,83 @@ fn escaped(text: &str) -> String {
         .replace('"', "&#34;")
         .replace('\'', "&#39;")
 }
+
+/// What the page measured in Chromium at `width` × 1000 pixels, one finding a line: how wide
+/// the page is, every table that scrolls sideways and every scenario name of the summary table
+/// that wraps. Scripts are what the report's policy forbids, so a copy without the policy gets
+/// one that opens every `<details>`, measures, and writes its findings into the DOM.
+fn measured(chromium: &Path, page: &str, width: u32) -> Vec<String> {
+    const MEASURE: &str = r#"<script>
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const found = [];
+const page = document.documentElement.scrollWidth;
+if (page > window.innerWidth) found.push(`page ${page} px wide in ${window.innerWidth}`);
+document.querySelectorAll('.table-wrap').forEach(w => {
+  if (w.scrollWidth > w.clientWidth + 1) {
+    const at = w.closest('[id]');
+    found.push(`table scrolls: ${w.scrollWidth} px in ${w.clientWidth} (${at ? at.id : '?'}: ${w.querySelector('th').textContent})`);
+  }
+});
+document.querySelectorAll('#scenarios td.name a').forEach(a => {
+  if (a.getClientRects().length > 1) found.push(`name wraps: ${a.textContent}`);
+});
+const out = document.createElement('pre');
+out.id = 'measured';
+out.textContent = found.join('\n');
+document.body.appendChild(out);
+</script>"#;
+    let policy = without_policy(page);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("measured.html");
+    std::fs::write(
+        &file,
+        policy.replace("</body>", &format!("{MEASURE}</body>")),
+    )
+    .unwrap();
+    let (dom, console) = browse(
+        chromium,
+        &file,
+        &[&format!("--window-size={width},1000"), "--dump-dom"],
+    );
+    assert!(console.is_empty(), "{}", console.join("\n"));
+    let start = dom
+        .find(r#"<pre id="measured">"#)
+        .expect("the measuring script ran")
+        + r#"<pre id="measured">"#.len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    dom[start..end]
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `page` without its Content-Security-Policy, so that a measuring script may run.
+fn without_policy(page: &str) -> String {
+    let start = page
+        .find(r#"<meta http-equiv="Content-Security-Policy""#)
+        .expect("the report has a policy");
+    let end = start + page[start..].find('>').unwrap() + 1;
+    format!("{}{}", &page[..start], &page[end..])
+}
+
+#[test]
+fn the_report_fits_wide_and_laptop_screens_without_sideways_scrolling() {
+    // The snapshot fixtures' pages: long names, a baseline table, diagnosed leaks with
+    // standard-library sites and long paths. Once capped at 1180 px, the page made its
+    // scenario table scroll even at 1920 px, wrapped names at every hyphen and cut off the
+    // allocation-site table.
+    let Some(chromium) = chromium() else { return };
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshots");
+    for fixture in ["shipped", "mixed", "inconclusive"] {
+        let page = std::fs::read_to_string(folder.join(fixture).join("html.snap")).unwrap();
+        for width in [1920, 1280] {
+            let found = measured(&chromium, &page, width);
+            assert!(
+                found.is_empty(),
+                "{fixture} at {width} px:\n{}",
+                found.join("\n")
+            );
+        }
+    }
+}

@@ -406,6 +406,12 @@ scenarios:
     );
     let traceback = broken["traceback"].as_str().unwrap();
     assert_eq!(traceback.matches("y = (").count(), 1, "{traceback}");
+    // At the scenario file's own line, not the block's.
+    let line = common::line_of(&written, "y = (");
+    assert!(
+        traceback.contains(&format!("[does-not-compile] run>\", line {line}\n")),
+        "{traceback}"
+    );
 }
 
 #[test]
@@ -483,4 +489,117 @@ fn absolute_scenario_paths_under_the_working_directory_are_reported_relative() {
         junit.contains(r#"testsuite name="leaks/a.yaml""#),
         "{junit}"
     );
+}
+
+#[test]
+fn an_absolute_report_folder_and_a_python_path_library_are_reported_relative() {
+    // JUnit's report link and the top allocation site in JUnit, the HTML report and the
+    // terminal, for a CI job that passes `--report-dir $PWD/reports` and a library found
+    // through `python_path: [../mylib]`: no path of the machine that ran it.
+    let project = Project::new();
+    project.write(
+        "mylib/db.py",
+        "_cache = {}\n\n\ndef query(i):\n    _cache[i] = str(i) * 4\n",
+    );
+    project.write(
+        "leaks/a.yaml",
+        "name: grows\npython_path: [../mylib]\nsetup: import db\nrun: db.query(i)\n",
+    );
+    let reports = project.path().join("reports");
+    let output = project.leakcheck(&[
+        "run",
+        "leaks/a.yaml",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
+    let machine = project.path().to_str().unwrap();
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("report: reports/index.html#s0-grows"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("top allocation site mylib/db.py:5 +"),
+        "{junit}"
+    );
+    assert!(!junit.contains(machine), "{junit}");
+    let html = std::fs::read_to_string(reports.join("index.html")).unwrap();
+    assert!(html.contains("mylib/db.py:5"));
+    assert!(!html.contains(machine), "the HTML report names {machine}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("  mylib/db.py:5\n"), "{stdout}");
+}
+
+#[test]
+fn a_scenario_with_skip_is_reported_skipped_with_its_reason_and_never_runs() {
+    let project = Project::new();
+    project.write(
+        "s.yaml",
+        "defaults:\n  iterations: 20\nscenarios:\n  - name: later\n    skip: \"flaky on 3.13 until #42\"\n    \
+         run: raise SystemExit(3)\n  - name: now\n    run: x = [i]\n",
+    );
+    let (output, results) = project.run(&["s.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    let later = scenario(&results, "later");
+    assert_eq!(later["verdict"], "skipped");
+    assert_eq!(later["reason"], "flaky on 3.13 until #42");
+    assert_eq!(later["iterations_done"], 0);
+    assert_eq!(scenario(&results, "now")["verdict"], "pass");
+    // A reason is text: anything else is an error at its line.
+    project.write("bad.yaml", "name: bad\nskip: [1]\nrun: pass\n");
+    let output = project.leakcheck(&["run", "bad.yaml"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(log.contains("bad.yaml:2"), "{log}");
+}
+
+#[test]
+fn on_a_100_column_terminal_the_table_starts_on_its_own_line_and_fits() {
+    // Progress bars are drawn only on a terminal: `script` gives the run one, 100 columns wide.
+    // The last scenario's line once lacked its newline (the table header followed it), and the
+    // table was 103 to 108 columns wide.
+    let script = std::path::Path::new("/usr/bin/script");
+    if !common::required(
+        "script (util-linux)",
+        script.exists(),
+        "apt-get install -y util-linux",
+    ) {
+        return;
+    }
+    let project = Project::new();
+    project.write(
+        "s.yaml",
+        "defaults:\n  iterations: 20\nscenarios:\n  - name: a-scenario-with-a-rather-long-name-indeed\n    \
+         run: x = [i]\n  - name: another-scenario-with-a-long-name\n    run: y = str(i)\n",
+    );
+    let leakcheck = assert_cmd::cargo::cargo_bin("leakcheck");
+    let command = format!(
+        "stty cols 100 rows 40; {} run s.yaml --report-dir reports --no-diagnose",
+        leakcheck.display()
+    );
+    let output = std::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let plain = console::strip_ansi_codes(&text).replace("\r\n", "\n");
+    assert_eq!(output.status.code(), Some(0), "{plain}");
+    let header = plain
+        .find("scenario ")
+        .unwrap_or_else(|| panic!("no table: {plain}"));
+    assert!(
+        plain[..header].ends_with('\n'),
+        "the header shares a line: {plain:?}"
+    );
+    let table = plain[header..].lines().take_while(|line| !line.is_empty());
+    for line in table {
+        let line = line.rsplit('\r').next().unwrap_or(line);
+        assert!(
+            console::measure_text_width(line) <= 100,
+            "too wide: {line:?}"
+        );
+    }
 }

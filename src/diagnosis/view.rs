@@ -37,7 +37,8 @@ pub struct DiagnosisView {
 
 /// One allocation site.
 pub struct SiteView {
-    /// The allocating line's file, as Python names it.
+    /// The allocating line's file, as Python names it, relative to the working directory when
+    /// it lies under it (see [`relative`]).
     pub file: String,
     /// Its line.
     pub line: u32,
@@ -55,7 +56,7 @@ pub struct SiteView {
 
 /// A frame of an allocation stack.
 pub struct FrameView {
-    /// The file as Python names it.
+    /// The file as Python names it, relative like [`SiteView::file`].
     pub file: String,
     /// Its line.
     pub line: u32,
@@ -90,7 +91,7 @@ pub struct ChainView {
 impl FrameView {
     fn new(frame: &Frame) -> FrameView {
         FrameView {
-            file: frame.file.clone(),
+            file: relative(&frame.file),
             line: frame.line,
             code: frame.code.as_deref().map(|code| code.trim().to_string()),
         }
@@ -109,6 +110,21 @@ impl SiteView {
     /// `file:line` of the allocating line.
     pub fn location(&self) -> String {
         format!("{}:{}", self.file, self.line)
+    }
+
+    /// The site in one line, with the user's calling line when the allocation happens in the
+    /// standard library: `…/logging/__init__.py:311 +96 B/iter: self.msg = msg (called from
+    /// shop/audit.py:12)`; what CI systems show beside a failure.
+    pub fn one_line(&self) -> String {
+        let mut line = format!("{} +{}/iter", self.location(), self.rate);
+        if !self.code.is_empty() {
+            line.push_str(": ");
+            line.push_str(&self.code);
+        }
+        if let Some(caller) = &self.caller {
+            line.push_str(&format!(" (called from {}:{})", caller.file, caller.line));
+        }
+        line
     }
 }
 
@@ -130,7 +146,7 @@ impl DiagnosisView {
                 .sites
                 .iter()
                 .map(|s| SiteView {
-                    file: s.file.clone(),
+                    file: relative(&s.file),
                     line: s.line,
                     code: s.code.as_deref().unwrap_or_default().trim().to_string(),
                     caller: s.caller.as_ref().map(FrameView::new),
@@ -143,8 +159,10 @@ impl DiagnosisView {
                         .stack
                         .iter()
                         .map(|f| match &f.code {
-                            Some(code) => format!("{}:{}  {}", f.file, f.line, code.trim()),
-                            None => format!("{}:{}", f.file, f.line),
+                            Some(code) => {
+                                format!("{}:{}  {}", relative(&f.file), f.line, code.trim())
+                            }
+                            None => format!("{}:{}", relative(&f.file), f.line),
                         })
                         .collect(),
                 })
@@ -208,7 +226,7 @@ impl DiagnosisView {
 
     /// A few lines per section, most telling first: allocation sites with their source line,
     /// growing types, referrer chains, hints, uncollectable garbage, the native window and
-    /// notes. Paths under the working directory are shown relative to it.
+    /// notes.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if !self.sites.is_empty() {
@@ -217,19 +235,14 @@ impl DiagnosisView {
                 self.iterations
             ));
             for site in self.sites.iter().take(3) {
-                lines.push(format!(
-                    "  {:>10}/iter  {}:{}",
-                    site.rate,
-                    relative(&site.file),
-                    site.line
-                ));
+                lines.push(format!("  {:>10}/iter  {}", site.rate, site.location()));
                 if !site.code.is_empty() {
                     lines.push(format!("                  {}", site.code));
                 }
                 if let Some(caller) = &site.caller {
                     lines.push(format!(
                         "                  called from {}:{}{}",
-                        relative(&caller.file),
+                        caller.file,
                         caller.line,
                         caller
                             .code
@@ -536,18 +549,13 @@ impl NativeDiagnosis {
     }
 }
 
-/// `file` relative to the working directory when it lies under it: shorter, and clickable in
-/// most terminals and editors.
+/// `file` relative to the working directory when it lies under it: shorter, clickable in most
+/// terminals and editors, and the same in a report read on another machine; worked out once
+/// here, so that every report shows the same path.
 fn relative(file: &str) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|dir| {
-            std::path::Path::new(file)
-                .strip_prefix(&dir)
-                .ok()
-                .map(|p| p.display().to_string())
-        })
-        .unwrap_or_else(|| file.to_string())
+    crate::input::shown(std::path::Path::new(file))
+        .display()
+        .to_string()
 }
 
 #[cfg(test)]

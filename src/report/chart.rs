@@ -6,7 +6,8 @@
 //! has the slope the caption states; least squares for results written before robust fits),
 //! the confidence band of its slope (two lines with the interval's slopes through the fit at
 //! the mean iteration), and a dashed line with the tolerance's slope through the same point: a
-//! fit steeper than the dashed line grows faster than allowed. Long series are thinned to at
+//! fit steeper than the dashed line grows faster than allowed. The value axis spans both lines
+//! whole, so a flat series shows its tolerance as a gentle slope across the plot. Long series are thinned to at
 //! most [`MAX_POINTS`] points per series, keeping each bucket's minimum and maximum so spikes
 //! and sawtooth envelopes survive; the raw samples stay in `results.json`.
 
@@ -138,10 +139,16 @@ impl Chart {
 
         let fit = fitted(result, robust);
         if let Some(fit) = &fit {
+            // The fitted line and the tolerance line are drawn whole: clipped to a flat series'
+            // narrow range, the tolerance line of a flat fds chart was a short, steep stroke in
+            // the middle that read as a spike.
             for x in [fit.first, fit.last] {
-                let y = fit.intercept + fit.slope * x;
-                y_min = y_min.min(y);
-                y_max = y_max.max(y);
+                let fitted = fit.intercept + fit.slope * x;
+                let allowed = fit.at_mean + result.tolerance * (x - fit.mean);
+                for y in [fitted, allowed].into_iter().filter(|y| y.is_finite()) {
+                    y_min = y_min.min(y);
+                    y_max = y_max.max(y);
+                }
             }
         }
         if x_max <= x_min {
@@ -583,16 +590,42 @@ mod tests {
         assert!(chart.thinned.is_none());
     }
 
-    #[test]
-    fn a_flat_series_is_drawn_mid_chart() {
-        let mut m = metric(series(100, |_| 6.0), Vec::new());
+    /// Open descriptors, 6 throughout `n` iterations, fitted flat.
+    fn flat_fds(n: u64, tolerance: f64) -> MetricResult {
+        let mut m = metric(series(n, |_| 6.0), Vec::new());
         m.unit = Unit::Count;
         m.slope = Some(0.0);
         m.intercept = Some(6.0);
+        m.tolerance = tolerance;
+        m
+    }
+
+    #[test]
+    fn a_flat_series_is_drawn_mid_chart() {
+        let m = flat_fds(100, 8.0);
         let chart = Chart::build(Metric::Fds, &m, None).unwrap();
         let fit = chart.fit.unwrap();
         assert!(fit.y1 > 10.0 && fit.y1 < chart.plot.h - 10.0, "{fit:?}");
         assert!(chart.warmup.is_none());
+    }
+
+    #[test]
+    fn a_flat_series_gets_its_whole_tolerance_line_not_a_spike() {
+        // fds, flat at 6 over 200 iterations, tolerance 0.05/iter: the allowed line rises 10
+        // over the run, far beyond the series' own range.
+        let m = flat_fds(200, 0.05);
+        let chart = Chart::build(Metric::Fds, &m, None).unwrap();
+        let t = chart.tolerance.unwrap();
+        let fit = chart.fit.unwrap();
+        for y in [t.y1, t.y2, fit.y1, fit.y2] {
+            assert!((0.0..=chart.plot.h).contains(&y), "{t:?} {fit:?}");
+        }
+        assert_eq!((t.x1, t.x2), (fit.x1, fit.x2), "both span the measured run");
+        assert!(
+            t.y1 - t.y2 > chart.plot.h / 2.0,
+            "it rises across the plot: {t:?}"
+        );
+        assert_eq!(fit.y1, fit.y2, "the series is flat");
     }
 
     #[test]

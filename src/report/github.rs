@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::view::{self, RunView, ScenarioView};
+use super::view::{RunView, ScenarioView};
 use super::{Exporter, Outputs, Target};
 use crate::compare::Change;
 
@@ -116,13 +116,13 @@ pub fn annotations(run: &RunView<'_>, workspace: Option<&Path>) -> Vec<String> {
                 .chain(site.caller.as_ref().map(|c| (c.file.as_str(), c.line)))
                 .find_map(|(file, line)| Some((repo_path(file, workspace)?, line)))
         });
-        if let (Some(site), Some((file, line))) = (site, place) {
+        if let (Some((file, line)), Some(top)) = (place, row.top_site()) {
             lines.push(command(
                 "error",
                 &file,
                 line as usize,
                 &format!("leakcheck: {} allocates here", scenario.name),
-                &format!("{} — {}", view::site_line(site), scenario.reason),
+                &format!("{top} — {}", scenario.reason),
             ));
         }
     }
@@ -188,15 +188,10 @@ fn repo_path(file: &str, workspace: Option<&Path>) -> Option<String> {
 /// The Markdown summary: headline, counts, baseline changes, then every scenario, failures
 /// first.
 pub fn step_summary(run: &RunView<'_>, report_dir: &Path) -> String {
-    let results = run.results;
     let mut md = String::new();
     let mark = if run.all_ok { "✅" } else { "❌" };
     md.push_str(&format!("## leakcheck: {mark} {}\n\n", run.headline));
-    md.push_str(&format!(
-        "{} · {:.1} s\n\n",
-        run.counts_text(" · "),
-        results.duration_secs
-    ));
+    md.push_str(&format!("{}\n\n", run.counts_and_time()));
     if let Some(comparison) = &run.comparison {
         md.push_str(&format!(
             "### Compared with baseline {}\n\n",
@@ -251,7 +246,7 @@ fn outcome(row: &ScenarioView) -> String {
 
 /// Text made safe for one Markdown table cell: no pipes or line breaks, no HTML, no control
 /// characters.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     super::untrusted::annotation(text)
         .replace('&', "&amp;")
         .replace('<', "&lt;")

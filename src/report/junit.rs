@@ -50,7 +50,8 @@ impl Exporter for JunitExporter {
 /// Builds the JUnit model of a run.
 pub fn report(run: &RunView<'_>, report_dir: &Path) -> Report {
     let results = run.results;
-    let html = report_dir.join("index.html");
+    // Relative to the working directory when under it, as every other path in the reports.
+    let html = crate::input::shown(&report_dir.join("index.html"));
     let mut report = Report::new("leakcheck");
     if let Ok(started) = chrono::DateTime::parse_from_rfc3339(&results.started_at) {
         report.set_timestamp(started);

@@ -15,6 +15,7 @@ pub mod html;
 pub mod journal;
 pub mod json;
 pub mod junit;
+pub mod markdown;
 #[cfg(test)]
 mod snapshots;
 pub mod terminal;
@@ -80,6 +81,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(html::HtmlExporter),
         Box::new(json::JsonExporter),
         Box::new(junit::JunitExporter),
+        Box::new(markdown::MarkdownExporter),
     ]
 }
 

@@ -123,6 +123,19 @@ fn a_terminal_100_columns_wide_gets_a_fitted_table() {
     each_fixture("terminal-100.snap", |results| {
         terminal(results, false, Some(100))
     });
+    // The table and its legend fit, whatever the names and intervals; the prose after them
+    // (reasons, tracebacks) is left to the terminal to wrap.
+    for name in FIXTURES {
+        let text = terminal(&fixture(name), false, Some(100));
+        let table = text
+            .lines()
+            .skip_while(|line| !line.starts_with("scenario "))
+            .take_while(|line| !line.is_empty());
+        for line in table {
+            let width = console::measure_text_width(line);
+            assert!(width <= 100, "{name}: {width} columns: {line}");
+        }
+    }
 }
 
 #[test]
@@ -142,6 +155,13 @@ fn junit_reports_match_their_snapshots() {
 #[test]
 fn github_annotations_and_step_summaries_match_their_snapshots() {
     each_fixture("github.snap", github);
+}
+
+#[test]
+fn markdown_summaries_match_their_snapshots() {
+    each_fixture("summary.md.snap", |results| {
+        exported(&super::markdown::MarkdownExporter, results)
+    });
 }
 
 #[test]

@@ -253,7 +253,9 @@ fn terminal_width() -> Option<usize> {
 
 /// The one-line-per-scenario table and its legend, fitted to `width` columns when given: the
 /// metrics no scenario gates on are left out first (the HTML report and results.json have
-/// them), then long names are cut short with `…`, and the legend is wrapped.
+/// them), then long names are cut short with `…` (to 12 columns at most), then the intervals
+/// are left out (the growth alone stays), then names are cut shorter still; the legend is
+/// wrapped and says what was left out.
 fn print_table(
     run: &RunView<'_>,
     out: &mut dyn Write,
@@ -270,49 +272,22 @@ fn print_table(
         .copied()
         .chain(Metric::ALL.into_iter().filter(|m| !gated.contains(m)))
         .collect();
-    let all = table(run, &order, None);
-    let (lines, hidden) = match width {
-        Some(width)
-            if all
-                .iter()
-                .any(|line| console::measure_text_width(line) > width) =>
-        {
-            let hidden: Vec<Metric> = Metric::ALL
-                .into_iter()
-                .filter(|m| !gated.contains(m))
-                .collect();
-            let lines = table(run, &gated, None);
-            let widest = lines
-                .iter()
-                .map(|line| console::measure_text_width(line))
-                .max()
-                .unwrap_or(0);
-            let lines = match widest.checked_sub(width) {
-                Some(excess) if excess > 0 => {
-                    let names = results
-                        .scenarios
-                        .iter()
-                        .map(|s| console::measure_text_width(&s.name))
-                        .max()
-                        .unwrap_or(0)
-                        .max("scenario".len());
-                    table(run, &gated, Some(names.saturating_sub(excess).max(12)))
-                }
-                _ => lines,
-            };
-            (lines, hidden)
-        }
-        _ => (all, Vec::new()),
-    };
+    let (lines, hidden, intervals) = fitted(run, &order, &gated, width);
     for line in &lines {
         writeln!(out, "{line}")?;
     }
-    let mut legend =
-        "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of \
-                      its interval; * = gated metric; \"flat after N\": grew, then stopped (not a \
-                      leak); \"floor flat\": rises and falls, but the level it falls back to is \
-                      flat (not a leak)"
-            .to_string();
+    let mut legend = if intervals {
+        "growth per iteration (Theil–Sen, the slope the verdict uses) ± half-width of its \
+         interval"
+    } else {
+        "growth per iteration (Theil–Sen, the slope the verdict uses; its interval left out to \
+         fit the terminal, in the HTML report)"
+    }
+    .to_string();
+    legend.push_str(
+        "; * = gated metric; \"flat after N\": grew, then stopped (not a leak); \"floor flat\": \
+         rises and falls, but the level it falls back to is flat (not a leak)",
+    );
     // Without its column, tracemalloc's mark needs no explaining.
     if !hidden.contains(&Metric::Tracemalloc) {
         legend.push_str(
@@ -331,6 +306,58 @@ fn print_table(
         writeln!(out, "{}", style(line).dim())?;
     }
     Ok(())
+}
+
+/// The table's lines for `width` (see [`print_table`]), with the metrics left out and whether
+/// the cells keep their intervals.
+fn fitted(
+    run: &RunView<'_>,
+    order: &[Metric],
+    gated: &[Metric],
+    width: Option<usize>,
+) -> (Vec<String>, Vec<Metric>, bool) {
+    let widest = |lines: &[String]| {
+        lines
+            .iter()
+            .map(|line| console::measure_text_width(line))
+            .max()
+            .unwrap_or(0)
+    };
+    let all = table(run, order, None, true);
+    let Some(width) = width.filter(|&width| widest(&all) > width) else {
+        return (all, Vec::new(), true);
+    };
+    let hidden: Vec<Metric> = order
+        .iter()
+        .copied()
+        .filter(|m| !gated.contains(m))
+        .collect();
+    let names = run
+        .results
+        .scenarios
+        .iter()
+        .map(|s| console::measure_text_width(&s.name))
+        .max()
+        .unwrap_or(0)
+        .max("scenario".len());
+    // Each step gives up a little more; the last is printed even if it does not fit.
+    let steps = [(true, 12), (false, 12), (false, 6)];
+    for (n, (intervals, shortest)) in steps.into_iter().enumerate() {
+        let lines = table(run, gated, None, intervals);
+        let excess = widest(&lines).saturating_sub(width);
+        let last = n + 1 == steps.len();
+        let lines = match names.saturating_sub(excess) {
+            _ if excess == 0 => lines,
+            limit if limit >= shortest || last => {
+                table(run, gated, Some(limit.max(shortest)), intervals)
+            }
+            _ => continue,
+        };
+        if last || widest(&lines) <= width {
+            return (lines, hidden, intervals);
+        }
+    }
+    unreachable!("the last step always returns")
 }
 
 /// `text` in lines of at most `width` columns, broken between words; one line without a width.
@@ -357,9 +384,14 @@ fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
     lines
 }
 
-/// The header and one row per scenario, with these metrics' columns, padded into columns;
-/// names longer than `name_width` are cut short with `…`.
-fn table(run: &RunView<'_>, metrics: &[Metric], name_width: Option<usize>) -> Vec<String> {
+/// The header and one row per scenario, with these metrics' columns (their intervals too with
+/// `intervals`), padded into columns; names longer than `name_width` are cut short with `…`.
+fn table(
+    run: &RunView<'_>,
+    metrics: &[Metric],
+    name_width: Option<usize>,
+    intervals: bool,
+) -> Vec<String> {
     let mut header = vec!["scenario".to_string(), "verdict".to_string()];
     header.extend(metrics.iter().map(|m| format!("{m}/iter")));
     header.push("iters".to_string());
@@ -380,15 +412,22 @@ fn table(run: &RunView<'_>, metrics: &[Metric], name_width: Option<usize>) -> Ve
             // scenario leaks (a window of a few samples on a cache turning over would give a
             // precise-looking `±0 B` to a pass).
             let windowed = !crate::sampling::traced_throughout(&s.gate);
-            row.extend(metrics.iter().map(|m| match view.metric(*m) {
-                Some(metric) if *m == Metric::Tracemalloc && windowed && metric.compact != "-" => {
-                    match (s.verdict, &metric.slope) {
-                        (Verdict::Leak, _) | (_, None) => format!("~{}", metric.compact),
-                        (_, Some(slope)) => format!("~{slope}"),
-                    }
+            row.extend(metrics.iter().map(|m| {
+                let Some(metric) = view.metric(*m) else {
+                    return "-".to_string();
+                };
+                let cell = if intervals {
+                    &metric.compact
+                } else {
+                    &metric.bare
+                };
+                if *m != Metric::Tracemalloc || !windowed || cell == "-" {
+                    return cell.clone();
                 }
-                Some(metric) => metric.compact.clone(),
-                None => "-".to_string(),
+                match (s.verdict, &metric.slope) {
+                    (Verdict::Leak, _) | (_, None) => format!("~{cell}"),
+                    (_, Some(slope)) => format!("~{slope}"),
+                }
             }));
             row.push(s.iterations_done.to_string());
             row.push(format!("{:.1}s", s.duration_secs));

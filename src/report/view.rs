@@ -7,7 +7,7 @@
 //! re-derives a figure or words a headline of its own.
 
 use crate::compare::{self, Change, Comparison, Growth, ScenarioComparison, Shift};
-use crate::diagnosis::{AllocationSite, Diagnosis, DiagnosisView};
+use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
 use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
 use crate::scenario::Expect;
@@ -119,6 +119,8 @@ pub struct MetricView {
     pub tolerance: String,
     /// The growth in a table cell: `36 B ±0.4*`, `flat after 240` (see [`compact_growth`]).
     pub compact: String,
+    /// The same cell without its interval, `36 B*`, for a table that must be narrower.
+    pub bare: String,
     /// The growth per iteration alone, `36 B`, without a fit `None`.
     pub slope: Option<String>,
     /// The metric's call: `grows`, `within`, `unclear`, `no fit`.
@@ -170,6 +172,16 @@ impl<'r> RunView<'r> {
             .map(|c| format!("{} {}", c.value, c.label))
             .collect::<Vec<_>>()
             .join(separator)
+    }
+
+    /// `5 pass · 4 leak · 0 inconclusive · 1 error · 0.9 s`: the counts line of the Markdown
+    /// formats.
+    pub fn counts_and_time(&self) -> String {
+        format!(
+            "{} · {:.1} s",
+            self.counts_text(" · "),
+            self.results.duration_secs
+        )
     }
 
     /// `16 scenarios: 9 pass, 5 leak, 0 inconclusive, 0 error; 0 not as expected`: the
@@ -298,7 +310,8 @@ impl<'r> ScenarioView<'r> {
                         interval: interval(m, analysis),
                         confidence: percent(scenario.confidence_of(metric, results.confidence)),
                         tolerance: tolerance(m),
-                        compact: compact_growth(m, analysis),
+                        compact: compact_growth(m, analysis, true),
+                        bare: compact_growth(m, analysis, false),
                         slope: Growth::decided(m, analysis)
                             .map(|fit| format_quantity(fit.slope, m.unit)),
                         call: call_name(m),
@@ -322,11 +335,18 @@ impl<'r> ScenarioView<'r> {
             Some(why) => format!("{why}: {}", self.result.reason),
             None => self.result.reason.clone(),
         };
-        if let Some(site) = self.result.diagnosis.as_ref().and_then(top_site) {
+        if let Some(site) = self.top_site() {
             message.push_str("; top allocation site ");
             message.push_str(&site);
         }
         message
+    }
+
+    /// The allocation site that grew most, in one line:
+    /// `shop/prices.py:12 +217 B/iter: _seen.append(quote)`.
+    pub fn top_site(&self) -> Option<String> {
+        let site = self.diagnosis.as_ref()?.sites.first()?;
+        Some(site.one_line())
     }
 
     /// Every metric's growth on its own line (see [`MetricView::line`]).
@@ -531,7 +551,12 @@ pub fn lopsided(growth: Growth) -> bool {
 /// used (least squares for results written before it existed), the half-width of its
 /// interval (the interval itself when lopsided), and a star for gated metrics; `flat after N`
 /// for growth that stopped, `floor flat` for swings around a flat level; `-` without a fit.
-pub fn compact_growth(result: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
+/// Without `with_interval`, the slope and the star alone (`36 B*`).
+pub fn compact_growth(
+    result: &MetricResult,
+    analysis: Option<&MetricAnalysis>,
+    with_interval: bool,
+) -> String {
     let gated = if result.gated { "*" } else { "" };
     if let Some(plateau) = analysis.and_then(|a| a.plateau.as_ref()) {
         return format!("flat after {:.0}{gated}", plateau.until);
@@ -540,6 +565,9 @@ pub fn compact_growth(result: &MetricResult, analysis: Option<&MetricAnalysis>) 
         return format!("floor flat{gated}");
     }
     match Growth::decided(result, analysis) {
+        Some(fit) if !with_interval => {
+            format!("{}{gated}", format_quantity(fit.slope, result.unit))
+        }
         Some(fit) if lopsided(fit) => format!(
             "{} [{}, {}]{gated}",
             format_quantity(fit.slope, result.unit),
@@ -570,37 +598,6 @@ pub fn interval(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Str
 /// `8 B/iter`: a tolerance with its unit.
 pub fn tolerance(metric: &MetricResult) -> String {
     format!("{}/iter", format_quantity(metric.tolerance, metric.unit))
-}
-
-/// The allocation site that grew most, in one line:
-/// `shop/prices.py:12 +217 B/iter: _seen.append(quote)`.
-pub fn top_site(diagnosis: &Diagnosis) -> Option<String> {
-    diagnosis.sites.first().map(site_line)
-}
-
-/// One allocation site in one line, with the user's calling line when the allocation happens in
-/// the standard library: `…/logging/__init__.py:311 +96 B/iter: self.msg = msg (called from
-/// shop/audit.py:12)`.
-pub fn site_line(site: &AllocationSite) -> String {
-    let mut line = format!(
-        "{}:{} +{}/iter",
-        site.file,
-        site.line,
-        format_quantity(site.bytes_per_iteration, Unit::Bytes)
-    );
-    if let Some(code) = site
-        .code
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        line.push_str(": ");
-        line.push_str(code);
-    }
-    if let Some(caller) = &site.caller {
-        line.push_str(&format!(" (called from {}:{})", caller.file, caller.line));
-    }
-    line
 }
 
 /// `grows`, `within`, `unclear`, `no fit`.

@@ -353,22 +353,26 @@ fn fork_server_for(
     Some(server)
 }
 
-/// Why a `pytest` scenario has no test to run (pytest is missing, or collecting failed), as
-/// the failure its result reports; no worker starts for it.
+/// Why a scenario has nothing to run (its `skip:` key; for a `pytest` scenario, pytest is
+/// missing or collecting failed), as the failure its result reports; no worker starts for it.
 fn not_collected(scenario: &Scenario) -> Option<WorkerFailure> {
+    let skipped = |reason: &str| {
+        let fact = Failure::Skipped {
+            phase: Phase::Prepare,
+            iteration: None,
+            reason: reason.to_string(),
+        };
+        Some(WorkerFailure::from(fact))
+    };
+    if let Some(reason) = &scenario.skip {
+        return skipped(reason);
+    }
     let Body::Pytest(test) = &scenario.body else {
         return None;
     };
     match &test.collected {
         Collected::Test(_) => None,
-        Collected::Skipped { reason } => Some(
-            Failure::Skipped {
-                phase: Phase::Prepare,
-                iteration: None,
-                reason: reason.clone(),
-            }
-            .into(),
-        ),
+        Collected::Skipped { reason } => skipped(reason),
         Collected::Failed { message, output } => Some(WorkerFailure::with_text(
             Failure::Exception {
                 phase: Phase::Prepare,

@@ -210,6 +210,8 @@ scenario_keys! {
     params: Vec<ParamSet> { params => |n, _| parse_params(n) };
     /// Whether the `call` target receives the iteration number.
     call_with_iteration: bool { call_with_iteration => |n, _| parse_bool(n) };
+    /// Why the scenario is not run for now: reported as skipped, with this reason.
+    skip: String { skip => |n, _| parse_text(n) };
 }
 
 #[cfg(test)]

@@ -527,6 +527,21 @@ impl Checker<'_> {
             self.error(fixtures.at, Some("fixtures"), message);
             valid = false;
         }
+        // Silently ignored it would leave `i` unpassed where the user thought it was passed.
+        if let Some(with_i) = &s.call_with_iteration
+            && with_i.value
+            && let Some(body) = &s.body
+            && !matches!(body.value, Body::Call(_))
+        {
+            let workload = if s.is_pytest() { "pytest" } else { "run" };
+            let message = format!(
+                "key `call_with_iteration` {}: only a `call` workload is passed the iteration \
+                 number (`run` code sees it as `i`); this scenario uses `{workload}`",
+                label.place()
+            );
+            self.error(with_i.at, Some("call_with_iteration"), message);
+            valid = false;
+        }
         if let Some(params) = &s.params
             && s.is_pytest()
         {
@@ -685,6 +700,7 @@ impl Checker<'_> {
             params: Vec::new(),
             call_with_iteration: s.call_with_iteration.is_some_and(|g| g.value),
             max_iterations_set: s.max_iterations.is_some(),
+            skip: s.skip.map(|g| g.value),
         };
         // One scenario per parameter set, named `name[key=value,...]`.
         match param_sets {

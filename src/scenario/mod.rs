@@ -272,6 +272,10 @@ pub struct Scenario {
     /// (see [`crate::holders`]) then never goes past it.
     #[serde(default)]
     pub max_iterations_set: bool,
+    /// Why the scenario is not run (`skip:`): its result is `skipped` with this reason, and no
+    /// worker starts for it.
+    #[serde(default)]
+    pub skip: Option<String>,
 }
 
 /// Loads and validates every scenario in one file.

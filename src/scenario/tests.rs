@@ -235,8 +235,20 @@ fn unknown_keys_suggest_the_closest_one() {
         "3:1: unknown key `zzz` in scenario `a` (expected one of: name, description, setup, run, \
          call, pytest, fixtures, teardown, iterations, max_iterations, warmup, sample_every, \
          python_path, timeout, iteration_timeout, max_rss, gate, tolerance, expect, tags, params, \
-         call_with_iteration)"
+         call_with_iteration, skip)"
     );
+}
+
+#[test]
+fn call_with_iteration_is_refused_for_a_workload_that_is_not_a_call() {
+    assert_eq!(
+        one_error("name: a\nrun: x = [i]\ncall_with_iteration: true\n"),
+        "3:1: key `call_with_iteration` in scenario `a`: only a `call` workload is passed the \
+         iteration number (`run` code sees it as `i`); this scenario uses `run`"
+    );
+    // A call takes it; `false` says nothing either way.
+    load_ok("name: a\ncall: json:dumps\ncall_with_iteration: true\n");
+    load_ok("name: a\nrun: pass\ncall_with_iteration: false\n");
 }
 
 #[test]
