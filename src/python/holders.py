@@ -377,11 +377,24 @@ def _scan(namespace, own, caches):
     kinds = list(map(type, values))
     # Whether globals of a type are containers, decided once per type.
     container = {kind: kind in _CONTAINERS or issubclass(kind, deque) for kind in set(kinds)}
-    for k in compress(range(len(values)), map(container.__getitem__, kinds)):
-        key, value, owner = keys[k], values[k], tables[owners[k]][0]
-        if not isinstance(key, str) or id(value) in own or id(value) in seen:
-            continue
-        if owner == "the scenario's global" and key == "__builtins__":
+    mask = list(map(container.__getitem__, kinds))
+    del kinds
+    # The scenario's own ``__builtins__`` is the interpreter's, not a global of its own.
+    if namespace is not None:
+        for k in range(len(namespace)):
+            if keys[k] == "__builtins__":
+                mask[k] = False
+    hits = list(compress(values, mask))
+    labels = list(compress(keys, mask))
+    held_by = list(compress(owners, mask))
+    del values, keys, owners, mask
+    # Each container once, where first found, told apart in C: every module's ``__builtins__``
+    # is the same dict, and a thousand hits of it made a Python loop cost most of a scan.
+    first = {}
+    deque(map(first.setdefault, map(id, hits), range(len(hits))), 0)
+    for k in first.values():
+        key, value, owner = labels[k], hits[k], tables[held_by[k]][0]
+        if not isinstance(key, str) or id(value) in own:
             continue
         seen.add(id(value))
         label = f"{owner} '{key}'" if owner == "the scenario's global" else f"{owner}.{key}"
@@ -391,7 +404,7 @@ def _scan(namespace, own, caches):
         elif type(value) in _CONTAINERS and owner != "the scenario's global":
             source = (owner, key)
         found.append((value, label, bound, source))
-    del values, keys, owners, kinds, tables
+    del hits, labels, held_by, first, tables
     lru = _LRU_TYPE[0] if _LRU_TYPE else None
     for obj in caches:
         if id(obj) not in own and id(obj) not in seen:
