@@ -9,6 +9,7 @@
 //! The worker never formats anything for humans; it reports facts and exits.
 
 pub mod allocator;
+mod census;
 mod channel;
 pub mod fork_server;
 mod guard;
@@ -282,42 +283,74 @@ fn execute(
 /// (caches, freelists) turn over under deep tracebacks, checkpoint A, the other half, checkpoint
 /// B. Only differences between the checkpoints are reported, so a bounded cache that rotates
 /// drops out while a leak shows its per-iteration rate.
+///
+/// A half is `iterations / 2` (10 to 500), cut to what fits in [`HALF_WINDOW_SECS`] at the
+/// pace of the window's first traced iterations, but never below [`MIN_HALF`]: deep tracebacks
+/// slow an iteration that allocates a lot 3 to 7 times, and on a service call of a few
+/// milliseconds (an ORM query, an HTTP round trip) the window's iterations were most of the
+/// diagnosis's cost, while a leak the verdict already found shows in a few dozen of them.
 fn diagnose_window(
     interpreter: &Interpreter,
     request: &WorkerRequest,
     start: u64,
 ) -> Result<Diagnosis, Failure> {
     let clock = Instant::now();
-    let half = (request.scenario.iterations / 2).clamp(10, 500);
+    let most = (request.scenario.iterations / 2).clamp(10, 500);
+    let timed = most.min(PACE_ITERATIONS);
     // A failure of the diagnosis code itself must not turn a measured verdict into an error:
     // it is recorded as the diagnosis's `error`. Exceptions from the scenario's own iterations
     // stay scenario errors.
-    let failed = |what: String| Diagnosis {
+    let failed = |half: u64, what: String| Diagnosis {
         iterations: half,
         error: Some(what),
         ..Diagnosis::default()
     };
     if let Err(failure) = interpreter.diagnose_begin(request.options.frames) {
-        return Ok(failed(failure.message));
+        return Ok(failed(most, failure.message));
     }
-    interpreter.run_chunk(Phase::Diagnose, start, start + half)?;
+    let pace_clock = Instant::now();
+    interpreter.run_chunk(Phase::Diagnose, start, start + timed)?;
+    let half = window_half(most, timed, pace_clock.elapsed().as_secs_f64());
+    interpreter.run_chunk(Phase::Diagnose, start + timed, start + half)?;
     if let Err(failure) = interpreter.diagnose_checkpoint() {
-        return Ok(failed(failure.message));
+        return Ok(failed(half, failure.message));
     }
     let iterations_clock = Instant::now();
     interpreter.run_chunk(Phase::Diagnose, start + half, start + 2 * half)?;
     let iterations_secs = iterations_clock.elapsed().as_secs_f64();
     let mut diagnosis: Diagnosis =
         match interpreter.diagnose_finish(half, request.options.chain_timeout_secs) {
-            Err(failure) => return Ok(failed(failure.message)),
+            Err(failure) => return Ok(failed(half, failure.message)),
             Ok(json) => match serde_json::from_str(&json) {
                 Ok(diagnosis) => diagnosis,
-                Err(err) => return Ok(failed(format!("undecodable result: {err}"))),
+                Err(err) => return Ok(failed(half, format!("undecodable result: {err}"))),
             },
         };
     // Overhead of diagnosing, iterations of the window excluded.
     diagnosis.cost_secs = (clock.elapsed().as_secs_f64() - 2.0 * iterations_secs).max(0.0);
     Ok(diagnosis)
+}
+
+/// Time one half of the diagnosis window may take at its traced pace (see [`diagnose_window`]).
+const HALF_WINDOW_SECS: f64 = 0.25;
+
+/// Fewest iterations in a half of the diagnosis window, whatever their pace.
+const MIN_HALF: u64 = 20;
+
+/// Iterations timed at the start of the window to learn its traced pace.
+const PACE_ITERATIONS: u64 = 10;
+
+/// Iterations in each half of the diagnosis window: `most`, or fewer when `timed` iterations took
+/// `secs` and `most` of them would take more than [`HALF_WINDOW_SECS`]; never fewer than
+/// [`MIN_HALF`] (nor than those already run, nor more than `most`).
+fn window_half(most: u64, timed: u64, secs: f64) -> u64 {
+    let per = secs / timed.max(1) as f64;
+    let fits = if per > 0.0 {
+        (HALF_WINDOW_SECS / per).floor().min(most as f64) as u64
+    } else {
+        most
+    };
+    fits.max(MIN_HALF).max(timed).min(most)
 }
 
 /// Takes samples and throttled progress reports, and accounts for the time they cost.
@@ -442,5 +475,31 @@ impl<'a> Sampler<'a> {
             self.channel.send(&WorkerMessage::Progress { iteration })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_half;
+
+    #[test]
+    fn a_fast_window_keeps_half_the_iterations() {
+        // 10 iterations in 1 ms: 100 fit in far less than the budget.
+        assert_eq!(window_half(100, 10, 0.001), 100);
+        assert_eq!(window_half(500, 10, 0.0), 500);
+    }
+
+    #[test]
+    fn a_slow_window_is_cut_to_its_time_budget() {
+        // 8 ms an iteration (an ORM query under deep tracebacks): 31 fit in 0.25 s.
+        assert_eq!(window_half(100, 10, 0.08), 31);
+    }
+
+    #[test]
+    fn a_very_slow_window_keeps_its_floor() {
+        // 100 ms an iteration: the floor of 20, not 2.
+        assert_eq!(window_half(100, 10, 1.0), 20);
+        // A scenario of 20 iterations has halves of 10, fewer than the floor.
+        assert_eq!(window_half(10, 10, 1.0), 10);
     }
 }
