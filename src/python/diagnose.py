@@ -206,6 +206,36 @@ _VALUE_ATOMS = frozenset(
 )
 
 
+class _Identities:
+    """The census's set of object identities in Python: what ``Identities`` is where the worker
+    does not give its own (a standalone replay of this module). The worker's (``census.rs``)
+    keeps them in Rust, because here each ``id()`` is a new int, which the diagnosis window's
+    deep tracing makes costly: half of each census on a heap of 200 000 objects."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self):
+        self.seen = set()
+
+    def add(self, objects):
+        """Marks ``objects`` as met."""
+        self.seen.update(map(id, objects))
+
+    def fresh(self, bucket):
+        """The objects of ``bucket`` not met before, each once, in order; marks them met."""
+        by_id = dict(zip(map(id, bucket), bucket))
+        new = by_id.keys() - self.seen
+        self.seen |= new
+        return [obj for ident, obj in by_id.items() if ident in new]
+
+    def __len__(self):
+        return len(self.seen)
+
+
+# The census's identity set: the harness replaces it with the worker's Rust one.
+Identities = _Identities
+
+
 class _Census:
     """Every live object once, grouped by type: the gc-tracked objects, then the untracked
     objects they hold (ints, strings, floats, atomic-only dicts and tuples), then what those
@@ -215,8 +245,9 @@ class _Census:
     records a traceback for it), so the walk makes almost none: objects are grouped by type with
     ``map`` in C, never counted one increment at a time, and duplicates among the untracked
     referents are told apart without ``id()`` where it can be helped: by a dict keyed by value
-    for the atoms of ``_VALUE_ATOMS`` (only equal objects that are not the same one need an id),
-    by a set for types compared by identity, by ids for the rest (tuples, dicts, ...). The walk
+    for the atoms of ``_VALUE_ATOMS`` (only equal objects that are not the same one need their
+    identity), by a set for types compared by identity, by identity for the rest (tuples,
+    dicts, ...), kept in ``Identities`` (the worker's is a Rust set: no int per object). The walk
     this replaces took ``id()`` of every object: under 10-frame tracing it cost ten times what
     it did untraced, three walks at checkpoint B.
 
@@ -238,9 +269,10 @@ class _Census:
         level = list(chain.from_iterable(objects.values()))
         self.levels = [level]
         values = {}  # atom type -> {value: the first object of that value}
-        others = {}  # atom type -> {id: object} for equal objects that are not the first
+        others = {}  # atom type -> [equal objects that are not the first], each once
         by_identity = {}  # type -> set of objects
-        seen = {id(obj) for obj in skip}
+        seen = Identities()
+        seen.add(skip)
         is_tracked = gc.is_tracked
         while level:
             grouped = _ByType()
@@ -257,7 +289,7 @@ class _Census:
                     same = map(first.__getitem__, bucket)
                     rest = list(compress(bucket, map(is_not, bucket, same)))
                     if rest:
-                        others.setdefault(kind, {}).update(zip(map(id, rest), rest))
+                        others.setdefault(kind, []).extend(seen.fresh(rest))
                     continue  # atoms hold no references: nothing to walk
                 if kind.__hash__ is object.__hash__ and kind.__eq__ is object.__eq__:
                     known = by_identity.get(kind)
@@ -267,11 +299,7 @@ class _Census:
                     known |= fresh
                     fresh = list(fresh)
                 else:
-                    by_id = dict(zip(map(id, bucket), bucket))
-                    new = by_id.keys() - seen
-                    seen |= new
-                    fresh = [obj for ident, obj in by_id.items() if ident in new]
-                    del by_id, new
+                    fresh = seen.fresh(bucket)
                 objects[kind].extend(fresh)
                 level.extend(fresh)
             del grouped
@@ -280,7 +308,7 @@ class _Census:
         for kind, first in values.items():
             found = objects[kind]
             found.extend(first.values())
-            found.extend(others.get(kind, {}).values())
+            found.extend(others.get(kind, ()))
         for obj in skip:
             if not gc.is_tracked(obj):
                 _remove(objects.get(type(obj)), obj)

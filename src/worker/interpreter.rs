@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::path::Path;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyTuple, PyType};
 
 use crate::fork_server::Warm;
 use crate::protocol::{Phase, PythonEnvironment, WorkerRequest};
@@ -529,6 +529,8 @@ struct PrepareSpec<'py> {
     /// The watchdog's hooks (see `guard.rs`).
     iteration_started: Bound<'py, PyCFunction>,
     iterations_paused: Bound<'py, PyCFunction>,
+    /// The diagnosis census's identity set (see `census.rs`).
+    identities: Bound<'py, PyType>,
     /// Seed of Python's `random`.
     seed: u64,
 }
@@ -601,6 +603,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Prepare
         trace: sampling::traced_throughout(&scenario.gate),
         iteration_started: wrap_pyfunction!(super::guard::iteration_started, py)?,
         iterations_paused: wrap_pyfunction!(super::guard::iterations_paused, py)?,
+        identities: py.get_type::<super::census::Identities>(),
         seed: request.options.seed,
     })
 }
