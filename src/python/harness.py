@@ -266,13 +266,14 @@ def _stdlib_import(name):
 # site_packages (None, or the folders that replace our own site-packages); executable (the
 # Python subprocesses should use); frames (tracemalloc depth); trace (tracemalloc on now and
 # throughout: the scenario gates on it); the watchdog's iteration_started and
-# iterations_paused; identities (the diagnosis census's identity set, see
-# ``_leakcheck_diagnose.Identities``); seed (for ``random``, so "random" scenario data is the
+# iterations_paused; identities and count_types (the diagnosis census's identity set and its
+# count at checkpoint A, see ``_leakcheck_diagnose.Identities``); seed (for ``random``, so "random" scenario data is the
 # same on every rerun).
 Spec = namedtuple(
     "Spec",
     "name file setup run teardown lines call call_with_iteration pytest params python_path "
-    "site_packages executable frames trace iteration_started iterations_paused identities seed",
+    "site_packages executable frames trace iteration_started iterations_paused identities "
+    "count_types seed",
 )
 Lines = namedtuple("Lines", "setup run teardown")
 Pytest = namedtuple("Pytest", "args node_id rootdir fixtures")
@@ -290,6 +291,7 @@ def prepare(fields):
     _iteration_started = spec.iteration_started
     _iterations_paused = spec.iterations_paused
     _diagnose.Identities = spec.identities
+    _diagnose.count_types = spec.count_types
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
     # which the runner keeps and shows with the crash.
     faulthandler.enable()

@@ -529,8 +529,9 @@ struct PrepareSpec<'py> {
     /// The watchdog's hooks (see `guard.rs`).
     iteration_started: Bound<'py, PyCFunction>,
     iterations_paused: Bound<'py, PyCFunction>,
-    /// The diagnosis census's identity set (see `census.rs`).
+    /// The diagnosis census's identity set and its count at checkpoint A (see `census.rs`).
     identities: Bound<'py, PyType>,
+    count_types: Bound<'py, PyCFunction>,
     /// Seed of Python's `random`.
     seed: u64,
 }
@@ -604,6 +605,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Prepare
         iteration_started: wrap_pyfunction!(super::guard::iteration_started, py)?,
         iterations_paused: wrap_pyfunction!(super::guard::iterations_paused, py)?,
         identities: py.get_type::<super::census::Identities>(),
+        count_types: wrap_pyfunction!(super::census::count_types, py)?,
         seed: request.options.seed,
     })
 }
