@@ -152,7 +152,8 @@ def _source(file, line):
 
 def _sites(sizes, counts, after, iterations):
     """The sites whose live memory grew from checkpoint A (``sizes`` and ``counts`` by site key)
-    to ``after`` (``_site_statistics`` at B), most bytes first."""
+    to ``after`` (``_site_statistics`` at B), most bytes first, without their source lines
+    (``_read_sources`` adds them once tracing has stopped)."""
     rows = []
     for key, (size, count, frames) in after.items():
         if not frames or frames[0][0] == "<unknown>":
@@ -169,20 +170,32 @@ def _sites(sizes, counts, after, iterations):
         if _is_stdlib(file):
             outside = next(((f, l) for f, l in frames if not _is_stdlib(f)), None)
             if outside is not None:
-                caller = {"file": outside[0], "line": outside[1], "code": _source(*outside)}
+                caller = {"file": outside[0], "line": outside[1], "code": None}
         sites.append(
             {
                 "file": file,
                 "line": line,
-                "code": _source(file, line),
+                "code": None,
                 "caller": caller,
                 "size_diff": size_diff,
                 "count_diff": count_diff,
                 "bytes_per_iteration": size_diff / iterations,
-                "stack": [{"file": f, "line": l, "code": _source(f, l)} for f, l in frames[:8]],
+                "stack": [{"file": f, "line": l, "code": None} for f, l in frames[:8]],
             }
         )
     return sites
+
+
+def _read_sources(sites):
+    """Fill in the source line of each site, its caller and its stack. Done after tracing stops:
+    linecache reads and splits whole files, a string per line, and under the window's 10-frame
+    tracing that cost up to 1.9 s for the twenty-odd library files of an HTTP client's stacks."""
+    for site in sites:
+        site["code"] = _source(site["file"], site["line"])
+        if site["caller"] is not None:
+            site["caller"]["code"] = _source(site["caller"]["file"], site["caller"]["line"])
+        for frame in site["stack"]:
+            frame["code"] = _source(frame["file"], frame["line"])
 
 
 # --- type census ------------------------------------------------------------------------------
@@ -273,8 +286,9 @@ class _Census:
     ``holder_of``. Holding them keeps every object referenced by these containers: drop the
     census (``clear``) before searching referrers."""
 
-    def __init__(self, skip):
-        gc.collect()
+    def __init__(self, skip, collect=True):
+        if collect:
+            gc.collect()
         tracked = gc.get_objects()
         # Made after the listing, and the census itself left out: it counts what ``count_types``
         # (checkpoint A) counts, which makes nothing before it lists the heap.
@@ -559,7 +573,8 @@ def finish(namespace, iterations, chain_seconds):
     # start from and the untracked holders they need, found in it.
     counts = _count_types(own)
     own.append(counts)
-    census = _Census(own)
+    # Collected by _count_types just now: a second full collection under deep tracing is ~0.1 s.
+    census = _Census(own, collect=count_types is None)
     skip = {id(obj) for obj in own}
     skip.update(census.ids())
     sites_after = _site_statistics() if tracemalloc.is_tracing() else {}
@@ -619,6 +634,7 @@ def finish(namespace, iterations, chain_seconds):
     # Nothing below needs allocation tracebacks: stop paying for deep ones.
     if tracing:
         tracemalloc.stop()
+    _read_sources(sites)
     chains, chain_notes = _chains(namespace, picked, holders, skip, chain_seconds)
     notes.extend(chain_notes)
     garbage = _garbage(before, gc_after)

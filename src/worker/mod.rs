@@ -285,7 +285,8 @@ fn execute(
 /// drops out while a leak shows its per-iteration rate.
 ///
 /// A half is `iterations / 2` (10 to 500), cut to what fits in [`HALF_WINDOW_SECS`] at the
-/// pace of the window's first traced iterations, but never below [`MIN_HALF`]: deep tracebacks
+/// pace of the window's first traced iterations, but never below [`MIN_HALF`] (the least a
+/// half ever had): deep tracebacks
 /// slow an iteration that allocates a lot 3 to 7 times, and on a service call of a few
 /// milliseconds (an ORM query, an HTTP round trip) the window's iterations were most of the
 /// diagnosis's cost, while a leak the verdict already found shows in a few dozen of them.
@@ -335,7 +336,7 @@ fn diagnose_window(
 const HALF_WINDOW_SECS: f64 = 0.25;
 
 /// Fewest iterations in a half of the diagnosis window, whatever their pace.
-const MIN_HALF: u64 = 20;
+const MIN_HALF: u64 = 10;
 
 /// Iterations timed at the start of the window to learn its traced pace.
 const PACE_ITERATIONS: u64 = 10;
@@ -497,9 +498,9 @@ mod tests {
 
     #[test]
     fn a_very_slow_window_keeps_its_floor() {
-        // 100 ms an iteration: the floor of 20, not 2.
-        assert_eq!(window_half(100, 10, 1.0), 20);
-        // A scenario of 20 iterations has halves of 10, fewer than the floor.
-        assert_eq!(window_half(10, 10, 1.0), 10);
+        // 100 ms an iteration: the floor of 10, not 2.
+        assert_eq!(window_half(100, 10, 1.0), 10);
+        // Iterations already timed are never taken back.
+        assert_eq!(window_half(100, 10, 10.0), 10);
     }
 }
