@@ -198,8 +198,9 @@ impl<'v> Page<'v> {
             meta: vec![
                 ("started", results.started_at.clone()),
                 ("duration", format!("{:.1} s", results.duration_secs)),
+                // The run's nominal level; each interval is labelled with its own.
                 (
-                    "confidence",
+                    "nominal confidence",
                     format!("{} % two-sided", view::percent(results.confidence)),
                 ),
                 (
