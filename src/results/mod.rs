@@ -1,7 +1,10 @@
 //! The machine-readable result of a run: the versioned schema of `results.json`.
 //!
-//! Reports (terminal, JSON, and later HTML and JUnit) all render from [`RunResults`]; it is also
-//! what `leakcheck report` will read back. Changing a field is a deliberate act: bump
+//! Every report renders from [`RunResults`], and `leakcheck report`, `merge` and `--baseline`
+//! read it back. Its types are its own (a fit is a [`Fit`], not the statistics' type; the
+//! baseline section is [`Comparison`]), and what reports ask of them that older files lack is
+//! worked out here on read ([`ScenarioResult::deciding`], [`ScenarioResult::confidence_of`]).
+//! Changing a field is a deliberate act, pinned by `tests/results_schema.rs`: bump
 //! [`SCHEMA_VERSION`] when a change is not purely additive.
 
 use std::collections::BTreeMap;
@@ -9,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Comparison;
 use crate::diagnosis::Diagnosis;
 use crate::holders::HolderReport;
 use crate::metric::Metric;
@@ -18,6 +20,11 @@ use crate::scenario::{CollectedTest, Expect};
 use crate::stats;
 use crate::units::Unit;
 use crate::verdict::{Call, Stop, Verdict};
+
+mod comparison;
+pub use comparison::{
+    Change, Comparison, ComparisonSummary, MetricComparison, ScenarioComparison, Shift,
+};
 
 /// Version of the `results.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -285,7 +292,7 @@ pub enum WorkerStart {
 
 impl ScenarioResult {
     /// The two-sided confidence of `metric`'s interval as reports state it (the figure the
-    /// verdict used, see [`compare::Growth::decided`](crate::compare::Growth::decided)): the
+    /// verdict used, see [`ScenarioResult::deciding`]): the
     /// level its fit recorded, 99.5 % at the first look of a default adaptive run. Files written
     /// before fits recorded it get the level the run used there: the deciding look's, the run's
     /// `confidence` for tracemalloc judged on its traced window and for least squares.
@@ -314,6 +321,26 @@ impl ScenarioResult {
     pub fn analysis_of(&self, metric: Metric) -> Option<&MetricAnalysis> {
         self.analysis.as_ref().and_then(|a| a.metrics.get(&metric))
     }
+
+    /// The growth the verdict used for `metric` (see [`MetricResult::deciding`]), when it was
+    /// measured and fitted.
+    pub fn deciding(&self, metric: Metric) -> Option<Growth> {
+        self.metrics
+            .get(&metric)?
+            .deciding(self.analysis_of(metric))
+    }
+}
+
+/// A fitted growth per iteration and its confidence interval: the figure a report states and a
+/// baseline comparison compares (see [`MetricResult::deciding`]), whichever fit it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Growth {
+    /// Growth per iteration.
+    pub slope: f64,
+    /// Lower end of the interval.
+    pub ci_low: f64,
+    /// Upper end of the interval.
+    pub ci_high: f64,
 }
 
 /// The sequential run and the robust statistics behind a verdict.
@@ -453,6 +480,27 @@ pub struct MetricResult {
     pub samples: Vec<(u64, f64)>,
     /// Samples taken during warmup (and right after setup), not fitted.
     pub warmup_samples: Vec<(u64, f64)>,
+}
+
+impl MetricResult {
+    /// The growth the verdict used: the robust (Theil–Sen) fit of the scenario's `analysis`
+    /// (this metric's entry, `analysis`) when it has one, else least squares (results written
+    /// before robust fits existed). Reports state it and comparisons compare it, so both speak
+    /// of one figure; it is worked out here, on read, because older files lack the robust fit.
+    pub fn deciding(&self, analysis: Option<&MetricAnalysis>) -> Option<Growth> {
+        if let Some(robust) = analysis.and_then(|a| a.robust.as_ref()) {
+            return Some(Growth {
+                slope: robust.slope,
+                ci_low: robust.ci_low,
+                ci_high: robust.ci_high,
+            });
+        }
+        Some(Growth {
+            slope: self.slope?,
+            ci_low: self.ci_low?,
+            ci_high: self.ci_high?,
+        })
+    }
 }
 
 /// Why a saved `results.json` cannot be read back.
