@@ -578,32 +578,8 @@ fn list_command(args: ListArgs) -> Result<Outcome> {
     };
     let mut out = std::io::stdout().lock();
     match args.format {
-        ListFormat::Text => {
-            for s in &scenarios {
-                let expect = match s.expect {
-                    scenario::Expect::Leak => "  [expect: leak]",
-                    scenario::Expect::Pass => "",
-                };
-                writeln!(out, "{}  {}:{}{}", s.name, s.file.display(), s.line, expect)?;
-            }
-        }
-        ListFormat::Json => {
-            let listed: Vec<serde_json::Value> = scenarios
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "name": s.name,
-                        "file": s.file,
-                        "line": s.line,
-                        "tags": s.tags,
-                        "expect": s.expect,
-                        "description": s.description,
-                    })
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut out, &listed)?;
-            writeln!(out)?;
-        }
+        ListFormat::Text => report::list::write_text(&scenarios, &mut out)?,
+        ListFormat::Json => report::list::write_json(&scenarios, &mut out)?,
     }
     Ok(Outcome::Success)
 }
