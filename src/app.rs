@@ -13,16 +13,15 @@ use crate::cli::{
     SelectArgs,
 };
 use crate::compare;
-use crate::config::{self, ProjectConfig};
+use crate::config::{self, ProjectConfig, RunConfig};
 use crate::fork_server::Start;
 use crate::merge;
-use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
 use crate::report::Outputs;
 use crate::report::view::RunView;
 use crate::results;
 use crate::runner::fork_server::ForkServer;
-use crate::runner::{self, RunSettings, environment, workers};
+use crate::runner::{self, environment, workers};
 use crate::scenario::{self, Scenario};
 use crate::select::{self, Expr};
 
@@ -268,9 +267,12 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     let Ok(config) = project_config(&args.select) else {
         return Ok(Outcome::InvalidInput);
     };
+    // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
+    // built-in defaults, once.
+    let run_config = RunConfig::resolve(&args, config.as_ref());
     let mut server = ServerForRun {
-        seed: args.seed,
-        enabled: !args.spawn,
+        seed: run_config.seed,
+        enabled: run_config.fork_server,
         target: None,
         program: None,
         server: None,
@@ -279,7 +281,7 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     else {
         return Ok(Outcome::InvalidInput);
     };
-    if let Some(max) = args.max_iterations {
+    if let Some(max) = run_config.max_iterations {
         for scenario in &mut scenarios {
             scenario.max_iterations = max.max(scenario.iterations);
             scenario.max_iterations_set = true;
@@ -302,18 +304,13 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             }
         }
     }
-    // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
-    // built-in defaults.
-    let from_config = config.clone().unwrap_or_default();
-    let report_dir = args
-        .report_dir
-        .clone()
-        .or(from_config.report_dir)
-        .unwrap_or_else(|| PathBuf::from("reports"));
-    let confidence = args.confidence.or(from_config.confidence).unwrap_or(0.99);
-    let jobs = args.jobs.or(from_config.jobs).map(usize::from);
     // Read the baseline before spending minutes on scenarios.
-    let baseline = match args.baseline.as_deref().map(results::read).transpose() {
+    let baseline = match run_config
+        .baseline
+        .as_deref()
+        .map(results::read)
+        .transpose()
+    {
         Ok(baseline) => baseline,
         Err(err) => {
             eprintln!("error: {err}");
@@ -322,7 +319,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
     };
     // The target interpreter and the worker that embeds it, refused before anything runs.
     let resolved = server.target.take().map(Ok).unwrap_or_else(|| {
-        environment::resolve(args.select.python.as_deref(), from_config.python.as_deref())
+        let configured = config.as_ref().and_then(|c| c.python.as_deref());
+        environment::resolve(args.select.python.as_deref(), configured)
     });
     let target = match resolved {
         Ok(target) => target,
@@ -340,58 +338,33 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
             return Ok(Outcome::InvalidInput);
         }
     };
-    let settings = RunSettings {
-        confidence,
-        fail_on_inconclusive: args.fail_on_inconclusive,
-        environment: Some(target.environment),
-        program,
-        worker: WorkerOptions {
-            confidence,
-            diagnose: if args.diagnose {
-                DiagnoseMode::Always
-            } else if args.no_diagnose {
-                DiagnoseMode::Never
-            } else {
-                DiagnoseMode::Auto
-            },
-            frames: args.frames,
-            chain_timeout_secs: args.chain_timeout.max(0.0),
-            probe_holders: true,
-            // Shared by the workers that can run at once: never more than the scenarios.
-            max_rss: args.max_rss.unwrap_or_else(|| {
-                let at_once = jobs.unwrap_or_else(default_jobs).min(scenarios.len());
-                runner::limits::default_max_rss(at_once)
-            }),
-            seed: args.seed,
-        },
-        jobs: jobs.unwrap_or_else(default_jobs),
-        fork_server: !args.spawn,
-    };
+    let settings = run_config.settings(target.environment, program, scenarios.len());
     // Fail before spending minutes on scenarios if their reports could not be saved.
-    if let Err(err) = check_writable(&report_dir) {
+    if let Err(err) = check_writable(&run_config.report_dir) {
         eprintln!("error: {err:#}");
         return Ok(Outcome::InvalidInput);
     }
-    let mut display = report::terminal::ProgressDisplay::new(args.quiet);
-    let mut journal = report::journal::Journal::new(&mut display, &settings, report_dir.clone());
+    let mut display = report::terminal::ProgressDisplay::new(run_config.quiet);
+    let mut journal =
+        report::journal::Journal::new(&mut display, &settings, run_config.report_dir.clone());
     let mut results =
         runner::run_scenarios_with(&scenarios, &settings, server.server.take(), &mut journal);
-    if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
+    if let (Some(old), Some(path)) = (&baseline, &run_config.baseline) {
         results.baseline = Some(compare::compare(old, path, &results, &left_out));
-        if args.fail_on_regression {
+        if run_config.fail_on_regression {
             compare::apply_regression_gate(&mut results);
         }
     }
     // The terminal first: what the run found shows even when its reports cannot be saved.
     let outputs = Outputs {
-        dir: Some(report_dir),
-        terminal: Some(args.quiet),
+        dir: Some(run_config.report_dir.clone()),
+        terminal: Some(run_config.quiet),
         github: Some(report::github::Environment::current()),
         ..Outputs::default()
     };
     finish(
         report::write_all(&RunView::new(&results), &outputs),
-        args.quiet,
+        run_config.quiet,
     )?;
     if let Some(signal) = runner::signals::received() {
         eprintln!(
@@ -582,11 +555,6 @@ fn list_command(args: ListArgs) -> Result<Outcome> {
         ListFormat::Json => report::list::write_json(&scenarios, &mut out)?,
     }
     Ok(Outcome::Success)
-}
-
-/// One worker per CPU: scenarios are CPU-bound and each worker is single-threaded.
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Prints leakcheck's version, the workers it has, and the interpreter a run started here would
