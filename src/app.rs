@@ -1,5 +1,8 @@
 //! What each subcommand does, from parsed arguments to an [`Outcome`]; `main` only maps the
 //! outcome to an exit code.
+//!
+//! Input a command cannot use is an [`InputError`], returned up to [`run`], which alone prints
+//! it; errors of the system (a report that cannot be written) stay `anyhow` errors for `main`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,16 +16,15 @@ use crate::cli::{
     SelectArgs,
 };
 use crate::compare;
-use crate::config::{self, ProjectConfig};
+use crate::config::{self, ProjectConfig, RunConfig};
 use crate::fork_server::Start;
 use crate::merge;
-use crate::protocol::{DiagnoseMode, WorkerOptions};
 use crate::report;
 use crate::report::Outputs;
 use crate::report::view::RunView;
 use crate::results;
 use crate::runner::fork_server::ForkServer;
-use crate::runner::{self, RunSettings, environment, workers};
+use crate::runner::{self, environment, workers};
 use crate::scenario::{self, Scenario};
 use crate::select::{self, Expr};
 
@@ -55,8 +57,65 @@ impl Outcome {
     }
 }
 
-/// Runs the parsed command.
+/// Input a command cannot use: a bad value, scenario or configuration file, an unreadable
+/// results file, an output over an input; nothing was run. Call sites return it and `?` carries
+/// it up, so that one place, [`run`], prints it (each problem as `error: …`, the closing line as
+/// `leakcheck: …`) and ends the command with [`Outcome::InvalidInput`], rather than every call
+/// site printing and returning that outcome itself.
+#[derive(Debug, Default)]
+pub struct InputError {
+    /// Every problem found, in order, one line each, already escaped where it quotes text that
+    /// is not ours (see [`report::untrusted`]).
+    pub problems: Vec<String>,
+    /// What they add up to, or the whole message when there is no list, e.g. `2 problem(s) in
+    /// 1 file(s); nothing was run`.
+    pub summary: Option<String>,
+}
+
+impl InputError {
+    /// One problem.
+    fn problem(message: impl std::fmt::Display) -> InputError {
+        InputError {
+            problems: vec![message.to_string()],
+            summary: None,
+        }
+    }
+
+    /// A closing line alone.
+    fn summary(text: impl Into<String>) -> InputError {
+        InputError {
+            problems: Vec::new(),
+            summary: Some(text.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let problems = self.problems.iter().map(|p| format!("error: {p}"));
+        let summary = self.summary.iter().map(|s| format!("leakcheck: {s}"));
+        let lines: Vec<String> = problems.chain(summary).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Runs the parsed command; input it cannot use is printed here (see [`InputError`]).
 pub fn run(cli: Cli) -> Result<Outcome> {
+    match command(cli) {
+        Err(err) => match err.downcast::<InputError>() {
+            Ok(input) => {
+                eprintln!("{input}");
+                Ok(Outcome::InvalidInput)
+            }
+            Err(other) => Err(other),
+        },
+        done => done,
+    }
+}
+
+fn command(cli: Cli) -> Result<Outcome> {
     if cli.version {
         print_version();
         return Ok(Outcome::Success);
@@ -73,12 +132,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Ok(Outcome::Success)
         }
         Some(Command::Man(args)) => man_command(args),
-        None => {
-            eprintln!(
-                "leakcheck: no command given; try `leakcheck run scenarios/` or `leakcheck --help`"
-            );
-            Ok(Outcome::InvalidInput)
-        }
+        None => Err(InputError::summary(
+            "no command given; try `leakcheck run scenarios/` or `leakcheck --help`",
+        )
+        .into()),
     }
 }
 
@@ -101,12 +158,12 @@ fn man_command(args: ManArgs) -> Result<Outcome> {
             Some(sub) => sub.clone(),
             None => {
                 let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
-                eprintln!(
-                    "error: `{}` is not a subcommand: one of {}",
+                return Err(InputError::problem(format!(
+                    "`{}` is not a subcommand: one of {}",
                     report::untrusted::terminal(name),
                     names.join(", ")
-                );
-                return Ok(Outcome::InvalidInput);
+                ))
+                .into());
             }
         },
     };
@@ -114,21 +171,20 @@ fn man_command(args: ManArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Loads, validates and filters scenarios, printing every problem found.
+/// Loads, validates and filters scenarios, with every problem found as the error.
 /// The scenarios the arguments select, and the names of the suite's others (left out by `-k` or
 /// `--partition`), which a baseline comparison must not call removed.
 fn select(
     args: &SelectArgs,
     config: Option<&ProjectConfig>,
     mut server: Option<&mut ServerForRun>,
-) -> Option<(Vec<Scenario>, std::collections::HashSet<String>)> {
-    let expr = match args.filter.as_deref().map(Expr::parse).transpose() {
-        Ok(expr) => expr,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return None;
-        }
-    };
+) -> Result<(Vec<Scenario>, std::collections::HashSet<String>), InputError> {
+    let expr = args
+        .filter
+        .as_deref()
+        .map(Expr::parse)
+        .transpose()
+        .map_err(InputError::problem)?;
     let paths = if !args.paths.is_empty() {
         args.paths.clone()
     } else {
@@ -141,18 +197,17 @@ fn select(
     let scenarios = match scenario::load_paths_with(&paths, defaults) {
         Ok(scenarios) => scenarios,
         Err(errors) => {
-            for err in &errors {
-                // A file's text is quoted in its errors: shown escaped, as scenario text is.
-                eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
-            }
             let files: std::collections::BTreeSet<&PathBuf> =
                 errors.iter().map(|e| &e.file).collect();
-            eprintln!(
-                "leakcheck: {} problem(s) in {} file(s); nothing was run",
-                errors.len(),
-                files.len()
-            );
-            return None;
+            return Err(InputError {
+                // A file's text is quoted in its errors: shown escaped, as scenario text is.
+                problems: escaped(&errors),
+                summary: Some(format!(
+                    "{} problem(s) in {} file(s); nothing was run",
+                    errors.len(),
+                    files.len()
+                )),
+            });
         }
     };
     // `pytest` selections become one scenario per test, collected by the project's interpreter.
@@ -161,13 +216,8 @@ fn select(
         .any(|s| matches!(s.body, scenario::Body::Pytest(_)))
     {
         let configured = config.and_then(|c| c.python.as_deref());
-        let target = match environment::resolve(args.python.as_deref(), configured) {
-            Ok(target) => target,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return None;
-            }
-        };
+        let target = environment::resolve(args.python.as_deref(), configured)
+            .map_err(InputError::problem)?;
         let server = server.as_mut().and_then(|server| server.start(&target));
         let collect = |args: &[String], dir: &std::path::Path| match server {
             Some(server) => server.collect(args, dir),
@@ -177,11 +227,10 @@ fn select(
         match scenario::pytest::expand(scenarios, &target.environment.executable, Some(collect)) {
             Ok(scenarios) => scenarios,
             Err(errors) => {
-                for err in &errors {
-                    eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
-                }
-                eprintln!("leakcheck: {} problem(s); nothing was run", errors.len());
-                return None;
+                return Err(InputError {
+                    problems: escaped(&errors),
+                    summary: Some(format!("{} problem(s); nothing was run", errors.len())),
+                });
             }
         }
     } else {
@@ -190,11 +239,10 @@ fn select(
     if let Some(expr) = &expr
         && !scenarios.iter().any(|s| expr.matches(&s.name, &s.tags))
     {
-        eprintln!(
-            "leakcheck: no scenario matches `-k {}`",
+        return Err(InputError::summary(format!(
+            "no scenario matches `-k {}`",
             args.filter.as_deref().unwrap_or("")
-        );
-        return None;
+        )));
     }
     let suite: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
     // An empty shard is fine: a CI matrix may have more machines than scenarios.
@@ -203,7 +251,15 @@ fn select(
     for scenario in &selected {
         left_out.remove(&scenario.name);
     }
-    Some((selected, left_out))
+    Ok((selected, left_out))
+}
+
+/// Each error on its line, escaped: they quote the scenario files' text.
+fn escaped(errors: &[impl std::fmt::Display]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|err| report::untrusted::terminal(&err.to_string()).into_owned())
+        .collect()
 }
 
 /// The fork server of a `run` with `pytest:` selections, started as soon as `select` knows the
@@ -243,7 +299,7 @@ impl ServerForRun {
 
 /// The project configuration `select` asks for: `--config`, none with `--no-config`, else the
 /// first found upward from the working directory.
-fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, ()> {
+fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, InputError> {
     let found = if args.no_config {
         Ok(None)
     } else if let Some(file) = &args.config {
@@ -256,30 +312,27 @@ fn project_config(args: &SelectArgs) -> Result<Option<ProjectConfig>, ()> {
             })
             .and_then(|dir| config::discover(&dir))
     };
-    found.map_err(|err| {
-        // One line per problem, each its own `error:`.
-        for line in err.to_string().lines() {
-            eprintln!("error: {}", report::untrusted::terminal(line));
-        }
+    // One line per problem, each its own `error:`.
+    found.map_err(|err| InputError {
+        problems: escaped(&err.to_string().lines().collect::<Vec<_>>()),
+        summary: None,
     })
 }
 
 fn run_command(args: RunArgs) -> Result<Outcome> {
-    let Ok(config) = project_config(&args.select) else {
-        return Ok(Outcome::InvalidInput);
-    };
+    let config = project_config(&args.select)?;
+    // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
+    // built-in defaults, once.
+    let run_config = RunConfig::resolve(&args, config.as_ref());
     let mut server = ServerForRun {
-        seed: args.seed,
-        enabled: !args.spawn,
+        seed: run_config.seed,
+        enabled: run_config.fork_server,
         target: None,
         program: None,
         server: None,
     };
-    let Some((mut scenarios, left_out)) = select(&args.select, config.as_ref(), Some(&mut server))
-    else {
-        return Ok(Outcome::InvalidInput);
-    };
-    if let Some(max) = args.max_iterations {
+    let (mut scenarios, left_out) = select(&args.select, config.as_ref(), Some(&mut server))?;
+    if let Some(max) = run_config.max_iterations {
         for scenario in &mut scenarios {
             scenario.max_iterations = max.max(scenario.iterations);
             scenario.max_iterations_set = true;
@@ -288,8 +341,8 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
                 scenario.max_iterations,
                 scenario.sample_every,
             ) {
-                eprintln!(
-                    "error: --max-iterations {max}: scenario `{}` ({}:{}) samples every {} \
+                return Err(InputError::problem(format!(
+                    "--max-iterations {max}: scenario `{}` ({}:{}) samples every {} \
                      iterations, so it would take {samples} samples, and at most {} are kept \
                      (lower --max-iterations or raise its `sample_every`)",
                     scenario.name,
@@ -297,101 +350,54 @@ fn run_command(args: RunArgs) -> Result<Outcome> {
                     scenario.line,
                     scenario.sample_every,
                     scenario::MAX_SAMPLES,
-                );
-                return Ok(Outcome::InvalidInput);
+                ))
+                .into());
             }
         }
     }
-    // Flags and LEAKCHECK_* variables (resolved by clap) over the configuration file over
-    // built-in defaults.
-    let from_config = config.clone().unwrap_or_default();
-    let report_dir = args
-        .report_dir
-        .clone()
-        .or(from_config.report_dir)
-        .unwrap_or_else(|| PathBuf::from("reports"));
-    let confidence = args.confidence.or(from_config.confidence).unwrap_or(0.99);
-    let jobs = args.jobs.or(from_config.jobs).map(usize::from);
     // Read the baseline before spending minutes on scenarios.
-    let baseline = match args.baseline.as_deref().map(results::read).transpose() {
-        Ok(baseline) => baseline,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(Outcome::InvalidInput);
-        }
-    };
+    let baseline = run_config
+        .baseline
+        .as_deref()
+        .map(results::read)
+        .transpose()
+        .map_err(InputError::problem)?;
     // The target interpreter and the worker that embeds it, refused before anything runs.
     let resolved = server.target.take().map(Ok).unwrap_or_else(|| {
-        environment::resolve(args.select.python.as_deref(), from_config.python.as_deref())
+        let configured = config.as_ref().and_then(|c| c.python.as_deref());
+        environment::resolve(args.select.python.as_deref(), configured)
     });
-    let target = match resolved {
-        Ok(target) => target,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(Outcome::InvalidInput);
-        }
-    };
+    let target = resolved.map_err(InputError::problem)?;
     let checked = server.program.take().map(Ok);
-    let program = match checked.unwrap_or_else(|| workers::for_target(&target)) {
-        Ok(program) => program,
-        Err(err) => {
-            // It quotes what the program said: not ours to trust.
-            eprintln!("error: {}", report::untrusted::terminal(&err.to_string()));
-            return Ok(Outcome::InvalidInput);
-        }
-    };
-    let settings = RunSettings {
-        confidence,
-        fail_on_inconclusive: args.fail_on_inconclusive,
-        environment: Some(target.environment),
-        program,
-        worker: WorkerOptions {
-            confidence,
-            diagnose: if args.diagnose {
-                DiagnoseMode::Always
-            } else if args.no_diagnose {
-                DiagnoseMode::Never
-            } else {
-                DiagnoseMode::Auto
-            },
-            frames: args.frames,
-            chain_timeout_secs: args.chain_timeout.max(0.0),
-            probe_holders: true,
-            // Shared by the workers that can run at once: never more than the scenarios.
-            max_rss: args.max_rss.unwrap_or_else(|| {
-                let at_once = jobs.unwrap_or_else(default_jobs).min(scenarios.len());
-                runner::limits::default_max_rss(at_once)
-            }),
-            seed: args.seed,
-        },
-        jobs: jobs.unwrap_or_else(default_jobs),
-        fork_server: !args.spawn,
-    };
+    let program = checked
+        .unwrap_or_else(|| workers::for_target(&target))
+        // It quotes what the program said: not ours to trust.
+        .map_err(|err| InputError::problem(report::untrusted::terminal(&err.to_string())))?;
+    let settings = run_config.settings(target.environment, program, scenarios.len());
     // Fail before spending minutes on scenarios if their reports could not be saved.
-    if let Err(err) = check_writable(&report_dir) {
-        eprintln!("error: {err:#}");
-        return Ok(Outcome::InvalidInput);
-    }
-    let mut display = report::terminal::ProgressDisplay::new(args.quiet);
-    let mut journal = report::journal::Journal::new(&mut display, &settings, report_dir.clone());
+    check_writable(&run_config.report_dir)
+        .map_err(|err| InputError::problem(format!("{err:#}")))?;
+    let mut display = report::terminal::ProgressDisplay::new(run_config.quiet);
+    let mut journal =
+        report::journal::Journal::new(&mut display, &settings, run_config.report_dir.clone());
     let mut results =
         runner::run_scenarios_with(&scenarios, &settings, server.server.take(), &mut journal);
-    if let (Some(old), Some(path)) = (&baseline, &args.baseline) {
+    if let (Some(old), Some(path)) = (&baseline, &run_config.baseline) {
         results.baseline = Some(compare::compare(old, path, &results, &left_out));
-        if args.fail_on_regression {
+        if run_config.fail_on_regression {
             compare::apply_regression_gate(&mut results);
         }
     }
     // The terminal first: what the run found shows even when its reports cannot be saved.
     let outputs = Outputs {
-        dir: Some(report_dir),
-        terminal: Some(args.quiet),
+        dir: Some(run_config.report_dir.clone()),
+        terminal: Some(run_config.quiet),
         github: Some(report::github::Environment::current()),
         ..Outputs::default()
     };
     finish(
         report::write_all(&RunView::new(&results), &outputs),
-        args.quiet,
+        run_config.quiet,
     )?;
     if let Some(signal) = runner::signals::received() {
         eprintln!(
@@ -420,15 +426,10 @@ fn check_writable(dir: &std::path::Path) -> Result<()> {
 /// `leakcheck report`: reads saved results, optionally compares them with a baseline, and
 /// writes the reports again; nothing runs.
 fn report_command(args: ReportArgs) -> Result<Outcome> {
-    let read =
-        |path: &std::path::Path| results::read(path).map_err(|err| eprintln!("error: {err}"));
-    let Ok(mut results) = read(&args.results) else {
-        return Ok(Outcome::InvalidInput);
-    };
+    let read = |path: &std::path::Path| results::read(path).map_err(InputError::problem);
+    let mut results = read(&args.results)?;
     if let Some(path) = &args.baseline {
-        let Ok(old) = read(path) else {
-            return Ok(Outcome::InvalidInput);
-        };
+        let old = read(path)?;
         // A saved run is compared whole: nothing was left out of it here.
         let nothing = std::collections::HashSet::new();
         results.baseline = Some(compare::compare(&old, path, &results, &nothing));
@@ -462,13 +463,13 @@ fn report_command(args: ReportArgs) -> Result<Outcome> {
     );
     for output in checked {
         if let Some(input) = inputs.iter().find(|input| same_file(&output, input)) {
-            eprintln!(
-                "error: `{}` is an input of this command (`{}`), and writing a report there \
-                 would replace it: choose another --html or --report-dir",
+            return Err(InputError::problem(format!(
+                "`{}` is an input of this command (`{}`), and writing a report there would \
+                 replace it: choose another --html or --report-dir",
                 output.display(),
                 input.display()
-            );
-            return Ok(Outcome::InvalidInput);
+            ))
+            .into());
         }
     }
     finish(report::write_all(&RunView::new(&results), &outputs), false)?;
@@ -507,15 +508,9 @@ fn finish(written: report::Written, quiet: bool) -> Result<()> {
 /// `leakcheck merge`: shard results in, one results.json out; the exit code is the merged run's
 /// gate, so a CI job that merges can also be the one that fails.
 fn merge_command(args: MergeArgs) -> Result<Outcome> {
-    let merged = match merge::read_all(&args.results)
+    let merged = merge::read_all(&args.results)
         .and_then(|parts| merge::merge(parts).map_err(|err| err.to_string()))
-    {
-        Ok(merged) => merged,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(Outcome::InvalidInput);
-        }
-    };
+        .map_err(InputError::problem)?;
     let view = RunView::new(&merged);
     let outputs = Outputs {
         json: Some(args.output.clone()),
@@ -552,11 +547,11 @@ fn init_command(args: InitArgs) -> Result<Outcome> {
     if !args.force
         && let Some((existing, _)) = files.iter().find(|(path, _)| path.exists())
     {
-        eprintln!(
-            "error: `{}` already exists: nothing was written (use --force to replace)",
+        return Err(InputError::problem(format!(
+            "`{}` already exists: nothing was written (use --force to replace)",
             existing.display()
-        );
-        return Ok(Outcome::InvalidInput);
+        ))
+        .into());
     }
     for (path, text) in &files {
         if let Some(parent) = path.parent() {
@@ -570,47 +565,14 @@ fn init_command(args: InitArgs) -> Result<Outcome> {
 }
 
 fn list_command(args: ListArgs) -> Result<Outcome> {
-    let Ok(config) = project_config(&args.select) else {
-        return Ok(Outcome::InvalidInput);
-    };
-    let Some((scenarios, _)) = select(&args.select, config.as_ref(), None) else {
-        return Ok(Outcome::InvalidInput);
-    };
+    let config = project_config(&args.select)?;
+    let (scenarios, _) = select(&args.select, config.as_ref(), None)?;
     let mut out = std::io::stdout().lock();
     match args.format {
-        ListFormat::Text => {
-            for s in &scenarios {
-                let expect = match s.expect {
-                    scenario::Expect::Leak => "  [expect: leak]",
-                    scenario::Expect::Pass => "",
-                };
-                writeln!(out, "{}  {}:{}{}", s.name, s.file.display(), s.line, expect)?;
-            }
-        }
-        ListFormat::Json => {
-            let listed: Vec<serde_json::Value> = scenarios
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "name": s.name,
-                        "file": s.file,
-                        "line": s.line,
-                        "tags": s.tags,
-                        "expect": s.expect,
-                        "description": s.description,
-                    })
-                })
-                .collect();
-            serde_json::to_writer_pretty(&mut out, &listed)?;
-            writeln!(out)?;
-        }
+        ListFormat::Text => report::list::write_text(&scenarios, &mut out)?,
+        ListFormat::Json => report::list::write_json(&scenarios, &mut out)?,
     }
     Ok(Outcome::Success)
-}
-
-/// One worker per CPU: scenarios are CPU-bound and each worker is single-threaded.
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Prints leakcheck's version, the workers it has, and the interpreter a run started here would
@@ -645,5 +607,34 @@ fn print_version() {
             );
         }
         Err(err) => println!("python: none usable here: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_errors_print_each_problem_then_the_closing_line() {
+        let both = InputError {
+            problems: vec!["a.yaml:3:5: unknown key `x`".into(), "b".into()],
+            summary: Some("2 problem(s) in 1 file(s); nothing was run".into()),
+        };
+        assert_eq!(
+            both.to_string(),
+            "error: a.yaml:3:5: unknown key `x`\nerror: b\n\
+             leakcheck: 2 problem(s) in 1 file(s); nothing was run"
+        );
+        assert_eq!(InputError::problem("bad").to_string(), "error: bad");
+        assert_eq!(
+            InputError::summary("no scenario matches `-k x`").to_string(),
+            "leakcheck: no scenario matches `-k x`"
+        );
+    }
+
+    #[test]
+    fn an_input_error_ends_the_command_with_exit_2_not_as_an_error_of_the_system() {
+        let cli = <Cli as clap::Parser>::try_parse_from(["leakcheck", "man", "nosuch"]).unwrap();
+        assert_eq!(run(cli).unwrap(), Outcome::InvalidInput);
     }
 }

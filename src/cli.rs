@@ -223,11 +223,11 @@ pub struct RunArgs {
     pub no_diagnose: bool,
 
     /// Depth of the allocation tracebacks recorded while diagnosing.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_FRAMES, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub frames: u32,
 
     /// Time budget in seconds for the referrer-chain search of one scenario.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_budget)]
+    #[arg(long, value_name = "SECS", default_value_t = crate::config::DEFAULT_CHAIN_TIMEOUT_SECS, value_parser = parse_budget)]
     pub chain_timeout: f64,
 
     /// Memory cap of each worker, subprocesses included, e.g. `2 GiB`: a worker that goes over

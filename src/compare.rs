@@ -1,11 +1,11 @@
 //! Comparing a run with a previous one (the baseline): new leaks, fixed leaks, growth that rose
 //! significantly, scenarios added or removed.
 //!
-//! Pure: it takes two [`RunResults`] and returns a [`Comparison`], which becomes the optional
-//! `baseline` section of `results.json` and is rendered by every report. Reading the baseline
-//! file is the caller's business.
+//! Pure: it takes two [`RunResults`] and returns a [`Comparison`] (a type of
+//! [`crate::results`]), which becomes the optional `baseline` section of `results.json` and is
+//! rendered by every report. Reading the baseline file is the caller's business.
 //!
-//! Growth means the figure the verdict used ([`Growth::decided`]: the robust fit). The rule for
+//! Growth means the figure the verdict used ([`ScenarioResult::deciding`]: the robust fit). The rule for
 //! a **significant rise** of one gated metric (the README documents it):
 //! - the confidence intervals do not overlap, the new one above: `new.ci_low > old.ci_high`;
 //! - and the growth rose by at least [`MIN_RELATIVE_RISE`] of the old growth and at least
@@ -17,12 +17,13 @@
 //! A significant fall is the mirror image and is reported as an improvement.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 use crate::metric::Metric;
-use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult, Summary};
+use crate::results::{
+    Change, Comparison, ComparisonSummary, Growth, MetricComparison, RunResults,
+    ScenarioComparison, ScenarioResult, Shift, Summary,
+};
 use crate::verdict::Verdict;
 
 /// A rise must be at least this fraction of the old growth per iteration to count.
@@ -35,169 +36,6 @@ pub const MIN_DEFAULT_TOLERANCE_FRACTION: f64 = 0.25;
 pub const RULE: &str = "a rise is significant when the confidence intervals do not overlap, the \
     new one higher, and the growth rose by at least 10 % of the old growth and a quarter of the \
     metric's default tolerance";
-
-/// How a run differs from its baseline, scenario by scenario.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// The baseline file as given on the command line.
-    pub file: PathBuf,
-    /// When the baseline run started (RFC 3339).
-    pub started_at: String,
-    /// The leakcheck version that wrote the baseline.
-    pub tool_version: String,
-    /// Whether a significant rise fails the gate (`--fail-on-regression`).
-    pub fail_on_regression: bool,
-    /// Counts by kind of change.
-    pub summary: ComparisonSummary,
-    /// One entry per scenario of either run: most important changes first, then run order.
-    pub scenarios: Vec<ScenarioComparison>,
-}
-
-/// Number of scenarios by kind of change.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComparisonSummary {
-    /// Leak now, not a leak in the baseline.
-    pub new_leaks: usize,
-    /// A gated metric grows significantly faster than in the baseline.
-    pub regressions: usize,
-    /// Another change of verdict (e.g. pass to error or to inconclusive).
-    pub verdict_changes: usize,
-    /// Leak in the baseline, pass now.
-    pub fixed_leaks: usize,
-    /// A gated metric grows significantly slower, none faster.
-    pub improvements: usize,
-    /// Only in this run.
-    pub added: usize,
-    /// Only in the baseline.
-    pub removed: usize,
-    /// In the baseline and still in the suite, but left out of this run by `-k` or
-    /// `--partition`: not compared (added in schema version 1 without a bump).
-    #[serde(default)]
-    pub not_selected: usize,
-    /// Same verdict, no significant change.
-    pub unchanged: usize,
-}
-
-/// What changed for one scenario; declared from most to least important.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// Leak now, not a leak in the baseline.
-    NewLeak,
-    /// A gated metric rose significantly.
-    Regression,
-    /// The verdict changed in another way.
-    VerdictChanged,
-    /// Leak in the baseline, pass now.
-    FixedLeak,
-    /// A gated metric fell significantly and none rose.
-    Improvement,
-    /// Not in the baseline.
-    Added,
-    /// In the baseline only.
-    Removed,
-    /// Same verdict, no significant change.
-    Unchanged,
-}
-
-impl Change {
-    /// Words for reports, e.g. `new leak`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Change::NewLeak => "new leak",
-            Change::Regression => "significant rise",
-            Change::VerdictChanged => "verdict changed",
-            Change::FixedLeak => "fixed leak",
-            Change::Improvement => "significant fall",
-            Change::Added => "added",
-            Change::Removed => "removed",
-            Change::Unchanged => "unchanged",
-        }
-    }
-
-    /// Whether the change is worth listing before the ordinary results.
-    pub fn is_notable(self) -> bool {
-        self != Change::Unchanged
-    }
-}
-
-/// One scenario compared with its baseline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioComparison {
-    /// Scenario name, the key that pairs the two runs.
-    pub name: String,
-    /// The most important change found.
-    pub change: Change,
-    /// Verdict in the baseline; `null` when added.
-    pub old_verdict: Option<Verdict>,
-    /// Verdict now; `null` when removed.
-    pub new_verdict: Option<Verdict>,
-    /// Every metric gated in this run (in the baseline for removed scenarios), old and new.
-    pub metrics: Vec<MetricComparison>,
-}
-
-/// One metric's growth before and after.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MetricComparison {
-    /// Which metric.
-    pub metric: Metric,
-    /// Growth in the baseline, when it was fitted.
-    pub old: Option<Growth>,
-    /// Growth now, when it was fitted.
-    pub new: Option<Growth>,
-    /// How the two compare under the rule in the module documentation.
-    pub shift: Shift,
-}
-
-/// A fitted growth per iteration and its confidence interval.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Growth {
-    /// Growth per iteration.
-    pub slope: f64,
-    /// Lower end of the interval.
-    pub ci_low: f64,
-    /// Upper end of the interval.
-    pub ci_high: f64,
-}
-
-impl Growth {
-    /// The growth the verdict used for one metric: the robust (Theil–Sen) fit of the scenario's
-    /// `analysis` when it has one, else least squares (results written before robust fits
-    /// existed). Reports state it and comparisons compare it, so both speak of one figure.
-    pub fn decided(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> Option<Growth> {
-        if let Some(robust) = analysis.and_then(|a| a.robust.as_ref()) {
-            return Some(Growth {
-                slope: robust.slope,
-                ci_low: robust.ci_low,
-                ci_high: robust.ci_high,
-            });
-        }
-        Some(Growth {
-            slope: metric.slope?,
-            ci_low: metric.ci_low?,
-            ci_high: metric.ci_high?,
-        })
-    }
-
-    /// [`Growth::decided`] for `metric` of a whole scenario.
-    pub fn of(scenario: &ScenarioResult, metric: Metric) -> Option<Growth> {
-        Growth::decided(scenario.metrics.get(&metric)?, scenario.analysis_of(metric))
-    }
-}
-
-/// The comparison of one metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Shift {
-    /// Significantly higher now.
-    Rose,
-    /// Significantly lower now.
-    Fell,
-    /// No significant difference.
-    Same,
-    /// One side has no fit (or no such metric).
-    NotCompared,
-}
 
 /// Compares `new` with `old`, read from `old_file`. Baseline scenarios named in `left_out` (the
 /// suite has them, this run's `-k` or `--partition` did not select them) are not compared and
@@ -320,8 +158,8 @@ fn gated_metrics(
         .gate
         .iter()
         .map(|&metric| {
-            let old = before.and_then(|s| Growth::of(s, metric));
-            let new = now.and_then(|s| Growth::of(s, metric));
+            let old = before.and_then(|s| s.deciding(metric));
+            let new = now.and_then(|s| s.deciding(metric));
             let shift = match (old, new) {
                 (Some(old), Some(new)) => shift(metric, old, new),
                 _ => Shift::NotCompared,

@@ -121,13 +121,15 @@ fn yes() -> bool {
     true
 }
 
+/// A run's options without flags or configuration (the defaults of [`crate::config`]), for
+/// tests and benches; a real run's come from [`crate::config::RunConfig::settings`].
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            confidence: 0.99,
+            confidence: crate::config::DEFAULT_CONFIDENCE,
             diagnose: DiagnoseMode::Auto,
-            frames: 10,
-            chain_timeout_secs: 3.0,
+            frames: crate::config::DEFAULT_FRAMES,
+            chain_timeout_secs: crate::config::DEFAULT_CHAIN_TIMEOUT_SECS,
             max_rss: 4 << 30,
             probe_holders: true,
             seed: 0,

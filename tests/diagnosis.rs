@@ -351,3 +351,54 @@ fn a_growing_dict_is_told_to_become_an_lru_cache_not_a_deque() {
         "{fix}"
     );
 }
+
+#[test]
+fn a_logger_per_request_is_named_with_its_new_names_and_one_per_module_is_not() {
+    // The shipped pair, diagnosed both (`--diagnose`), so that the fixed one shows it gets no
+    // such hint rather than no diagnosis. Each iteration makes exactly one new logger: the
+    // figures are exact, whatever the machine's speed.
+    let project = Project::new();
+    let pair = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/loggers.yaml");
+    let (output, results) = project.run(&[pair.to_str().unwrap(), "--diagnose"]);
+    let log = transcript(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+
+    let leaky = scenario(&results, "logger-per-request");
+    assert_eq!(leaky["verdict"], "leak", "{log}");
+    let hints = leaky["diagnosis"]["hints"].as_array().expect("hints");
+    let hint = hints
+        .iter()
+        .find(|h| h["rule"] == "logger_per_call")
+        .unwrap_or_else(|| panic!("{hints:#?}"));
+    assert_eq!(hint["per_iteration"], 1.0, "{hint}");
+    assert!(
+        hint["example"]
+            .as_str()
+            .unwrap()
+            .starts_with("'shop.request."),
+        "{hint}"
+    );
+    // The words in the terminal, as the view wrote them.
+    let grew = hint["grew"].as_u64().unwrap();
+    assert!(
+        log.contains(&format!(
+            "hint: logging.Logger.manager.loggerDict grew by {grew} loggers (1 per iteration), \
+             each with a new name, e.g. 'shop.request."
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("fix: use one logger per module (logging.getLogger(__name__))"),
+        "{log}"
+    );
+
+    let fixed = scenario(&results, "logger-per-module");
+    assert_eq!(fixed["verdict"], "pass", "{log}");
+    assert!(!fixed["diagnosis"].is_null(), "{fixed:#}");
+    assert!(
+        !fixed["diagnosis"]["hints"]
+            .to_string()
+            .contains("logger_per_call"),
+        "{fixed:#}"
+    );
+}

@@ -138,6 +138,29 @@ fn bounded_caches_pass_and_hidden_leaks_do_not() {
         html.contains("99.833 %: ["),
         "index.html intervals carry their confidence"
     );
+    // results.json records each fit's level with it: the deciding look's for the gated metrics
+    // (99.833 % for the extended run, 99.5 % at a first look), the nominal 99 % for least
+    // squares and for tracemalloc's traced window; the suite's own level is called nominal.
+    for (name, level) in [
+        ("lru-cache-of-400", 0.998333),
+        ("list-beside-the-cache", 0.995),
+    ] {
+        let s = scenario(&results, name);
+        let stop = s["analysis"]["stop"]["confidence"].as_f64().unwrap();
+        assert!((stop - level).abs() < 1e-6, "{name}: {stop}");
+        let analysis = &s["analysis"]["metrics"];
+        assert_eq!(analysis["rss"]["robust"]["confidence"], stop, "{name}");
+        assert_eq!(analysis["rss"]["tail"]["confidence"], stop, "{name}");
+        assert_eq!(
+            analysis["tracemalloc"]["robust"]["confidence"], 0.99,
+            "{name}"
+        );
+        assert_eq!(s["metrics"]["rss"]["confidence"], 0.99, "{name}");
+    }
+    assert!(
+        junit.contains(r#"name="nominal_confidence" value="99 %""#),
+        "{junit}"
+    );
 }
 
 #[test]

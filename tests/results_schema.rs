@@ -2,9 +2,9 @@
 //! (the report snapshots' fixtures, written by real runs, and one run made here with a crash, a
 //! timeout and a pass), read by this build and written back unchanged.
 //!
-//! A field renamed or removed in any type results.json is made of (`RobustFit` in stats,
-//! `Timings` in the protocol, the diagnosis) changes a public format: this test fails and says
-//! which paths went or came. Regenerate the golden file with `UPDATE_SNAPSHOTS=1` after a
+//! A field renamed or removed in any type results.json is made of (its own `Fit`, `Timings`
+//! in the protocol, the diagnosis) changes a public format: this test fails and says which
+//! paths went or came. Regenerate the golden file with `UPDATE_SNAPSHOTS=1` after a
 //! deliberate, additive change (schema version 1 only grows).
 
 mod common;

@@ -189,3 +189,55 @@ fn merged_shards_report_like_a_single_run() {
     }
     assert!(!project.path().join("x.json").exists());
 }
+
+#[test]
+fn list_prints_the_same_bytes_as_text_and_as_json() {
+    // Scripts read `list --format json`: its keys, their order and its layout are pinned whole,
+    // with a description that needs escaping, tags, an expected leak and a scenario with none.
+    let project = Project::new();
+    project.write(
+        "suite/a.yaml",
+        r#"
+scenarios:
+  - name: cache-leak
+    description: "a cache \"that\" grows"
+    tags: [cache, slow]
+    expect: leak
+    run: "x = [i]"
+  - name: plain
+    run: "y = i"
+"#,
+    );
+    let out = project.leakcheck(&["list", "suite", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let expected = r#"[
+  {
+    "description": "a cache \"that\" grows",
+    "expect": "leak",
+    "file": "suite/a.yaml",
+    "line": 3,
+    "name": "cache-leak",
+    "tags": [
+      "cache",
+      "slow"
+    ]
+  },
+  {
+    "description": null,
+    "expect": "pass",
+    "file": "suite/a.yaml",
+    "line": 8,
+    "name": "plain",
+    "tags": []
+  }
+]
+"#;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    let out = project.leakcheck(&["list", "suite"]);
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "cache-leak  suite/a.yaml:3  [expect: leak]\nplain  suite/a.yaml:8\n"
+    );
+}

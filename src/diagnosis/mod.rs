@@ -307,6 +307,16 @@ pub enum Hint {
         /// `grew / iterations`.
         per_iteration: f64,
     },
+    /// Loggers made with a new name per call (`logging.getLogger(f"app.{id}")`): logging keeps
+    /// every one in `logging.Logger.manager.loggerDict` for good.
+    LoggerPerCall {
+        /// Names gained between the checkpoints.
+        grew: u64,
+        /// `grew / iterations`.
+        per_iteration: f64,
+        /// The newest new name, as Python's `repr`, shortened to 40 characters.
+        example: String,
+    },
     /// A list, dict, set or deque held by a module global (or the scenario's) that grew with
     /// the iterations.
     GrowingModuleContainer {

@@ -311,6 +311,15 @@ impl Hint {
                 "a {handler} buffered {grew} more records ({}) without flushing",
                 per(*per_iteration)
             ),
+            Hint::LoggerPerCall {
+                grew,
+                per_iteration,
+                example,
+            } => format!(
+                "logging.Logger.manager.loggerDict grew by {grew} loggers ({}), each with a new \
+                 name, e.g. {example}; logging keeps every logger it made",
+                per(*per_iteration)
+            ),
             Hint::GrowingModuleContainer {
                 module,
                 name,
@@ -362,6 +371,10 @@ impl Hint {
             ),
             Hint::BufferingHandler { .. } => "give it a reachable capacity and a flush target \
                  (MemoryHandler(capacity, target=...)), or remove the handler when done"
+                .to_string(),
+            Hint::LoggerPerCall { .. } => "use one logger per module \
+                 (logging.getLogger(__name__)) and pass the varying part as a message argument \
+                 or `extra`"
                 .to_string(),
             Hint::GrowingModuleContainer { kind, .. } => match kind.as_str() {
                 "list" | "collections.deque" => "bound it (collections.deque(maxlen=N), an LRU \
@@ -702,6 +715,26 @@ mod tests {
             assert_eq!(hint.message(), message);
             assert_eq!(hint.fix(), fix);
         }
+    }
+
+    /// The first hint worded only here: the example name comes already quoted (its repr).
+    #[test]
+    fn a_logger_per_call_is_worded_with_a_new_name() {
+        let hint = Hint::LoggerPerCall {
+            grew: 200,
+            per_iteration: 1.0,
+            example: "'shop.request.1199'".to_string(),
+        };
+        assert_eq!(
+            hint.message(),
+            "logging.Logger.manager.loggerDict grew by 200 loggers (1 per iteration), each with \
+             a new name, e.g. 'shop.request.1199'; logging keeps every logger it made"
+        );
+        assert_eq!(
+            hint.fix(),
+            "use one logger per module (logging.getLogger(__name__)) and pass the varying part \
+             as a message argument or `extra`"
+        );
     }
 
     /// The rates read as Python's `format(x, ".3g")` wrote them, ties and exponents included.

@@ -509,6 +509,30 @@ def _buffering_handlers():
     return handlers
 
 
+def _logger_names():
+    """``logging.Logger.manager.loggerDict``, or None when the scenario did not import logging
+    (importing it here would add loggers of our own) or replaced it with something else."""
+    logging = sys.modules.get("logging")
+    manager = getattr(getattr(logging, "Logger", None), "manager", None)
+    names = getattr(manager, "loggerDict", None)
+    return names if type(names) is dict else None
+
+
+def _loggers():
+    names = _logger_names()
+    return None if names is None else len(names)
+
+
+def _new_logger(before):
+    """The newest logger's name made since checkpoint A, shortened and quoted as chains quote
+    keys (a name is untrusted text). logging never removes an entry and a dict keeps its order,
+    so the new names are those past the first ``before``."""
+    for name in reversed(list(_logger_names() or ())[before:]):
+        if type(name) is str:
+            return _short(name)
+    return None
+
+
 def _module_containers(namespace):
     """Sizes of list/dict/set/deque globals of every module, and of the scenario's namespace."""
     sizes = {}
@@ -552,6 +576,7 @@ def checkpoint(namespace):
         "lru": {key: currsize for key, (_, _, currsize) in _lru_caches().items()},
         "handlers": {key: size for key, (_, size) in _buffering_handlers().items()},
         "containers": {key: size for key, (_, size) in _module_containers(namespace).items()},
+        "loggers": _loggers(),
     }
     del sites
     own = _own()
@@ -583,6 +608,7 @@ def finish(namespace, iterations, chain_seconds):
         "lru": _lru_caches(census.objects.get(getattr(functools, "_lru_cache_wrapper", None), ())),
         "handlers": _buffering_handlers(),
         "containers": _module_containers(namespace),
+        "loggers": _loggers(),
     }
     before = _state
     notes = []
@@ -1046,6 +1072,22 @@ def _hints(before, after, iterations, growth, found):
                     "kind": kind,
                     "grew": grew,
                     "per_iteration": grew / iterations,
+                }
+            )
+
+    # A logger per call (a name per request, user, task): one new name per call it is made in.
+    # At least one per two iterations, and three in all, so that a library imported inside the
+    # window, which makes its few loggers once, is not taken for it (as for the containers).
+    old, new = before["loggers"], after["loggers"]
+    if old is not None and new is not None and new - old >= 3 and (new - old) / iterations >= 0.5:
+        example = _new_logger(old)
+        if example is not None:
+            hints.append(
+                {
+                    "rule": "logger_per_call",
+                    "grew": new - old,
+                    "per_iteration": (new - old) / iterations,
+                    "example": example,
                 }
             )
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use console::style;
 
 use super::view::{self, ComparisonView};
-use crate::compare::Change;
+use crate::results::Change;
 
 /// Prints the notable changes (new leaks, rises, verdict changes, fixes, falls, added and
 /// removed scenarios) and how many scenarios did not change.

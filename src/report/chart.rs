@@ -14,8 +14,8 @@
 use std::fmt::Write;
 
 use crate::metric::Metric;
+use crate::results::Fit;
 use crate::results::MetricResult;
-use crate::stats::RobustFit;
 use crate::units::Unit;
 
 /// Most points drawn for the measured series (and a third of it for warmup): a chart is about
@@ -126,11 +126,7 @@ impl Scale {
 impl Chart {
     /// Lays out the chart of one metric; `None` when it has no samples at all. `robust` is the
     /// fit the verdict used (the scenario's analysis), drawn instead of the least-squares one.
-    pub fn build(
-        metric: Metric,
-        result: &MetricResult,
-        robust: Option<&RobustFit>,
-    ) -> Option<Chart> {
+    pub fn build(metric: Metric, result: &MetricResult, robust: Option<&Fit>) -> Option<Chart> {
         let measured = thin(&result.samples, MAX_POINTS);
         let warmup = thin(&result.warmup_samples, MAX_POINTS / 3);
         let everything = || result.samples.iter().chain(&result.warmup_samples);
@@ -315,7 +311,7 @@ struct Fitted {
     at_mean: f64,
 }
 
-fn fitted(result: &MetricResult, robust: Option<&RobustFit>) -> Option<Fitted> {
+fn fitted(result: &MetricResult, robust: Option<&Fit>) -> Option<Fitted> {
     let (slope, intercept, ci) = match robust {
         Some(r) => (r.slope, r.intercept, Some((r.ci_low, r.ci_high))),
         None => (
@@ -500,6 +496,7 @@ mod tests {
             slope: Some(36.0),
             ci_low: Some(35.0),
             ci_high: Some(37.0),
+            confidence: Some(0.99),
             stderr: Some(0.3),
             intercept: Some(1000.0),
             tolerance: 8.0,
@@ -645,7 +642,7 @@ mod tests {
         m.slope = Some(ols.slope);
         m.intercept = Some(ols.intercept);
         assert!(ols.slope > 10.0);
-        let robust = crate::stats::fit_robust(&points, 0.99).unwrap();
+        let robust = Fit::from(&crate::stats::fit_robust(&points, 0.99).unwrap());
         assert_eq!(robust.slope, 0.0);
 
         let tilted = Chart::build(Metric::Rss, &m, None).unwrap().fit.unwrap();

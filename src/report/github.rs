@@ -12,7 +12,7 @@ use anyhow::Result;
 
 use super::view::{RunView, ScenarioView};
 use super::{Exporter, Outputs, Target};
-use crate::compare::Change;
+use crate::results::Change;
 
 /// The parts of a GitHub Actions environment this module uses.
 #[derive(Debug, Clone, Default)]

@@ -12,10 +12,10 @@ use askama::Template;
 use super::chart::Chart;
 use super::view::{self, ComparisonView, RunView};
 use super::{Exporter, Outputs, Target};
-use crate::compare::{Change, Shift};
 use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
 use crate::results::ScenarioResult;
+use crate::results::{Change, Shift};
 use crate::verdict::{Call, Verdict};
 
 /// The HTML report: `index.html` in the report folder, and where `leakcheck report --html`
@@ -198,8 +198,9 @@ impl<'v> Page<'v> {
             meta: vec![
                 ("started", results.started_at.clone()),
                 ("duration", format!("{:.1} s", results.duration_secs)),
+                // The run's nominal level; each interval is labelled with its own.
                 (
-                    "confidence",
+                    "nominal confidence",
                     format!("{} % two-sided", view::percent(results.confidence)),
                 ),
                 (

@@ -6,7 +6,7 @@
 //! the report folder or elsewhere, the end of `$GITHUB_STEP_SUMMARY`, stdout), so `run`,
 //! `report` and `merge` call the one loop [`write_all`]; adding a format means adding a file
 //! here and one line in [`exporters`]. The live progress display is a consumer of runner
-//! events, in [`terminal`]. Nothing in this module runs scenarios or spawns processes.
+//! events, in [`terminal`]; what `leakcheck list` prints is in [`list`]. Nothing in this module runs scenarios or spawns processes.
 
 pub mod baseline;
 pub mod chart;
@@ -15,6 +15,7 @@ pub mod html;
 pub mod journal;
 pub mod json;
 pub mod junit;
+pub mod list;
 pub mod markdown;
 #[cfg(test)]
 mod snapshots;

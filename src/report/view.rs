@@ -6,10 +6,13 @@
 //! The terminal, HTML, JUnit and the GitHub output render a [`RunView`]; none of them
 //! re-derives a figure or words a headline of its own.
 
-use crate::compare::{self, Change, Comparison, Growth, ScenarioComparison, Shift};
+use crate::compare;
 use crate::diagnosis::DiagnosisView;
 use crate::metric::Metric;
-use crate::results::{MetricAnalysis, MetricResult, RunResults, ScenarioResult};
+use crate::results::{
+    Change, Comparison, Growth, MetricAnalysis, MetricResult, RunResults, ScenarioComparison,
+    ScenarioResult, Shift,
+};
 use crate::scenario::Expect;
 use crate::units::{Unit, format_quantity};
 use crate::verdict::Verdict;
@@ -312,7 +315,8 @@ impl<'r> ScenarioView<'r> {
                         tolerance: tolerance(m),
                         compact: compact_growth(m, analysis, true),
                         bare: compact_growth(m, analysis, false),
-                        slope: Growth::decided(m, analysis)
+                        slope: m
+                            .deciding(analysis)
                             .map(|fit| format_quantity(fit.slope, m.unit)),
                         call: call_name(m),
                         gated: m.gated,
@@ -509,7 +513,7 @@ pub fn anchor(index: usize, name: &str) -> String {
 
 /// `217 B/iter ± 0.229 B` (the growth the verdict used), or `not fitted`.
 pub fn growth(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
-    match Growth::decided(metric, analysis) {
+    match metric.deciding(analysis) {
         Some(fit) => growth_of(fit, metric.unit),
         None => "not fitted".to_string(),
     }
@@ -564,7 +568,7 @@ pub fn compact_growth(
     if analysis.is_some_and(|a| a.floor.is_some()) {
         return format!("floor flat{gated}");
     }
-    match Growth::decided(result, analysis) {
+    match result.deciding(analysis) {
         Some(fit) if !with_interval => {
             format!("{}{gated}", format_quantity(fit.slope, result.unit))
         }
@@ -585,7 +589,7 @@ pub fn compact_growth(
 
 /// `[216 B, 217 B]`, the interval of the growth per iteration the verdict used.
 pub fn interval(metric: &MetricResult, analysis: Option<&MetricAnalysis>) -> String {
-    match Growth::decided(metric, analysis) {
+    match metric.deciding(analysis) {
         Some(fit) => format!(
             "[{}, {}]",
             format_quantity(fit.ci_low, metric.unit),

@@ -24,8 +24,8 @@ use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::{Phase, PythonEnvironment, Sample, SampleKind, WorkerOptions, WorkerRequest};
 use crate::results::{
-    Analysis, Failure, MetricAnalysis, MetricResult, PythonInfo, RunResults, SCHEMA_VERSION,
-    ScenarioResult, Summary, ToolInfo,
+    Analysis, Failure, Fit, MetricAnalysis, MetricResult, Plateau, PythonInfo, RunResults,
+    SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
 };
 use crate::sampling;
 use crate::scenario::{Body, Collected, PytestTest, Scenario};
@@ -448,6 +448,7 @@ pub fn fit_samples(
                 slope: fit.map(|f| f.slope),
                 ci_low: fit.map(|f| f.ci_low),
                 ci_high: fit.map(|f| f.ci_high),
+                confidence: fit.map(|f| f.confidence),
                 stderr: fit.map(|f| f.stderr),
                 intercept: fit.map(|f| f.intercept),
                 tolerance: judgement.tolerance,
@@ -564,11 +565,11 @@ pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) ->
             .iter()
             .map(|m| {
                 let stats = MetricAnalysis {
-                    robust: m.robust,
-                    tail: m.tail,
+                    robust: m.robust.as_ref().map(Fit::from),
+                    tail: m.tail.as_ref().map(Fit::from),
                     persistent: m.persistent,
-                    plateau: m.plateau,
-                    floor: m.floor,
+                    plateau: m.plateau.as_ref().map(Plateau::from),
+                    floor: m.floor.as_ref().map(Fit::from),
                     note: m.note.clone(),
                 };
                 (m.metric, stats)

@@ -1,11 +1,10 @@
 //! Ordinary least-squares slope of value against iteration, with a two-sided Student-t
 //! confidence interval on the slope.
 
-use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// A fitted line and the uncertainty of its slope.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Fit {
     /// Growth per iteration.
     pub slope: f64,
@@ -19,6 +18,9 @@ pub struct Fit {
     pub ci_high: f64,
     /// Number of points fitted.
     pub n: usize,
+    /// Two-sided confidence level of `ci_low..ci_high`, as asked of [`fit_ols`], so that whoever
+    /// labels the interval names the level it was computed at.
+    pub confidence: f64,
 }
 
 /// Fits `y = intercept + slope * x` by least squares.
@@ -68,6 +70,7 @@ pub fn fit_ols(points: &[(f64, f64)], confidence: f64) -> Option<Fit> {
         ci_low: slope - t * stderr,
         ci_high: slope + t * stderr,
         n,
+        confidence,
     })
 }
 

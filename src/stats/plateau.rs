@@ -7,8 +7,6 @@
 //! grew in every heap dump). [`find_plateau`] fits a hinge, a line that turns flat at one point,
 //! to say where the growth stopped and how much there was.
 
-use serde::{Deserialize, Serialize};
-
 use super::theil_sen::median_slope;
 
 /// Theil–Sen slopes of `k` consecutive segments of (nearly) equal sample counts, in order;
@@ -21,7 +19,7 @@ pub fn segment_slopes(points: &[(f64, f64)], k: usize) -> Vec<Option<f64>> {
 }
 
 /// Growth that stopped: the series rose by `growth` until iteration `until`, then stayed flat.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Plateau {
     /// Iteration where the growth stopped (the hinge).
     pub until: f64,

@@ -1,8 +1,6 @@
 //! The robust trend of one series: Theil–Sen slope and interval plus the Mann–Kendall test,
 //! both with the autocorrelation-corrected variance of Kendall's S.
 
-use serde::{Deserialize, Serialize};
-
 use super::mann_kendall::{hamed_rao_inflation, mann_kendall, s_variance};
 use super::theil_sen::{PairwiseSlopes, theil_sen_with};
 
@@ -12,7 +10,7 @@ use super::theil_sen::{PairwiseSlopes, theil_sen_with};
 pub const MAX_ROBUST_POINTS: usize = 500;
 
 /// Robust slope, its interval and the trend test, for one window of samples.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RobustFit {
     /// Theil–Sen slope (median pairwise growth per iteration).
     pub slope: f64,
@@ -30,10 +28,14 @@ pub struct RobustFit {
     pub inflation: f64,
     /// Samples in the window.
     pub n: usize,
-    /// First and last iteration of the window.
+    /// First iteration of the window.
     pub from: f64,
     /// Last iteration of the window.
     pub to: f64,
+    /// Two-sided confidence level of `ci_low..ci_high`, as asked of [`fit_robust`]: kept with
+    /// the interval because the level differs from fit to fit (each look of an adaptive run
+    /// spends its own share), and a report that labels the interval must name this one.
+    pub confidence: f64,
 }
 
 /// Fits `points` robustly with a two-sided interval at `confidence`.
@@ -84,6 +86,7 @@ pub fn fit_robust_thinned(
         n,
         from,
         to,
+        confidence,
     })
 }
 

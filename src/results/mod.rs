@@ -1,7 +1,10 @@
 //! The machine-readable result of a run: the versioned schema of `results.json`.
 //!
-//! Reports (terminal, JSON, and later HTML and JUnit) all render from [`RunResults`]; it is also
-//! what `leakcheck report` will read back. Changing a field is a deliberate act: bump
+//! Every report renders from [`RunResults`], and `leakcheck report`, `merge` and `--baseline`
+//! read it back. Its types are its own (a fit is a [`Fit`], not the statistics' type; the
+//! baseline section is [`Comparison`]), and what reports ask of them that older files lack is
+//! worked out here on read ([`ScenarioResult::deciding`], [`ScenarioResult::confidence_of`]).
+//! Changing a field is a deliberate act, pinned by `tests/results_schema.rs`: bump
 //! [`SCHEMA_VERSION`] when a change is not purely additive.
 
 use std::collections::BTreeMap;
@@ -9,15 +12,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Comparison;
 use crate::diagnosis::Diagnosis;
 use crate::holders::HolderReport;
 use crate::metric::Metric;
 use crate::protocol::{Phase, Timings};
 use crate::scenario::{CollectedTest, Expect};
-use crate::stats::{Plateau, RobustFit};
+use crate::stats;
 use crate::units::Unit;
 use crate::verdict::{Call, Stop, Verdict};
+
+mod comparison;
+pub use comparison::{
+    Change, Comparison, ComparisonSummary, MetricComparison, ScenarioComparison, Shift,
+};
 
 /// Version of the `results.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -35,7 +42,9 @@ pub struct RunResults {
     pub started_at: String,
     /// Wall time of the whole run in seconds.
     pub duration_secs: f64,
-    /// Two-sided confidence level of every interval in this file.
+    /// The run's nominal two-sided confidence level (`--confidence`): that of the
+    /// least-squares intervals, and the level the adaptive looks' shares keep overall. It is
+    /// not the level of every interval: each fit records its own (`confidence` beside it).
     pub confidence: f64,
     /// Whether the run was cut short (Ctrl-C); results then cover finished scenarios only.
     pub interrupted: bool,
@@ -282,16 +291,22 @@ pub enum WorkerStart {
 }
 
 impl ScenarioResult {
-    /// The two-sided confidence of `metric`'s interval: that of the look that decided (99.5 % at
-    /// the first look of a default adaptive run), or the run's `confidence` for tracemalloc
-    /// judged on its traced window, and for results written before `analysis` existed.
+    /// The two-sided confidence of `metric`'s interval as reports state it (the figure the
+    /// verdict used, see [`ScenarioResult::deciding`]): the
+    /// level its fit recorded, 99.5 % at the first look of a default adaptive run. Files written
+    /// before fits recorded it get the level the run used there: the deciding look's, the run's
+    /// `confidence` for tracemalloc judged on its traced window and for least squares.
     pub fn confidence_of(&self, metric: Metric, run_confidence: f64) -> f64 {
+        let recorded = match self.analysis_of(metric).and_then(|a| a.robust.as_ref()) {
+            Some(robust) => robust.confidence,
+            None => self.metrics.get(&metric).and_then(|m| m.confidence),
+        };
         let windowed =
             metric == Metric::Tracemalloc && !crate::sampling::traced_throughout(&self.gate);
-        match &self.analysis {
+        recorded.unwrap_or(match &self.analysis {
             Some(analysis) if !windowed => analysis.stop.confidence,
             _ => run_confidence,
-        }
+        })
     }
 
     /// Whether the run went on until bounded holders were full, and was judged after.
@@ -306,6 +321,26 @@ impl ScenarioResult {
     pub fn analysis_of(&self, metric: Metric) -> Option<&MetricAnalysis> {
         self.analysis.as_ref().and_then(|a| a.metrics.get(&metric))
     }
+
+    /// The growth the verdict used for `metric` (see [`MetricResult::deciding`]), when it was
+    /// measured and fitted.
+    pub fn deciding(&self, metric: Metric) -> Option<Growth> {
+        self.metrics
+            .get(&metric)?
+            .deciding(self.analysis_of(metric))
+    }
+}
+
+/// A fitted growth per iteration and its confidence interval: the figure a report states and a
+/// baseline comparison compares (see [`MetricResult::deciding`]), whichever fit it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Growth {
+    /// Growth per iteration.
+    pub slope: f64,
+    /// Lower end of the interval.
+    pub ci_low: f64,
+    /// Upper end of the interval.
+    pub ci_high: f64,
 }
 
 /// The sequential run and the robust statistics behind a verdict.
@@ -328,18 +363,90 @@ pub struct Analysis {
 pub struct MetricAnalysis {
     /// Theil–Sen slope, its interval at the look's confidence, the Mann–Kendall score and
     /// one-sided p-value, the autocorrelation factor, over all measured samples.
-    pub robust: Option<RobustFit>,
+    pub robust: Option<Fit>,
     /// The same over the last half of the measured samples.
-    pub tail: Option<RobustFit>,
+    pub tail: Option<Fit>,
     /// Whether the floor rose in each of the last two quarters (`null`: under 8 samples).
     pub persistent: Option<bool>,
     /// Growth that stopped: `until` (iteration) and `growth` (total), for a plateau.
     pub plateau: Option<Plateau>,
     /// For a metric that swings but falls back to a flat level: the robust fit of the floors
     /// (lower quartiles) of 16 blocks of the run, whose interval lies within the tolerance.
-    pub floor: Option<RobustFit>,
+    pub floor: Option<Fit>,
     /// The plateau in words, e.g. "rss grew 180 KiB until iteration 240, then flat".
     pub note: Option<String>,
+}
+
+/// A robust (Theil–Sen) fit as results.json publishes it. The schema's own type rather than
+/// [`stats::RobustFit`], so that the statistics can rename or regroup their fields without
+/// changing a public format: `From<&stats::RobustFit>` is the one place the two meet.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    /// Theil–Sen slope (median pairwise growth per iteration).
+    pub slope: f64,
+    /// Lower end of the slope's interval.
+    pub ci_low: f64,
+    /// Upper end of the slope's interval.
+    pub ci_high: f64,
+    /// Median of `value − slope · iteration`.
+    pub intercept: f64,
+    /// Mann–Kendall normal score (positive: rising).
+    pub mk_z: f64,
+    /// One-sided Mann–Kendall p-value of a rising trend.
+    pub mk_p: f64,
+    /// Hamed–Rao autocorrelation factor applied to Var(S) (1 = independent samples).
+    pub inflation: f64,
+    /// Samples in the window.
+    pub n: usize,
+    /// First iteration of the window.
+    pub from: f64,
+    /// Last iteration of the window.
+    pub to: f64,
+    /// Two-sided confidence level of `ci_low..ci_high`: the look's that fitted it (99.5 % at
+    /// the first look of a default adaptive run), the run's for tracemalloc judged on its traced
+    /// window. The level is the fit's because it differs from look to look, and a report that
+    /// labels the interval must name this one, not the run's nominal level. Absent in files
+    /// written before it was recorded (added in schema version 1 without a bump); see
+    /// [`ScenarioResult::confidence_of`] for those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+impl From<&stats::RobustFit> for Fit {
+    fn from(fit: &stats::RobustFit) -> Fit {
+        Fit {
+            slope: fit.slope,
+            ci_low: fit.ci_low,
+            ci_high: fit.ci_high,
+            intercept: fit.intercept,
+            mk_z: fit.mk_z,
+            mk_p: fit.mk_p,
+            inflation: fit.inflation,
+            n: fit.n,
+            from: fit.from,
+            to: fit.to,
+            confidence: Some(fit.confidence),
+        }
+    }
+}
+
+/// Growth that stopped, as results.json publishes it (the schema's own type, like [`Fit`]):
+/// the series rose by `growth` until iteration `until`, then stayed flat.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plateau {
+    /// Iteration where the growth stopped.
+    pub until: f64,
+    /// How much the series grew from its first sample up to `until`.
+    pub growth: f64,
+}
+
+impl From<&stats::Plateau> for Plateau {
+    fn from(plateau: &stats::Plateau) -> Plateau {
+        Plateau {
+            until: plateau.until,
+            growth: plateau.growth,
+        }
+    }
 }
 
 /// One metric's growth per iteration and the samples it was fitted on.
@@ -354,6 +461,11 @@ pub struct MetricResult {
     pub ci_low: Option<f64>,
     /// Upper end of the slope's confidence interval.
     pub ci_high: Option<f64>,
+    /// Two-sided confidence level of that interval: the run's nominal `confidence` (least
+    /// squares is fitted once, over the whole window, not per look). Absent without a fit and
+    /// in files written before it was recorded (added in schema version 1 without a bump).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// Standard error of the slope.
     pub stderr: Option<f64>,
     /// The least-squares line's value at iteration 0.
@@ -368,6 +480,27 @@ pub struct MetricResult {
     pub samples: Vec<(u64, f64)>,
     /// Samples taken during warmup (and right after setup), not fitted.
     pub warmup_samples: Vec<(u64, f64)>,
+}
+
+impl MetricResult {
+    /// The growth the verdict used: the robust (Theil–Sen) fit of the scenario's `analysis`
+    /// (this metric's entry, `analysis`) when it has one, else least squares (results written
+    /// before robust fits existed). Reports state it and comparisons compare it, so both speak
+    /// of one figure; it is worked out here, on read, because older files lack the robust fit.
+    pub fn deciding(&self, analysis: Option<&MetricAnalysis>) -> Option<Growth> {
+        if let Some(robust) = analysis.and_then(|a| a.robust.as_ref()) {
+            return Some(Growth {
+                slope: robust.slope,
+                ci_low: robust.ci_low,
+                ci_high: robust.ci_high,
+            });
+        }
+        Some(Growth {
+            slope: self.slope?,
+            ci_low: self.ci_low?,
+            ci_high: self.ci_high?,
+        })
+    }
 }
 
 /// Why a saved `results.json` cannot be read back.
@@ -448,6 +581,7 @@ pub(crate) mod examples {
             slope: Some(slope),
             ci_low: Some(slope - half_width),
             ci_high: Some(slope + half_width),
+            confidence: Some(0.99),
             stderr: Some(half_width / 3.0),
             intercept: Some(1000.0),
             tolerance: 8.0,
@@ -508,5 +642,95 @@ pub(crate) mod examples {
             scenarios,
             baseline: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::StopReason;
+
+    /// `examples::scenario` with an analysis whose tracemalloc and rss fits are `robust`,
+    /// decided at a first look of 99.5 %.
+    fn analysed(robust: Fit) -> ScenarioResult {
+        let mut s = examples::scenario("s", Verdict::Pass, (0.0, 1.0));
+        s.gate = vec![Metric::Rss];
+        let stats = MetricAnalysis {
+            robust: Some(robust),
+            tail: None,
+            persistent: None,
+            plateau: None,
+            floor: None,
+            note: None,
+        };
+        s.analysis = Some(Analysis {
+            max_iterations: 800,
+            stop: Stop {
+                reason: StopReason::Decided,
+                measured_iterations: 200,
+                look: 1,
+                looks: 4,
+                confidence: 0.995,
+            },
+            seed: 0,
+            metrics: BTreeMap::from([(Metric::Tracemalloc, stats.clone()), (Metric::Rss, stats)]),
+        });
+        s
+    }
+
+    /// A scenario without an analysis, its least-squares interval at `confidence`.
+    fn least_squares(confidence: Option<f64>) -> ScenarioResult {
+        let mut s = examples::scenario("plain", Verdict::Pass, (0.0, 1.0));
+        if let Some(m) = s.metrics.get_mut(&Metric::Tracemalloc) {
+            m.confidence = confidence;
+        }
+        s
+    }
+
+    const OLD_FIT: &str = r#"{"slope": 0.0, "ci_low": -1.0, "ci_high": 1.0, "intercept": 5.0,
+        "mk_z": 0.0, "mk_p": 0.5, "inflation": 1.0, "n": 100, "from": 21.0, "to": 220.0}"#;
+
+    #[test]
+    fn an_interval_is_labelled_with_the_level_its_fit_recorded() {
+        let mut fit: Fit = serde_json::from_str(OLD_FIT).unwrap();
+        fit.confidence = Some(0.998);
+        let s = analysed(fit);
+        assert_eq!(s.confidence_of(Metric::Rss, 0.99), 0.998);
+        assert_eq!(s.confidence_of(Metric::Tracemalloc, 0.99), 0.998);
+        // Least squares states its own, the run's nominal level.
+        assert_eq!(
+            least_squares(Some(0.95)).confidence_of(Metric::Tracemalloc, 0.99),
+            0.95
+        );
+    }
+
+    #[test]
+    fn a_fit_written_before_it_recorded_its_level_loads_and_gets_the_runs() {
+        let fit: Fit = serde_json::from_str(OLD_FIT).unwrap();
+        assert_eq!(fit.confidence, None);
+        assert!(
+            !serde_json::to_string(&fit).unwrap().contains("confidence"),
+            "written back as it was read"
+        );
+        let s = analysed(fit);
+        // The deciding look's level, except tracemalloc judged on its traced window.
+        assert_eq!(s.confidence_of(Metric::Rss, 0.99), 0.995);
+        assert_eq!(s.confidence_of(Metric::Tracemalloc, 0.99), 0.99);
+        assert_eq!(
+            least_squares(None).confidence_of(Metric::Tracemalloc, 0.9),
+            0.9
+        );
+    }
+
+    #[test]
+    fn a_fit_keeps_the_statistics_figures_and_their_level() {
+        let points: Vec<(f64, f64)> = (0..50)
+            .map(|i| (f64::from(i), 3.0 * f64::from(i)))
+            .collect();
+        let stats = crate::stats::fit_robust(&points, 0.995).unwrap();
+        let fit = Fit::from(&stats);
+        assert_eq!((fit.slope, fit.ci_low, fit.ci_high), (3.0, 3.0, 3.0));
+        assert_eq!((fit.n, fit.from, fit.to), (50, 0.0, 49.0));
+        assert_eq!(fit.confidence, Some(0.995));
     }
 }

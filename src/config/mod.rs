@@ -4,12 +4,17 @@
 //! It sets run defaults (paths, report folder, jobs, python, confidence) and scenario defaults.
 //! Precedence, lowest first: built-in defaults < configuration file < environment variables
 //! (`LEAKCHECK_*`) < command-line flags. clap resolves flags and environment; what it leaves
-//! unset is filled from here.
+//! unset is filled from here, once, into a [`RunConfig`] (see [`run`]).
 
 use std::path::{Path, PathBuf};
 
 use crate::scenario::yaml::{self, Document, Node, Pos, Value};
 use crate::scenario::{self, ProjectDefaults};
+
+mod run;
+pub use run::{
+    DEFAULT_CHAIN_TIMEOUT_SECS, DEFAULT_CONFIDENCE, DEFAULT_FRAMES, DEFAULT_REPORT_DIR, RunConfig,
+};
 
 /// File names looked for in each folder, in this order.
 pub const FILE_NAMES: [&str; 2] = ["leakcheck.yaml", "pyproject.toml"];
