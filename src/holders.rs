@@ -104,12 +104,16 @@ pub enum Outcome {
     /// kept growing: decided at the look, as without the probe.
     Unbounded,
     /// The bounded holders would be full only after `fill_at` measured iterations, beyond the
-    /// budget of `budget`: decided at the look, as without the probe.
+    /// budget of `budget` iterations or of time: decided at the look, as without the probe.
     BeyondBudget {
         /// Projected measured iteration at which the bounded holders are full.
         fill_at: u64,
         /// Most measured iterations the run may make.
         budget: u64,
+        /// The scenario's `timeout` when time, not iterations, was the limit: at the pace so
+        /// far, filling and judging after would take more than half of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_secs: Option<f64>,
     },
     /// The bounded holders were full at measured iteration `saturated_at`; the run went on to
     /// `end` and is judged on the samples in between.

@@ -32,14 +32,26 @@ pub fn decide_with_holders(samples: &[Sample], plan: &Plan, report: &HolderRepor
             }
             at_look
         }
-        Outcome::BeyondBudget { fill_at, budget } => {
+        Outcome::BeyondBudget {
+            fill_at,
+            budget,
+            timeout_secs,
+        } => {
             if let Some(holder) = &holder {
-                at_look.reason.push_str(&format!(
-                    "; held by {holder}, which would be full only after about {fill_at} \
-                     measured iterations, beyond the {budget} this run may make: if it is a \
-                     cache, set max_iterations to {} or more to let it fill",
-                    fill_at + 2 * plan.looks[0].measured
-                ));
+                let needed = fill_at + 2 * plan.looks[0].measured;
+                at_look.reason.push_str(&match timeout_secs {
+                    None => format!(
+                        "; held by {holder}, which would be full only after about {fill_at} \
+                         measured iterations, beyond the {budget} this run may make: if it is \
+                         a cache, set max_iterations to {needed} or more to let it fill"
+                    ),
+                    Some(timeout) => format!(
+                        "; held by {holder}, which would be full only after about {fill_at} \
+                         measured iterations, and at this pace {needed} would take more than \
+                         half the scenario's timeout of {timeout:.0} s: if it is a cache, raise \
+                         timeout to let it fill"
+                    ),
+                });
             }
             at_look
         }
@@ -363,6 +375,40 @@ mod tests {
             decision.reason.contains(
                 "held by sqlalchemy.engine.base.Engine._compiled_cache (LRUCache, no bound)"
             ),
+            "{}",
+            decision.reason
+        );
+    }
+
+    #[test]
+    fn a_cache_beyond_the_time_budget_says_to_raise_the_timeout() {
+        // Growth judged at the look: the run stopped at 200 measured iterations.
+        let (samples, plan, mut report) = run(220, |_| 0.0);
+        report.outcome = Outcome::BeyondBudget {
+            fill_at: 1004,
+            budget: 5000,
+            timeout_secs: Some(300.0),
+        };
+        let decision = decide_with_holders(&samples, &plan, &report);
+        assert!(
+            decision.reason.contains(
+                "which would be full only after about 1004 measured iterations, and at this \
+                 pace 1404 would take more than half the scenario's timeout of 300 s: if it is \
+                 a cache, raise timeout to let it fill"
+            ),
+            "{}",
+            decision.reason
+        );
+        report.outcome = Outcome::BeyondBudget {
+            fill_at: 9000,
+            budget: 5000,
+            timeout_secs: None,
+        };
+        let decision = decide_with_holders(&samples, &plan, &report);
+        assert!(
+            decision
+                .reason
+                .contains("beyond the 5000 this run may make"),
             "{}",
             decision.reason
         );

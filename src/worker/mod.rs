@@ -171,9 +171,9 @@ fn execute(
     sampler.channel.send(&WorkerMessage::Phase {
         phase: Phase::Warmup,
     })?;
-    let clock = Instant::now();
+    let iterating = Instant::now();
     sampler.run(Phase::Warmup, 0, scenario.warmup, scenario.sample_every)?;
-    timings.warmup = clock.elapsed().as_secs_f64();
+    timings.warmup = iterating.elapsed().as_secs_f64();
 
     // Measured rounds: run up to each look of the plan and stop at the first that decides (the
     // runner replays the same looks on the same samples to give the verdict, and checks its
@@ -197,8 +197,15 @@ fn execute(
         let mut decision = verdict::judge_look(&sampler.measured, &plan, index);
         if decision.verdict == Verdict::Leak && request.options.probe_holders {
             // Who holds it: a bounded cache still filling is run until full, and judged after.
-            let (report, reached) =
-                holders::extend(&mut sampler, scenario, &plan, index, done, started)?;
+            let (report, reached) = holders::extend(
+                &mut sampler,
+                scenario,
+                &plan,
+                index,
+                done,
+                started,
+                iterating,
+            )?;
             done = reached;
             decision = verdict::decide_with_holders(&sampler.measured, &plan, &report);
             holders = Some(report);
