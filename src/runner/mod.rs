@@ -10,6 +10,7 @@ pub mod fork_server;
 pub mod limits;
 mod reap;
 pub mod signals;
+mod pipes;
 mod supervise;
 mod watch;
 pub mod workers;

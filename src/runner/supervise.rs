@@ -5,34 +5,30 @@
 //! The worker runs in its own session and process group so that a timeout, the memory cap, an
 //! interrupted run or the end of the scenario can stop it together with any subprocess it
 //! started; strays that left the group are swept by their environment cookie ([`reap`]). Its
-//! stdout and stderr are drained by threads into bounded tails, so a scenario that prints
-//! megabytes neither blocks on a full pipe nor fills our memory, and a stray that keeps a pipe
-//! open cannot hang the run. The worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is
+//! pipes are served from the supervising thread itself ([`Pipes`]): stdout and stderr are
+//! drained into bounded tails, so a scenario that prints megabytes neither blocks on a full pipe
+//! nor fills our memory, and a stray that keeps a pipe open cannot hang the run. The worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is
 //! killed.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::fork_server::ForkServer;
+use super::pipes::Pipes;
 use super::watch::{EXIT_GRACE, Order, Signals, Watch, WorkerRun};
 use super::workers::WorkerProgram;
 use super::{limits, reap, signals};
 use crate::protocol::{CHANNEL_FD, Phase, WorkerMessage, WorkerRequest};
 use crate::results::{Failure, WorkerStart};
 
-/// How much of each output stream is kept, from the end.
-const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
-
 /// How often the supervisor ticks the watch while no message arrives.
 const POLL: Duration = Duration::from_millis(50);
 
-/// How often to look whether a worker that is on its way out has exited. It usually takes a
-/// millisecond or two after its last message; a coarser step is added to every scenario.
+/// How often to look whether a worker that is on its way out has exited, where the kernel has
+/// no pidfd to wait on. It usually takes a millisecond or two after its last message; a coarser
+/// step is added to every scenario.
 const EXIT_POLL: Duration = Duration::from_millis(1);
 
 /// How long to wait for the output pipes to close once the worker's processes are gone; a stray
@@ -111,19 +107,18 @@ pub fn run_worker(
         Some(Order::Leave) => true,
     };
     loop {
-        match spawned.messages.recv_timeout(POLL) {
-            Ok(message) => {
-                if let Some(progress) = Progress::of(&message) {
-                    on_progress(progress);
-                }
-                if obey(watch.on_message(Instant::now(), message)) {
-                    break;
-                }
+        let mut stop = false;
+        let pumped = spawned.pipes.pump(POLL, |message| {
+            if let Some(progress) = Progress::of(&message) {
+                on_progress(progress);
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            stop = obey(watch.on_message(Instant::now(), message));
+            !stop
+        });
+        if stop || !spawned.pipes.channel_open() {
+            break;
         }
-        if exit_status.is_none() {
+        if exit_status.is_none() && (pumped.exited || !spawned.pipes.exit_pollable()) {
             exit_status = spawned.child.try_wait();
         }
         let signals = Signals {
@@ -137,16 +132,16 @@ pub fn run_worker(
             break;
         }
     }
+    spawned.pipes.close_channel();
 
     let grace = if watch.finished() { EXIT_GRACE } else { POLL };
-    let status = exit_status.or_else(|| wait_briefly(&mut spawned.child, grace));
+    let status = exit_status.or_else(|| wait_briefly(&mut spawned, grace));
     // Whatever the scenario left running goes with it: its group, then strays by cookie.
     reap::kill_group(pid);
     let status = status.or_else(|| spawned.child.wait());
     reap::sweep(&cookie);
 
-    let stdout = spawned.stdout.finish(OUTPUT_GRACE);
-    let stderr = spawned.stderr.finish(OUTPUT_GRACE);
+    let (stdout, stderr) = spawned.pipes.finish(OUTPUT_GRACE);
     let mut run = watch.finish(status, stdout, stderr);
     run.start = Some(start);
     run.duration = started.elapsed();
@@ -155,9 +150,7 @@ pub fn run_worker(
 
 struct Spawned {
     child: Process,
-    messages: mpsc::Receiver<WorkerMessage>,
-    stdout: Tail,
-    stderr: Tail,
+    pipes: Pipes,
 }
 
 /// The worker's process: spawned by us, or forked by the fork server and re-parented to us.
@@ -266,139 +259,81 @@ fn spawn(
             .fork(vec![(reap::COOKIE_VAR.to_string(), cookie.to_string())])
             .ok()
     });
-    let (process, stdin, stdout, stderr, channel_reader): (_, Box<dyn Write + Send>, _, _, _) =
-        match forked {
-            Some(forked) => (
-                Process::Forked {
-                    pid: forked.pid,
-                    status: None,
-                    lost: false,
-                },
-                Box::new(forked.stdin),
-                Tail::drain(forked.stdout),
-                Tail::drain(forked.stderr),
-                forked.channel,
-            ),
-            None => {
-                let (channel_reader, channel_writer) = std::io::pipe()?;
-                // The worker executable, its loader search path and allocator settings.
-                let mut command = program.command();
-                command
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .env("PYTHONHASHSEED", "0")
-                    .env(reap::COOKIE_VAR, cookie);
-                in_own_session_with_channel(&mut command, channel_writer.as_raw_fd());
-                let mut child = command.spawn()?;
-                // Our copy of the write end must go, or the channel never reports end-of-file.
-                drop(channel_writer);
-                let stdin = child.stdin.take().expect("stdin was piped");
-                let stdout = Tail::drain(child.stdout.take().expect("stdout was piped"));
-                let stderr = Tail::drain(child.stderr.take().expect("stderr was piped"));
-                (
-                    Process::Spawned(child),
-                    Box::new(stdin),
-                    stdout,
-                    stderr,
-                    channel_reader,
-                )
-            }
-        };
-
     let request_json = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-    let mut stdin = stdin;
-    thread::spawn(move || {
-        // A worker that dies before reading simply closes the pipe; nothing to report here.
-        let _ = stdin.write_all(&request_json);
-    });
-
-    let (sender, messages) = mpsc::channel();
-    thread::spawn(move || {
-        crate::protocol::read_messages(channel_reader, |message| sender.send(message).is_ok())
-    });
-    Ok(Spawned {
-        child: process,
-        messages,
-        stdout,
-        stderr,
-    })
-}
-
-/// The last [`OUTPUT_TAIL_BYTES`] of an output stream, drained by a thread of its own.
-struct Tail {
-    state: Arc<Mutex<TailState>>,
-    /// Never sent on: it disconnects when the draining thread ends, which wakes [`Tail::finish`]
-    /// at once.
-    ended: mpsc::Receiver<()>,
-}
-
-#[derive(Default)]
-struct TailState {
-    tail: Vec<u8>,
-    dropped: usize,
-}
-
-impl Tail {
-    /// Starts reading `stream` to its end.
-    fn drain(mut stream: impl Read + Send + 'static) -> Tail {
-        let state = Arc::new(Mutex::new(TailState::default()));
-        let shared = Arc::clone(&state);
-        let (ending, ended) = mpsc::channel::<()>();
-        thread::spawn(move || {
-            let _ending = ending; // dropped, disconnecting `ended`, when this thread ends
-            let mut buffer = [0u8; 8192];
-            loop {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        state.tail.extend_from_slice(&buffer[..n]);
-                        if state.tail.len() > 2 * OUTPUT_TAIL_BYTES {
-                            let cut = state.tail.len() - OUTPUT_TAIL_BYTES;
-                            state.dropped += cut;
-                            state.tail.drain(..cut);
-                        }
-                    }
-                }
-            }
-        });
-        Tail { state, ended }
-    }
-
-    /// Waits up to `grace` for the stream to end, then returns what it holds. A stream still
-    /// open (a process that escaped every net holds it) is left to its thread, which ends when
-    /// that process does.
-    fn finish(self, grace: Duration) -> String {
-        let open = self.ended.recv_timeout(grace) == Err(mpsc::RecvTimeoutError::Timeout);
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tail = state.tail.as_slice();
-        let mut dropped = state.dropped;
-        if tail.len() > OUTPUT_TAIL_BYTES {
-            dropped += tail.len() - OUTPUT_TAIL_BYTES;
-            tail = &tail[tail.len() - OUTPUT_TAIL_BYTES..];
+    let (process, pipes) = match forked {
+        Some(forked) => {
+            let pipes = Pipes::new(
+                forked.pid,
+                forked.stdin.into(),
+                request_json,
+                forked.channel.into(),
+                forked.stdout.into(),
+                forked.stderr.into(),
+            );
+            let process = Process::Forked {
+                pid: forked.pid,
+                status: None,
+                lost: false,
+            };
+            (process, pipes)
         }
-        let mut text = String::new();
-        if dropped > 0 {
-            text.push_str(&format!("[… {dropped} earlier bytes not kept …]\n"));
+        None => {
+            let (channel_reader, channel_writer) = std::io::pipe()?;
+            // The worker executable, its loader search path and allocator settings.
+            let mut command = program.command();
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .env("PYTHONHASHSEED", "0")
+                .env(reap::COOKIE_VAR, cookie);
+            in_own_session_with_channel(&mut command, channel_writer.as_raw_fd());
+            let mut child = command.spawn()?;
+            // Our copy of the write end must go, or the channel never reports end-of-file.
+            drop(channel_writer);
+            let pipes = Pipes::new(
+                child.id(),
+                child.stdin.take().expect("stdin was piped").into(),
+                request_json,
+                channel_reader.into(),
+                child.stdout.take().expect("stdout was piped").into(),
+                child.stderr.take().expect("stderr was piped").into(),
+            );
+            (Process::Spawned(child), pipes)
         }
-        text.push_str(&String::from_utf8_lossy(tail));
-        if open {
-            text.push_str("\n[… still open: a process outside the worker's group holds it …]");
+    };
+    let mut process = process;
+    match pipes {
+        Ok(pipes) => Ok(Spawned {
+            child: process,
+            pipes,
+        }),
+        Err(err) => {
+            // Not supervisable: it must not run unwatched.
+            reap::kill_group(process.id());
+            process.wait();
+            Err(err)
         }
-        text
     }
 }
 
-fn wait_briefly(child: &mut Process, grace: Duration) -> Option<ExitStatus> {
+/// Waits up to `grace` for the worker to exit, draining its output meanwhile (exit-time code
+/// may still print); its status, if it did.
+fn wait_briefly(spawned: &mut Spawned, grace: Duration) -> Option<ExitStatus> {
     let until = Instant::now() + grace;
     loop {
-        if let Some(status) = child.try_wait() {
+        if let Some(status) = spawned.child.try_wait() {
             return Some(status);
         }
-        if Instant::now() >= until {
+        let now = Instant::now();
+        if now >= until {
             return None;
         }
-        thread::sleep(EXIT_POLL);
+        let step = if spawned.pipes.exit_pollable() {
+            until - now
+        } else {
+            EXIT_POLL.min(until - now)
+        };
+        spawned.pipes.pump(step, |_| true);
     }
 }
