@@ -8,9 +8,9 @@ pub mod environment;
 mod failure;
 pub mod fork_server;
 pub mod limits;
+mod pipes;
 mod reap;
 pub mod signals;
-mod pipes;
 mod supervise;
 mod watch;
 pub mod workers;
@@ -76,7 +76,8 @@ pub enum Event<'a> {
         /// The new phase.
         phase: Phase,
     },
-    /// Iterations completed (warmup included) of `warmup + iterations`.
+    /// Iterations completed (warmup included) of `warmup + iterations`, at most every
+    /// [`PROGRESS_EVERY`] for one scenario.
     Progress {
         /// Position in the run.
         index: usize,
@@ -111,6 +112,11 @@ pub trait EventSink {
     /// Handles one event.
     fn event(&mut self, event: &Event<'_>);
 }
+
+/// How often a scheduling thread passes a scenario's iteration count on to the sink's thread.
+/// The worker reports it with every sample, a few thousand times a second for a short scenario:
+/// passing each on woke the sink's thread as often, for a display that redraws at 20 Hz.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 
 /// What a scheduling thread reports to the thread that owns the [`EventSink`].
 enum Report {
@@ -181,11 +187,17 @@ pub fn run_scenarios_with(
                     };
                     // The receiver lives until every sender is gone: sends cannot fail.
                     let _ = sender.send(Report::Started(index));
+                    let mut told = Instant::now();
                     let outcome = run_one(scenario, settings, forker, |progress| {
-                        let _ = sender.send(match progress {
+                        let report = match progress {
                             Progress::Phase(phase) => Report::Phase(index, phase),
-                            Progress::Iteration(done) => Report::Progress(index, done),
-                        });
+                            Progress::Iteration(_) if told.elapsed() < PROGRESS_EVERY => return,
+                            Progress::Iteration(done) => {
+                                told = Instant::now();
+                                Report::Progress(index, done)
+                            }
+                        };
+                        let _ = sender.send(report);
                     });
                     let Some((result, version)) = outcome else {
                         continue;
