@@ -33,7 +33,7 @@ use crate::scenario::{Body, Collected, PytestTest, Scenario};
 use crate::verdict::{self, Verdict};
 pub use failure::WorkerFailure;
 use fork_server::ForkServer;
-use supervise::{Progress, run_worker};
+use supervise::{Ahead, Progress, run_worker};
 use watch::WorkerRun;
 
 /// Settings of a run that the runner needs (the rest of the configuration is for reporters).
@@ -175,6 +175,8 @@ pub fn run_scenarios_with(
             let sender = sender.clone();
             let next = &next;
             scope.spawn(move || {
+                // A worker forked ahead for this thread's next scenario (see `Ahead`).
+                let mut ahead = None;
                 loop {
                     // After Ctrl-C / SIGTERM nothing new starts; running workers stop themselves.
                     if let Some(signal) = signals::received() {
@@ -188,7 +190,10 @@ pub fn run_scenarios_with(
                     // The receiver lives until every sender is gone: sends cannot fail.
                     let _ = sender.send(Report::Started(index));
                     let mut told = Instant::now();
-                    let outcome = run_one(scenario, settings, forker, |progress| {
+                    // Another scenario may follow for this thread: ask for its worker ahead.
+                    let more = next.load(Ordering::SeqCst) < scenarios.len();
+                    let workers = (&mut ahead, more);
+                    let outcome = run_one(scenario, settings, forker, workers, |progress| {
                         let report = match progress {
                             Progress::Phase(phase) => Report::Phase(index, phase),
                             Progress::Iteration(_) if told.elapsed() < PROGRESS_EVERY => return,
@@ -203,6 +208,9 @@ pub fn run_scenarios_with(
                         continue;
                     };
                     let _ = sender.send(Report::Finished(index, Box::new(result), version));
+                }
+                if let Some(ahead) = ahead.take() {
+                    Ahead::discard(ahead, forker);
                 }
             });
         }
@@ -291,6 +299,7 @@ fn run_one(
     scenario: &Scenario,
     settings: &RunSettings,
     server: Option<&ForkServer>,
+    (ahead, more): (&mut Option<Ahead>, bool),
     on_progress: impl FnMut(Progress),
 ) -> Option<(ScenarioResult, Option<String>)> {
     let mut options = settings.worker.clone();
@@ -306,7 +315,15 @@ fn run_one(
             failure: Some(failure),
             ..WorkerRun::default()
         },
-        None => run_worker(&settings.program, server, &request, timeout, on_progress),
+        None => run_worker(
+            &settings.program,
+            server,
+            &request,
+            timeout,
+            ahead,
+            more,
+            on_progress,
+        ),
     };
     if run.failure.as_ref().is_some_and(WorkerFailure::interrupted) {
         return None;

@@ -15,7 +15,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::fork_server::ForkServer;
+use super::fork_server::{ForkServer, Forked, PendingFork};
 use super::pipes::Pipes;
 use super::watch::{EXIT_GRACE, Order, Signals, Watch, WorkerRun};
 use super::workers::WorkerProgram;
@@ -60,11 +60,17 @@ impl Progress {
 /// Whatever happens, when this returns the worker's process group has been killed, the strays
 /// carrying its cookie swept, and no thread of ours waits on its pipes for more than
 /// [`OUTPUT_GRACE`].
+///
+/// `ahead` carries a worker forked ahead between the scenarios of one scheduling thread: one
+/// there is taken for this scenario, and once this worker has sent its last message, the next
+/// is asked for when `more` says another scenario may follow (see [`Ahead`]).
 pub fn run_worker(
     program: &WorkerProgram,
     server: Option<&ForkServer>,
     request: &WorkerRequest,
     timeout: Duration,
+    ahead: &mut Option<Ahead>,
+    more: bool,
     mut on_progress: impl FnMut(Progress),
 ) -> WorkerRun {
     let started = Instant::now();
@@ -74,8 +80,18 @@ pub fn run_worker(
             ..WorkerRun::default()
         };
     }
-    let cookie = reap::new_cookie();
-    let mut spawned = match spawn(program, server, request, &cookie) {
+    let (cookie, pending) = match ahead.take() {
+        Some(Ahead { cookie, pending }) => (cookie, Some(pending)),
+        None => (reap::new_cookie(), None),
+    };
+    // The next scenario's worker is asked for once this one has said its last word: its
+    // scenario code is done then, and never sees a sibling waiting (see `Ahead`).
+    let mut ask_ahead = || {
+        if more && let Some(server) = server {
+            *ahead = Ahead::ask(server);
+        }
+    };
+    let mut spawned = match spawn(program, server, request, &cookie, pending) {
         Ok(spawned) => spawned,
         Err(err) => {
             let reason = err.to_string();
@@ -106,6 +122,7 @@ pub fn run_worker(
         }
         Some(Order::Leave) => true,
     };
+    let mut asked = false;
     loop {
         let mut stop = false;
         let pumped = spawned.pipes.pump(POLL, |message| {
@@ -117,6 +134,10 @@ pub fn run_worker(
         });
         if stop || !spawned.pipes.channel_open() {
             break;
+        }
+        if watch.finished() && !asked {
+            asked = true;
+            ask_ahead();
         }
         if exit_status.is_none() && (pumped.exited || !spawned.pipes.exit_pollable()) {
             exit_status = spawned.child.try_wait();
@@ -133,6 +154,9 @@ pub fn run_worker(
         }
     }
     spawned.pipes.close_channel();
+    if !asked {
+        ask_ahead();
+    }
 
     let grace = if watch.finished() { EXIT_GRACE } else { POLL };
     let status = exit_status.or_else(|| wait_briefly(&mut spawned, grace));
@@ -146,6 +170,52 @@ pub fn run_worker(
     run.start = Some(start);
     run.duration = started.elapsed();
     run
+}
+
+/// A worker forked ahead, for the next scenario its scheduling thread runs, while the current
+/// one runs.
+///
+/// A fork from the server takes two forks (see `worker::fork_server`) and, on a busy machine,
+/// several trips through the scheduler before the worker is re-parented and the server answers:
+/// 1.7 ms for one fork of a server holding a collected pytest suite, over 20 ms for the round
+/// trip at a load of 4 on 2 cores. Asked for as soon as the previous worker has sent its last
+/// message, that time passes while the previous worker exits and is reaped, swept and judged,
+/// rather than after. Not earlier: the previous scenario's code would then run beside an idle
+/// sibling it can see (a child of leakcheck, as it is), and a server that scenario killed
+/// could still have forked one. The worker waits for its request like any other; its cookie is
+/// made, and its environment set, before it is forked, so the stray sweep and the memory cap
+/// see it as they see one forked on demand.
+pub struct Ahead {
+    cookie: reap::Cookie,
+    pending: PendingFork,
+}
+
+impl Ahead {
+    /// Asks `server` for a worker ahead; `None` when it cannot (the scenario then forks or
+    /// spawns its worker when it starts, as it would have).
+    fn ask(server: &ForkServer) -> Option<Ahead> {
+        let cookie = reap::new_cookie();
+        let pending = server.begin_fork(Ahead::env(&cookie)).ok()?;
+        Some(Ahead { cookie, pending })
+    }
+
+    /// What a forked worker sets in its environment: its cookie.
+    fn env(cookie: &str) -> Vec<(String, String)> {
+        vec![(reap::COOKIE_VAR.to_string(), cookie.to_string())]
+    }
+
+    /// Ends a worker forked ahead that no scenario took (the run is over or interrupted).
+    pub fn discard(self, server: Option<&ForkServer>) {
+        if let Some(forked) = server.and_then(|server| server.finish_fork(self.pending).ok()) {
+            reap::kill_group(forked.pid);
+            let mut process = Process::Forked {
+                pid: forked.pid,
+                status: None,
+                lost: false,
+            };
+            process.wait();
+        }
+    }
 }
 
 struct Spawned {
@@ -253,11 +323,16 @@ fn spawn(
     server: Option<&ForkServer>,
     request: &WorkerRequest,
     cookie: &str,
+    pending: Option<PendingFork>,
 ) -> std::io::Result<Spawned> {
     let forked = server.and_then(|server| {
-        server
-            .fork(vec![(reap::COOKIE_VAR.to_string(), cookie.to_string())])
-            .ok()
+        // A worker forked ahead may have been killed while it waited (scenario code can see
+        // it, a child of leakcheck): then it is reaped, and this scenario's is forked now.
+        let ahead = pending.and_then(|pending| server.finish_fork(pending).ok());
+        match ahead.filter(still_running) {
+            Some(forked) => Some(forked),
+            None => server.fork(Ahead::env(cookie)).ok(),
+        }
     });
     let request_json = serde_json::to_vec(request).map_err(std::io::Error::other)?;
     let (process, pipes) = match forked {
@@ -315,6 +390,15 @@ fn spawn(
             Err(err)
         }
     }
+}
+
+/// Whether a worker forked ahead is still running; reaps it when it is not.
+fn still_running(forked: &Forked) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(forked.pid) else {
+        return false;
+    };
+    // SAFETY: waitpid on a child of ours, with no status pointer.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == 0 }
 }
 
 /// Waits up to `grace` for the worker to exit, draining its output meanwhile (exit-time code
