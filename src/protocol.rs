@@ -5,7 +5,7 @@
 //! [`CHANNEL_FD`]) rather than stdout: whatever the scenario prints, from Python or from C, lands
 //! on stdout/stderr, which the runner captures separately, and can never corrupt the samples.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -35,49 +35,87 @@ pub fn read_messages(channel: impl Read, each: impl FnMut(WorkerMessage) -> bool
     read_limited(channel, MAX_MESSAGE_BYTES, each)
 }
 
-fn read_limited(channel: impl Read, limit: u64, mut each: impl FnMut(WorkerMessage) -> bool) {
-    let mut reader = BufReader::new(channel);
-    let mut line = Vec::new();
+fn read_limited(mut channel: impl Read, limit: u64, mut each: impl FnMut(WorkerMessage) -> bool) {
+    let mut reader = MessageReader::with_limit(limit);
+    let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        line.clear();
-        let read = (&mut reader).take(limit).read_until(b'\n', &mut line);
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line.last() != Some(&b'\n') => {
-                // Over the limit: skip the rest of this line.
-                if skip_line(&mut reader).is_err() {
+        match channel.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(n) => {
+                if !reader.push(&buffer[..n], &mut each) {
                     return;
                 }
             }
-            Ok(_) => {
-                let Ok(message) = serde_json::from_slice::<WorkerMessage>(&line) else {
-                    continue;
-                };
-                if !each(message) {
-                    return;
-                }
-            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }
 
-/// Discards input up to and including the next newline.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buffer = reader.fill_buf()?;
-        if buffer.is_empty() {
-            return Ok(());
+/// [`read_messages`] for a channel read in pieces as they arrive (the supervisor polls the
+/// worker's pipes from one thread, and reads what each has whenever it is ready): bytes go in
+/// with [`MessageReader::push`], complete lines come out as messages, with the same rules. A
+/// last line without its newline (the worker was killed mid-write) never comes out.
+pub struct MessageReader {
+    /// The start of a line whose newline has not come yet.
+    line: Vec<u8>,
+    /// The current line is over the limit: its bytes are dropped up to its newline.
+    skipping: bool,
+    /// Longest line kept, its newline included.
+    limit: usize,
+}
+
+impl Default for MessageReader {
+    fn default() -> Self {
+        MessageReader::with_limit(MAX_MESSAGE_BYTES)
+    }
+}
+
+impl MessageReader {
+    fn with_limit(limit: u64) -> MessageReader {
+        MessageReader {
+            line: Vec::new(),
+            skipping: false,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
         }
-        match buffer.iter().position(|&b| b == b'\n') {
-            Some(at) => {
-                reader.consume(at + 1);
-                return Ok(());
+    }
+
+    /// Takes in the next `bytes` of the channel and passes each message they complete to
+    /// `each`, until it returns false; whether it never did.
+    pub fn push(&mut self, mut bytes: &[u8], each: &mut impl FnMut(WorkerMessage) -> bool) -> bool {
+        while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
+            let (head, rest) = (&bytes[..at], &bytes[at + 1..]);
+            bytes = rest;
+            let fits = !self.skipping && self.line.len() + head.len() < self.limit;
+            self.skipping = false;
+            if !fits {
+                self.line.clear();
+                continue;
             }
-            None => {
-                let n = buffer.len();
-                reader.consume(n);
+            let parsed = if self.line.is_empty() {
+                serde_json::from_slice::<WorkerMessage>(head)
+            } else {
+                self.line.extend_from_slice(head);
+                let parsed = serde_json::from_slice::<WorkerMessage>(&self.line);
+                self.line.clear();
+                parsed
+            };
+            if let Ok(message) = parsed
+                && !each(message)
+            {
+                return false;
             }
         }
+        if !self.skipping {
+            if self.line.len() + bytes.len() < self.limit {
+                self.line.extend_from_slice(bytes);
+            } else {
+                // Over the limit before its end: not kept, however long it gets.
+                self.skipping = true;
+                self.line = Vec::new();
+            }
+        }
+        true
     }
 }
 

@@ -10,7 +10,7 @@
 //! The file grows with the run, so rewriting it after every scenario of a suite of thousands
 //! would cost time quadratic in its length: a write waits until [`WRITE_SPACING`] times the
 //! previous write's duration has passed, and a skipped one happens at the next event after that
-//! (progress arrives at least with every sample). That keeps the journal under 5 % of the run;
+//! (progress arrives every `PROGRESS_EVERY` while a scenario runs). That keeps the journal under 5 % of the run;
 //! with writes of a few milliseconds it is every scenario in practice.
 
 use std::path::PathBuf;

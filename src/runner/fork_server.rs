@@ -65,6 +65,13 @@ pub struct Forked {
     pub channel: std::io::PipeReader,
 }
 
+/// A worker asked for and not yet taken (see [`ForkServer::begin_fork`]).
+pub struct PendingFork {
+    answer: mpsc::Receiver<Result<u64, String>>,
+    /// Our ends of its pipes (its pid is not known yet).
+    pipes: Forked,
+}
+
 impl ForkServer {
     /// Starts the server for `program`; `None` when it cannot even be started (the run then
     /// does without it).
@@ -132,6 +139,13 @@ impl ForkServer {
     /// Forks one worker that sets `env` before its scenario starts; `Err` says why the server
     /// cannot, and the caller spawns the worker instead.
     pub fn fork(&self, env: Vec<(String, String)>) -> Result<Forked, String> {
+        let pending = self.begin_fork(env)?;
+        self.finish_fork(pending)
+    }
+
+    /// Asks for a worker (see [`ForkServer::fork`]) without waiting for it: the server forks it
+    /// while the caller does something else, and [`ForkServer::finish_fork`] takes it.
+    pub fn begin_fork(&self, env: Vec<(String, String)>) -> Result<PendingFork, String> {
         let (stdin_reader, stdin) = std::io::pipe().map_err(|err| err.to_string())?;
         let (stdout, stdout_writer) = std::io::pipe().map_err(|err| err.to_string())?;
         let (stderr, stderr_writer) = std::io::pipe().map_err(|err| err.to_string())?;
@@ -145,12 +159,26 @@ impl ForkServer {
         let answer = self.send(|id| Request::Fork { id, env }, &fds)?;
         // The child has its own copies now; ours must go, or the pipes never end.
         drop((stdin_reader, stdout_writer, stderr_writer, channel_writer));
+        Ok(PendingFork {
+            answer,
+            pipes: Forked {
+                pid: 0,
+                stdin,
+                stdout,
+                stderr,
+                channel,
+            },
+        })
+    }
+
+    /// The worker [`ForkServer::begin_fork`] asked for, once the server says it is forked.
+    pub fn finish_fork(&self, pending: PendingFork) -> Result<Forked, String> {
         let timeout = if self.lock().ready {
             FORK_TIMEOUT
         } else {
             BOOT_TIMEOUT
         };
-        let pid = self.wait(answer, timeout)?;
+        let pid = self.wait(pending.answer, timeout)?;
         let pid = u32::try_from(pid).map_err(|_| format!("no such pid: {pid}"))?;
         if !is_our_child(pid) {
             // Not re-parented to us (leakcheck is not a subreaper here): we could not reap
@@ -163,10 +191,7 @@ impl ForkServer {
         }
         Ok(Forked {
             pid,
-            stdin,
-            stdout,
-            stderr,
-            channel,
+            ..pending.pipes
         })
     }
 

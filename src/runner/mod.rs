@@ -8,6 +8,7 @@ pub mod environment;
 mod failure;
 pub mod fork_server;
 pub mod limits;
+mod pipes;
 mod reap;
 pub mod signals;
 mod supervise;
@@ -32,7 +33,7 @@ use crate::scenario::{Body, Collected, PytestTest, Scenario};
 use crate::verdict::{self, Verdict};
 pub use failure::WorkerFailure;
 use fork_server::ForkServer;
-use supervise::{Progress, run_worker};
+use supervise::{Ahead, Progress, run_worker};
 use watch::WorkerRun;
 
 /// Settings of a run that the runner needs (the rest of the configuration is for reporters).
@@ -75,7 +76,8 @@ pub enum Event<'a> {
         /// The new phase.
         phase: Phase,
     },
-    /// Iterations completed (warmup included) of `warmup + iterations`.
+    /// Iterations completed (warmup included) of `warmup + iterations`, at most every
+    /// [`PROGRESS_EVERY`] for one scenario.
     Progress {
         /// Position in the run.
         index: usize,
@@ -110,6 +112,11 @@ pub trait EventSink {
     /// Handles one event.
     fn event(&mut self, event: &Event<'_>);
 }
+
+/// How often a scheduling thread passes a scenario's iteration count on to the sink's thread.
+/// The worker reports it with every sample, a few thousand times a second for a short scenario:
+/// passing each on woke the sink's thread as often, for a display that redraws at 20 Hz.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 
 /// What a scheduling thread reports to the thread that owns the [`EventSink`].
 enum Report {
@@ -168,6 +175,8 @@ pub fn run_scenarios_with(
             let sender = sender.clone();
             let next = &next;
             scope.spawn(move || {
+                // A worker forked ahead for this thread's next scenario (see `Ahead`).
+                let mut ahead = None;
                 loop {
                     // After Ctrl-C / SIGTERM nothing new starts; running workers stop themselves.
                     if let Some(signal) = signals::received() {
@@ -180,16 +189,28 @@ pub fn run_scenarios_with(
                     };
                     // The receiver lives until every sender is gone: sends cannot fail.
                     let _ = sender.send(Report::Started(index));
-                    let outcome = run_one(scenario, settings, forker, |progress| {
-                        let _ = sender.send(match progress {
+                    let mut told = Instant::now();
+                    // Another scenario may follow for this thread: ask for its worker ahead.
+                    let more = next.load(Ordering::SeqCst) < scenarios.len();
+                    let workers = (&mut ahead, more);
+                    let outcome = run_one(scenario, settings, forker, workers, |progress| {
+                        let report = match progress {
                             Progress::Phase(phase) => Report::Phase(index, phase),
-                            Progress::Iteration(done) => Report::Progress(index, done),
-                        });
+                            Progress::Iteration(_) if told.elapsed() < PROGRESS_EVERY => return,
+                            Progress::Iteration(done) => {
+                                told = Instant::now();
+                                Report::Progress(index, done)
+                            }
+                        };
+                        let _ = sender.send(report);
                     });
                     let Some((result, version)) = outcome else {
                         continue;
                     };
                     let _ = sender.send(Report::Finished(index, Box::new(result), version));
+                }
+                if let Some(ahead) = ahead.take() {
+                    Ahead::discard(ahead, forker);
                 }
             });
         }
@@ -278,6 +299,7 @@ fn run_one(
     scenario: &Scenario,
     settings: &RunSettings,
     server: Option<&ForkServer>,
+    (ahead, more): (&mut Option<Ahead>, bool),
     on_progress: impl FnMut(Progress),
 ) -> Option<(ScenarioResult, Option<String>)> {
     let mut options = settings.worker.clone();
@@ -293,7 +315,15 @@ fn run_one(
             failure: Some(failure),
             ..WorkerRun::default()
         },
-        None => run_worker(&settings.program, server, &request, timeout, on_progress),
+        None => run_worker(
+            &settings.program,
+            server,
+            &request,
+            timeout,
+            ahead,
+            more,
+            on_progress,
+        ),
     };
     if run.failure.as_ref().is_some_and(WorkerFailure::interrupted) {
         return None;

@@ -11,6 +11,11 @@
 //! process's memory), so a search reads it only for processes started since the cookie was made:
 //! a descendant of the worker cannot be older than the worker. On a machine of a few hundred
 //! processes this turns each scenario's sweep from hundreds of environment reads into a handful.
+//! Telling a process's age takes a read of its `/proc/<pid>/stat` (about 10 µs each, a
+//! millisecond per scenario on a machine of a hundred processes, most of what a short scenario
+//! cost leakcheck itself), so the sweep first leaves out, by pid alone, every process older than
+//! the cookie: pids are handed out in increasing order until they wrap around, and a cookie
+//! notes the last one handed out before it (see [`PidClock`]).
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +33,74 @@ pub struct Cookie {
     /// Clock ticks since boot (the unit of `/proc/<pid>/stat`'s start time) when it was made,
     /// one tick early: every process that can carry it started at or after this.
     made: u64,
+    /// Where pid allocation stood when it was made; none when that cannot be read.
+    born: Option<PidClock>,
+}
+
+/// Where the kernel's pid allocation stands: the last pid it handed out in our pid namespace
+/// (`/proc/sys/kernel/ns_last_pid`) and how many processes and threads have been created on the
+/// machine since boot (`processes` in `/proc/stat`, every namespace's).
+///
+/// The kernel hands out each new pid above the last one, wrapping around to the low pids past
+/// `pid_max` (32768 on many machines: a scenario that runs a subprocess per iteration can wrap
+/// it). Between two readings `then` and `now`, every process created has a pid above
+/// `then.last_pid` unless allocation wrapped; to wrap and come back above `then.last_pid`, it
+/// must pass every other pid once, skipping only those in use, so it takes at least `pid_max`
+/// creations less the pids in use. Fewer than half `pid_max` creations, with `now.last_pid` not
+/// below `then.last_pid`, therefore rule a wrap out unless half the pid space is in use (a
+/// machine that close to running out of pids has other troubles; the age check still applies to
+/// every process the pid lets through).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PidClock {
+    last_pid: u32,
+    created: u64,
+}
+
+impl PidClock {
+    fn now() -> Option<PidClock> {
+        let last_pid = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid").ok()?;
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let created = stat
+            .lines()
+            .find_map(|line| line.strip_prefix("processes "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(PidClock {
+            last_pid: last_pid.trim().parse().ok()?,
+            created,
+        })
+    }
+
+    /// The lowest pid a process created since `self` can have at `now` (see the type's doc),
+    /// or 0 when allocation may have wrapped.
+    fn lowest_since(&self, now: PidClock, pid_max: u32) -> u32 {
+        let unwrapped = now.last_pid >= self.last_pid
+            && now.created.saturating_sub(self.created) < u64::from(pid_max / 2);
+        if unwrapped { self.last_pid + 1 } else { 0 }
+    }
+}
+
+/// `/proc/sys/kernel/pid_max`, read once; the smallest it can be (which makes wraps look likely)
+/// when unreadable.
+fn pid_max() -> u32 {
+    static PID_MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID_MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(301)
+    })
+}
+
+/// The lowest pid a process that may carry `cookie` can have now: 0 (every process) when that
+/// cannot be narrowed down.
+fn lowest_candidate(cookie: &Cookie) -> libc::pid_t {
+    let lowest = match (cookie.born, PidClock::now()) {
+        (Some(then), Some(now)) => then.lowest_since(now, pid_max()),
+        _ => 0,
+    };
+    libc::pid_t::try_from(lowest).unwrap_or(0)
 }
 
 impl std::ops::Deref for Cookie {
@@ -52,6 +125,8 @@ pub fn new_cookie() -> Cookie {
     Cookie {
         value,
         made: boot_ticks().saturating_sub(1),
+        // Read before the worker starts: its pid, and its descendants', come after.
+        born: PidClock::now(),
     }
 }
 
@@ -121,16 +196,20 @@ pub fn kill_group(pid: u32) {
 
 /// Kills every process whose environment holds `COOKIE_VAR=cookie`; returns how many.
 ///
-/// Reads `/proc/<pid>/stat` of every process, once per scenario, and the environment only of
-/// those started since the cookie was made (see the module's doc).
+/// Reads `/proc/<pid>/stat` of every process whose pid may be younger than the cookie, and the
+/// environment only of those started since the cookie was made (see the module's doc).
 pub fn sweep(cookie: &Cookie) -> usize {
     let needle = cookie_needle(cookie);
     let own = std::process::id();
     let mut killed = 0;
     for _ in 0..SWEEP_ROUNDS {
+        let lowest = lowest_candidate(cookie);
         let found: Vec<libc::pid_t> = processes()
             .filter(|&pid| {
-                pid as u32 != own && started_since(pid, cookie) && environ_contains(pid, &needle)
+                pid >= lowest
+                    && pid as u32 != own
+                    && started_since(pid, cookie)
+                    && environ_contains(pid, &needle)
             })
             .collect();
         if found.is_empty() {
@@ -265,6 +344,35 @@ mod tests {
         assert!(other.try_wait().expect("try_wait").is_none(), "not ours");
         other.kill().ok();
         other.wait().ok();
+    }
+
+    #[test]
+    fn pids_handed_out_since_a_cookie_are_above_its_last_pid_until_they_may_have_wrapped() {
+        let clock = |last_pid, created| PidClock { last_pid, created };
+        let then = clock(1000, 50_000);
+        assert_eq!(then.lowest_since(clock(1000, 50_000), 32768), 1001);
+        assert_eq!(then.lowest_since(clock(9000, 58_000), 32768), 1001);
+        // Below the last pid: wrapped.
+        assert_eq!(then.lowest_since(clock(400, 50_100), 32768), 0);
+        // Above it again, but after enough creations to have gone all the way round.
+        assert_eq!(then.lowest_since(clock(1200, 50_000 + 16_384), 32768), 0);
+        assert_eq!(then.lowest_since(clock(1200, 50_000 + 16_383), 32768), 1001);
+
+        // A process started after a cookie has a pid the sweep looks at.
+        let cookie = new_cookie();
+        assert!(
+            cookie.born.is_some(),
+            "/proc/sys/kernel/ns_last_pid and /proc/stat read"
+        );
+        let mut child = Command::new("sleep").arg("60").spawn().expect("sleep runs");
+        let lowest = lowest_candidate(&cookie);
+        assert!(
+            child.id() as libc::pid_t >= lowest,
+            "{} < {lowest}",
+            child.id()
+        );
+        child.kill().ok();
+        child.wait().ok();
     }
 
     #[test]

@@ -5,34 +5,30 @@
 //! The worker runs in its own session and process group so that a timeout, the memory cap, an
 //! interrupted run or the end of the scenario can stop it together with any subprocess it
 //! started; strays that left the group are swept by their environment cookie ([`reap`]). Its
-//! stdout and stderr are drained by threads into bounded tails, so a scenario that prints
-//! megabytes neither blocks on a full pipe nor fills our memory, and a stray that keeps a pipe
-//! open cannot hang the run. The worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is
+//! pipes are served from the supervising thread itself ([`Pipes`]): stdout and stderr are
+//! drained into bounded tails, so a scenario that prints megabytes neither blocks on a full pipe
+//! nor fills our memory, and a stray that keeps a pipe open cannot hang the run. The worker dies with us (`PR_SET_PDEATHSIG`) if leakcheck itself is
 //! killed.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use super::fork_server::ForkServer;
+use super::fork_server::{ForkServer, Forked, PendingFork};
+use super::pipes::Pipes;
 use super::watch::{EXIT_GRACE, Order, Signals, Watch, WorkerRun};
 use super::workers::WorkerProgram;
 use super::{limits, reap, signals};
 use crate::protocol::{CHANNEL_FD, Phase, WorkerMessage, WorkerRequest};
 use crate::results::{Failure, WorkerStart};
 
-/// How much of each output stream is kept, from the end.
-const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
-
 /// How often the supervisor ticks the watch while no message arrives.
 const POLL: Duration = Duration::from_millis(50);
 
-/// How often to look whether a worker that is on its way out has exited. It usually takes a
-/// millisecond or two after its last message; a coarser step is added to every scenario.
+/// How often to look whether a worker that is on its way out has exited, where the kernel has
+/// no pidfd to wait on. It usually takes a millisecond or two after its last message; a coarser
+/// step is added to every scenario.
 const EXIT_POLL: Duration = Duration::from_millis(1);
 
 /// How long to wait for the output pipes to close once the worker's processes are gone; a stray
@@ -64,11 +60,17 @@ impl Progress {
 /// Whatever happens, when this returns the worker's process group has been killed, the strays
 /// carrying its cookie swept, and no thread of ours waits on its pipes for more than
 /// [`OUTPUT_GRACE`].
+///
+/// `ahead` carries a worker forked ahead between the scenarios of one scheduling thread: one
+/// there is taken for this scenario, and once this worker has sent its last message, the next
+/// is asked for when `more` says another scenario may follow (see [`Ahead`]).
 pub fn run_worker(
     program: &WorkerProgram,
     server: Option<&ForkServer>,
     request: &WorkerRequest,
     timeout: Duration,
+    ahead: &mut Option<Ahead>,
+    more: bool,
     mut on_progress: impl FnMut(Progress),
 ) -> WorkerRun {
     let started = Instant::now();
@@ -78,8 +80,18 @@ pub fn run_worker(
             ..WorkerRun::default()
         };
     }
-    let cookie = reap::new_cookie();
-    let mut spawned = match spawn(program, server, request, &cookie) {
+    let (cookie, pending) = match ahead.take() {
+        Some(Ahead { cookie, pending }) => (cookie, Some(pending)),
+        None => (reap::new_cookie(), None),
+    };
+    // The next scenario's worker is asked for once this one has said its last word: its
+    // scenario code is done then, and never sees a sibling waiting (see `Ahead`).
+    let mut ask_ahead = || {
+        if more && let Some(server) = server {
+            *ahead = Ahead::ask(server);
+        }
+    };
+    let mut spawned = match spawn(program, server, request, &cookie, pending) {
         Ok(spawned) => spawned,
         Err(err) => {
             let reason = err.to_string();
@@ -110,20 +122,24 @@ pub fn run_worker(
         }
         Some(Order::Leave) => true,
     };
+    let mut asked = false;
     loop {
-        match spawned.messages.recv_timeout(POLL) {
-            Ok(message) => {
-                if let Some(progress) = Progress::of(&message) {
-                    on_progress(progress);
-                }
-                if obey(watch.on_message(Instant::now(), message)) {
-                    break;
-                }
+        let mut stop = false;
+        let pumped = spawned.pipes.pump(POLL, |message| {
+            if let Some(progress) = Progress::of(&message) {
+                on_progress(progress);
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            stop = obey(watch.on_message(Instant::now(), message));
+            !stop
+        });
+        if stop || !spawned.pipes.channel_open() {
+            break;
         }
-        if exit_status.is_none() {
+        if watch.finished() && !asked {
+            asked = true;
+            ask_ahead();
+        }
+        if exit_status.is_none() && (pumped.exited || !spawned.pipes.exit_pollable()) {
             exit_status = spawned.child.try_wait();
         }
         let signals = Signals {
@@ -137,27 +153,74 @@ pub fn run_worker(
             break;
         }
     }
+    spawned.pipes.close_channel();
+    if !asked {
+        ask_ahead();
+    }
 
     let grace = if watch.finished() { EXIT_GRACE } else { POLL };
-    let status = exit_status.or_else(|| wait_briefly(&mut spawned.child, grace));
+    let status = exit_status.or_else(|| wait_briefly(&mut spawned, grace));
     // Whatever the scenario left running goes with it: its group, then strays by cookie.
     reap::kill_group(pid);
     let status = status.or_else(|| spawned.child.wait());
     reap::sweep(&cookie);
 
-    let stdout = spawned.stdout.finish(OUTPUT_GRACE);
-    let stderr = spawned.stderr.finish(OUTPUT_GRACE);
+    let (stdout, stderr) = spawned.pipes.finish(OUTPUT_GRACE);
     let mut run = watch.finish(status, stdout, stderr);
     run.start = Some(start);
     run.duration = started.elapsed();
     run
 }
 
+/// A worker forked ahead, for the next scenario its scheduling thread runs, while the current
+/// one runs.
+///
+/// A fork from the server takes two forks (see `worker::fork_server`) and, on a busy machine,
+/// several trips through the scheduler before the worker is re-parented and the server answers:
+/// 1.7 ms for one fork of a server holding a collected pytest suite, over 20 ms for the round
+/// trip at a load of 4 on 2 cores. Asked for as soon as the previous worker has sent its last
+/// message, that time passes while the previous worker exits and is reaped, swept and judged,
+/// rather than after. Not earlier: the previous scenario's code would then run beside an idle
+/// sibling it can see (a child of leakcheck, as it is), and a server that scenario killed
+/// could still have forked one. The worker waits for its request like any other; its cookie is
+/// made, and its environment set, before it is forked, so the stray sweep and the memory cap
+/// see it as they see one forked on demand.
+pub struct Ahead {
+    cookie: reap::Cookie,
+    pending: PendingFork,
+}
+
+impl Ahead {
+    /// Asks `server` for a worker ahead; `None` when it cannot (the scenario then forks or
+    /// spawns its worker when it starts, as it would have).
+    fn ask(server: &ForkServer) -> Option<Ahead> {
+        let cookie = reap::new_cookie();
+        let pending = server.begin_fork(Ahead::env(&cookie)).ok()?;
+        Some(Ahead { cookie, pending })
+    }
+
+    /// What a forked worker sets in its environment: its cookie.
+    fn env(cookie: &str) -> Vec<(String, String)> {
+        vec![(reap::COOKIE_VAR.to_string(), cookie.to_string())]
+    }
+
+    /// Ends a worker forked ahead that no scenario took (the run is over or interrupted).
+    pub fn discard(self, server: Option<&ForkServer>) {
+        if let Some(forked) = server.and_then(|server| server.finish_fork(self.pending).ok()) {
+            reap::kill_group(forked.pid);
+            let mut process = Process::Forked {
+                pid: forked.pid,
+                status: None,
+                lost: false,
+            };
+            process.wait();
+        }
+    }
+}
+
 struct Spawned {
     child: Process,
-    messages: mpsc::Receiver<WorkerMessage>,
-    stdout: Tail,
-    stderr: Tail,
+    pipes: Pipes,
 }
 
 /// The worker's process: spawned by us, or forked by the fork server and re-parented to us.
@@ -260,145 +323,101 @@ fn spawn(
     server: Option<&ForkServer>,
     request: &WorkerRequest,
     cookie: &str,
+    pending: Option<PendingFork>,
 ) -> std::io::Result<Spawned> {
     let forked = server.and_then(|server| {
-        server
-            .fork(vec![(reap::COOKIE_VAR.to_string(), cookie.to_string())])
-            .ok()
+        // A worker forked ahead may have been killed while it waited (scenario code can see
+        // it, a child of leakcheck): then it is reaped, and this scenario's is forked now.
+        let ahead = pending.and_then(|pending| server.finish_fork(pending).ok());
+        match ahead.filter(still_running) {
+            Some(forked) => Some(forked),
+            None => server.fork(Ahead::env(cookie)).ok(),
+        }
     });
-    let (process, stdin, stdout, stderr, channel_reader): (_, Box<dyn Write + Send>, _, _, _) =
-        match forked {
-            Some(forked) => (
-                Process::Forked {
-                    pid: forked.pid,
-                    status: None,
-                    lost: false,
-                },
-                Box::new(forked.stdin),
-                Tail::drain(forked.stdout),
-                Tail::drain(forked.stderr),
-                forked.channel,
-            ),
-            None => {
-                let (channel_reader, channel_writer) = std::io::pipe()?;
-                // The worker executable, its loader search path and allocator settings.
-                let mut command = program.command();
-                command
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .env("PYTHONHASHSEED", "0")
-                    .env(reap::COOKIE_VAR, cookie);
-                in_own_session_with_channel(&mut command, channel_writer.as_raw_fd());
-                let mut child = command.spawn()?;
-                // Our copy of the write end must go, or the channel never reports end-of-file.
-                drop(channel_writer);
-                let stdin = child.stdin.take().expect("stdin was piped");
-                let stdout = Tail::drain(child.stdout.take().expect("stdout was piped"));
-                let stderr = Tail::drain(child.stderr.take().expect("stderr was piped"));
-                (
-                    Process::Spawned(child),
-                    Box::new(stdin),
-                    stdout,
-                    stderr,
-                    channel_reader,
-                )
-            }
-        };
-
     let request_json = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-    let mut stdin = stdin;
-    thread::spawn(move || {
-        // A worker that dies before reading simply closes the pipe; nothing to report here.
-        let _ = stdin.write_all(&request_json);
-    });
-
-    let (sender, messages) = mpsc::channel();
-    thread::spawn(move || {
-        crate::protocol::read_messages(channel_reader, |message| sender.send(message).is_ok())
-    });
-    Ok(Spawned {
-        child: process,
-        messages,
-        stdout,
-        stderr,
-    })
-}
-
-/// The last [`OUTPUT_TAIL_BYTES`] of an output stream, drained by a thread of its own.
-struct Tail {
-    state: Arc<Mutex<TailState>>,
-    /// Never sent on: it disconnects when the draining thread ends, which wakes [`Tail::finish`]
-    /// at once.
-    ended: mpsc::Receiver<()>,
-}
-
-#[derive(Default)]
-struct TailState {
-    tail: Vec<u8>,
-    dropped: usize,
-}
-
-impl Tail {
-    /// Starts reading `stream` to its end.
-    fn drain(mut stream: impl Read + Send + 'static) -> Tail {
-        let state = Arc::new(Mutex::new(TailState::default()));
-        let shared = Arc::clone(&state);
-        let (ending, ended) = mpsc::channel::<()>();
-        thread::spawn(move || {
-            let _ending = ending; // dropped, disconnecting `ended`, when this thread ends
-            let mut buffer = [0u8; 8192];
-            loop {
-                match stream.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        state.tail.extend_from_slice(&buffer[..n]);
-                        if state.tail.len() > 2 * OUTPUT_TAIL_BYTES {
-                            let cut = state.tail.len() - OUTPUT_TAIL_BYTES;
-                            state.dropped += cut;
-                            state.tail.drain(..cut);
-                        }
-                    }
-                }
-            }
-        });
-        Tail { state, ended }
-    }
-
-    /// Waits up to `grace` for the stream to end, then returns what it holds. A stream still
-    /// open (a process that escaped every net holds it) is left to its thread, which ends when
-    /// that process does.
-    fn finish(self, grace: Duration) -> String {
-        let open = self.ended.recv_timeout(grace) == Err(mpsc::RecvTimeoutError::Timeout);
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tail = state.tail.as_slice();
-        let mut dropped = state.dropped;
-        if tail.len() > OUTPUT_TAIL_BYTES {
-            dropped += tail.len() - OUTPUT_TAIL_BYTES;
-            tail = &tail[tail.len() - OUTPUT_TAIL_BYTES..];
+    let (process, pipes) = match forked {
+        Some(forked) => {
+            let pipes = Pipes::new(
+                forked.pid,
+                forked.stdin.into(),
+                request_json,
+                forked.channel.into(),
+                forked.stdout.into(),
+                forked.stderr.into(),
+            );
+            let process = Process::Forked {
+                pid: forked.pid,
+                status: None,
+                lost: false,
+            };
+            (process, pipes)
         }
-        let mut text = String::new();
-        if dropped > 0 {
-            text.push_str(&format!("[… {dropped} earlier bytes not kept …]\n"));
+        None => {
+            let (channel_reader, channel_writer) = std::io::pipe()?;
+            // The worker executable, its loader search path and allocator settings.
+            let mut command = program.command();
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .env("PYTHONHASHSEED", "0")
+                .env(reap::COOKIE_VAR, cookie);
+            in_own_session_with_channel(&mut command, channel_writer.as_raw_fd());
+            let mut child = command.spawn()?;
+            // Our copy of the write end must go, or the channel never reports end-of-file.
+            drop(channel_writer);
+            let pipes = Pipes::new(
+                child.id(),
+                child.stdin.take().expect("stdin was piped").into(),
+                request_json,
+                channel_reader.into(),
+                child.stdout.take().expect("stdout was piped").into(),
+                child.stderr.take().expect("stderr was piped").into(),
+            );
+            (Process::Spawned(child), pipes)
         }
-        text.push_str(&String::from_utf8_lossy(tail));
-        if open {
-            text.push_str("\n[… still open: a process outside the worker's group holds it …]");
+    };
+    let mut process = process;
+    match pipes {
+        Ok(pipes) => Ok(Spawned {
+            child: process,
+            pipes,
+        }),
+        Err(err) => {
+            // Not supervisable: it must not run unwatched.
+            reap::kill_group(process.id());
+            process.wait();
+            Err(err)
         }
-        text
     }
 }
 
-fn wait_briefly(child: &mut Process, grace: Duration) -> Option<ExitStatus> {
+/// Whether a worker forked ahead is still running; reaps it when it is not.
+fn still_running(forked: &Forked) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(forked.pid) else {
+        return false;
+    };
+    // SAFETY: waitpid on a child of ours, with no status pointer.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) == 0 }
+}
+
+/// Waits up to `grace` for the worker to exit, draining its output meanwhile (exit-time code
+/// may still print); its status, if it did.
+fn wait_briefly(spawned: &mut Spawned, grace: Duration) -> Option<ExitStatus> {
     let until = Instant::now() + grace;
     loop {
-        if let Some(status) = child.try_wait() {
+        if let Some(status) = spawned.child.try_wait() {
             return Some(status);
         }
-        if Instant::now() >= until {
+        let now = Instant::now();
+        if now >= until {
             return None;
         }
-        thread::sleep(EXIT_POLL);
+        let step = if spawned.pipes.exit_pollable() {
+            until - now
+        } else {
+            EXIT_POLL.min(until - now)
+        };
+        spawned.pipes.pump(step, |_| true);
     }
 }

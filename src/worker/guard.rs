@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,9 @@ pub struct Limits {
 pub fn start(limits: Limits, channel: File) -> std::io::Result<()> {
     // Best effort: raising one's own score needs no privilege, but /proc may be read-only.
     let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
+    // Opened here, before the first sample, rather than by the thread: the descriptor is then
+    // open at every sample alike, which the `fds` metric counts.
+    STATM.get_or_init(Statm::open);
     std::thread::Builder::new()
         .name("leakcheck-watchdog".into())
         .spawn(move || watch(limits, channel))?;
@@ -76,7 +80,7 @@ pub fn start(limits: Limits, channel: File) -> std::io::Result<()> {
 fn watch(limits: Limits, mut channel: File) {
     let mut seen = 0u64;
     let mut since = Instant::now();
-    let mut statm = Statm::open();
+    let statm = STATM.get_or_init(Statm::open).as_ref();
     loop {
         std::thread::sleep(TICK);
         let current = CURRENT.load(Ordering::Relaxed);
@@ -85,7 +89,7 @@ fn watch(limits: Limits, mut channel: File) {
             since = Instant::now();
         }
         let iteration = (current & !COLLECTING).checked_sub(1);
-        if let Some(resident) = statm.as_mut().and_then(Statm::resident_bytes)
+        if let Some(resident) = statm.and_then(Statm::resident_bytes)
             && resident > limits.max_rss
         {
             let limit = WatchdogLimit::MemoryCap {
@@ -120,6 +124,16 @@ fn stop(channel: &mut File, limit: WatchdogLimit, iteration: Option<u64>) -> ! {
     std::process::abort()
 }
 
+/// The watchdog's `/proc/self/statm`, opened by [`start`].
+static STATM: OnceLock<Option<Statm>> = OnceLock::new();
+
+/// This process's resident bytes from the watchdog's open `/proc/self/statm`; `None` before
+/// [`start`] or when it cannot be read. Each sample reads it too: re-reading the open file is
+/// one `pread`, where opening it afresh costs a path walk through `/proc` and a `close` besides.
+pub fn resident_bytes() -> Option<u64> {
+    STATM.get()?.as_ref()?.resident_bytes()
+}
+
 /// `/proc/self/statm`, kept open and re-read with a stack buffer: the watchdog allocates nothing
 /// while scenarios run, so it cannot show up in their memory figures.
 struct Statm {
@@ -137,13 +151,23 @@ impl Statm {
         })
     }
 
-    fn resident_bytes(&mut self) -> Option<u64> {
+    /// `None` when the read fails or does not look like `statm` (seven numbers): scenario code
+    /// may close descriptors it does not own, and another file may then have this number.
+    fn resident_bytes(&self) -> Option<u64> {
         use std::os::unix::fs::FileExt;
         let mut buffer = [0u8; 128];
         let n = self.file.read_at(&mut buffer, 0).ok()?;
         let text = std::str::from_utf8(&buffer[..n]).ok()?;
-        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-        Some(pages * self.page_size)
+        let mut fields = 0;
+        let mut pages = 0;
+        for (index, field) in text.split_whitespace().enumerate() {
+            let value: u64 = field.parse().ok()?;
+            if index == 1 {
+                pages = value;
+            }
+            fields += 1;
+        }
+        (fields == 7).then_some(pages * self.page_size)
     }
 }
 
@@ -153,7 +177,7 @@ mod tests {
 
     #[test]
     fn statm_reads_our_resident_size_without_reopening() {
-        let mut statm = Statm::open().expect("/proc/self/statm");
+        let statm = Statm::open().expect("/proc/self/statm");
         let first = statm.resident_bytes().expect("a figure");
         // black_box: unused, the buffer would be optimised away in release builds.
         let kept = std::hint::black_box(vec![1u8; 32 << 20]);

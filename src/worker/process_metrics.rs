@@ -1,8 +1,12 @@
 //! Process-level metrics read from `/proc`, in Rust, so reading them allocates nothing that
 //! Python's allocators or tracemalloc could see.
 
-/// Resident set size of this process in bytes (`/proc/self/statm`, second field, in pages).
+/// Resident set size of this process in bytes (`/proc/self/statm`, second field, in pages):
+/// read through the watchdog's open file when it has one (see [`super::guard::resident_bytes`]).
 pub fn resident_bytes() -> f64 {
+    if let Some(bytes) = super::guard::resident_bytes() {
+        return bytes as f64;
+    }
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|text| text.split_whitespace().nth(1)?.parse::<f64>().ok())
