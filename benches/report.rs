@@ -38,7 +38,6 @@ use leakcheck::results::{
 };
 use leakcheck::runner;
 use leakcheck::scenario::{Body, Expect, Scenario};
-use leakcheck::verdict;
 
 const SCENARIOS: usize = 100;
 const MEASURED: u64 = 10_000;
@@ -316,30 +315,20 @@ fn suite() -> Vec<WorkerOutput> {
         .collect()
 }
 
-/// What the runner does with one finished worker: fits, verdict, the result entry.
+/// What the runner does with one finished worker: fits, verdict, the result entry, by the
+/// runner's own `judge`, given the report a worker of this suite would have sent.
 fn judge(output: &WorkerOutput) -> ScenarioResult {
-    let scenario = &output.scenario;
-    let (decision, metrics) = runner::fit_samples(scenario, &output.samples, None, CONFIDENCE);
     let duration_secs = 2.0 + output.samples.len() as f64 * 1e-4;
-    ScenarioResult {
-        name: scenario.name.clone(),
-        file: scenario.file.clone(),
-        line: scenario.line,
-        description: scenario.description.clone(),
-        tags: scenario.tags.clone(),
-        verdict: decision.verdict,
-        expected: scenario.expect,
-        ok: verdict::is_ok(decision.verdict, scenario.expect, false),
-        error: None,
-        reason: decision.reason.clone(),
-        traceback: None,
-        iterations: scenario.iterations,
-        warmup: scenario.warmup,
-        sample_every: scenario.sample_every,
-        iterations_done: WARMUP + decision.stop.measured_iterations,
-        duration_secs,
-        gate: scenario.gate.clone(),
-        metrics,
+    let last_measured = output
+        .samples
+        .iter()
+        .filter(|(_, kind)| *kind == SampleKind::Measure)
+        .map(|(sample, _)| sample.iteration)
+        .max()
+        .unwrap_or(WARMUP);
+    let run = runner::WorkerRun {
+        samples: output.samples.clone(),
+        failure: None,
         timings: Some(Timings {
             prepare: 0.05,
             setup: 0.01,
@@ -351,14 +340,21 @@ fn judge(output: &WorkerOutput) -> ScenarioResult {
             teardown: 0.0,
         }),
         diagnosis: output.diagnosis.clone(),
+        holders: None,
+        stopped: None,
+        python_version: None,
+        iterations_done: last_measured,
+        duration: std::time::Duration::from_secs_f64(duration_secs),
+        start: None,
         stdout: "processing 10000 quotes\n".to_string(),
         stderr: String::new(),
-        analysis: Some(runner::analysis(scenario, &decision, 0)),
-        holders: None,
-        pytest: None,
-        worker_start: None,
-        failure: None,
-    }
+    };
+    let judging = runner::Judging {
+        confidence: CONFIDENCE,
+        seed: 0,
+        fail_on_inconclusive: false,
+    };
+    runner::judge(&output.scenario, run, judging)
 }
 
 fn judge_all(suite: &[WorkerOutput]) -> RunResults {

@@ -34,7 +34,7 @@ use crate::verdict::{self, Verdict};
 pub use failure::WorkerFailure;
 use fork_server::ForkServer;
 use supervise::{Ahead, Progress, run_worker};
-use watch::WorkerRun;
+pub use watch::WorkerRun;
 
 /// Settings of a run that the runner needs (the rest of the configuration is for reporters).
 #[derive(Clone, Debug)]
@@ -329,7 +329,12 @@ fn run_one(
         return None;
     }
     let version = run.python_version.clone();
-    Some((judge(scenario, run, settings), version))
+    let judging = Judging {
+        confidence: settings.confidence,
+        seed: settings.worker.seed,
+        fail_on_inconclusive: settings.fail_on_inconclusive,
+    };
+    Some((judge(scenario, run, judging), version))
 }
 
 /// The run's fork server: the one given (it collected the run's pytest selections), else one
@@ -493,13 +498,26 @@ pub fn fit_samples(
     (decision, metrics)
 }
 
-/// Turns one worker's report into a scenario result: fits, verdict, expectation.
-fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> ScenarioResult {
+/// What turning a worker's report into a result depends on beyond the report itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Judging {
+    /// Two-sided confidence level of the run (`RunSettings::confidence`).
+    pub confidence: f64,
+    /// The run's seed, recorded in the analysis.
+    pub seed: u64,
+    /// Whether `inconclusive` fails the gate.
+    pub fail_on_inconclusive: bool,
+}
+
+/// Turns one worker's report into a scenario result: fits, verdict, expectation. The one place
+/// a `ScenarioResult` is made from a run, used by the runner and by the report benchmark, so
+/// that results.json cannot be built two ways.
+pub fn judge(scenario: &Scenario, run: WorkerRun, judging: Judging) -> ScenarioResult {
     let (mut decision, metrics) = fit_samples(
         scenario,
         &run.samples,
         run.holders.as_ref(),
-        settings.confidence,
+        judging.confidence,
     );
     decision.stop = reported_stop(&decision, run.stopped);
     let (verdict, reason, error, traceback) = match &run.failure {
@@ -532,7 +550,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         tags: scenario.tags.clone(),
         verdict,
         expected: scenario.expect,
-        ok: verdict::is_ok(verdict, scenario.expect, settings.fail_on_inconclusive),
+        ok: verdict::is_ok(verdict, scenario.expect, judging.fail_on_inconclusive),
         error,
         reason,
         traceback,
@@ -547,7 +565,7 @@ fn judge(scenario: &Scenario, run: WorkerRun, settings: &RunSettings) -> Scenari
         diagnosis: run.diagnosis,
         stdout: run.stdout,
         stderr: run.stderr,
-        analysis: Some(analysis(scenario, &decision, settings.worker.seed)),
+        analysis: Some(analysis(scenario, &decision, judging.seed)),
         holders: run.holders,
         pytest: match &scenario.body {
             Body::Pytest(PytestTest {
