@@ -267,13 +267,14 @@ def _stdlib_import(name):
 # Python subprocesses should use); frames (tracemalloc depth); trace (tracemalloc on now and
 # throughout: the scenario gates on it); the watchdog's iteration_started and
 # iterations_paused; identities and count_types (the diagnosis census's identity set and its
-# count at checkpoint A, see ``_leakcheck_diagnose.Identities``); seed (for ``random``, so "random" scenario data is the
-# same on every rerun).
+# count at checkpoint A, see ``_leakcheck_diagnose.Identities``); freeze_all_but (the holder
+# probe's ``gc.freeze()`` that leaves the objects made since setup collectable); seed (for
+# ``random``, so "random" scenario data is the same on every rerun).
 Spec = namedtuple(
     "Spec",
     "name file setup run teardown lines call call_with_iteration pytest params python_path "
     "site_packages executable frames trace iteration_started iterations_paused identities "
-    "count_types seed",
+    "count_types freeze_all_but seed",
 )
 Lines = namedtuple("Lines", "setup run teardown")
 Pytest = namedtuple("Pytest", "args node_id rootdir fixtures")
@@ -292,6 +293,7 @@ def prepare(fields):
     _iterations_paused = spec.iterations_paused
     _diagnose.Identities = spec.identities
     _diagnose.count_types = spec.count_types
+    _holders.freeze_all_but = spec.freeze_all_but
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
     # which the runner keeps and shows with the crash.
     faulthandler.enable()
@@ -535,7 +537,7 @@ def keep_holders(indices):
 
 
 def holders_full():
-    """The holders are full: unfreeze the heap (``_leakcheck_holders.thaw``)."""
+    """The holders are full: collect what they evicted (``_leakcheck_holders.thaw``)."""
     _holders.thaw()
 
 

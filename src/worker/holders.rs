@@ -20,8 +20,8 @@ use super::{Failure, Sampler};
 /// Share of the scenario's `timeout` an extension may use, judged from the pace so far.
 const TIME_SHARE: f64 = 0.5;
 
-/// Samples of the window judged after saturation, about as many as a default run has: once the
-/// heap is unfrozen each costs a full collection.
+/// Samples of the window judged after saturation, about as many as a default run has (each
+/// collects the objects made since setup, see `freeze.rs`).
 const POST_SAMPLES: u64 = 100;
 
 /// Windows of `2 × iterations` the run may go on for after saturation while its verdict is open.
@@ -236,7 +236,8 @@ pub(super) fn extend(
         previous = now;
         (at, now) = step(sampler, &mut report, &major, at, target, every, &mut tracks)?;
     }
-    // From here on the holders evict what was alive at the probe: the heap must be collectable.
+    // From here on the holders evict what was alive at the probe: collect what setup made and
+    // they evicted while filling (see `_leakcheck_holders.thaw`).
     sampler.interpreter.holders_full()?;
     let saturated_at = at - warmup;
     // The window after saturation: `post` iterations, and more while the verdict on it is still

@@ -331,7 +331,8 @@ impl Interpreter {
         })
     }
 
-    /// Tells the harness the holders are full: the heap is unfrozen for the rest of the run.
+    /// Tells the harness the holders are full: what setup made and the holders evicted is
+    /// collected, and the heap frozen again but for what the scenario made since setup.
     pub fn holders_full(&self) -> Result<(), ScenarioFailure> {
         self.call_harness(Phase::Measure, "holders_full", |py| Ok(PyTuple::empty(py)))
             .map(|_| ())
@@ -532,6 +533,9 @@ struct PrepareSpec<'py> {
     /// The diagnosis census's identity set and its count at checkpoint A (see `census.rs`).
     identities: Bound<'py, PyType>,
     count_types: Bound<'py, PyCFunction>,
+    /// `gc.freeze()` but for the objects made since setup (see `freeze.rs`), for the holder
+    /// probe.
+    freeze_all_but: Bound<'py, PyCFunction>,
     /// Seed of Python's `random`.
     seed: u64,
 }
@@ -606,6 +610,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Prepare
         iterations_paused: wrap_pyfunction!(super::guard::iterations_paused, py)?,
         identities: py.get_type::<super::census::Identities>(),
         count_types: wrap_pyfunction!(super::census::count_types, py)?,
+        freeze_all_but: wrap_pyfunction!(super::freeze::freeze_all_but, py)?,
         seed: request.options.seed,
     })
 }

@@ -12,6 +12,7 @@ pub mod allocator;
 mod census;
 mod channel;
 pub mod fork_server;
+mod freeze;
 mod guard;
 mod holders;
 pub mod interpreter;
