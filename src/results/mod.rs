@@ -5,8 +5,10 @@
 //! is a [`Stop`], not the verdict's; the timings are [`Timings`], not the protocol's; the
 //! baseline section is [`Comparison`]), and what reports ask of them that older files lack is
 //! worked out here on read ([`ScenarioResult::deciding`], [`ScenarioResult::confidence_of`]).
-//! Changing a field is a deliberate act, pinned by `tests/results_schema.rs`: bump
-//! [`SCHEMA_VERSION`] when a change is not purely additive.
+//! The diagnosis and the holder report are not: they are published as the types the worker's
+//! output is decoded into, since mirrors would copy two large trees field by field.
+//! Changing a field is a deliberate act, pinned by `tests/results_schema.rs` (which holds every
+//! variant of those two as well): bump [`SCHEMA_VERSION`] when a change is not purely additive.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
