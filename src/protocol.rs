@@ -379,7 +379,8 @@ pub enum WatchdogLimit {
     },
 }
 
-/// Where a worker's time went, in seconds.
+/// Where a worker's time went, in seconds. results.json publishes it as its own
+/// [`crate::results::Timings`], which keeps the defaults that older files need.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Interpreter start-up and preparation.
@@ -392,13 +393,9 @@ pub struct Timings {
     pub iterations: f64,
     /// Taking samples (collections and metric reads).
     pub sampling: f64,
-    /// The traced window after the measured run: its iterations and samples. Defaults to 0 so
-    /// that results.json files written before it existed still load.
-    #[serde(default)]
+    /// The traced window after the measured run: its iterations and samples.
     pub trace: f64,
-    /// The diagnosis window: its iterations, checkpoints and chain search. Defaults to 0 so
-    /// that results.json files written before it existed still load (`--baseline`, `report`).
-    #[serde(default)]
+    /// The diagnosis window: its iterations, checkpoints and chain search.
     pub diagnosis: f64,
     /// The `teardown` code.
     pub teardown: f64,

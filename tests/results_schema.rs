@@ -1,11 +1,15 @@
 //! results.json's schema pinned by a golden file: every field path that real results files use
 //! (the report snapshots' fixtures, written by real runs, and one run made here with a crash, a
-//! timeout and a pass), read by this build and written back unchanged.
+//! timeout and a pass) and that [`VARIANTS`] adds, read by this build and written back
+//! unchanged.
 //!
-//! A field renamed or removed in any type results.json is made of (its own `Fit`, `Timings`
-//! in the protocol, the diagnosis) changes a public format: this test fails and says which
-//! paths went or came. Regenerate the golden file with `UPDATE_SNAPSHOTS=1` after a
-//! deliberate, additive change (schema version 1 only grows).
+//! A field renamed or removed in any type results.json is made of changes a public format: this
+//! test fails and says which paths went or came. Most of those types are the schema's own
+//! (`leakcheck::results`), but the diagnosis and the holder report are the worker's own types,
+//! published as they are decoded: [`VARIANTS`] holds every variant of them, so that a change to
+//! them that alters results.json fails here too. Regenerate the golden file (and [`VARIANTS`]'s
+//! hint words, which this build writes) with `UPDATE_SNAPSHOTS=1` after a deliberate, additive
+//! change (schema version 1 only grows), and review the diff.
 
 mod common;
 
@@ -17,6 +21,13 @@ use leakcheck::results::RunResults;
 use serde_json::Value;
 
 const GOLDEN: &str = "tests/fixtures/results.v1.paths";
+
+/// A results file made by hand from one real leak scenario (`logging-buffer-unflushed` of the
+/// shipped fixture, its samples cut short), holding every variant of the diagnosis's and the
+/// holder report's types, which the real runs' fixtures do not all reach: each hint rule with
+/// its facts and one of a rule this build does not know, each outcome of the native window with
+/// its sites, a diagnosis `error`, and each holder outcome.
+const VARIANTS: &str = "tests/fixtures/results.v1.variants.json";
 
 /// Every path of `value`: object keys joined by `.`, array items as `[]`, the metrics' and the
 /// diagnosis maps' own keys kept (they are names, not data), leaves only.
@@ -50,6 +61,11 @@ fn paths(value: &Value, prefix: &str, into: &mut BTreeSet<String>) {
     }
 }
 
+/// Whether to regenerate the golden file and [`VARIANTS`]' words rather than compare.
+fn updating() -> bool {
+    std::env::var_os("UPDATE_SNAPSHOTS").is_some()
+}
+
 /// The file read by this build and written back: every field must survive, under its name.
 fn round_trip(text: &str, what: &str) -> Value {
     let original: Value = serde_json::from_str(text).unwrap();
@@ -72,6 +88,16 @@ fn results_json_keeps_its_field_names_and_paths() {
         let text = std::fs::read_to_string(&file).unwrap();
         paths(&round_trip(&text, fixture), "", &mut all);
     }
+    let variants = root.join(VARIANTS);
+    if updating() {
+        // The hints' words are this build's (results.json carries them beside the facts).
+        let read: RunResults =
+            serde_json::from_str(&std::fs::read_to_string(&variants).unwrap()).unwrap();
+        let written = serde_json::to_string_pretty(&read).unwrap();
+        std::fs::write(&variants, format!("{written}\n")).unwrap();
+    }
+    let text = std::fs::read_to_string(&variants).unwrap();
+    paths(&round_trip(&text, VARIANTS), "", &mut all);
     // A run of this build with the newer optional fields: a crash, a timeout, a pass.
     let project = Project::new();
     project.write(
@@ -111,7 +137,7 @@ scenarios:
 
     let found: String = all.iter().map(|p| format!("{p}\n")).collect();
     let golden = root.join(GOLDEN);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+    if updating() {
         std::fs::write(&golden, &found).unwrap();
         return;
     }

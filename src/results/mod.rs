@@ -1,11 +1,14 @@
 //! The machine-readable result of a run: the versioned schema of `results.json`.
 //!
 //! Every report renders from [`RunResults`], and `leakcheck report`, `merge` and `--baseline`
-//! read it back. Its types are its own (a fit is a [`Fit`], not the statistics' type; the
+//! read it back. Its types are its own (a fit is a [`Fit`], not the statistics' type; the stop
+//! is a [`Stop`], not the verdict's; the timings are [`Timings`], not the protocol's; the
 //! baseline section is [`Comparison`]), and what reports ask of them that older files lack is
 //! worked out here on read ([`ScenarioResult::deciding`], [`ScenarioResult::confidence_of`]).
-//! Changing a field is a deliberate act, pinned by `tests/results_schema.rs`: bump
-//! [`SCHEMA_VERSION`] when a change is not purely additive.
+//! The diagnosis and the holder report are not: they are published as the types the worker's
+//! output is decoded into, since mirrors would copy two large trees field by field.
+//! Changing a field is a deliberate act, pinned by `tests/results_schema.rs` (which holds every
+//! variant of those two as well): bump [`SCHEMA_VERSION`] when a change is not purely additive.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::diagnosis::Diagnosis;
 use crate::holders::HolderReport;
 use crate::metric::Metric;
-use crate::protocol::{Phase, Timings};
+use crate::protocol::{self, Phase};
 use crate::scenario::{CollectedTest, Expect};
 use crate::stats;
 use crate::units::Unit;
-use crate::verdict::{Call, Stop, Verdict};
+use crate::verdict::{self, Call, Verdict};
 
 mod comparison;
 pub use comparison::{
@@ -449,6 +452,100 @@ impl From<&stats::Plateau> for Plateau {
     }
 }
 
+/// Where measuring stopped and why, as results.json publishes it (the schema's own type rather
+/// than [`verdict::Stop`], like [`Fit`]: `From<&verdict::Stop>` is the one place the two meet).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stop {
+    /// Why.
+    pub reason: StopReason,
+    /// Measured iterations the verdict is based on.
+    pub measured_iterations: u64,
+    /// Which look decided, from 1.
+    pub look: usize,
+    /// How many looks the schedule had.
+    pub looks: usize,
+    /// Two-sided confidence used at that look.
+    pub confidence: f64,
+}
+
+impl From<&verdict::Stop> for Stop {
+    fn from(stop: &verdict::Stop) -> Stop {
+        Stop {
+            reason: stop.reason.into(),
+            measured_iterations: stop.measured_iterations,
+            look: stop.look,
+            looks: stop.looks,
+            confidence: stop.confidence,
+        }
+    }
+}
+
+/// Why a run stopped measuring, as results.json names it. A reason the verdict adds has to be
+/// given a name here (the conversion below does not compile until it is): a deliberate act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Pass or leak decided at the minimum or in a later round.
+    Decided,
+    /// `max_iterations` reached without a decision.
+    MaxIterations,
+    /// The samples end before the first look (the scenario failed or was cut short).
+    Incomplete,
+}
+
+impl From<verdict::StopReason> for StopReason {
+    fn from(reason: verdict::StopReason) -> StopReason {
+        match reason {
+            verdict::StopReason::Decided => StopReason::Decided,
+            verdict::StopReason::MaxIterations => StopReason::MaxIterations,
+            verdict::StopReason::Incomplete => StopReason::Incomplete,
+        }
+    }
+}
+
+/// Where a worker's time went, in seconds, as results.json publishes it: the schema's own type
+/// rather than the protocol's [`protocol::Timings`], so that the worker's message can change
+/// without changing a public format (`From<&protocol::Timings>` is where the two meet).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Interpreter start-up and preparation.
+    pub prepare: f64,
+    /// The `setup` code.
+    pub setup: f64,
+    /// Warmup iterations, sampling included.
+    pub warmup: f64,
+    /// Measured iterations, sampling excluded.
+    pub iterations: f64,
+    /// Taking samples (collections and metric reads).
+    pub sampling: f64,
+    /// The traced window after the measured run: its iterations and samples. Defaults to 0 so
+    /// that results.json files written before it existed still load (added in schema version 1
+    /// without a bump).
+    #[serde(default)]
+    pub trace: f64,
+    /// The diagnosis window: its iterations, checkpoints and chain search. Defaults to 0 so
+    /// that results.json files written before it existed still load (`--baseline`, `report`).
+    #[serde(default)]
+    pub diagnosis: f64,
+    /// The `teardown` code.
+    pub teardown: f64,
+}
+
+impl From<&protocol::Timings> for Timings {
+    fn from(timings: &protocol::Timings) -> Timings {
+        Timings {
+            prepare: timings.prepare,
+            setup: timings.setup,
+            warmup: timings.warmup,
+            iterations: timings.iterations,
+            sampling: timings.sampling,
+            trace: timings.trace,
+            diagnosis: timings.diagnosis,
+            teardown: timings.teardown,
+        }
+    }
+}
+
 /// One metric's growth per iteration and the samples it was fitted on.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MetricResult {
@@ -648,7 +745,6 @@ pub(crate) mod examples {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::StopReason;
 
     /// `examples::scenario` with an analysis whose tracemalloc and rss fits are `robust`,
     /// decided at a first look of 99.5 %.
@@ -732,5 +828,61 @@ mod tests {
         assert_eq!((fit.slope, fit.ci_low, fit.ci_high), (3.0, 3.0, 3.0));
         assert_eq!((fit.n, fit.from, fit.to), (50, 0.0, 49.0));
         assert_eq!(fit.confidence, Some(0.995));
+    }
+
+    #[test]
+    fn a_stop_and_timings_keep_the_verdicts_and_the_workers_figures() {
+        let stop = verdict::Stop {
+            reason: verdict::StopReason::MaxIterations,
+            measured_iterations: 4000,
+            look: 3,
+            looks: 4,
+            confidence: 0.9983,
+        };
+        let published = Stop::from(&stop);
+        assert_eq!(published.reason, StopReason::MaxIterations);
+        assert_eq!(
+            (
+                published.measured_iterations,
+                published.look,
+                published.looks
+            ),
+            (4000, 3, 4)
+        );
+        assert_eq!(published.confidence, 0.9983);
+        let timings = protocol::Timings {
+            prepare: 1.0,
+            setup: 2.0,
+            warmup: 3.0,
+            iterations: 4.0,
+            sampling: 5.0,
+            trace: 6.0,
+            diagnosis: 7.0,
+            teardown: 8.0,
+        };
+        let t = Timings::from(&timings);
+        assert_eq!(
+            [
+                t.prepare,
+                t.setup,
+                t.warmup,
+                t.iterations,
+                t.sampling,
+                t.trace,
+                t.diagnosis,
+                t.teardown
+            ],
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+        );
+    }
+
+    #[test]
+    fn timings_written_before_the_trace_and_diagnosis_windows_load() {
+        let old: Timings = serde_json::from_str(
+            r#"{"prepare": 0.1, "setup": 0.2, "warmup": 0.3, "iterations": 0.4,
+                "sampling": 0.5, "teardown": 0.6}"#,
+        )
+        .unwrap();
+        assert_eq!((old.trace, old.diagnosis, old.teardown), (0.0, 0.0, 0.6));
     }
 }

@@ -26,7 +26,7 @@ use crate::metric::Metric;
 use crate::protocol::{Phase, PythonEnvironment, Sample, SampleKind, WorkerOptions, WorkerRequest};
 use crate::results::{
     Analysis, Failure, Fit, MetricAnalysis, MetricResult, Plateau, PythonInfo, RunResults,
-    SCHEMA_VERSION, ScenarioResult, Summary, ToolInfo,
+    SCHEMA_VERSION, ScenarioResult, Stop, Summary, Timings, ToolInfo,
 };
 use crate::sampling;
 use crate::scenario::{Body, Collected, PytestTest, Scenario};
@@ -561,7 +561,7 @@ pub fn judge(scenario: &Scenario, run: WorkerRun, judging: Judging) -> ScenarioR
         duration_secs: run.duration.as_secs_f64(),
         gate: scenario.gate.clone(),
         metrics,
-        timings: run.timings,
+        timings: run.timings.as_ref().map(Timings::from),
         diagnosis: run.diagnosis,
         stdout: run.stdout,
         stderr: run.stderr,
@@ -606,7 +606,7 @@ fn reported_stop(
 pub fn analysis(scenario: &Scenario, decision: &verdict::Decision, seed: u64) -> Analysis {
     Analysis {
         max_iterations: scenario.max_iterations,
-        stop: decision.stop,
+        stop: Stop::from(&decision.stop),
         seed,
         metrics: decision
             .metrics
