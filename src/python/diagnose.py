@@ -250,6 +250,10 @@ Identities = _Identities
 # The worker's Rust count of live objects by type (``census.rs``), set by the harness; None in
 # a standalone replay, where ``_count_types`` takes a census instead.
 count_types = None
+# The worker's index of referrers (``referrers.rs``: ``Referrers(gc.get_objects()).of(obj)`` is
+# ``gc.get_referrers(obj)`` from one walk of the heap), set by the harness; None in a standalone
+# replay, where the chain search asks gc at every node.
+Referrers = None
 _ATOM_TYPES = tuple(_VALUE_ATOMS)  # as count_types takes them
 
 
@@ -711,11 +715,18 @@ def _chains(namespace, picked, holders, skip, seconds):
     roots = _roots(namespace)
     ignore = set(skip)
     ignore.update((id(roots), id(chains), id(ignore), id(picked), id(holders)))
-    for obj, holder in zip(picked, holders):
-        if time.monotonic() > deadline:
-            notes.append(f"referrer search stopped after {seconds:g} s (--chain-timeout)")
-            break
-        chains.append(_find_chain(obj, holder, roots, ignore, deadline))
+    # One walk of the heap for every node the searches visit, instead of one per node. The
+    # index answers for the heap as it is now; nothing below runs scenario code.
+    referrers_of = Referrers(gc.get_objects()).of if Referrers is not None else gc.get_referrers
+    try:
+        for obj, holder in zip(picked, holders):
+            if time.monotonic() > deadline:
+                notes.append(f"referrer search stopped after {seconds:g} s (--chain-timeout)")
+                break
+            chains.append(_find_chain(obj, holder, roots, ignore, deadline, referrers_of))
+    finally:
+        # The index holds every object alive: gone before anything else asks gc.
+        del referrers_of
     return _dedupe(chains), notes
 
 
@@ -777,9 +788,10 @@ def _is_own_frame(obj):
     return isinstance(obj, types.FrameType) and obj.f_code.co_filename in OWN_FILES
 
 
-def _find_chain(target, holder, roots, ignore, deadline):
-    """Breadth-first search over gc.get_referrers from ``target`` to the nearest root;
-    ``holder`` is an untracked container known to hold ``target`` (gc cannot report it)."""
+def _find_chain(target, holder, roots, ignore, deadline, referrers_of):
+    """Breadth-first search over ``referrers_of`` (``gc.get_referrers`` or the worker's index of
+    it) from ``target`` to the nearest root; ``holder`` is an untracked container known to hold
+    ``target`` (gc cannot report it)."""
     this_frame = sys._getframe()
     parent = {id(target): None}
     nodes = {id(target): target}
@@ -802,7 +814,7 @@ def _find_chain(target, holder, roots, ignore, deadline):
             if depth[id(node)] >= _MAX_DEPTH:
                 reason = f"stopped at depth {_MAX_DEPTH}"
                 continue
-            referrers = gc.get_referrers(node)
+            referrers = referrers_of(node)
             if node is target and holder is not None:
                 referrers.append(holder)
             local_ignore.add(id(referrers))

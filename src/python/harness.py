@@ -268,13 +268,14 @@ def _stdlib_import(name):
 # throughout: the scenario gates on it); the watchdog's iteration_started and
 # iterations_paused; identities and count_types (the diagnosis census's identity set and its
 # count at checkpoint A, see ``_leakcheck_diagnose.Identities``); freeze_all_but (the holder
-# probe's ``gc.freeze()`` that leaves the objects made since setup collectable); seed (for
-# ``random``, so "random" scenario data is the same on every rerun).
+# probe's ``gc.freeze()`` that leaves the objects made since setup collectable); referrers (the
+# chain search's index of referrers, ``_leakcheck_diagnose.Referrers``); seed (for ``random``,
+# so "random" scenario data is the same on every rerun).
 Spec = namedtuple(
     "Spec",
     "name file setup run teardown lines call call_with_iteration pytest params python_path "
     "site_packages executable frames trace iteration_started iterations_paused identities "
-    "count_types freeze_all_but seed",
+    "count_types freeze_all_but referrers seed",
 )
 Lines = namedtuple("Lines", "setup run teardown")
 Pytest = namedtuple("Pytest", "args node_id rootdir fixtures")
@@ -294,6 +295,7 @@ def prepare(fields):
     _diagnose.Identities = spec.identities
     _diagnose.count_types = spec.count_types
     _holders.freeze_all_but = spec.freeze_all_but
+    _diagnose.Referrers = spec.referrers
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
     # which the runner keeps and shows with the crash.
     faulthandler.enable()

@@ -536,6 +536,8 @@ struct PrepareSpec<'py> {
     /// `gc.freeze()` but for the objects made since setup (see `freeze.rs`), for the holder
     /// probe.
     freeze_all_but: Bound<'py, PyCFunction>,
+    /// `gc.get_referrers` from one walk of the heap, for the chain search (see `referrers.rs`).
+    referrers: Bound<'py, PyType>,
     /// Seed of Python's `random`.
     seed: u64,
 }
@@ -611,6 +613,7 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Prepare
         identities: py.get_type::<super::census::Identities>(),
         count_types: wrap_pyfunction!(super::census::count_types, py)?,
         freeze_all_but: wrap_pyfunction!(super::freeze::freeze_all_but, py)?,
+        referrers: py.get_type::<super::referrers::Referrers>(),
         seed: request.options.seed,
     })
 }

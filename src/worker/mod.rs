@@ -18,6 +18,7 @@ mod holders;
 pub mod interpreter;
 mod native;
 pub mod process_metrics;
+mod referrers;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
