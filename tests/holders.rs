@@ -163,6 +163,62 @@ fn bounded_caches_pass_and_hidden_leaks_do_not() {
     );
 }
 
+/// A cache that setup filled with cyclic entries: the measured run evicts them first. They were
+/// frozen with the rest of setup's heap, so once evicted they are garbage no sample collects
+/// until the heap is unfrozen.
+const FILLED_BY_SETUP: &str = r#"
+defaults:
+  setup: |
+    import functools
+    kept = []
+    class Entry:
+        def __init__(self, key):
+            self.me = self
+            self.payload = [key] * 20
+    @functools.lru_cache(maxsize=500)
+    def entry(key):
+        return Entry(key)
+    for key in range(500):
+        entry(-key - 1)
+scenarios:
+  - name: cache-filled-by-setup
+    run: entry(i)
+
+  - name: list-beside-a-cache-filled-by-setup
+    expect: leak
+    run: |
+      entry(i)
+      kept.append(bytes(100))
+"#;
+
+#[test]
+fn a_cache_that_setup_filled_passes_and_a_leak_beside_it_does_not() {
+    let project = Project::new();
+    project.write("filled.yaml", FILLED_BY_SETUP);
+    let (output, results) = project.run(&["filled.yaml", "--no-diagnose"]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+
+    // Its evicted entries made a first window after saturation grow; the worker saw them
+    // collected only once the heap was unfrozen, and judged a window of its own after that.
+    let filled = scenario(&results, "cache-filled-by-setup");
+    assert_eq!(filled["verdict"], "pass", "{filled:#}");
+    let reason = filled["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("held by __scenario__.entry (lru_cache, capacity 500)"),
+        "{reason}"
+    );
+    let outcome = &filled["holders"]["outcome"];
+    assert_eq!(outcome["kind"], "saturated", "{outcome:#}");
+    let saturated = outcome["saturated_at"].as_u64().unwrap();
+    let end = outcome["end"].as_u64().unwrap();
+    // Full from the start; judged from the end of the first window (2 x 200 iterations on).
+    assert!(saturated >= 600, "{outcome:#}");
+    assert!(end >= saturated + 400, "{outcome:#}");
+
+    let beside = scenario(&results, "list-beside-a-cache-filled-by-setup");
+    assert_eq!(beside["verdict"], "leak", "{beside:#}");
+}
+
 #[test]
 fn a_real_librarys_default_cache_passes_and_names_its_holder() {
     // Jinja2's Environment keeps 400 compiled templates by default; a new template per

@@ -543,6 +543,12 @@ def holders_full():
     _holders.thaw()
 
 
+def holders_settled():
+    """Whether the window after saturation saw everything collected
+    (``_leakcheck_holders.settled``)."""
+    return _holders.settled()
+
+
 def diagnose_begin(frames):
     """Start the diagnosis window: the frozen heap is returned to the collector (censuses and
     referrer searches must see it), and tracemalloc restarts with deep tracebacks."""

@@ -354,6 +354,21 @@ def thaw():
     _freeze(young)
 
 
+def settled():
+    """After the window judged past saturation: how many objects a collection of the whole heap
+    finds unreachable (JSON int). Cache entries that setup made are frozen, so once evicted
+    they are garbage no sample collected (a cache that setup filled evicts them first): then
+    the window saw growth that is not there, and the heap stays unfrozen for good, so that the
+    worker judges a window of its own where every sample collects the whole heap. Otherwise
+    (0, what every run of the accuracy bench gives) the heap is frozen again as ``thaw`` does."""
+    young = _young(gc.get_objects())
+    gc.unfreeze()
+    found = gc.collect()
+    if young is not None and found == 0:
+        _freeze(young)
+    return json.dumps(found)
+
+
 def sizes():
     """The current size of each holder of the last probe, in the probe's order (JSON list)."""
     return json.dumps([_size(h) for h in _holders])

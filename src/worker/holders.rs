@@ -240,32 +240,73 @@ pub(super) fn extend(
     // they evicted while filling (see `_leakcheck_holders.thaw`).
     sampler.interpreter.holders_full()?;
     let saturated_at = at - warmup;
-    // The window after saturation: `post` iterations, and more while the verdict on it is still
-    // open, within the budget (noise that straddles the tolerance narrows with more samples).
-    let mut end = at + post;
-    for _ in 0..POST_ROUNDS {
-        while at < end {
-            (at, _) = step(
-                sampler,
-                &mut report,
-                &major,
-                at,
-                end,
-                post_every,
-                &mut tracks,
-            )?;
-        }
-        report.outcome = Outcome::Saturated {
-            saturated_at,
-            end: at - warmup,
-        };
-        let decision = verdict::decide_with_holders(&sampler.measured, plan, &report);
-        if decision.verdict != Verdict::Inconclusive || at + post > warmup + budget {
-            break;
-        }
-        end = at + post;
+    let mut window = PostWindow {
+        major: &major,
+        tracks: &mut tracks,
+        post,
+        every: post_every,
+        limit: warmup + budget,
+    };
+    at = window.judge(sampler, plan, &mut report, at, saturated_at)?;
+    // Entries that setup made (a cache it filled) are frozen, and once evicted are garbage that
+    // no sample collected: then judge a window of its own, the heap unfrozen for good.
+    if sampler.interpreter.holders_settled()? > 0 {
+        at = window.judge(sampler, plan, &mut report, at, at - warmup)?;
     }
     Ok((report, at))
+}
+
+/// The window judged after saturation, and how it is sampled.
+struct PostWindow<'a> {
+    major: &'a [bool],
+    tracks: &'a mut [Track],
+    /// Its length, in iterations: `2 × iterations`.
+    post: u64,
+    /// Iterations per sample.
+    every: u64,
+    /// The budget's end (warmup included).
+    limit: u64,
+}
+
+impl PostWindow<'_> {
+    /// Runs the window from iteration `at`, the holders full since measured iteration
+    /// `saturated_at`: `post` iterations, and more while the verdict on it is still open,
+    /// within the budget (noise that straddles the tolerance narrows with more samples).
+    /// Records the outcome; returns the iteration reached.
+    fn judge(
+        &mut self,
+        sampler: &mut Sampler<'_>,
+        plan: &Plan,
+        report: &mut HolderReport,
+        mut at: u64,
+        saturated_at: u64,
+    ) -> Result<u64, Failure> {
+        let warmup = plan.warmup;
+        let mut end = at + self.post;
+        for _ in 0..POST_ROUNDS {
+            while at < end {
+                (at, _) = step(
+                    sampler,
+                    report,
+                    self.major,
+                    at,
+                    end,
+                    self.every,
+                    self.tracks,
+                )?;
+            }
+            report.outcome = Outcome::Saturated {
+                saturated_at,
+                end: at - warmup,
+            };
+            let decision = verdict::decide_with_holders(&sampler.measured, plan, report);
+            if decision.verdict != Verdict::Inconclusive || at + self.post > self.limit {
+                break;
+            }
+            end = at + self.post;
+        }
+        Ok(at)
+    }
 }
 
 /// Runs one sample's worth of measured iterations from `at` (up to `limit`), takes the sample

@@ -338,6 +338,15 @@ impl Interpreter {
             .map(|_| ())
     }
 
+    /// After the window judged past saturation: how many unreachable objects a collection of
+    /// the whole heap found (frozen entries the holders evicted; the heap then stays unfrozen).
+    pub fn holders_settled(&self) -> Result<u64, ScenarioFailure> {
+        let found = self.call_harness(Phase::Measure, "holders_settled", |py| {
+            Ok(PyTuple::empty(py))
+        })?;
+        Ok(found.parse().unwrap_or(0))
+    }
+
     /// Restarts tracemalloc with `frames`-deep tracebacks for the diagnosis window.
     pub fn diagnose_begin(&self, frames: u32) -> Result<(), ScenarioFailure> {
         self.call_harness(Phase::Diagnose, "diagnose_begin", |py| {
