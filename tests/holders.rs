@@ -163,7 +163,7 @@ fn bounded_caches_pass_and_hidden_leaks_do_not() {
     );
 }
 
-/// A cache that setup filled with cyclic entries: the measured run evicts them first. They were
+/// Caches that setup filled with cyclic entries, which the measured run evicts first. They were
 /// frozen with the rest of setup's heap, so once evicted they are garbage no sample collects
 /// until the heap is unfrozen.
 const FILLED_BY_SETUP: &str = r#"
@@ -178,13 +178,25 @@ defaults:
     @functools.lru_cache(maxsize=500)
     def entry(key):
         return Entry(key)
-    for key in range(500):
+    for key in range(filled):
         entry(-key - 1)
 scenarios:
   - name: cache-filled-by-setup
+    params: {filled: [500]}
     run: entry(i)
 
+  # Setup's 100 entries are used again by the first 350 iterations, so the cache evicts them
+  # only once it has evicted those iterations' own: after it is full.
+  - name: cache-evicting-setups-entries-late
+    params: {filled: [100]}
+    run: |
+      entry(i)
+      if i < 350:
+          for key in range(100):
+              entry(-key - 1)
+
   - name: list-beside-a-cache-filled-by-setup
+    params: {filled: [500]}
     expect: leak
     run: |
       entry(i)
@@ -198,24 +210,30 @@ fn a_cache_that_setup_filled_passes_and_a_leak_beside_it_does_not() {
     let (output, results) = project.run(&["filled.yaml", "--no-diagnose"]);
     assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
 
-    // Its evicted entries made a first window after saturation grow; the worker saw them
-    // collected only once the heap was unfrozen, and judged a window of its own after that.
-    let filled = scenario(&results, "cache-filled-by-setup");
+    // Full from the start and evicting setup's entries: the collection when the holder is
+    // full finds them, and the heap stays unfrozen for the window judged after.
+    let filled = scenario(&results, "cache-filled-by-setup[filled=500]");
     assert_eq!(filled["verdict"], "pass", "{filled:#}");
     let reason = filled["reason"].as_str().unwrap();
     assert!(
         reason.contains("held by __scenario__.entry (lru_cache, capacity 500)"),
         "{reason}"
     );
-    let outcome = &filled["holders"]["outcome"];
+    assert_eq!(filled["holders"]["outcome"]["kind"], "saturated");
+
+    // Full after 400 iterations, before evicting any of setup's entries: the window after
+    // saturation evicts them, the collection after it finds them, and a window of its own is
+    // judged, 2 x 200 iterations later.
+    let late = scenario(&results, "cache-evicting-setups-entries-late[filled=100]");
+    assert_eq!(late["verdict"], "pass", "{late:#}");
+    let outcome = &late["holders"]["outcome"];
     assert_eq!(outcome["kind"], "saturated", "{outcome:#}");
     let saturated = outcome["saturated_at"].as_u64().unwrap();
     let end = outcome["end"].as_u64().unwrap();
-    // Full from the start; judged from the end of the first window (2 x 200 iterations on).
-    assert!(saturated >= 600, "{outcome:#}");
+    assert!(saturated >= 700, "{outcome:#}");
     assert!(end >= saturated + 400, "{outcome:#}");
 
-    let beside = scenario(&results, "list-beside-a-cache-filled-by-setup");
+    let beside = scenario(&results, "list-beside-a-cache-filled-by-setup[filled=500]");
     assert_eq!(beside["verdict"], "leak", "{beside:#}");
 }
 

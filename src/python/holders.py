@@ -343,15 +343,15 @@ def thaw():
     left collectable by the probe; those setup made are frozen, and once evicted would be cyclic
     garbage the collector never reaches (growth that is not there). So the heap is unfrozen and
     collected once, which frees what was evicted while the holders filled, and frozen again but
-    for what the scenario made since setup. (Setup's entries evicted after this stay frozen, as
-    in any run before a probe.) Unfreezing for good instead made every sample's collection walk
-    the whole heap: 0.1 s each on SQLAlchemy's, 40 s of a 45 s scenario."""
+    for what the scenario made since setup; unless that collection found anything (setup's
+    entries, evicted already: more will be), when the heap stays unfrozen for good, as it did
+    always before: every sample's collection then walks the whole heap (0.1 s each on
+    SQLAlchemy's, 40 s of a 45 s scenario). Setup's entries evicted only after this are caught
+    by ``settled``."""
     young = _young(gc.get_objects())
     gc.unfreeze()
-    if young is None:
-        return
-    gc.collect()
-    _freeze(young)
+    if young is not None and gc.collect() == 0:
+        _freeze(young)
 
 
 def settled():
