@@ -248,8 +248,10 @@ pub(super) fn extend(
         limit: warmup + budget,
     };
     at = window.judge(sampler, plan, &mut report, at, saturated_at)?;
-    // Entries that setup made (a cache it filled) are frozen, and once evicted are garbage that
-    // no sample collected: then judge a window of its own, the heap unfrozen for good.
+    // Entries that setup made are frozen, and once evicted are garbage no sample collected. The
+    // collection at saturation catches those evicted while the holders filled (a cache evicts
+    // its oldest first); if the window evicted some only now, judge a window of its own, the
+    // heap unfrozen for good (see `_leakcheck_holders.settled`).
     if sampler.interpreter.holders_settled()? > 0 {
         at = window.judge(sampler, plan, &mut report, at, at - warmup)?;
     }
