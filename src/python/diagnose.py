@@ -254,6 +254,10 @@ count_types = None
 # ``gc.get_referrers(obj)`` from one walk of the heap), set by the harness; None in a standalone
 # replay, where the chain search asks gc at every node.
 Referrers = None
+# The index costs 16 bytes a reference (about five an object), freed when the search ends:
+# beyond this many tracked objects it would hold more memory than a worker should take for a
+# diagnosis (``--max-rss`` counts it), and the search asks gc at every node instead.
+_INDEX_MAX_OBJECTS = 1_000_000
 _ATOM_TYPES = tuple(_VALUE_ATOMS)  # as count_types takes them
 
 
@@ -717,7 +721,13 @@ def _chains(namespace, picked, holders, skip, seconds):
     ignore.update((id(roots), id(chains), id(ignore), id(picked), id(holders)))
     # One walk of the heap for every node the searches visit, instead of one per node. The
     # index answers for the heap as it is now; nothing below runs scenario code.
-    referrers_of = Referrers(gc.get_objects()).of if Referrers is not None else gc.get_referrers
+    objects = gc.get_objects()
+    if Referrers is not None and len(objects) <= _INDEX_MAX_OBJECTS:
+        referrers_of = Referrers(objects).of
+    else:
+        referrers_of = gc.get_referrers
+    # The list refers to every object: only the index may keep it.
+    del objects
     try:
         for obj, holder in zip(picked, holders):
             if time.monotonic() > deadline:

@@ -10,7 +10,9 @@
 //!
 //! It answers for the heap as it was when built: the search runs no scenario code, and what it
 //! makes itself (its queues, the lists it returns) it ignores anyway. It keeps the listed
-//! objects alive, so that no address in its table can be reused while it exists.
+//! objects alive, so that no address in its table can be reused while it exists. Its table is
+//! 16 bytes a reference (8 MB on a 100 000-object heap); above a million tracked objects the
+//! search asks gc instead (`_INDEX_MAX_OBJECTS` in `diagnose.py`).
 
 use std::os::raw::{c_int, c_void};
 
