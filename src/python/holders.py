@@ -32,7 +32,6 @@ import types
 from itertools import chain, compress, repeat
 
 # Loaded before this module (src/worker/interpreter.rs): one way of naming a type.
-import _leakcheck_diagnose as _diagnose
 from _leakcheck_diagnose import _type_name
 
 # ``gc.freeze()`` but for some objects (src/worker/freeze.rs), set by the harness; None in a
@@ -146,7 +145,6 @@ def probe(namespace):
     _bounds_of.clear()
     gc.collect()
     survivors = gc.get_objects()
-    young = _young(survivors)
     here = sys._getframe()
     frame_type = types.FrameType
     candidates = [o for o in survivors if type(o) is not frame_type]
@@ -209,6 +207,10 @@ def probe(namespace):
     # references from outside are all counted among the objects it met has exactly the holder a
     # walk seeking it would give (the first of those referrers in the heap's order). Only the
     # others are sought by a second walk.
+    # What the scenario made since setup, listed while the heap is still frozen, to be left
+    # out of the freeze at the end (a list: a referrer of each, skipped as the probe's own).
+    young = _young()
+    own.add(id(young))
     gc.unfreeze()
     holders_of = {}
     caches = []
@@ -321,21 +323,19 @@ def probe(namespace):
     return result
 
 
-def _young(objects):
-    """The identities of ``objects``, for ``_freeze``; None where it freezes the heap whole."""
-    if freeze_all_but is None:
-        return None
-    young = _diagnose.Identities()
-    young.add(objects)
-    return young
+def _young():
+    """The objects made since setup, for ``_freeze``: while the heap is frozen, every object
+    gc lists (a few thousand, where listing the whole heap is ~10 ms a 100 000 objects). None
+    where the heap is frozen whole."""
+    return gc.get_objects() if freeze_all_but is not None else None
 
 
 def _freeze(young):
-    """``gc.freeze()``, leaving out the objects ``young`` met when it is not None."""
+    """``gc.freeze()``, leaving out the objects of ``young`` when it is not None."""
     if young is None:
         gc.freeze()
     else:
-        freeze_all_but(gc.get_objects(), young)
+        freeze_all_but(young)
 
 
 def thaw():
@@ -348,7 +348,7 @@ def thaw():
     always before: every sample's collection then walks the whole heap (0.1 s each on
     SQLAlchemy's, 40 s of a 45 s scenario). Setup's entries evicted only after this are caught
     by ``settled``."""
-    young = _young(gc.get_objects())
+    young = _young()
     gc.unfreeze()
     if young is not None and gc.collect() == 0:
         _freeze(young)
@@ -361,7 +361,7 @@ def settled():
     the window saw growth that is not there, and the heap stays unfrozen for good, so that the
     worker judges a window of its own where every sample collects the whole heap. Otherwise
     (0, what every run of the accuracy bench gives) the heap is frozen again as ``thaw`` does."""
-    young = _young(gc.get_objects())
+    young = _young()
     gc.unfreeze()
     found = gc.collect()
     if young is not None and found == 0:

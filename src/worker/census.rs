@@ -38,7 +38,7 @@ impl Identities {
     }
 
     /// Marks the objects of `objects` (any iterable) as met.
-    pub(super) fn add(&mut self, objects: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn add(&mut self, objects: &Bound<'_, PyAny>) -> PyResult<()> {
         for obj in objects.try_iter()? {
             self.seen.insert(obj?.as_ptr() as usize);
         }
@@ -59,13 +59,6 @@ impl Identities {
     /// How many objects were met.
     fn __len__(&self) -> usize {
         self.seen.len()
-    }
-}
-
-impl Identities {
-    /// Whether the object at `address` was met.
-    pub(super) fn contains(&self, address: usize) -> bool {
-        self.seen.contains(&address)
     }
 }
 
