@@ -225,11 +225,13 @@ fn the_iteration_number_kept_is_attributed_to_the_loop_not_to_the_first_line() {
 
 #[test]
 fn a_native_leak_is_named_as_such_with_where_to_look_next() {
-    // libc malloc through ctypes: invisible to tracemalloc, so no allocation site explains the
-    // growth; the diagnosis says so instead of staying silent, and, without memray in the
-    // environment, what to install for the native sites. A Python leak gets no such note.
+    // Memory tracemalloc cannot see: no allocation site explains the growth, and the diagnosis
+    // says so instead of staying silent. libc malloc through ctypes is named by leakcheck's
+    // malloc recorder even without memray; anonymous mapped memory it cannot see either, and,
+    // without memray in the environment, the note says what to install. A Python leak gets no
+    // such note.
     let project = Project::new();
-    project.write(
+    let file = project.write(
         "native.yaml",
         r#"
 scenarios:
@@ -240,6 +242,14 @@ scenarios:
       libc.malloc.restype = ctypes.c_void_p
       libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
     run: libc.memset(libc.malloc(16384), 1, 16384)
+  - name: mapped
+    setup: |
+      import mmap
+      kept = []
+    run: |
+      block = mmap.mmap(-1, 16384)
+      block.write(b"x" * 16384)
+      kept.append(block)
   - name: python
     setup: kept = []
     run: kept.append(bytes(4000))
@@ -247,25 +257,35 @@ scenarios:
     );
     let (output, results) = project.run(&["native.yaml"]);
     let log = transcript(&output);
-    let native = scenario(&results, "native");
-    assert_eq!(native["verdict"], "leak", "{log}");
-    // The gap as facts in results.json, in words in the reports.
-    let gap = &native["diagnosis"]["native_gap"];
-    assert!(
-        ["malloc", "rss"].contains(&gap["metric"].as_str().unwrap()),
-        "{gap}"
-    );
-    assert!(
-        gap["bytes_per_iteration"].as_f64().unwrap() > 8000.0,
-        "{gap}"
-    );
-    assert!(
-        gap["traced_bytes_per_iteration"].as_f64().unwrap()
-            < gap["bytes_per_iteration"].as_f64().unwrap() / 2.0,
-        "{gap}"
-    );
+    let gap_of = |name: &str| {
+        let result = scenario(&results, name);
+        assert_eq!(result["verdict"], "leak", "{log}");
+        // The gap as facts in results.json, in words in the reports.
+        let gap = result["diagnosis"]["native_gap"].clone();
+        assert!(
+            ["malloc", "rss"].contains(&gap["metric"].as_str().unwrap()),
+            "{gap}"
+        );
+        assert!(
+            gap["bytes_per_iteration"].as_f64().unwrap() > 8000.0,
+            "{gap}"
+        );
+        assert!(
+            gap["traced_bytes_per_iteration"].as_f64().unwrap()
+                < gap["bytes_per_iteration"].as_f64().unwrap() / 2.0,
+            "{gap}"
+        );
+        (gap, result["diagnosis"]["native"].clone())
+    };
+    let (gap, native) = gap_of("native");
+    assert_eq!(gap["window"]["outcome"], "recorded_without_memray", "{gap}");
+    assert_eq!(native["source"], "recorder", "{native:#}");
+    let text = std::fs::read_to_string(file).unwrap();
+    let run_line = common::line_of(&text, "run: libc.memset(libc.malloc(16384)");
+    assert_eq!(native["sites"][0]["python"]["line"], run_line, "{native:#}");
+    let (gap, native) = gap_of("mapped");
     assert_eq!(gap["window"]["outcome"], "memray_missing", "{gap}");
-    assert!(native["diagnosis"]["native"].is_null(), "{gap}");
+    assert!(native.is_null(), "{native:#}");
     assert!(log.contains("native memory"), "{log}");
     assert!(log.contains("-m pip install memray"), "{log}");
     let python = scenario(&results, "python");

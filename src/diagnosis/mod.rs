@@ -96,10 +96,32 @@ pub enum NativeWindow {
         /// Why.
         reason: String,
     },
-    /// memray saw no native allocation grow with the window.
+    /// Neither memray nor leakcheck's malloc recorder saw a native allocation grow with the
+    /// window.
     NothingGrew,
-    /// Native sites grew: [`Diagnosis::native`] lists them.
+    /// Native sites grew: [`Diagnosis::native`] lists memray's.
     Found,
+    /// memray cannot be imported; leakcheck's malloc recorder found the sites
+    /// ([`Diagnosis::native`], Python lines only).
+    RecordedWithoutMemray {
+        /// The Python to install memray with, for the native frames.
+        python: String,
+    },
+    /// memray saw nothing grow (allocations through a pointer from `dlsym`, as ctypes and
+    /// cffi make them, pass it by); leakcheck's malloc recorder found the sites.
+    RecordedPastMemray,
+}
+
+/// What recorded a native window's sites (`source` in JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NativeSource {
+    /// memray: each site with its native frames.
+    #[default]
+    Memray,
+    /// leakcheck's own malloc recorder (`src/worker/malloc_recorder.rs`): the Python lines
+    /// only, for allocations memray does not see or when memray is not installed.
+    Recorder,
 }
 
 /// What the native diagnosis window found: allocations outside tracemalloc that grew with the
@@ -108,7 +130,10 @@ pub enum NativeWindow {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NativeDiagnosis {
-    /// The memray release that recorded them.
+    /// What recorded them (results written before the recorder existed are memray's).
+    #[serde(default)]
+    pub source: NativeSource,
+    /// The memray release that recorded them (empty for the recorder's).
     pub memray_version: String,
     /// Iterations of the two windows, shorter first.
     pub windows: [u64; 2],

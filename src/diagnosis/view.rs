@@ -3,7 +3,9 @@
 //! terminal summary and the JUnit output (one-line figures such as the top site live in
 //! `report::view`).
 
-use super::{Diagnosis, Frame, Grown, Hint, NativeDiagnosis, NativeGap, NativeWindow, RootKind};
+use super::{
+    Diagnosis, Frame, Grown, Hint, NativeDiagnosis, NativeGap, NativeSource, NativeWindow, RootKind,
+};
 use crate::metric::Metric;
 use crate::units::{Unit, format_bytes, format_quantity};
 
@@ -502,11 +504,21 @@ impl NativeGap {
                 format!("the native window could not be read ({reason})")
             }
             NativeWindow::NothingGrew => {
-                "memray saw no native allocation grow with the window (it \
-                 misses calls through pointers from dlsym, such as ctypes makes)"
+                "neither memray nor leakcheck's malloc recorder saw a native allocation grow \
+                 with the window (memory mapped directly, or a library's own allocator)"
                     .to_string()
             }
             NativeWindow::Found => "the native sites above are memray's".to_string(),
+            NativeWindow::RecordedWithoutMemray { python } => format!(
+                "the sites above are from leakcheck's malloc recorder, which names the Python \
+                 line; install memray into the scenario's environment (`{python} -m pip \
+                 install memray`, Linux only) for the native functions below it"
+            ),
+            NativeWindow::RecordedPastMemray => {
+                "memray saw none of it (the calls went through a pointer from dlsym, as ctypes \
+                 and cffi make them); the sites above are from leakcheck's malloc recorder"
+                    .to_string()
+            }
         };
         format!("{gap}; {next}")
     }
@@ -518,9 +530,13 @@ impl NativeDiagnosis {
     /// frames, innermost first.
     pub fn summary_lines(&self) -> Vec<String> {
         let [short, long] = self.windows;
+        let tracer = match self.source {
+            NativeSource::Memray => format!("memray {}", self.memray_version),
+            NativeSource::Recorder => "leakcheck's malloc recorder".to_string(),
+        };
         let mut lines = vec![format!(
-            "native allocations that grew (memray {}, windows of {short} and {long} iterations, {:.1} s):",
-            self.memray_version, self.cost_secs
+            "native allocations that grew ({tracer}, windows of {short} and {long} iterations, {:.1} s):",
+            self.cost_secs
         )];
         if self.sites.is_empty() {
             lines.push("  none grew with the window".to_string());
@@ -587,6 +603,7 @@ mod tests {
     #[test]
     fn a_native_site_shows_its_rate_python_line_caller_and_c_frames() {
         let native = NativeDiagnosis {
+            source: NativeSource::Memray,
             memray_version: "1.20.0".to_string(),
             windows: [20, 60],
             sites: vec![NativeSite {
@@ -879,9 +896,53 @@ mod tests {
         };
         let notes = DiagnosisView::new(&diagnosis).notes;
         assert_eq!(notes[0], "first");
+        assert!(notes[1].ends_with("(memory mapped directly, or a library's own allocator)"));
+        let past = gap(Metric::Malloc, NativeWindow::RecordedPastMemray).note();
         assert!(
-            notes[1]
-                .ends_with("(it misses calls through pointers from dlsym, such as ctypes makes)")
+            past.ends_with(
+                "memray saw none of it (the calls went through a pointer from dlsym, as ctypes \
+                 and cffi make them); the sites above are from leakcheck's malloc recorder"
+            ),
+            "{past}"
+        );
+        let without = gap(
+            Metric::Malloc,
+            NativeWindow::RecordedWithoutMemray {
+                python: "/usr/bin/python3".to_string(),
+            },
+        )
+        .note();
+        assert!(
+            without.ends_with(
+                "install memray into the scenario's environment (`/usr/bin/python3 -m pip \
+                 install memray`, Linux only) for the native functions below it"
+            ),
+            "{without}"
+        );
+    }
+
+    /// The recorder's sites have Python lines only: no native line under them.
+    #[test]
+    fn a_recorded_site_names_its_tracer_and_python_line() {
+        let native = NativeDiagnosis {
+            source: NativeSource::Recorder,
+            windows: [20, 60],
+            sites: vec![NativeSite {
+                bytes_per_iteration: 4096.0,
+                allocations_per_iteration: 1.0,
+                python: Some(frame("/work/nativelib.py", 12, "keep")),
+                caller: Some(frame("/work/nativelib.py", 12, "keep")),
+                native: Vec::new(),
+            }],
+            cost_secs: 0.04,
+            ..NativeDiagnosis::default()
+        };
+        assert_eq!(
+            native.summary_lines(),
+            [
+                "native allocations that grew (leakcheck's malloc recorder, windows of 20 and 60 iterations, 0.0 s):",
+                "       4 KiB/iter  /work/nativelib.py:12 in keep",
+            ]
         );
     }
 

@@ -269,13 +269,14 @@ def _stdlib_import(name):
 # iterations_paused; identities and count_types (the diagnosis census's identity set and its
 # count at checkpoint A, see ``_leakcheck_diagnose.Identities``); freeze_all_but (the holder
 # probe's ``gc.freeze()`` that leaves the objects made since setup collectable); referrers (the
-# chain search's index of referrers, ``_leakcheck_diagnose.Referrers``); seed (for ``random``,
+# chain search's index of referrers, ``_leakcheck_diagnose.Referrers``); recorder_start and
+# recorder_stop (the native window's malloc recorder, see ``_leakcheck_native``); seed (for ``random``,
 # so "random" scenario data is the same on every rerun).
 Spec = namedtuple(
     "Spec",
     "name file setup run teardown lines call call_with_iteration pytest params python_path "
     "site_packages executable frames trace iteration_started iterations_paused identities "
-    "count_types freeze_all_but referrers seed",
+    "count_types freeze_all_but referrers recorder_start recorder_stop seed",
 )
 Lines = namedtuple("Lines", "setup run teardown")
 Pytest = namedtuple("Pytest", "args node_id rootdir fixtures")
@@ -296,6 +297,8 @@ def prepare(fields):
     _diagnose.count_types = spec.count_types
     _holders.freeze_all_but = spec.freeze_all_but
     _diagnose.Referrers = spec.referrers
+    _native.recorder_start = spec.recorder_start
+    _native.recorder_stop = spec.recorder_stop
     # On a fatal signal (segfault, abort) print the Python stack of every thread to stderr,
     # which the runner keeps and shows with the crash.
     faulthandler.enable()
@@ -577,11 +580,12 @@ def native_version():
     return _native.version()
 
 
-def native_begin(folder, index):
-    """Start native window ``index`` (memray writes into ``folder``), tracemalloc off meanwhile:
-    memray records the Python allocators itself."""
+def native_begin(folder, index, tracer):
+    """Start native window ``index`` under ``tracer`` (``"memray"``, writing into ``folder``, or
+    ``"recorder"``), tracemalloc off meanwhile: memray records the Python allocators itself, and
+    the recorder leaves them out."""
     tracemalloc.stop()
-    _native.begin(folder, index)
+    _native.begin(folder, index, tracer)
 
 
 def native_end():

@@ -41,6 +41,14 @@ _EVAL_FRAMES = (
 
 _tracker = None
 _folder = None
+# The window's tracer ("memray" or "recorder"), the Python trace function the recorder's
+# replaced, and the recorder's windows so far ({key: (bytes, blocks, python, caller)} each).
+_tracer = None
+_saved_trace = None
+_recorded = []
+# leakcheck's malloc recorder (src/worker/malloc_recorder.rs), set by the harness.
+recorder_start = None
+recorder_stop = None
 
 
 def version():
@@ -52,9 +60,16 @@ def version():
     return str(getattr(memray, "__version__", "unknown version"))
 
 
-def begin(folder, index):
-    """Starts the tracker of window ``index``, writing into ``folder`` (made by the worker)."""
-    global _tracker, _folder
+def begin(folder, index, tracer):
+    """Starts window ``index`` under ``tracer``: ``"memray"`` (writing into ``folder``, made by
+    the worker) or ``"recorder"`` (leakcheck's own malloc recorder, ``malloc_recorder.rs``)."""
+    global _tracker, _folder, _tracer, _saved_trace
+    _tracer = tracer
+    if tracer == "recorder":
+        # The recorder's trace function replaces any Python one until the window ends.
+        _saved_trace = sys.gettrace()
+        recorder_start(OWN_FILES, [os.path.dirname(os.__file__) + os.sep])
+        return
     import memray
 
     # memray's metadata records the command line; an embedded interpreter may have no argv.
@@ -73,6 +88,12 @@ def begin(folder, index):
 def end():
     """Stops the current window's tracker."""
     global _tracker
+    if _tracer == "recorder":
+        sites = recorder_stop()
+        if _saved_trace is not None:
+            sys.settrace(_saved_trace)
+        _recorded.append(_recorded_sites(sites))
+        return
     tracker, _tracker = _tracker, None
     if tracker is not None:
         tracker.__exit__(None, None, None)
@@ -81,25 +102,18 @@ def end():
 def finish(short, long):
     """Reads both windows (``short`` and ``long`` iterations) and returns the native sites that
     grew with the window, as JSON matching the Rust ``NativeDiagnosis``."""
-    import memray
-
-    python_allocators = {
-        memray.AllocatorType.PYMALLOC_MALLOC,
-        memray.AllocatorType.PYMALLOC_CALLOC,
-        memray.AllocatorType.PYMALLOC_REALLOC,
-    }
-    try:
-        windows = [
-            _sites(os.path.join(_folder, f"window-{index}.bin"), memray, python_allocators)
-            for index in (0, 1)
-        ]
-    finally:
-        shutil.rmtree(_folder, ignore_errors=True)
+    if _tracer == "recorder":
+        windows = list(_recorded)
+        _recorded.clear()
+        source = "recorder"
+    else:
+        windows = _memray_windows()
+        source = "memray"
     first, second = windows
     span = long - short
     sites = []
-    for key, (size, count, python, native) in second.items():
-        was_size, was_count = first.get(key, (0, 0, None, None))[:2]
+    for key, (size, count, python, caller, native) in second.items():
+        was_size, was_count = first.get(key, (0, 0))[:2]
         rate = (size - was_size) / span
         # Growth with the window's length: what is the same in both windows is one-off, and a
         # site that grew by less than half of what the long window holds is mostly one-off.
@@ -109,15 +123,16 @@ def finish(short, long):
             {
                 "bytes_per_iteration": rate,
                 "allocations_per_iteration": (count - was_count) / span,
-                "python": python[0] if python else None,
-                "caller": _caller(python),
+                "python": python,
+                "caller": caller,
                 "native": native,
             }
         )
     sites.sort(key=lambda s: s["bytes_per_iteration"], reverse=True)
     return json.dumps(
         {
-            "memray_version": version(),
+            "source": source,
+            "memray_version": version() if source == "memray" else "",
             "windows": [short, long],
             "sites": sites[:_SITES],
             "cost_secs": 0.0,
@@ -125,9 +140,51 @@ def finish(short, long):
     )
 
 
+def _memray_windows():
+    """Both memray windows' allocations still alive, by site (see ``_sites``)."""
+    import memray
+
+    python_allocators = {
+        memray.AllocatorType.PYMALLOC_MALLOC,
+        memray.AllocatorType.PYMALLOC_CALLOC,
+        memray.AllocatorType.PYMALLOC_REALLOC,
+    }
+    try:
+        return [
+            _sites(os.path.join(_folder, f"window-{index}.bin"), memray, python_allocators)
+            for index in (0, 1)
+        ]
+    finally:
+        shutil.rmtree(_folder, ignore_errors=True)
+
+
+def _recorded_sites(records):
+    """The recorder's blocks still alive, by site: ``{key: (bytes, blocks, python frame,
+    caller frame, [])}``, keyed by the innermost Python line and the project's line."""
+    sites = {}
+    for code, line, caller_code, caller_line, size, count in records:
+        python = _code_frame(code, line)
+        caller = _code_frame(caller_code, caller_line)
+        key = (
+            python and (python["file"], python["line"]),
+            caller and (caller["file"], caller["line"]),
+        )
+        was_size, was_count = sites.get(key, (0, 0))[:2]
+        sites[key] = (was_size + size, was_count + count, python, caller, [])
+    return sites
+
+
+def _code_frame(code, line):
+    if code is None:
+        return None
+    name = getattr(code, "co_qualname", code.co_name)
+    return {"file": code.co_filename, "line": line, "function": name}
+
+
 def _sites(path, memray, python_allocators):
-    """The allocations a window left alive, by site: ``{key: (bytes, allocations, python frames,
-    native frames)}``, keyed by the Python line and the extension's native frames."""
+    """The allocations a window left alive, by site: ``{key: (bytes, allocations, innermost
+    Python frame, caller frame, native frames)}``, keyed by the Python line and the extension's
+    native frames."""
     sites = {}
     reader = memray.FileReader(path)
     try:
@@ -150,8 +207,14 @@ def _sites(path, memray, python_allocators):
                 python[0]["line"] if python else None,
                 tuple(frame["symbol"] for frame in native),
             )
-            size, count, _, _ = sites.get(key, (0, 0, None, None))
-            sites[key] = (size + record.size, count + record.n_allocations, python, native)
+            size, count = sites.get(key, (0, 0))[:2]
+            sites[key] = (
+                size + record.size,
+                count + record.n_allocations,
+                python[0] if python else None,
+                _caller(python),
+                native,
+            )
     finally:
         reader.close()
     return sites

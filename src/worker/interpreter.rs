@@ -381,10 +381,16 @@ impl Interpreter {
         })
     }
 
-    /// Starts native window `index` (0 or 1), memray writing its records into `folder`.
-    pub fn native_begin(&self, folder: &str, index: u32) -> Result<(), ScenarioFailure> {
+    /// Starts native window `index` (0 or 1) under `tracer` (`"memray"`, writing its records
+    /// into `folder`, or `"recorder"`: see `malloc_recorder.rs`).
+    pub fn native_begin(
+        &self,
+        folder: &str,
+        index: u32,
+        tracer: &str,
+    ) -> Result<(), ScenarioFailure> {
         self.call_harness(Phase::Diagnose, "native_begin", |py| {
-            (folder, index).into_pyobject(py)
+            (folder, index, tracer).into_pyobject(py)
         })
         .map(|_| ())
     }
@@ -547,6 +553,9 @@ struct PrepareSpec<'py> {
     freeze_all_but: Bound<'py, PyCFunction>,
     /// `gc.get_referrers` from one walk of the heap, for the chain search (see `referrers.rs`).
     referrers: Bound<'py, PyType>,
+    /// The native window's malloc recorder (see `malloc_recorder.rs`).
+    recorder_start: Bound<'py, PyCFunction>,
+    recorder_stop: Bound<'py, PyCFunction>,
     /// Seed of Python's `random`.
     seed: u64,
 }
@@ -623,6 +632,8 @@ fn build_spec<'py>(py: Python<'py>, request: &WorkerRequest) -> PyResult<Prepare
         count_types: wrap_pyfunction!(super::census::count_types, py)?,
         freeze_all_but: wrap_pyfunction!(super::freeze::freeze_all_but, py)?,
         referrers: py.get_type::<super::referrers::Referrers>(),
+        recorder_start: wrap_pyfunction!(super::malloc_recorder::recorder_start, py)?,
+        recorder_stop: wrap_pyfunction!(super::malloc_recorder::recorder_stop, py)?,
         seed: request.options.seed,
     })
 }

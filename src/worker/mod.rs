@@ -16,6 +16,7 @@ mod freeze;
 mod guard;
 mod holders;
 pub mod interpreter;
+mod malloc_recorder;
 mod native;
 pub mod process_metrics;
 mod referrers;

@@ -58,7 +58,10 @@ pub(super) fn diagnose(
     Ok(done)
 }
 
-/// The native windows themselves: the iteration reached and how they went.
+/// The native windows themselves: the iteration reached and how they went. memray's come
+/// first when it can be imported; when it is missing, or saw nothing grow, leakcheck's malloc
+/// recorder runs windows of its own (it sees the calls memray misses, and names the Python
+/// line without memray).
 fn run_windows(
     interpreter: &Interpreter,
     request: &WorkerRequest,
@@ -66,40 +69,102 @@ fn run_windows(
     diagnosis: &mut Diagnosis,
 ) -> Result<(u64, NativeWindow), Failure> {
     let version = interpreter.native_version().unwrap_or_default();
-    if version.is_empty() {
-        let python = request.environment.as_ref().map_or_else(
-            || "python3".to_string(),
-            |env| env.executable.display().to_string(),
-        );
-        return Ok((start, NativeWindow::MemrayMissing { python }));
-    }
     let clock = Instant::now();
     let lengths = window_lengths(request.scenario.iterations);
-    let folder = match tempfile::Builder::new()
-        .prefix("leakcheck-native-")
-        .tempdir()
-    {
-        Ok(folder) => folder,
-        Err(err) => {
-            let reason = format!("temporary folder: {err}");
-            return Ok((start, NativeWindow::NotRun { reason }));
+    let mut done = start;
+    if !version.is_empty() {
+        let folder = match tempfile::Builder::new()
+            .prefix("leakcheck-native-")
+            .tempdir()
+        {
+            Ok(folder) => folder,
+            Err(err) => {
+                let reason = format!("temporary folder: {err}");
+                return Ok((start, NativeWindow::NotRun { reason }));
+            }
+        };
+        let path = folder.path().to_string_lossy().into_owned();
+        let found;
+        (done, found) = windows(interpreter, done, lengths, (&path, "memray"))?;
+        match found {
+            Ok(native) if native.sites.is_empty() => {}
+            Ok(native) => {
+                return Ok((
+                    done,
+                    found_by(native, clock, diagnosis, NativeWindow::Found),
+                ));
+            }
+            Err(window) => return Ok((done, window)),
         }
+    }
+    let found;
+    (done, found) = windows(interpreter, done, lengths, ("", "recorder"))?;
+    let window = match found {
+        Ok(native) if native.sites.is_empty() && version.is_empty() => {
+            NativeWindow::MemrayMissing {
+                python: python_of(request),
+            }
+        }
+        Ok(native) if native.sites.is_empty() => NativeWindow::NothingGrew,
+        Ok(native) => {
+            let window = if version.is_empty() {
+                NativeWindow::RecordedWithoutMemray {
+                    python: python_of(request),
+                }
+            } else {
+                NativeWindow::RecordedPastMemray
+            };
+            found_by(native, clock, diagnosis, window)
+        }
+        Err(window) => window,
     };
-    let path = folder.path().to_string_lossy().into_owned();
+    Ok((done, window))
+}
+
+/// Records `native` on `diagnosis` with the whole native window's cost (its iterations, run only
+/// for it, included) and returns `window`.
+fn found_by(
+    mut native: NativeDiagnosis,
+    clock: Instant,
+    diagnosis: &mut Diagnosis,
+    window: NativeWindow,
+) -> NativeWindow {
+    native.cost_secs = clock.elapsed().as_secs_f64();
+    diagnosis.native = Some(native);
+    window
+}
+
+/// The Python to install memray with.
+fn python_of(request: &WorkerRequest) -> String {
+    request.environment.as_ref().map_or_else(
+        || "python3".to_string(),
+        |env| env.executable.display().to_string(),
+    )
+}
+
+/// Two windows of `lengths` iterations from iteration `start` under `tracer` (memray writing
+/// into `folder`, or the recorder), then their sites. Returns the iteration reached, and the
+/// sites or how the windows failed.
+fn windows(
+    interpreter: &Interpreter,
+    start: u64,
+    lengths: [u64; 2],
+    (folder, tracer): (&str, &str),
+) -> Result<(u64, Result<NativeDiagnosis, NativeWindow>), Failure> {
     let mut done = start;
     for (index, length) in (0u32..).zip(lengths) {
-        if let Err(failure) = interpreter.native_begin(&path, index) {
+        if let Err(failure) = interpreter.native_begin(folder, index, tracer) {
             let reason = failure.message;
-            return Ok((done, NativeWindow::NotRun { reason }));
+            return Ok((done, Err(NativeWindow::NotRun { reason })));
         }
         let ran = interpreter.run_chunk(Phase::Diagnose, done, done + length);
-        // The tracker stops before an error of the scenario's is reported.
+        // The tracer stops before an error of the scenario's is reported.
         let ended = interpreter.native_end();
         ran?;
         done += length;
         if let Err(failure) = ended {
             let reason = failure.message;
-            return Ok((done, NativeWindow::NotCompleted { reason }));
+            return Ok((done, Err(NativeWindow::NotCompleted { reason })));
         }
     }
     let found = interpreter
@@ -107,22 +172,9 @@ fn run_windows(
         .map_err(|failure| failure.message)
         .and_then(|json| {
             serde_json::from_str::<NativeDiagnosis>(&json).map_err(|err| err.to_string())
-        });
-    let window = match found {
-        Ok(mut native) => {
-            // The whole window, its iterations included: they run only for it.
-            native.cost_secs = clock.elapsed().as_secs_f64();
-            let window = if native.sites.is_empty() {
-                NativeWindow::NothingGrew
-            } else {
-                NativeWindow::Found
-            };
-            diagnosis.native = Some(native);
-            window
-        }
-        Err(reason) => NativeWindow::Unreadable { reason },
-    };
-    Ok((done, window))
+        })
+        .map_err(|reason| NativeWindow::Unreadable { reason });
+    Ok((done, found))
 }
 
 #[cfg(test)]
