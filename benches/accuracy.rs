@@ -20,8 +20,11 @@
 //! - **block deltas**: CPython's `regrtest -R 5:4` decision on `sys.getallocatedblocks()`, the
 //!   run split in 9 parts, a leak when each of the last 4 deltas is at least 1 block.
 //!
-//! Writes `results.json` (every run) and `results.md` (the table for the README, totals per
-//! part) into `--out`.
+//! With PyPI, a last part checks the diagnosis of the native leaks (see `native_sites.rs`):
+//! whether the top native site names the call that leaks, with memray and without.
+//!
+//! Writes `results.json` (every run), `native-sites.json` (the native part's runs) and
+//! `results.md` (the tables for the README, totals per part) into `--out`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -29,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
+#[path = "accuracy/native_sites.rs"]
+mod native_sites;
 
 use anyhow::Context;
 use leakcheck::metric::Metric;
@@ -83,11 +88,12 @@ fn main() {
     let mut parts = vec![(
         SYNTHETIC,
         vec![Batch {
-            scenarios: corpus,
+            scenarios: corpus.clone(),
             python: None,
         }],
     )];
     let mut notes = Vec::new();
+    let mut native = Vec::new();
     if !args.iter().any(|a| a == "--no-pypi") {
         let venvs = std::env::var_os("CARGO_TARGET_DIR")
             .map_or(root.join("target"), PathBuf::from)
@@ -99,6 +105,9 @@ fn main() {
                 eprintln!("accuracy: {note}");
                 notes.push(note);
             }
+        }
+        if let Ok(leaky) = venv(&venvs.join("leaky"), &pypi.join("leaky-requirements.txt")) {
+            native = native_batches(&corpus, &pypi, &leaky);
         }
         let requirements = causes.join("requirements.txt");
         match venv(&venvs.join("causes"), &requirements) {
@@ -118,6 +127,7 @@ fn main() {
     }
 
     let mut outcomes = Vec::new();
+    let mut native_outcomes = Vec::new();
     for run in 1..=runs {
         for (part, batches) in &parts {
             for (b, batch) in batches.iter().enumerate() {
@@ -127,12 +137,22 @@ fn main() {
                 outcomes.extend(compare_runs(part, run, &adaptive, &fixed));
             }
         }
+        for (b, batch) in native.iter().enumerate() {
+            let dir = work.path().join(format!("native{b}-r{run}"));
+            native_outcomes.extend(native_sites::run(batch, &dir, run));
+        }
         eprintln!("accuracy: run {run}/{runs} done");
     }
     std::fs::create_dir_all(&out).expect("output folder");
     let json = serde_json::to_string_pretty(&outcomes).expect("serializable");
     std::fs::write(out.join("results.json"), json).expect("write results.json");
+    let json = serde_json::to_string_pretty(&native_outcomes).expect("serializable");
+    std::fs::write(out.join("native-sites.json"), json).expect("write native-sites.json");
     let mut table = render(&outcomes, runs);
+    if !native_outcomes.is_empty() {
+        table.push('\n');
+        table.push_str(&native_sites::render(&native_outcomes, runs));
+    }
     for note in notes {
         table.push_str(&format!("\n{note}\n"));
     }
@@ -187,6 +207,33 @@ fn pypi_batches(pypi: &Path, venvs: &Path) -> anyhow::Result<Vec<Batch>> {
     Ok(batches)
 }
 
+/// The native-sites part's batches: the synthetic native leaks (and the ctypes leak of Python
+/// memory) with memray, from the leaky venv, and without it, in the embedded interpreter; the
+/// PyPI native leaks in the leaky venv.
+fn native_batches(corpus: &Path, pypi: &Path, leaky: &Path) -> Vec<native_sites::Batch> {
+    let synthetic = "native or python-memory";
+    vec![
+        native_sites::Batch {
+            scenarios: corpus.join("leaks.yaml"),
+            select: synthetic,
+            python: Some(leaky.to_path_buf()),
+            memray: "memray",
+        },
+        native_sites::Batch {
+            scenarios: corpus.join("leaks.yaml"),
+            select: synthetic,
+            python: None,
+            memray: "no memray",
+        },
+        native_sites::Batch {
+            scenarios: pypi.join("leaks.yaml"),
+            select: "native",
+            python: Some(leaky.to_path_buf()),
+            memray: "memray",
+        },
+    ]
+}
+
 /// The copy of the requirements kept in a venv: it matches when this file equals them.
 const VENV_STAMP: &str = "accuracy-requirements.txt";
 
@@ -218,16 +265,29 @@ fn run_corpus(batch: &Batch, dir: &Path, seed: u32, fixed: bool) -> Vec<Scenario
     } else {
         batch.scenarios.clone()
     };
+    let seed = seed.to_string();
+    let mut args = vec![
+        scenarios.as_os_str(),
+        OsStr::new("--no-diagnose"),
+        OsStr::new("--seed"),
+        OsStr::new(&seed),
+    ];
+    if fixed {
+        args.extend([OsStr::new("--max-iterations"), OsStr::new("0")]);
+    }
+    leakcheck_results(&args, batch.python.as_deref(), dir)
+}
+
+/// Runs `leakcheck run ARGS --quiet` (with `--python` when given), its reports into `dir`, and
+/// reads back its results.
+fn leakcheck_results(args: &[&OsStr], python: Option<&Path>, dir: &Path) -> Vec<ScenarioResult> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leakcheck"));
     cmd.arg("run")
-        .arg(&scenarios)
-        .args(["--no-diagnose", "--quiet", "--seed", &seed.to_string()])
+        .args(args)
+        .arg("--quiet")
         .arg("--report-dir")
         .arg(dir);
-    if fixed {
-        cmd.args(["--max-iterations", "0"]);
-    }
-    if let Some(python) = &batch.python {
+    if let Some(python) = python {
         cmd.arg("--python").arg(python);
     }
     let output = cmd.output().expect("leakcheck runs");

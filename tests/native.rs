@@ -88,9 +88,19 @@ fn native_leaks_are_named_by_their_python_line_and_c_function() {
     );
 
     // greenlet: the memory is a Python frame's data stack, taken by the interpreter for the
-    // greenlet it starts; the site names greenlet's own functions under the interpreter's.
+    // greenlet it starts; the site names greenlet's own functions under the interpreter's, and
+    // (memray seeing no Python frame there) the recorder's line that switched into it.
     let greenlet = scenario(&results, "pypi-leak-greenlet-spawn");
+    assert_eq!(
+        greenlet["diagnosis"]["native_gap"]["window"]["outcome"], "found_with_recorded_lines",
+        "{greenlet:#}"
+    );
     let site = top_native_site(greenlet);
+    assert!(
+        file_of(site, "python").ends_with("pypi_workloads.py"),
+        "{site:#}"
+    );
+    assert_eq!(site["python"]["function"], "greenlet_spawn", "{site:#}");
     let names = symbols(site);
     assert!(names.contains(&"…"), "{site:#}");
     assert!(

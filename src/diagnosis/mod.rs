@@ -101,6 +101,9 @@ pub enum NativeWindow {
     NothingGrew,
     /// Native sites grew: [`Diagnosis::native`] lists memray's.
     Found,
+    /// memray's sites, some of which it saw without a Python frame: their lines are those of
+    /// leakcheck's malloc recorder's sites that grew at the same rate.
+    FoundWithRecordedLines,
     /// memray cannot be imported; leakcheck's malloc recorder found the sites
     /// ([`Diagnosis::native`], Python lines only).
     RecordedWithoutMemray {

@@ -509,6 +509,11 @@ impl NativeGap {
                     .to_string()
             }
             NativeWindow::Found => "the native sites above are memray's".to_string(),
+            NativeWindow::FoundWithRecordedLines => {
+                "the native sites above are memray's; where memray saw no Python frame, the \
+                 line is that of leakcheck's malloc recorder, which grew at the same rate"
+                    .to_string()
+            }
             NativeWindow::RecordedWithoutMemray { python } => format!(
                 "the sites above are from leakcheck's malloc recorder, which names the Python \
                  line; install memray into the scenario's environment (`{python} -m pip \
@@ -897,6 +902,13 @@ mod tests {
         let notes = DiagnosisView::new(&diagnosis).notes;
         assert_eq!(notes[0], "first");
         assert!(notes[1].ends_with("(memory mapped directly, or a library's own allocator)"));
+        let lent = gap(Metric::Rss, NativeWindow::FoundWithRecordedLines).note();
+        assert!(
+            lent.ends_with(
+                "the line is that of leakcheck's malloc recorder, which grew at the same rate"
+            ),
+            "{lent}"
+        );
         let past = gap(Metric::Malloc, NativeWindow::RecordedPastMemray).note();
         assert!(
             past.ends_with(

@@ -10,12 +10,14 @@
 //! to them; outside a recording each costs one relaxed load. A library opened by name and asked
 //! for its own symbol (`CDLL("libc.so.6").malloc`) still gets glibc's, which nothing sees.
 //!
-//! While recording ([`start`] … [`stop`], the native window's iterations between), every block
-//! taken and not given back is kept with the Python line that was running, read from a shadow
+//! While recording ([`recorder_start`] … [`recorder_stop`], the native window's iterations
+//! between), every block taken and not given back (and every mapping the interpreter's arena
+//! allocator makes outside Python's allocators: a frame data stack) is kept with the Python
+//! line that was running, read from a shadow
 //! of the thread's Python stack that a C-level trace function keeps (the allocator cannot ask
 //! the interpreter: ctypes releases the GIL around its calls). Python's own allocators are
 //! wrapped for the while so that the blocks they take (objects, which tracemalloc sees) are
-//! left out, as are allocations made while only leakcheck's frames run. [`stop`] sums the
+//! left out, as are allocations made while only leakcheck's frames run. [`recorder_stop`] sums the
 //! blocks still alive by line. The two windows of `native.py` then keep what grew with the
 //! window, as for memray's records; nothing here decides a verdict.
 
@@ -378,7 +380,7 @@ fn freed(block: *mut c_void) -> bool {
         .unwrap_or(false)
 }
 
-/// What the recorder holds between [`start`] and [`stop`]: the kinds of the code objects the
+/// What the recorder holds between [`recorder_start`] and [`recorder_stop`]: the kinds of the code objects the
 /// trace function met (and a reference to each, so that an address names one code until the
 /// end), the files of each kind, and Python's allocators as they were.
 struct Session {
@@ -393,7 +395,7 @@ unsafe impl Send for Session {}
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
 
-/// Python's allocators before [`start`] wrapped them, one per domain: each wrapper's context.
+/// Python's allocators before [`recorder_start`] wrapped them, one per domain: each wrapper's context.
 static mut ORIGINAL: [ffi::PyMemAllocatorEx; 3] = [EMPTY_ALLOCATOR; 3];
 
 const EMPTY_ALLOCATOR: ffi::PyMemAllocatorEx = ffi::PyMemAllocatorEx {
@@ -446,6 +448,41 @@ extern "C" fn python_free(ctx: *mut c_void, block: *mut c_void) {
             f(inner.ctx, block)
         }
     })
+}
+
+/// The interpreter's arena allocator before [`recorder_start`] wrapped it: the wrapper's context.
+static mut ORIGINAL_ARENA: ffi::PyObjectArenaAllocator = ffi::PyObjectArenaAllocator {
+    ctx: ptr::null_mut(),
+    alloc: None,
+    free: None,
+};
+
+fn original_arena(ctx: *mut c_void) -> ffi::PyObjectArenaAllocator {
+    // SAFETY: `ctx` is `ORIGINAL_ARENA`'s address, written before the wrapper was installed.
+    unsafe { *ctx.cast::<ffi::PyObjectArenaAllocator>() }
+}
+
+/// The arena allocator maps memory for pymalloc's arenas, which it asks for from inside
+/// Python's (wrapped, so quiet) allocators, and for the frames' data stacks, which the
+/// interpreter asks for directly: a greenlet that keeps its stack keeps such a mapping, taken
+/// at the line that switched into it.
+extern "C" fn arena_alloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    let inner = original_arena(ctx);
+    let block = inner.alloc.map_or(ptr::null_mut(), |f| f(inner.ctx, size));
+    if RECORDING.load(Ordering::Relaxed) && !block.is_null() {
+        allocated(block, size);
+    }
+    block
+}
+
+extern "C" fn arena_free(ctx: *mut c_void, block: *mut c_void, size: usize) {
+    let inner = original_arena(ctx);
+    if RECORDING.load(Ordering::Relaxed) && !block.is_null() {
+        freed(block);
+    }
+    if let Some(f) = inner.free {
+        f(inner.ctx, block, size)
+    }
 }
 
 /// The kind of `code` (a code object), looked up once per code object.
@@ -584,7 +621,7 @@ unsafe extern "C" fn trace(
 
 /// Starts recording: `own` are leakcheck's own files, `installed` the prefixes of the standard
 /// library and installed packages (beside any `site-packages` folder). The caller restores any
-/// Python trace function of its own after [`stop`].
+/// Python trace function of its own after [`recorder_stop`].
 #[pyfunction]
 pub fn recorder_start(own: &Bound<'_, PySet>, installed: Vec<String>) -> PyResult<()> {
     let mut session = SESSION.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -635,6 +672,14 @@ pub fn recorder_start(own: &Bound<'_, PySet>, installed: Vec<String>) -> PyResul
             };
             ffi::PyMem_SetAllocator(domain, &mut wrapper);
         }
+        let arena = &raw mut ORIGINAL_ARENA;
+        ffi::PyObject_GetArenaAllocator(arena);
+        let mut wrapper = ffi::PyObjectArenaAllocator {
+            ctx: arena.cast(),
+            alloc: Some(arena_alloc),
+            free: Some(arena_free),
+        };
+        ffi::PyObject_SetArenaAllocator(&mut wrapper);
         THREAD.with(|t| {
             t.quiet.set(t.quiet.get() + 1);
             resync(t, ffi::PyEval_GetFrame());
@@ -660,6 +705,10 @@ pub fn recorder_stop(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
             if entry.malloc.is_some() {
                 ffi::PyMem_SetAllocator(domain, &mut entry);
             }
+        }
+        let mut arena = ORIGINAL_ARENA;
+        if arena.alloc.is_some() {
+            ffi::PyObject_SetArenaAllocator(&mut arena);
         }
     }
     THREAD.with(|t| t.depth.set(0));

@@ -88,11 +88,20 @@ fn run_windows(
         (done, found) = windows(interpreter, done, lengths, (&path, "memray"))?;
         match found {
             Ok(native) if native.sites.is_empty() => {}
-            Ok(native) => {
-                return Ok((
-                    done,
-                    found_by(native, clock, diagnosis, NativeWindow::Found),
-                ));
+            Ok(mut native) => {
+                let mut window = NativeWindow::Found;
+                if native.sites.iter().any(|site| site.python.is_none()) {
+                    // memray saw no Python frame (inside a greenlet, say): the recorder's
+                    // windows find the line.
+                    let recorded;
+                    (done, recorded) = windows(interpreter, done, lengths, ("", "recorder"))?;
+                    if let Ok(recorded) = recorded
+                        && lend_lines(&mut native, &recorded)
+                    {
+                        window = NativeWindow::FoundWithRecordedLines;
+                    }
+                }
+                return Ok((done, found_by(native, clock, diagnosis, window)));
             }
             Err(window) => return Ok((done, window)),
         }
@@ -119,6 +128,33 @@ fn run_windows(
         Err(window) => window,
     };
     Ok((done, window))
+}
+
+/// Gives each of memray's sites without a Python frame the lines of a site of the recorder's
+/// that grew at about the same rate (within a third), each recorder site lent once. True when
+/// any was.
+fn lend_lines(memray: &mut NativeDiagnosis, recorded: &NativeDiagnosis) -> bool {
+    let mut lent = vec![false; recorded.sites.len()];
+    let mut any = false;
+    for site in memray.sites.iter_mut().filter(|site| site.python.is_none()) {
+        let rate = site.bytes_per_iteration;
+        let matching = recorded
+            .sites
+            .iter()
+            .zip(lent.iter_mut())
+            .find(|(other, lent)| {
+                !**lent
+                    && other.python.is_some()
+                    && (0.75..=1.34).contains(&(other.bytes_per_iteration / rate))
+            });
+        if let Some((other, lent)) = matching {
+            site.python.clone_from(&other.python);
+            site.caller.clone_from(&other.caller);
+            *lent = true;
+            any = true;
+        }
+    }
+    any
 }
 
 /// Records `native` on `diagnosis` with the whole native window's cost (its iterations, run only
@@ -180,6 +216,50 @@ fn windows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn site(bytes: f64, line: Option<u32>) -> crate::diagnosis::NativeSite {
+        crate::diagnosis::NativeSite {
+            bytes_per_iteration: bytes,
+            allocations_per_iteration: 1.0,
+            python: line.map(|line| crate::diagnosis::PythonFrame {
+                file: "work.py".to_string(),
+                line,
+                function: "spawn".to_string(),
+            }),
+            caller: None,
+            native: Vec::new(),
+        }
+    }
+
+    /// Only memray's sites without a Python frame borrow a line, from a recorder site of about
+    /// the same rate, each at most once.
+    #[test]
+    fn a_site_without_a_python_frame_borrows_the_line_of_one_that_grew_alike() {
+        let mut memray = NativeDiagnosis {
+            sites: vec![
+                site(16384.0, None),
+                site(4096.0, Some(3)),
+                site(16384.0, None),
+            ],
+            ..NativeDiagnosis::default()
+        };
+        let recorded = NativeDiagnosis {
+            sites: vec![site(100.0, Some(9)), site(16400.0, Some(174))],
+            ..NativeDiagnosis::default()
+        };
+        assert!(lend_lines(&mut memray, &recorded));
+        let lines: Vec<_> = memray
+            .sites
+            .iter()
+            .map(|s| s.python.as_ref().map(|f| f.line))
+            .collect();
+        assert_eq!(lines, [Some(174), Some(3), None]);
+        let mut unmatched = NativeDiagnosis {
+            sites: vec![site(1000.0, None)],
+            ..NativeDiagnosis::default()
+        };
+        assert!(!lend_lines(&mut unmatched, &recorded));
+    }
 
     #[test]
     fn the_long_window_is_three_times_the_short_one_within_bounds() {

@@ -104,7 +104,7 @@ def pillow_sgi_short_read():
     """
     image = Image.open(_ShortRead(SGI_HEADER + SGI_BODY))
     try:
-        image.load()
+        image.load()  # native leak
     except OSError:
         pass
 
@@ -155,7 +155,7 @@ def selectolax_css_matches():
     fix of 2024-01-21; the reporter notes its CHANGES entry was first misnumbered 0.3.15). About
     109 KiB of libc malloc a call in 0.3.17, invisible to tracemalloc and to the block count.
     """
-    LEXBOR_TREE.css_matches("div")
+    LEXBOR_TREE.css_matches("div")  # native leak
 
 
 def _greenlet_body():
@@ -171,4 +171,4 @@ def greenlet_spawn():
     memory leak". The chunk is CPython's own mmap'ed data stack: invisible to tracemalloc, the
     block count and mallinfo; only RSS (~4 KiB a call, one touched page) and VmSize grow.
     """
-    greenlet.greenlet(_greenlet_body, greenlet.getcurrent()).switch()
+    greenlet.greenlet(_greenlet_body, greenlet.getcurrent()).switch()  # native leak
