@@ -9,7 +9,13 @@ temporaries) drops out of the difference. The worker drives it: ``begin`` and ``
 each window's iterations, then ``finish``. Nothing here decides a verdict.
 
 Python allocations (memray's ``PYMALLOC_*`` records, the memory tracemalloc already sees) are
-dropped, so are allocations whose Python frames are all leakcheck's (its own work)."""
+dropped, so are allocations whose Python frames are all leakcheck's (its own work).
+
+When memray is missing, saw nothing grow, or saw sites without a Python frame, the worker runs
+two windows of the same lengths under leakcheck's own malloc recorder as well
+(``src/worker/malloc_recorder.rs``, its ``recorder_start``/``recorder_stop`` set here by the
+harness): it sees ``malloc`` called through a ``dlsym`` pointer (ctypes, cffi), which memray
+does not, and names the Python line, without native frames."""
 
 import json
 import os
@@ -42,7 +48,7 @@ _EVAL_FRAMES = (
 _tracker = None
 _folder = None
 # The window's tracer ("memray" or "recorder"), the Python trace function the recorder's
-# replaced, and the recorder's windows so far ({key: (bytes, blocks, python, caller)} each).
+# replaced, and the recorder's windows so far (each as ``_recorded_sites`` returns it).
 _tracer = None
 _saved_trace = None
 _recorded = []
@@ -68,6 +74,8 @@ def begin(folder, index, tracer):
     if tracer == "recorder":
         # The recorder's trace function replaces any Python one until the window ends.
         _saved_trace = sys.gettrace()
+        if index == 0:
+            _recorded.clear()
         recorder_start(OWN_FILES, [os.path.dirname(os.__file__) + os.sep])
         return
     import memray
