@@ -31,6 +31,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// step is added to every scenario.
 const EXIT_POLL: Duration = Duration::from_millis(1);
 
+/// How long samples gather in the channel before the supervisor reads them (see `run_worker`).
+const SAMPLE_BATCH: Duration = Duration::from_millis(1);
+
 /// How long to wait for the output pipes to close once the worker's processes are gone; a stray
 /// that escaped both nets may hold them open forever.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
@@ -125,7 +128,9 @@ pub fn run_worker(
     let mut asked = false;
     loop {
         let mut stop = false;
+        let mut sampling = false;
         let pumped = spawned.pipes.pump(POLL, |message| {
+            sampling = matches!(message, WorkerMessage::Sample { .. });
             if let Some(progress) = Progress::of(&message) {
                 on_progress(progress);
             }
@@ -134,6 +139,13 @@ pub fn run_worker(
         });
         if stop || !spawned.pipes.channel_open() {
             break;
+        }
+        if sampling && !pumped.exited {
+            // Samples come every few dozen microseconds in a short scenario: read as they came,
+            // each woke this thread, a context switch on both sides. Letting them gather in the
+            // pipe for a moment reads them in batches; the worker never waits (the pipe holds
+            // hundreds), and the last message of the scenario is read at most this much later.
+            std::thread::sleep(SAMPLE_BATCH);
         }
         if watch.finished() && !asked {
             asked = true;
