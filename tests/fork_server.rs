@@ -210,9 +210,11 @@ scenarios:
     for name in ["kills-the-server", "after-1", "after-2"] {
         assert_eq!(scenario(&results, name)["verdict"], "pass", "{name}: {log}");
     }
-    assert_eq!(
-        worker_starts(&results),
-        vec!["forked", "spawned", "spawned"],
-        "{log}"
-    );
+    // after-1's worker was forked ahead while kills-the-server ran: killed with the server when
+    // the scan saw it, and then spawned, or not yet re-parented to leakcheck and so still
+    // forked. Nothing is forked once the server is gone.
+    let starts = worker_starts(&results);
+    assert_eq!(starts[0], "forked", "{log}");
+    assert!(["forked", "spawned"].contains(&starts[1].as_str()), "{log}");
+    assert_eq!(starts[2], "spawned", "{log}");
 }

@@ -66,7 +66,8 @@ impl Progress {
 ///
 /// `ahead` carries a worker forked ahead between the scenarios of one scheduling thread: one
 /// there is taken for this scenario, and once this worker has sent its last message, the next
-/// is asked for when `more` says another scenario may follow (see [`Ahead`]).
+/// is asked for as soon as this one has started, when `more` says another scenario may follow
+/// (see [`Ahead`]).
 pub fn run_worker(
     program: &WorkerProgram,
     server: Option<&ForkServer>,
@@ -87,13 +88,6 @@ pub fn run_worker(
         Some(Ahead { cookie, pending }) => (cookie, Some(pending)),
         None => (reap::new_cookie(), None),
     };
-    // The next scenario's worker is asked for once this one has said its last word: its
-    // scenario code is done then, and never sees a sibling waiting (see `Ahead`).
-    let mut ask_ahead = || {
-        if more && let Some(server) = server {
-            *ahead = Ahead::ask(server);
-        }
-    };
     let mut spawned = match spawn(program, server, request, &cookie, pending) {
         Ok(spawned) => spawned,
         Err(err) => {
@@ -104,6 +98,10 @@ pub fn run_worker(
             };
         }
     };
+    // The next scenario's worker is forked while this one runs (see `Ahead`).
+    if more && let Some(server) = server {
+        *ahead = Ahead::ask(server);
+    }
     let pid = spawned.child.id();
     let start = match spawned.child {
         Process::Spawned(_) => WorkerStart::Spawned,
@@ -125,7 +123,6 @@ pub fn run_worker(
         }
         Some(Order::Leave) => true,
     };
-    let mut asked = false;
     loop {
         let mut stop = false;
         let mut sampling = false;
@@ -147,10 +144,6 @@ pub fn run_worker(
             // hundreds), and the last message of the scenario is read at most this much later.
             std::thread::sleep(SAMPLE_BATCH);
         }
-        if watch.finished() && !asked {
-            asked = true;
-            ask_ahead();
-        }
         if exit_status.is_none() && (pumped.exited || !spawned.pipes.exit_pollable()) {
             exit_status = spawned.child.try_wait();
         }
@@ -166,9 +159,6 @@ pub fn run_worker(
         }
     }
     spawned.pipes.close_channel();
-    if !asked {
-        ask_ahead();
-    }
 
     let grace = if watch.finished() { EXIT_GRACE } else { POLL };
     let status = exit_status.or_else(|| wait_briefly(&mut spawned, grace));
@@ -187,16 +177,19 @@ pub fn run_worker(
 /// A worker forked ahead, for the next scenario its scheduling thread runs, while the current
 /// one runs.
 ///
-/// A fork from the server takes two forks (see `worker::fork_server`) and, on a busy machine,
-/// several trips through the scheduler before the worker is re-parented and the server answers:
-/// 1.7 ms for one fork of a server holding a collected pytest suite, over 20 ms for the round
-/// trip at a load of 4 on 2 cores. Asked for as soon as the previous worker has sent its last
-/// message, that time passes while the previous worker exits and is reaped, swept and judged,
-/// rather than after. Not earlier: the previous scenario's code would then run beside an idle
-/// sibling it can see (a child of leakcheck, as it is), and a server that scenario killed
-/// could still have forked one. The worker waits for its request like any other; its cookie is
-/// made, and its environment set, before it is forked, so the stray sweep and the memory cap
-/// see it as they see one forked on demand.
+/// A fork from the server takes two forks (see `worker::fork_server`), each copying the page
+/// tables of a server that may hold a collected pytest suite, and several trips through the
+/// scheduler before the worker is re-parented and has faulted in what it touches first: 10-14
+/// ms between one pytest test's last message and the next one's first, at a load of 1, when it
+/// was asked for only once the previous worker had said its last word. Asked for as soon as the
+/// current worker has started, it is ready long before the current scenario ends.
+///
+/// It then waits beside the scenario, idle: blocked on its request, in a session and group of
+/// its own, with a cookie of its own, so that the group kill, the stray sweep and the memory
+/// cap of the current scenario neither count nor touch it, and the current worker's figures
+/// are its own process's. Scenario code that looks for leakcheck's children can see and kill
+/// it; a worker found dead when its scenario comes is reaped, and that scenario's is forked
+/// then (or spawned, when the server is gone too).
 pub struct Ahead {
     cookie: reap::Cookie,
     pending: PendingFork,
