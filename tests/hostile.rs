@@ -929,10 +929,19 @@ scenarios:
   - name: clean-first
     run: x = [i]
   - name: hangs-at-exit
+    # C output buffered for a pipe nobody reads: the worker flushes C streams as it leaves,
+    # and that write never returns.
     setup: |
-      import ctypes
+      import ctypes, os
       libc = ctypes.CDLL(None)
-      libc.on_exit(libc.pause, None)
+      libc.fdopen.restype = ctypes.c_void_p
+      libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+      libc.fwrite.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+      unread, pipe = os.pipe()
+      stream = libc.fdopen(pipe, b"w")
+      buffer = ctypes.create_string_buffer(1 << 20)
+      libc.setvbuf(stream, buffer, 0, 1 << 20)
+      libc.fwrite(b"x" * 200000, 1, 200000, stream)
     run: x = [i]
   - name: joins-leakcheck-group
     timeout: 3

@@ -21,8 +21,9 @@ use crate::protocol::{Phase, Sample, SampleKind, Timings, WatchdogLimit, WorkerM
 use crate::results::{Failure, WorkerStart};
 use crate::verdict::{Stop, Verdict};
 
-/// How long the worker may take to exit after its last message: exit-time code (an `atexit` or
-/// `on_exit` handler, a native destructor joining a thread) gets this long, and is killed after.
+/// How long the worker may take to exit after its last message. It runs no exit-time code (see
+/// `worker::leave`), but its flush of C streams can block on a pipe nobody reads: it is killed
+/// after this long.
 pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// How long to go on listening once the worker has exited and nothing more is heard: a
@@ -313,8 +314,8 @@ impl Watch {
         if self.hung_at_exit {
             // The scenario's results stand; where they came out of is said with its output.
             run.stderr.push_str(&format!(
-                "\n[leakcheck] the worker had not exited {} s after its last message (exit-time \
-                 code: an atexit or on_exit handler, a destructor joining a thread) and was killed\n",
+                "\n[leakcheck] the worker had not exited {} s after its last message (flushing C \
+                 output buffered for a pipe nobody reads, or stuck in the kernel) and was killed\n",
                 EXIT_GRACE.as_secs()
             ));
         }
@@ -687,8 +688,8 @@ mod tests {
         assert!(run.timings.is_some());
         assert_eq!(
             run.stderr,
-            "err\n[leakcheck] the worker had not exited 5 s after its last message (exit-time \
-             code: an atexit or on_exit handler, a destructor joining a thread) and was killed\n"
+            "err\n[leakcheck] the worker had not exited 5 s after its last message (flushing C \
+             output buffered for a pipe nobody reads, or stuck in the kernel) and was killed\n"
         );
     }
 
