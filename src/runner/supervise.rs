@@ -65,9 +65,8 @@ impl Progress {
 /// [`OUTPUT_GRACE`].
 ///
 /// `ahead` carries a worker forked ahead between the scenarios of one scheduling thread: one
-/// there is taken for this scenario, and once this worker has sent its last message, the next
-/// is asked for as soon as this one has started, when `more` says another scenario may follow
-/// (see [`Ahead`]).
+/// there is taken for this scenario, and the next is asked for as soon as this worker has
+/// started, when `more` says another scenario may follow (see [`Ahead`]).
 pub fn run_worker(
     program: &WorkerProgram,
     server: Option<&ForkServer>,
