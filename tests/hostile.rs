@@ -92,6 +92,11 @@ scenarios:
       import os
       if i == 4:
           os._exit(3)
+  - name: closes-every-descriptor
+    run: |
+      import os
+      if i == 4:
+          os.closerange(3, 65536)
   - name: sys-exit
     run: |
       import sys
@@ -147,6 +152,15 @@ fn crashes_exits_and_base_exceptions_are_errors_and_every_other_result_survives(
         let error = error_of(&results, name);
         assert!(error.contains(text), "{name}: {error}");
     }
+    // Closing every descriptor closes leakcheck's channel too: said so, not "Bad file
+    // descriptor".
+    let closer = scenario(&results, "closes-every-descriptor");
+    assert_eq!(closer["verdict"], "error", "{log}");
+    let stderr = closer["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains("scenario code closed leakcheck's result channel (file descriptor"),
+        "{stderr}"
+    );
     // The same facts, typed, for CI consumers: no need to read the sentence.
     let failure = &scenario(&results, "segfault")["failure"];
     assert_eq!(failure["kind"], "crashed", "{failure}");
@@ -170,7 +184,7 @@ fn crashes_exits_and_base_exceptions_are_errors_and_every_other_result_survives(
         traceback.contains(&format!("[segfault] run>\", line {line}")),
         "{traceback}"
     );
-    assert_eq!(results["summary"]["total"], 9);
+    assert_eq!(results["summary"]["total"], 10);
     assert_reports_name(
         &project,
         &[

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::protocol::{CHANNEL_FD, WorkerMessage};
 
@@ -70,9 +70,26 @@ impl Channel {
             // SAFETY: `_exit` ends the process immediately; nothing to uphold.
             unsafe { libc::_exit(0) };
         }
-        serde_json::to_writer(&mut self.out, message)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        let sent = (|| {
+            serde_json::to_writer(&mut self.out, message)?;
+            self.out.write_all(b"\n")?;
+            self.out.flush()
+        })();
+        sent.map_err(|err| self.explained(err))
+    }
+
+    /// The error of a write on the channel, saying who closed it when it was closed: scenario
+    /// code that closes every descriptor (`os.closerange(3, 65536)`, as daemonizing helpers
+    /// do) closes ours too, and a bare "Bad file descriptor" named no culprit.
+    fn explained(&self, err: std::io::Error) -> std::io::Error {
+        if err.raw_os_error() != Some(libc::EBADF) {
+            return err;
+        }
+        std::io::Error::other(format!(
+            "scenario code closed leakcheck's result channel (file descriptor {}), so nothing \
+             more could be reported; close only the descriptors the scenario opened",
+            self.out.get_ref().as_raw_fd()
+        ))
     }
 
     /// Flushes anything buffered (sends already flush; this is for the exit path).
