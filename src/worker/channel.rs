@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::protocol::{CHANNEL_FD, WorkerMessage};
@@ -39,10 +40,13 @@ pub fn take_runner_fd() -> std::io::Result<OwnedFd> {
 /// Writes [`WorkerMessage`]s to the runner, one line each, flushed immediately so the runner
 /// sees progress live and keeps every sample even if the worker dies right after.
 pub struct Channel {
-    out: BufWriter<File>,
+    /// Dropped by hand (see `Drop`): a descriptor scenario code closed must not be closed again.
+    out: ManuallyDrop<BufWriter<File>>,
     /// The process that opened the channel; a child forked by scenario code (`os.fork()`) must
     /// not speak on it.
     owner: u32,
+    /// A write found the descriptor closed (`EBADF`): it is not ours any more.
+    lost: bool,
 }
 
 impl Channel {
@@ -50,8 +54,9 @@ impl Channel {
     pub fn open() -> std::io::Result<Channel> {
         let file = File::from(take_runner_fd()?);
         Ok(Channel {
-            out: BufWriter::new(file),
+            out: ManuallyDrop::new(BufWriter::new(file)),
             owner: std::process::id(),
+            lost: false,
         })
     }
 
@@ -71,7 +76,7 @@ impl Channel {
             unsafe { libc::_exit(0) };
         }
         let sent = (|| {
-            serde_json::to_writer(&mut self.out, message)?;
+            serde_json::to_writer(&mut *self.out, message)?;
             self.out.write_all(b"\n")?;
             self.out.flush()
         })();
@@ -81,10 +86,11 @@ impl Channel {
     /// The error of a write on the channel, saying who closed it when it was closed: scenario
     /// code that closes every descriptor (`os.closerange(3, 65536)`, as daemonizing helpers
     /// do) closes ours too, and a bare "Bad file descriptor" named no culprit.
-    fn explained(&self, err: std::io::Error) -> std::io::Error {
+    fn explained(&mut self, err: std::io::Error) -> std::io::Error {
         if err.raw_os_error() != Some(libc::EBADF) {
             return err;
         }
+        self.lost = true;
         std::io::Error::other(format!(
             "scenario code closed leakcheck's result channel (file descriptor {}), so nothing \
              more could be reported; close only the descriptors the scenario opened",
@@ -95,5 +101,19 @@ impl Channel {
     /// Flushes anything buffered (sends already flush; this is for the exit path).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+impl Drop for Channel {
+    /// Flushes and closes the channel, unless scenario code closed its descriptor: closing that
+    /// number again would close whatever has it now (and aborts debug builds, which check that
+    /// an owned descriptor is still open when it is dropped).
+    fn drop(&mut self) {
+        // SAFETY: `out` is taken once, here, and never used after.
+        let out = unsafe { ManuallyDrop::take(&mut self.out) };
+        if self.lost {
+            let (file, _) = out.into_parts();
+            std::mem::forget(file);
+        }
     }
 }
